@@ -1,0 +1,413 @@
+//! Configuration: one typed struct, loaded once at start-up.
+//!
+//! Sources, later ones winning:
+//! 1. built-in defaults (enough to run on a laptop with nothing configured);
+//! 2. an optional TOML file (`--config FILE` or `CERT_ASSISTANT_CONFIG`);
+//! 3. environment variables `CERT_ASSISTANT_<SECTION>__<FIELD>` (for example
+//!    `CERT_ASSISTANT_HTTP__LISTEN=0.0.0.0:8080`), and the conventional `DATABASE_URL`.
+//!
+//! Secrets are [`SecretString`]s: their `Debug` output is redacted and they are only exposed
+//! where they are used. [`Config::validate`] runs before anything starts and reports every
+//! problem at once, in words an operator can act on, without echoing secret values.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable prefix of every setting (nested sections are separated by `__`).
+pub const ENV_PREFIX: &str = "CERT_ASSISTANT_";
+
+/// The whole configuration of the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the data lives.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// The HTTP listener (health checks, chat webhooks).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL` (or `CERT_ASSISTANT_DATABASE__URL`): a `postgres://` URL of the server to
+    /// use. Unset: the service starts its own private PostgreSQL cluster (see `private`).
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    /// Largest number of pooled connections (default 10).
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "lenient_number"
+    )]
+    pub max_connections: u32,
+    /// Settings of the private cluster used when `url` is unset.
+    #[serde(default)]
+    pub private: PrivatePostgresConfig,
+}
+
+/// The private PostgreSQL cluster the service runs when no `DATABASE_URL` is given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivatePostgresConfig {
+    /// Directory that holds the cluster (`pgdata/`, its socket in `run/`, `postgres.log`).
+    /// Default: `$XDG_DATA_HOME/cert-assistant/postgres` (usually
+    /// `~/.local/share/cert-assistant/postgres`); `/var/lib/cert-assistant/postgres` when
+    /// running as root, because the server then runs as the `postgres` user, who cannot enter
+    /// root's home.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of the PostgreSQL 15+ server programs (`initdb`, `pg_ctl`, `postgres`).
+    /// Default: found through `pg_config --bindir`, `/usr/lib/postgresql/*/bin`, then `PATH`.
+    #[serde(default)]
+    pub bin_dir: Option<PathBuf>,
+    /// System user that runs the server when the service runs as root (PostgreSQL refuses
+    /// to run as root). Default `postgres`.
+    #[serde(default)]
+    pub run_as_user: Option<String>,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default `127.0.0.1:8080`; use `0.0.0.0:8080` behind a load
+    /// balancer). Port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` (default) for terminals, `json` for log shippers.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,cert_assistant=debug` (default `info`).
+    /// `RUST_LOG`, when set, wins.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object a line.
+    Json,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: default_max_connections(),
+            private: PrivatePostgresConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            filter: default_log_filter(),
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or did not have the right shape.
+    #[error("could not load the configuration: {0}")]
+    Load(String),
+    /// The values were read but some are not usable.
+    #[error("the configuration is not valid:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "the configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // The environment is mapped by hand (rather than figment's `Env`) so tests can pass
+        // their own, and so every value stays a string: a secret made of digits must not turn
+        // into a number. Numeric fields accept strings through `lenient_number`.
+        let mut from_env = serde_json::Map::new();
+        for (key, value) in &env {
+            if key == "DATABASE_URL" {
+                insert_path(&mut from_env, &["database", "url"], value);
+            } else if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
+                if rest == "CONFIG" {
+                    continue;
+                }
+                let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                insert_path(&mut from_env, &path, value);
+            }
+        }
+        figment = figment.merge(Serialized::defaults(serde_json::Value::Object(from_env)));
+        let config: Self = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field that can be checked without side effects.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.listen_addr() {
+            problems.push(e);
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections must be at least 1".to_owned());
+        }
+        if let Some(url) = &self.database.url {
+            // Never echo the URL: it usually carries a password.
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                problems
+                    .push("DATABASE_URL must start with postgres:// or postgresql://".to_owned());
+            } else if let Err(e) = sqlx::postgres::PgConnectOptions::from_str(url) {
+                problems.push(format!(
+                    "DATABASE_URL is not a valid PostgreSQL URL ({}); expected postgres://user:password@host:5432/database",
+                    describe_url_error(&e)
+                ));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!(
+                "log.filter {:?} is not a valid filter: {e}",
+                self.log.filter
+            ));
+        }
+        if let Some(user) = &self.database.private.run_as_user
+            && user.trim().is_empty()
+        {
+            problems.push("database.private.run_as_user must not be empty".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.http.listen.parse().map_err(|_| {
+            format!(
+                "http.listen {:?} is not an address such as 127.0.0.1:8080",
+                self.http.listen
+            )
+        })
+    }
+}
+
+fn describe_url_error(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Configuration(_) => "malformed URL".to_owned(),
+        _ => "unreadable URL".to_owned(),
+    }
+}
+
+fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&str], value: &str) {
+    match path {
+        [] => {}
+        [last] => {
+            map.insert(
+                (*last).to_owned(),
+                serde_json::Value::String(value.to_owned()),
+            );
+        }
+        [first, rest @ ..] => {
+            let entry = map
+                .entry((*first).to_owned())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if !entry.is_object() {
+                *entry = serde_json::Value::Object(serde_json::Map::new());
+            }
+            if let serde_json::Value::Object(inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Accepts a number written as a number (TOML) or as a string (environment variables).
+fn lenient_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64> + FromStr,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString {
+        Number(u64),
+        String(String),
+    }
+    let invalid = || serde::de::Error::custom("expected a whole number");
+    match NumberOrString::deserialize(deserializer)? {
+        NumberOrString::Number(n) => T::try_from(n).map_err(|_| invalid()),
+        NumberOrString::String(s) => s.trim().parse().map_err(|_| invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::load_from(None, env(&[])).expect("defaults are valid");
+        assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert!(config.database.url.is_none());
+        assert_eq!(config.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn environment_overrides_nested_fields() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("CERT_ASSISTANT_HTTP__LISTEN", "0.0.0.0:9000"),
+                ("CERT_ASSISTANT_LOG__FORMAT", "json"),
+                ("CERT_ASSISTANT_DATABASE__MAX_CONNECTIONS", "3"),
+                (
+                    "DATABASE_URL",
+                    "postgres://app:hunter2@db.example.com/certs",
+                ),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.http.listen, "0.0.0.0:9000");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.database.max_connections, 3);
+        assert!(config.database.url.is_some());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let config = Config::load_from(
+            None,
+            env(&[(
+                "DATABASE_URL",
+                "postgres://app:hunter2@db.example.com/certs",
+            )]),
+        )
+        .expect("valid");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn invalid_values_are_all_reported_without_secrets() {
+        let err = Config::load_from(
+            None,
+            env(&[
+                ("CERT_ASSISTANT_HTTP__LISTEN", "not-an-address"),
+                ("CERT_ASSISTANT_DATABASE__MAX_CONNECTIONS", "0"),
+                ("DATABASE_URL", "mysql://app:hunter2@db/certs"),
+            ]),
+        )
+        .expect_err("invalid");
+        let message = err.to_string();
+        assert!(message.contains("http.listen"), "{message}");
+        assert!(message.contains("max_connections"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let err = Config::load_from(None, env(&[("CERT_ASSISTANT_HTTP__LISTEM", "x")]))
+            .expect_err("typo is refused");
+        assert!(err.to_string().contains("listem"), "{err}");
+    }
+
+    #[test]
+    fn a_file_is_read_and_the_environment_wins_over_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cert-assistant.toml");
+        std::fs::write(
+            &path,
+            "[http]\nlisten = \"127.0.0.1:7000\"\n[log]\nfilter = \"debug\"\n",
+        )
+        .expect("write");
+        let config = Config::load_from(
+            Some(&path),
+            env(&[("CERT_ASSISTANT_HTTP__LISTEN", "127.0.0.1:7001")]),
+        )
+        .expect("valid");
+        assert_eq!(config.http.listen, "127.0.0.1:7001");
+        assert_eq!(config.log.filter, "debug");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let err = Config::load_from(Some(Path::new("/nonexistent/ca.toml")), env(&[]))
+            .expect_err("missing");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,175 @@
+//! The PostgreSQL store: connecting (to `DATABASE_URL` or a private cluster) and migrating.
+//!
+//! One database holds both sides of the system: the event store (`events`, `snapshots`) that
+//! the aggregates write, and the documented relational read model that projections fill and
+//! auditors query.
+
+pub mod private_cluster;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::DatabaseConfig;
+use private_cluster::{PrivateCluster, PrivateClusterOptions};
+
+/// The migrations under `migrations/`, embedded in the binary. Append-only: an applied
+/// migration is never edited; sqlx refuses to start when one was.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The database the service uses inside its private cluster.
+pub const PRIVATE_DATABASE: &str = "cert_assistant";
+
+/// An open database: the pool, and the private cluster behind it if the service runs one.
+#[derive(Debug)]
+pub struct Database {
+    pool: PgPool,
+    cluster: Option<PrivateCluster>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL` when configured; otherwise starts (or reuses) the private
+    /// cluster and connects to its `cert_assistant` database, creating it on first use.
+    pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        match &config.url {
+            Some(url) => {
+                let options = PgConnectOptions::from_str(url.expose_secret())
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                let pool = pool(config, options)
+                    .await
+                    .context("could not connect to the PostgreSQL server of DATABASE_URL")?;
+                Ok(Self {
+                    pool,
+                    cluster: None,
+                })
+            }
+            None => {
+                let options = PrivateClusterOptions {
+                    root: config
+                        .private
+                        .data_dir
+                        .clone()
+                        .unwrap_or_else(private_cluster::default_root),
+                    bin_dir: config.private.bin_dir.clone(),
+                    run_as_user: config
+                        .private
+                        .run_as_user
+                        .clone()
+                        .unwrap_or_else(|| "postgres".to_owned()),
+                    durable: true,
+                };
+                let cluster = PrivateCluster::start(&options)
+                    .await
+                    .context("could not start the private PostgreSQL cluster")?;
+                let result = async {
+                    create_database_if_missing(
+                        &cluster.connect_options("postgres"),
+                        PRIVATE_DATABASE,
+                    )
+                    .await?;
+                    pool(config, cluster.connect_options(PRIVATE_DATABASE))
+                        .await
+                        .context("could not connect to the private PostgreSQL cluster")
+                }
+                .await;
+                match result {
+                    Ok(pool) => {
+                        tracing::info!(
+                            psql = %cluster.psql_hint(PRIVATE_DATABASE),
+                            "using the private PostgreSQL cluster"
+                        );
+                        Ok(Self {
+                            pool,
+                            cluster: Some(cluster),
+                        })
+                    }
+                    Err(e) => {
+                        if let Err(stop) = cluster.stop().await {
+                            tracing::warn!(error = %stop, "could not stop the private PostgreSQL cluster");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The private cluster, if the service runs one.
+    pub fn private_cluster(&self) -> Option<&PrivateCluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Closes the pool and stops the private cluster if this process started it.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            cluster
+                .stop()
+                .await
+                .context("could not stop the private PostgreSQL cluster")?;
+            tracing::info!("private PostgreSQL stopped");
+        }
+        Ok(())
+    }
+}
+
+/// Applies every pending migration. Safe to run from several replicas at once: sqlx takes an
+/// advisory lock for the duration.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("could not apply the database migrations")
+}
+
+async fn pool(config: &DatabaseConfig, options: PgConnectOptions) -> anyhow::Result<PgPool> {
+    let options = options.application_name("cert-assistant");
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Creates `name` unless it exists. Concurrent callers are fine: losing the race is success.
+pub async fn create_database_if_missing(
+    server: &PgConnectOptions,
+    name: &str,
+) -> anyhow::Result<()> {
+    let mut conn = server
+        .connect()
+        .await
+        .context("could not connect to the PostgreSQL server")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let create = format!("CREATE DATABASE {}", quote_identifier(name));
+        if let Err(e) = sqlx::query(&create).execute(&mut conn).await {
+            let duplicate = e
+                .as_database_error()
+                .and_then(|db| db.code())
+                .is_some_and(|code| code == "42P04" || code == "23505");
+            if !duplicate {
+                return Err(e).with_context(|| format!("could not create database {name}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Quotes an SQL identifier (`"name"`, inner quotes doubled).
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,281 @@
+//! The test harness: a fresh, migrated database per test, and the service on port 0.
+//!
+//! Databases live on the server of `DATABASE_URL` when it is set; otherwise on one private
+//! cluster started once per test run (in a temporary directory, fsync off) and removed when
+//! the test process exits. Each test's database is a copy of a migrated template, which is
+//! much faster than migrating every time.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cert_assistant::app::Application;
+use cert_assistant::config::Config;
+use cert_assistant::db::private_cluster::{PrivateCluster, PrivateClusterOptions};
+use cert_assistant::db::{MIGRATOR, quote_identifier};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+/// Test databases older than this, left by earlier runs on an external server, are dropped.
+const STALE_AFTER_SECS: u64 = 2 * 60 * 60;
+const TEST_DB_PREFIX: &str = "ca_t_";
+
+/// The server every test of this run uses.
+struct TestServer {
+    /// Options for the server's maintenance database; `.database(name)` for any other.
+    admin: PgConnectOptions,
+    /// The migrated template database.
+    template: String,
+    /// The private cluster's socket directory, when we run one (for URLs handed to the CLI).
+    socket_dir: Option<std::path::PathBuf>,
+}
+
+static SERVER: OnceLock<TestServer> = OnceLock::new();
+
+fn server() -> &'static TestServer {
+    SERVER.get_or_init(|| {
+        // Each #[tokio::test] has its own runtime; set up on a runtime of our own so nothing
+        // created here is tied to the first test's runtime.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the test harness")
+                .block_on(set_up_server())
+        })
+        .join()
+        .expect("test harness set-up panicked")
+    })
+}
+
+async fn set_up_server() -> TestServer {
+    let (admin, socket_dir) = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL is a valid URL");
+            drop_stale_databases(&admin).await;
+            (admin, None)
+        }
+        _ => {
+            let root = tempfile::Builder::new()
+                .prefix("cert-assistant-test-")
+                .tempdir()
+                .expect("a temporary directory for the test cluster")
+                .keep();
+            let cluster = PrivateCluster::start(&PrivateClusterOptions {
+                root,
+                bin_dir: None,
+                run_as_user: "postgres".to_owned(),
+                durable: false,
+            })
+            .await
+            .expect("the private test cluster starts");
+            cluster
+                .remove_when_process_exits(std::process::id())
+                .expect("the cluster cleanup watcher starts");
+            let socket_dir = cluster.socket_dir();
+            (cluster.connect_options("postgres"), Some(socket_dir))
+        }
+    };
+    let template = ensure_template(&admin).await;
+    TestServer {
+        admin,
+        template,
+        socket_dir,
+    }
+}
+
+/// The template's name changes whenever a migration does, so a stale template is never used.
+fn template_name() -> String {
+    let mut hasher = Sha256::new();
+    for migration in MIGRATOR.iter() {
+        hasher.update(migration.version.to_be_bytes());
+        hasher.update(&migration.checksum);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("ca_tpl_{hex}")
+}
+
+async fn ensure_template(admin: &PgConnectOptions) -> String {
+    let name = template_name();
+    let mut conn = admin.connect().await.expect("connect to the test server");
+    // Parallel test runs against one server: one builds the template, the others wait.
+    sqlx::query("SELECT pg_advisory_lock(hashtext('cert-assistant test template'))")
+        .execute(&mut conn)
+        .await
+        .expect("template lock");
+    let ready: Option<bool> =
+        sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
+            .bind(&name)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("look up the template");
+    if ready != Some(true) {
+        let quoted = quote_identifier(&name);
+        if ready == Some(false) {
+            // A run that died half-way left it behind.
+            sqlx::query(&format!("DROP DATABASE {quoted} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("drop a half-built template");
+        }
+        sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the template");
+        let mut template = admin
+            .clone()
+            .database(&name)
+            .connect()
+            .await
+            .expect("connect to the template");
+        MIGRATOR
+            .run(&mut template)
+            .await
+            .expect("migrations apply to an empty database");
+        template.close().await.expect("close the template");
+        // Marked last: a template is only used once fully migrated.
+        sqlx::query(&format!("ALTER DATABASE {quoted} IS_TEMPLATE true"))
+            .execute(&mut conn)
+            .await
+            .expect("mark the template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('cert-assistant test template'))")
+        .execute(&mut conn)
+        .await
+        .expect("template unlock");
+    conn.close().await.ok();
+    name
+}
+
+async fn drop_stale_databases(admin: &PgConnectOptions) {
+    let Ok(mut conn) = admin.connect().await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ca\\_t\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    let now = unix_now();
+    for name in names {
+        let created = name
+            .strip_prefix(TEST_DB_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|created| now.saturating_sub(created) > STALE_AFTER_SECS) {
+            let drop = format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_identifier(&name)
+            );
+            sqlx::query(&drop).execute(&mut conn).await.ok();
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A fresh database of its own, migrated, for one test.
+pub struct TestDb {
+    /// A pool on it.
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    /// Copies the migrated template into a new database.
+    pub async fn new() -> Self {
+        let name = Self::create_from(Some(&server().template)).await;
+        let options = server().admin.clone().database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect_with(options.clone())
+            .await
+            .expect("connect to the test database");
+        Self { pool }
+    }
+
+    /// A new empty database (no migrations), for testing the migrate command.
+    pub async fn empty() -> (String, PgConnectOptions) {
+        let name = Self::create_from(None).await;
+        (name.clone(), server().admin.clone().database(&name))
+    }
+
+    async fn create_from(template: Option<&str>) -> String {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{TEST_DB_PREFIX}{}_{}", unix_now(), &suffix[..12]);
+        let mut sql = format!("CREATE DATABASE {}", quote_identifier(&name));
+        if let Some(template) = template {
+            sql.push_str(&format!(" TEMPLATE {}", quote_identifier(template)));
+        }
+        let mut conn = server()
+            .admin
+            .connect()
+            .await
+            .expect("connect to the test server");
+        sqlx::query(&sql)
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        conn.close().await.ok();
+        name
+    }
+}
+
+/// A `postgres://` URL of database `name` on the test server.
+pub fn database_url(name: &str) -> String {
+    if let Some(socket_dir) = &server().socket_dir {
+        return format!(
+            "postgres://postgres@localhost:5432/{name}?host={}",
+            socket_dir.display()
+        );
+    }
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL is set");
+    let mut parsed = url::Url::parse(&url).expect("DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+/// The service, running on a free port against its own fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// Its database.
+    #[expect(dead_code, reason = "used by the domain and chat tests to come")]
+    pub db: TestDb,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// GET `path` on the service.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the request reaches the service")
+    }
+}
+
+/// Starts the service in the background on port 0.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new().await;
+    let mut config = Config::load_from(None, Vec::new()).expect("default configuration");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = Application::build(&config, db.pool.clone())
+        .await
+        .expect("the service builds");
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    TestApp {
+        address,
+        db,
+        http: reqwest::Client::new(),
+    }
+}

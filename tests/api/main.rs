@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step, one shared database server per run).
+
+mod cli;
+mod event_store;
+mod health;
+mod helpers;
+mod schema;
+mod views;
