@@ -21,5 +21,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod http;
 pub mod telemetry;

@@ -1,0 +1,488 @@
+//! The certificate aggregate: an issued certificate, its downloads, its expiry reminders,
+//! its expiry and its revocation.
+//!
+//! Rules:
+//! - revocation needs an RFC 5280 reason, is done by the owner or an admin, happens once, and
+//!   is refused for an expired certificate (it no longer needs revoking);
+//! - an expiry reminder is recorded once per threshold (days before `valid_to`);
+//! - the generated private key is downloaded once, by the owner, and only if the system
+//!   generated it; certificate and chain downloads are unlimited but all counted.
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::actor::{Actor, Role};
+use super::key_material::EncryptedPrivateKey;
+use super::text::Text;
+use super::values::{
+    CommonName, DnsName, KeyAlgorithm, RequestNumber, RevocationReason, SerialNumber, closed_set,
+};
+
+closed_set! {
+    /// A certificate's status (`certificates.status`).
+    CertificateStatus, "status", "certificate status" {
+        /// In use.
+        Active = "active",
+        /// Revoked.
+        Revoked = "revoked",
+        /// Past `valid_to`.
+        Expired = "expired",
+        /// On hold.
+        Suspended = "suspended",
+    }
+}
+
+closed_set! {
+    /// What can be downloaded.
+    Artifact, "artifact", "artifact" {
+        /// The certificate, PEM.
+        Certificate = "certificate" | "cert",
+        /// The issuing chain, PEM.
+        Chain = "chain",
+        /// The generated private key, encrypted.
+        PrivateKey = "private_key" | "key",
+    }
+}
+
+/// Where the artifacts are stored (`certificates.s3_*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageKeys {
+    /// Bucket (or `local` for the local store).
+    pub bucket: String,
+    /// Object key of the certificate.
+    pub certificate: String,
+    /// Object key of the chain.
+    pub chain: Option<String>,
+    /// Object key of the encrypted private key.
+    pub private_key: Option<String>,
+}
+
+/// Everything known about an issued certificate (copied from the X.509 by the saga).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCertificate {
+    /// The aggregate id (`certificates.id`).
+    pub certificate_id: Uuid,
+    /// The request it came from.
+    pub request_id: Uuid,
+    /// Its number.
+    pub request_number: RequestNumber,
+    /// The owner (the requester).
+    pub owner: Actor,
+    /// Serial.
+    pub serial_number: SerialNumber,
+    /// SHA-1 thumbprint, hex.
+    pub thumbprint_sha1: String,
+    /// SHA-256 thumbprint, hex.
+    pub thumbprint_sha256: String,
+    /// CN.
+    pub common_name: CommonName,
+    /// Subject DN.
+    pub subject_dn: String,
+    /// Issuer DN.
+    pub issuer_dn: String,
+    /// DNS SANs.
+    pub subject_alternative_names: Vec<DnsName>,
+    /// notBefore.
+    pub valid_from: DateTime<Utc>,
+    /// notAfter.
+    pub valid_to: DateTime<Utc>,
+    /// Key algorithm.
+    pub key_algorithm: KeyAlgorithm,
+    /// Key size in bits.
+    pub key_size: u32,
+    /// Signature algorithm, e.g. `ecdsa-with-SHA256`.
+    pub signature_algorithm: String,
+    /// Where it is stored.
+    pub storage: StorageKeys,
+    /// The generated private key, encrypted, if the system generated it.
+    pub private_key: Option<EncryptedPrivateKey>,
+}
+
+/// What can be asked of a certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertificateCommand {
+    /// Record an issued certificate.
+    Issue {
+        /// Its details.
+        certificate: Box<IssuedCertificate>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record a download.
+    RecordDownload {
+        /// Who.
+        by: Actor,
+        /// What.
+        artifact: Artifact,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record an expiry reminder for a threshold.
+    RecordExpiryReminder {
+        /// The threshold, in days before expiry.
+        days_before: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Mark it expired (at or after `valid_to`).
+    MarkExpired {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Revoke it.
+    Revoke {
+        /// Who asked.
+        by: Actor,
+        /// RFC 5280 reason.
+        reason: RevocationReason,
+        /// Free text.
+        text: Option<Text>,
+        /// Whether the reason needed an approval.
+        approval_required: bool,
+        /// Who approved, when it was needed.
+        approved_by: Option<Actor>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to a certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CertificateEvent {
+    /// It was issued.
+    CertificateIssued {
+        /// Its details.
+        certificate: Box<IssuedCertificate>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Someone downloaded an artifact.
+    CertificateDownloaded {
+        /// Who.
+        by: Actor,
+        /// What.
+        artifact: Artifact,
+        /// Downloads of the certificate so far, this one included.
+        download_count: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The owner was reminded of the expiry.
+    ExpiryReminderSent {
+        /// Threshold in days.
+        days_before: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// It expired.
+    CertificateExpired {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// It was revoked.
+    CertificateRevoked {
+        /// Who asked.
+        by: Actor,
+        /// RFC 5280 reason.
+        reason: RevocationReason,
+        /// Free text.
+        text: Option<String>,
+        /// Whether the reason needed an approval.
+        approval_required: bool,
+        /// Who approved.
+        approved_by: Option<Actor>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CertificateEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::CertificateIssued { .. } => "CertificateIssued",
+            Self::CertificateDownloaded { .. } => "CertificateDownloaded",
+            Self::ExpiryReminderSent { .. } => "ExpiryReminderSent",
+            Self::CertificateExpired { .. } => "CertificateExpired",
+            Self::CertificateRevoked { .. } => "CertificateRevoked",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
+
+/// Why a certificate command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// Already recorded.
+    #[error("certificate {0} is already recorded")]
+    AlreadyIssued(String),
+    /// Unknown certificate.
+    #[error("there is no such certificate")]
+    NotFound,
+    /// Revoked already.
+    #[error("certificate {serial} was already revoked at {at}")]
+    AlreadyRevoked {
+        /// Serial.
+        serial: String,
+        /// When.
+        at: String,
+    },
+    /// Expired.
+    #[error("certificate {0} has expired; an expired certificate is not revoked")]
+    Expired(String),
+    /// Not the owner or an admin.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A reminder for that threshold was already sent.
+    #[error("the {0}-day expiry reminder was already sent")]
+    AlreadyReminded(u32),
+    /// Not active.
+    #[error("certificate {serial} is {status}")]
+    NotActive {
+        /// Serial.
+        serial: String,
+        /// Status.
+        status: CertificateStatus,
+    },
+    /// Not yet at `valid_to`.
+    #[error("certificate {0} is still valid")]
+    NotYetExpired(String),
+    /// The private key is gone or never existed.
+    #[error("{0}")]
+    NoPrivateKey(String),
+    /// A reason that needs approval came without one.
+    #[error("revoking for {0} needs an approval first")]
+    ApprovalMissing(RevocationReason),
+}
+
+/// The state rebuilt from events.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Certificate {
+    state: Option<CertificateState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CertificateState {
+    serial: SerialNumber,
+    owner: Actor,
+    valid_to: DateTime<Utc>,
+    status: CertificateStatus,
+    has_private_key: bool,
+    private_key_downloaded: bool,
+    download_count: u32,
+    reminders: Vec<u32>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Certificate {
+    /// The status, once issued.
+    pub fn status(&self) -> Option<CertificateStatus> {
+        self.state.as_ref().map(|s| s.status)
+    }
+
+    /// The owner, once issued.
+    pub fn owner(&self) -> Option<&Actor> {
+        self.state.as_ref().map(|s| &s.owner)
+    }
+
+    /// Thresholds already reminded of.
+    pub fn reminders(&self) -> Vec<u32> {
+        self.state
+            .as_ref()
+            .map(|s| s.reminders.clone())
+            .unwrap_or_default()
+    }
+
+    fn existing(&self) -> Result<&CertificateState, CertificateError> {
+        self.state.as_ref().ok_or(CertificateError::NotFound)
+    }
+}
+
+impl CertificateState {
+    fn expect_active(&self) -> Result<(), CertificateError> {
+        if self.status == CertificateStatus::Active {
+            Ok(())
+        } else {
+            Err(CertificateError::NotActive {
+                serial: self.serial.to_string(),
+                status: self.status,
+            })
+        }
+    }
+}
+
+impl Aggregate for Certificate {
+    const TYPE: &'static str = "Certificate";
+    type Command = CertificateCommand;
+    type Event = CertificateEvent;
+    type Error = CertificateError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            CertificateCommand::Issue { certificate, at } => {
+                if let Some(state) = &self.state {
+                    return Err(CertificateError::AlreadyIssued(state.serial.to_string()));
+                }
+                CertificateEvent::CertificateIssued { certificate, at }
+            }
+            CertificateCommand::RecordDownload { by, artifact, at } => {
+                let state = self.existing()?;
+                let owner_or_admin = by.is(&state.owner) || by.role == Role::Admin;
+                if artifact == Artifact::PrivateKey {
+                    if !by.is(&state.owner) {
+                        return Err(CertificateError::NotAllowed(
+                            "only the owner can download the private key".to_owned(),
+                        ));
+                    }
+                    if !state.has_private_key {
+                        return Err(CertificateError::NoPrivateKey(
+                            "this certificate's key was not generated here, so there is no \
+                             private key to download"
+                                .to_owned(),
+                        ));
+                    }
+                    if state.private_key_downloaded {
+                        return Err(CertificateError::NoPrivateKey(
+                            "the private key was already downloaded once; it is not handed \
+                             out again"
+                                .to_owned(),
+                        ));
+                    }
+                    if state.status != CertificateStatus::Active {
+                        return Err(CertificateError::NoPrivateKey(format!(
+                            "the certificate is {}; its private key is no longer handed out",
+                            state.status
+                        )));
+                    }
+                } else if !owner_or_admin && by.role != Role::Auditor {
+                    return Err(CertificateError::NotAllowed(
+                        "only the owner, admins and auditors can download this certificate"
+                            .to_owned(),
+                    ));
+                }
+                let download_count = if artifact == Artifact::Certificate {
+                    state.download_count + 1
+                } else {
+                    state.download_count
+                };
+                CertificateEvent::CertificateDownloaded {
+                    by,
+                    artifact,
+                    download_count,
+                    at,
+                }
+            }
+            CertificateCommand::RecordExpiryReminder { days_before, at } => {
+                let state = self.existing()?;
+                state.expect_active()?;
+                if state.reminders.contains(&days_before) {
+                    return Err(CertificateError::AlreadyReminded(days_before));
+                }
+                CertificateEvent::ExpiryReminderSent { days_before, at }
+            }
+            CertificateCommand::MarkExpired { at } => {
+                let state = self.existing()?;
+                state.expect_active()?;
+                if at < state.valid_to {
+                    return Err(CertificateError::NotYetExpired(state.serial.to_string()));
+                }
+                CertificateEvent::CertificateExpired { at }
+            }
+            CertificateCommand::Revoke {
+                by,
+                reason,
+                text,
+                approval_required,
+                approved_by,
+                at,
+            } => {
+                let state = self.existing()?;
+                if let Some(revoked_at) = state.revoked_at {
+                    return Err(CertificateError::AlreadyRevoked {
+                        serial: state.serial.to_string(),
+                        at: revoked_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                    });
+                }
+                if state.status == CertificateStatus::Expired || at >= state.valid_to {
+                    return Err(CertificateError::Expired(state.serial.to_string()));
+                }
+                if !by.is(&state.owner) && by.role != Role::Admin {
+                    return Err(CertificateError::NotAllowed(
+                        "only the certificate's owner or an admin can revoke it".to_owned(),
+                    ));
+                }
+                if approval_required && approved_by.is_none() {
+                    return Err(CertificateError::ApprovalMissing(reason));
+                }
+                CertificateEvent::CertificateRevoked {
+                    by,
+                    reason,
+                    text: text.map(|t| t.to_string()),
+                    approval_required,
+                    approved_by,
+                    at,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        if let CertificateEvent::CertificateIssued { certificate, .. } = &event {
+            self.state = Some(CertificateState {
+                serial: certificate.serial_number.clone(),
+                owner: certificate.owner.clone(),
+                valid_to: certificate.valid_to,
+                status: CertificateStatus::Active,
+                has_private_key: certificate.private_key.is_some(),
+                private_key_downloaded: false,
+                download_count: 0,
+                reminders: Vec::new(),
+                revoked_at: None,
+            });
+            return;
+        }
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        match event {
+            CertificateEvent::CertificateIssued { .. } => {}
+            CertificateEvent::CertificateDownloaded {
+                artifact,
+                download_count,
+                ..
+            } => {
+                state.download_count = download_count;
+                if artifact == Artifact::PrivateKey {
+                    state.private_key_downloaded = true;
+                }
+            }
+            CertificateEvent::ExpiryReminderSent { days_before, .. } => {
+                state.reminders.push(days_before);
+            }
+            CertificateEvent::CertificateExpired { .. } => {
+                state.status = CertificateStatus::Expired;
+            }
+            CertificateEvent::CertificateRevoked { at, .. } => {
+                state.status = CertificateStatus::Revoked;
+                state.revoked_at = Some(at);
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Given / when / then for certificates.
+
+use chrono::Duration;
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::domain::testing::{actor, at, request_id, requester, text};
+
+type Framework = TestFramework<Certificate>;
+
+fn issued_with_key(private_key: Option<EncryptedPrivateKey>) -> CertificateEvent {
+    CertificateEvent::CertificateIssued {
+        certificate: Box::new(IssuedCertificate {
+            certificate_id: Uuid::from_u128(0xCE27),
+            request_id: request_id(),
+            request_number: RequestNumber::parse("REQ-20261127-00001").expect("number"),
+            owner: requester(),
+            serial_number: SerialNumber::parse("0A1B").expect("serial"),
+            thumbprint_sha1: "aa".repeat(20),
+            thumbprint_sha256: "bb".repeat(32),
+            common_name: CommonName::parse("app.example.com").expect("cn"),
+            subject_dn: "CN=app.example.com".to_owned(),
+            issuer_dn: "CN=Issuing CA".to_owned(),
+            subject_alternative_names: vec![DnsName::parse("app.example.com").expect("san")],
+            valid_from: at(0),
+            valid_to: at(0) + Duration::days(90),
+            key_algorithm: KeyAlgorithm::EccP256,
+            key_size: 256,
+            signature_algorithm: "ecdsa-with-SHA256".to_owned(),
+            storage: StorageKeys {
+                bucket: "local".to_owned(),
+                certificate: "certs/0A1B.pem".to_owned(),
+                chain: Some("certs/0A1B.chain.pem".to_owned()),
+                private_key: private_key.as_ref().map(|_| "keys/0A1B.enc".to_owned()),
+            },
+            private_key,
+        }),
+        at: at(0),
+    }
+}
+
+fn issued() -> CertificateEvent {
+    issued_with_key(Some(EncryptedPrivateKey {
+        data_key_id: Uuid::from_u128(9),
+        algorithm: "AES-256-GCM".to_owned(),
+        ciphertext: "abc".to_owned(),
+    }))
+}
+
+fn revoke(by: Actor, minute: u32) -> CertificateCommand {
+    CertificateCommand::Revoke {
+        by,
+        reason: RevocationReason::KeyCompromise,
+        text: Some(text("laptop stolen")),
+        approval_required: false,
+        approved_by: None,
+        at: at(minute),
+    }
+}
+
+fn revoked(minute: u32) -> CertificateEvent {
+    CertificateEvent::CertificateRevoked {
+        by: requester(),
+        reason: RevocationReason::KeyCompromise,
+        text: Some("laptop stolen".to_owned()),
+        approval_required: false,
+        approved_by: None,
+        at: at(minute),
+    }
+}
+
+async fn refused(given: Vec<CertificateEvent>, command: CertificateCommand) -> CertificateError {
+    Framework::with(())
+        .given(given)
+        .when_async(command)
+        .await
+        .inspect_result()
+        .expect_err("refused")
+}
+
+#[tokio::test]
+async fn the_owner_revokes_with_a_reason() {
+    Framework::with(())
+        .given(vec![issued()])
+        .when_async(revoke(requester(), 5))
+        .await
+        .then_expect_events(vec![revoked(5)]);
+}
+
+#[tokio::test]
+async fn revoking_twice_is_refused_with_when_it_happened() {
+    let error = refused(vec![issued(), revoked(5)], revoke(requester(), 6)).await;
+    assert_eq!(
+        error.to_string(),
+        "certificate 0A1B was already revoked at 2026-11-27 10:05 UTC"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_not_revoked() {
+    let error = refused(
+        vec![
+            issued(),
+            CertificateEvent::CertificateExpired {
+                at: at(0) + Duration::days(91),
+            },
+        ],
+        revoke(requester(), 6),
+    )
+    .await;
+    assert_eq!(error, CertificateError::Expired("0A1B".to_owned()));
+    // Past valid_to counts as expired even before the expiry job marked it.
+    let late = CertificateCommand::Revoke {
+        by: requester(),
+        reason: RevocationReason::Superseded,
+        text: None,
+        approval_required: false,
+        approved_by: None,
+        at: at(0) + Duration::days(90),
+    };
+    assert_eq!(
+        refused(vec![issued()], late).await,
+        CertificateError::Expired("0A1B".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_revokes() {
+    let error = refused(vec![issued()], revoke(actor("jane", Role::Approver), 5)).await;
+    assert!(matches!(error, CertificateError::NotAllowed(_)));
+    Framework::with(())
+        .given(vec![issued()])
+        .when_async(revoke(actor("root", Role::Admin), 5))
+        .await
+        .inspect_result()
+        .expect("admins may revoke");
+}
+
+#[tokio::test]
+async fn a_reason_that_needs_approval_needs_an_approver() {
+    let command = CertificateCommand::Revoke {
+        by: requester(),
+        reason: RevocationReason::CessationOfOperation,
+        text: None,
+        approval_required: true,
+        approved_by: None,
+        at: at(3),
+    };
+    assert_eq!(
+        refused(vec![issued()], command).await,
+        CertificateError::ApprovalMissing(RevocationReason::CessationOfOperation)
+    );
+}
+
+#[tokio::test]
+async fn each_expiry_threshold_is_reminded_once() {
+    Framework::with(())
+        .given(vec![issued()])
+        .when_async(CertificateCommand::RecordExpiryReminder {
+            days_before: 30,
+            at: at(1),
+        })
+        .await
+        .then_expect_events(vec![CertificateEvent::ExpiryReminderSent {
+            days_before: 30,
+            at: at(1),
+        }]);
+    let error = refused(
+        vec![
+            issued(),
+            CertificateEvent::ExpiryReminderSent {
+                days_before: 30,
+                at: at(1),
+            },
+        ],
+        CertificateCommand::RecordExpiryReminder {
+            days_before: 30,
+            at: at(2),
+        },
+    )
+    .await;
+    assert_eq!(error, CertificateError::AlreadyReminded(30));
+    // Revoked certificates get no reminders.
+    let error = refused(
+        vec![issued(), revoked(1)],
+        CertificateCommand::RecordExpiryReminder {
+            days_before: 7,
+            at: at(2),
+        },
+    )
+    .await;
+    assert!(matches!(error, CertificateError::NotActive { .. }));
+}
+
+#[tokio::test]
+async fn expiry_is_recorded_only_once_valid_to_has_passed() {
+    assert_eq!(
+        refused(
+            vec![issued()],
+            CertificateCommand::MarkExpired { at: at(1) }
+        )
+        .await,
+        CertificateError::NotYetExpired("0A1B".to_owned())
+    );
+    let when = at(0) + Duration::days(90);
+    Framework::with(())
+        .given(vec![issued()])
+        .when_async(CertificateCommand::MarkExpired { at: when })
+        .await
+        .then_expect_events(vec![CertificateEvent::CertificateExpired { at: when }]);
+}
+
+#[tokio::test]
+async fn downloads_are_counted() {
+    Framework::with(())
+        .given(vec![
+            issued(),
+            CertificateEvent::CertificateDownloaded {
+                by: requester(),
+                artifact: Artifact::Certificate,
+                download_count: 1,
+                at: at(1),
+            },
+        ])
+        .when_async(CertificateCommand::RecordDownload {
+            by: requester(),
+            artifact: Artifact::Certificate,
+            at: at(2),
+        })
+        .await
+        .then_expect_events(vec![CertificateEvent::CertificateDownloaded {
+            by: requester(),
+            artifact: Artifact::Certificate,
+            download_count: 2,
+            at: at(2),
+        }]);
+}
+
+#[tokio::test]
+async fn the_private_key_goes_once_to_the_owner_only() {
+    let key = |by: Actor| CertificateCommand::RecordDownload {
+        by,
+        artifact: Artifact::PrivateKey,
+        at: at(3),
+    };
+    let error = refused(vec![issued()], key(actor("root", Role::Admin))).await;
+    assert!(matches!(error, CertificateError::NotAllowed(_)));
+    let once = vec![
+        issued(),
+        CertificateEvent::CertificateDownloaded {
+            by: requester(),
+            artifact: Artifact::PrivateKey,
+            download_count: 0,
+            at: at(2),
+        },
+    ];
+    let error = refused(once, key(requester())).await;
+    assert!(
+        error.to_string().contains("already downloaded once"),
+        "{error}"
+    );
+    let error = refused(vec![issued_with_key(None)], key(requester())).await;
+    assert!(error.to_string().contains("not generated here"), "{error}");
+}
+
+#[tokio::test]
+async fn strangers_cannot_download() {
+    let error = refused(
+        vec![issued()],
+        CertificateCommand::RecordDownload {
+            by: actor("eve", Role::User),
+            artifact: Artifact::Chain,
+            at: at(1),
+        },
+    )
+    .await;
+    assert!(matches!(error, CertificateError::NotAllowed(_)));
+}
+
+#[tokio::test]
+async fn a_certificate_is_recorded_once() {
+    let error = refused(
+        vec![issued()],
+        CertificateCommand::Issue {
+            certificate: match issued() {
+                CertificateEvent::CertificateIssued { certificate, .. } => certificate,
+                _ => unreachable!(),
+            },
+            at: at(1),
+        },
+    )
+    .await;
+    assert_eq!(error, CertificateError::AlreadyIssued("0A1B".to_owned()));
+}

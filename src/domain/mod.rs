@@ -1,0 +1,15 @@
+//! The domain: aggregates, their commands and events, value types and the recommendation
+//! policy. Nothing here does I/O or knows about HTTP, SQL, AWS or chat platforms; the
+//! application layer (`crate::commands`) loads, authorizes and executes.
+
+pub mod actor;
+pub mod approval;
+pub mod certificate;
+pub mod key_material;
+pub mod recommendation;
+pub mod request;
+pub mod text;
+pub mod values;
+
+#[cfg(test)]
+pub(crate) mod testing;
