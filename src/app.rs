@@ -8,7 +8,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::db::private_cluster;
 use crate::http::{self, AppState};
+use crate::pki::envelope::KeyEncryptionKey;
 
 /// A bound, not yet running, service. `build` then `run_until`: tests bind port 0, read
 /// [`Application::local_addr`], and run it in the background.
@@ -78,4 +80,56 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("interrupted; shutting down"),
         () = terminate => tracing::info!("terminated; shutting down"),
     }
+}
+
+/// The key-encryption key: from configuration, or from its file (created on first use with
+/// owner-only permissions). A generated file suits one machine; replicas need the same key,
+/// so they should all be given `keys.encryption_key`.
+pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionKey> {
+    use secrecy::ExposeSecret;
+    if let Some(key) = &config.keys.encryption_key {
+        return KeyEncryptionKey::from_base64(key.expose_secret())
+            .context("keys.encryption_key is not usable");
+    }
+    let path = config.keys.encryption_key_file.clone().unwrap_or_else(|| {
+        let root = private_cluster::default_root();
+        root.parent()
+            .map_or_else(|| root.clone(), std::path::Path::to_path_buf)
+            .join("key-encryption-key")
+    });
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        return KeyEncryptionKey::from_base64(&text)
+            .with_context(|| format!("{} does not hold a usable key", path.display()));
+    }
+    let text = KeyEncryptionKey::generate_base64()?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("could not create {}", parent.display()))?;
+    }
+    write_owner_only(&path, &text)?;
+    if config.database.url.is_some() {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a key-encryption key on this machine; with a shared database every \
+             replica needs the same key: set CERT_ASSISTANT_KEYS__ENCRYPTION_KEY"
+        );
+    } else {
+        tracing::info!(path = %path.display(), "generated a key-encryption key");
+    }
+    KeyEncryptionKey::from_base64(&text).context("the generated key is not usable")
+}
+
+fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("could not write {}", path.display()))
 }

@@ -35,6 +35,38 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Private-key encryption.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Who is who.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// Encryption of the private keys the service generates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The key-encryption key: 32 random bytes in base64 (`openssl rand -base64 32`). Every
+    /// replica needs the same one. Unset: read from (or, the first time, created in)
+    /// `encryption_key_file`, which suits a single machine only.
+    #[serde(default)]
+    pub encryption_key: Option<SecretString>,
+    /// File holding the key-encryption key when `encryption_key` is unset. Default:
+    /// `key-encryption-key` beside the private cluster's directory
+    /// (`~/.local/share/cert-assistant/`, or `/var/lib/cert-assistant/` as root).
+    #[serde(default)]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// Identity settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// E-mail addresses that become admins when first seen (comma-separated in the
+    /// environment). Admins then grant roles to others.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub admins: Vec<String>,
 }
 
 /// PostgreSQL settings.
@@ -235,6 +267,20 @@ impl Config {
                 self.log.filter
             ));
         }
+        for admin in &self.auth.admins {
+            if let Err(e) = crate::domain::values::Email::parse(admin) {
+                problems.push(format!("auth.admins: {e}"));
+            }
+        }
+        if let Some(key) = &self.keys.encryption_key
+            && crate::pki::envelope::KeyEncryptionKey::from_base64(key.expose_secret()).is_err()
+        {
+            problems.push(
+                "keys.encryption_key must be 32 random bytes in base64 \
+                 (for example: openssl rand -base64 32)"
+                    .to_owned(),
+            );
+        }
         if let Some(user) = &self.database.private.run_as_user
             && user.trim().is_empty()
         {
@@ -286,6 +332,28 @@ fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&st
             }
         }
     }
+}
+
+/// Accepts a list as a TOML array or as a comma-separated string (environment variables).
+fn comma_list<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::String(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// Accepts a number written as a number (TOML) or as a string (environment variables).
@@ -377,6 +445,31 @@ mod tests {
         assert!(message.contains("max_connections"), "{message}");
         assert!(message.contains("DATABASE_URL"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn admins_come_as_a_comma_separated_list_and_keys_are_checked() {
+        let config = Config::load_from(
+            None,
+            env(&[(
+                "CERT_ASSISTANT_AUTH__ADMINS",
+                "a@example.com, b@example.com",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(config.auth.admins, ["a@example.com", "b@example.com"]);
+        let err = Config::load_from(
+            None,
+            env(&[
+                ("CERT_ASSISTANT_AUTH__ADMINS", "not-an-email"),
+                ("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", "dG9vIHNob3J0"),
+            ]),
+        )
+        .expect_err("invalid");
+        let message = err.to_string();
+        assert!(message.contains("auth.admins"), "{message}");
+        assert!(message.contains("keys.encryption_key"), "{message}");
+        assert!(!message.contains("dG9vIHNob3J0"), "{message}");
     }
 
     #[test]

@@ -19,8 +19,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod pki;
 pub mod telemetry;

@@ -9,6 +9,7 @@ pub mod key_material;
 pub mod recommendation;
 pub mod request;
 pub mod text;
+pub mod user;
 pub mod values;
 
 #[cfg(test)]

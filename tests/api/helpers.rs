@@ -185,6 +185,8 @@ fn unix_now() -> u64 {
 pub struct TestDb {
     /// A pool on it.
     pub pool: PgPool,
+    /// Its name.
+    pub name: String,
 }
 
 impl TestDb {
@@ -197,7 +199,7 @@ impl TestDb {
             .connect_with(options.clone())
             .await
             .expect("connect to the test database");
-        Self { pool }
+        Self { pool, name }
     }
 
     /// A new empty database (no migrations), for testing the migrate command.
@@ -224,6 +226,13 @@ impl TestDb {
             .expect("create a test database");
         conn.close().await.ok();
         name
+    }
+}
+
+impl TestDb {
+    /// A `postgres://` URL of this database, for child processes.
+    pub fn url(&self) -> String {
+        database_url(&self.name)
     }
 }
 

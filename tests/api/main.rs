@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step, one shared database server per run).
 
 mod cli;
+mod domain;
 mod event_store;
 mod health;
 mod helpers;

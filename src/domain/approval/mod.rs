@@ -247,8 +247,8 @@ pub enum Part {
 pub enum Outcome {
     /// Policy met.
     Approved {
-        /// The last approver.
-        by: Actor,
+        /// Everyone who approved, the deciding approver last.
+        approvers: Vec<Actor>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -256,6 +256,8 @@ pub enum Outcome {
     Rejected {
         /// Who.
         by: Actor,
+        /// Why.
+        reason: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -305,8 +307,14 @@ impl ApprovalState {
             return Ok(());
         };
         let (outcome, by, at) = match outcome {
-            Outcome::Approved { by, at } => ("approved", by.email.to_string(), at),
-            Outcome::Rejected { by, at } => ("rejected", by.email.to_string(), at),
+            Outcome::Approved { approvers, at } => (
+                "approved",
+                approvers
+                    .last()
+                    .map_or_else(String::new, |a| a.email.to_string()),
+                at,
+            ),
+            Outcome::Rejected { by, at, .. } => ("rejected", by.email.to_string(), at),
             Outcome::Withdrawn { at } => ("withdrawn", "its requester".to_owned(), at),
         };
         Err(ApprovalError::AlreadyDecided {
@@ -337,6 +345,11 @@ impl ApprovalState {
 }
 
 impl Approval {
+    /// The request number, once opened.
+    pub fn request_number(&self) -> Option<&RequestNumber> {
+        self.state.as_ref().map(|s| &s.request_number)
+    }
+
     /// The outcome, once decided.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.state.as_ref().and_then(|s| s.outcome.as_ref())
@@ -348,6 +361,18 @@ impl Approval {
             .as_ref()
             .map(|s| s.parts.clone())
             .unwrap_or_default()
+    }
+
+    /// Approvals the policy requires.
+    pub fn required_approvals(&self) -> u8 {
+        self.state.as_ref().map_or(0, |s| s.required)
+    }
+
+    /// Approvals so far.
+    pub fn approval_count(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| {
+            s.parts.iter().filter(|(_, p)| *p == Part::Approved).count()
+        })
     }
 
     /// Reminders sent so far.
@@ -522,9 +547,9 @@ impl Aggregate for Approval {
         match event {
             ApprovalEvent::ApprovalOpened { .. } => {}
             ApprovalEvent::ApprovalGranted { by, .. } => state.set_part(&by, Part::Approved),
-            ApprovalEvent::ApprovalRejected { by, at, .. } => {
+            ApprovalEvent::ApprovalRejected { by, reason, at } => {
                 state.set_part(&by, Part::Rejected);
-                state.outcome = Some(Outcome::Rejected { by, at });
+                state.outcome = Some(Outcome::Rejected { by, reason, at });
             }
             ApprovalEvent::ApprovalDelegated { by, to, .. } => {
                 state.set_part(&by, Part::Delegated);
@@ -535,12 +560,7 @@ impl Aggregate for Approval {
                 state.reminder_count = reminder_count;
             }
             ApprovalEvent::ApprovalPolicySatisfied { approvers, at } => {
-                if let Some(last) = approvers.last() {
-                    state.outcome = Some(Outcome::Approved {
-                        by: last.clone(),
-                        at,
-                    });
-                }
+                state.outcome = Some(Outcome::Approved { approvers, at });
             }
             ApprovalEvent::ApprovalWithdrawn { at, .. } => {
                 state.outcome = Some(Outcome::Withdrawn { at });

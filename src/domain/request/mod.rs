@@ -87,6 +87,23 @@ pub struct Subject {
     pub subject_alternative_names: Vec<DnsName>,
 }
 
+impl Subject {
+    /// The subject as it will be certified: for host certificates the CN is also the first
+    /// DNS SAN (browsers ignore the CN), and duplicate SANs are dropped.
+    pub fn normalized_for(mut self, certificate_type: CertificateType) -> Self {
+        if certificate_type.names_hosts()
+            && let Some(cn) = self.common_name.as_dns_name()
+            && !self.subject_alternative_names.contains(&cn)
+        {
+            self.subject_alternative_names.insert(0, cn);
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.subject_alternative_names
+            .retain(|name| seen.insert(name.clone()));
+        self
+    }
+}
+
 /// Why the certificate is needed and who pays (`certificate_requests` business columns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusinessContext {
@@ -198,22 +215,18 @@ impl CertificateRequest {
                 "auditors have read-only access and cannot request certificates".to_owned(),
             ));
         }
-        if certificate_type.names_hosts() {
-            let Some(cn) = subject.common_name.as_dns_name() else {
-                return Err(ValueError::new(
-                    "common_name",
-                    format!(
-                        "for a {certificate_type} certificate the common name must be a host name \
-                         such as app.example.com, not {:?}",
-                        subject.common_name.as_ref()
-                    ),
-                )
-                .into());
-            };
-            if !subject.subject_alternative_names.contains(&cn) {
-                subject.subject_alternative_names.insert(0, cn);
-            }
+        if certificate_type.names_hosts() && subject.common_name.as_dns_name().is_none() {
+            return Err(ValueError::new(
+                "common_name",
+                format!(
+                    "for a {certificate_type} certificate the common name must be a host name \
+                     such as app.example.com, not {:?}",
+                    subject.common_name.as_ref()
+                ),
+            )
+            .into());
         }
+        subject = subject.normalized_for(certificate_type);
         if certificate_type == CertificateType::Email && subject.email_address.is_none() {
             return Err(ValueError::new(
                 "email_address",
@@ -221,10 +234,6 @@ impl CertificateRequest {
             )
             .into());
         }
-        let mut seen = std::collections::HashSet::new();
-        subject
-            .subject_alternative_names
-            .retain(|name| seen.insert(name.clone()));
         if subject.subject_alternative_names.len() > 100 {
             return Err(ValueError::new(
                 "subject_alternative_names",

@@ -1,12 +1,15 @@
 //! The command line: `cert-assistant <command>`. Each command is a thin shell around the
 //! library; `main.rs` only parses and calls [`run`].
 
+mod requests;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, Application};
+use crate::commands::Commands;
 use crate::config::{Config, LogFormat};
 use crate::db::{self, Database};
 use crate::telemetry;
@@ -54,6 +57,13 @@ pub enum Command {
     /// Apply pending database migrations (the event store and the documented schema), then
     /// exit. Safe to run while other replicas are serving.
     Migrate,
+    /// Work with certificate requests without chat: create, show, approve, reject, delegate,
+    /// cancel. `--as EMAIL` names the person acting.
+    #[command(subcommand)]
+    Request(requests::RequestCommand),
+    /// Manage users' roles.
+    #[command(subcommand)]
+    User(requests::UserCommand),
 }
 
 /// Runs the parsed command line.
@@ -69,10 +79,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         config.http.listen = listen.clone();
         config.validate()?;
     }
-    telemetry::init(config.log.format, &config.log.filter);
+    // One-shot commands print their answer; routine progress logs would only be noise.
+    let quiet = matches!(cli.command, Command::Request(_) | Command::User(_));
+    let filter = if quiet && config.log.filter == "info" {
+        "warn"
+    } else {
+        config.log.filter.as_str()
+    };
+    telemetry::init(config.log.format, filter);
 
     match cli.command {
         Command::Serve { .. } => serve(config).await,
+        Command::Request(command) => {
+            with_commands(&config, |commands| async move {
+                requests::run_request(&commands, command).await
+            })
+            .await
+        }
+        Command::User(command) => {
+            with_commands(&config, |commands| async move {
+                requests::run_user(&commands, command).await
+            })
+            .await
+        }
         Command::Migrate => {
             let database = Database::open(&config.database).await?;
             let result = db::migrate(database.pool()).await;
@@ -94,5 +123,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .await;
     // Stop the private cluster whatever happened, then report the first failure.
     let closed = database.close().await.context("shutting down the database");
+    result.and(closed)
+}
+
+/// Opens the database, runs `work` with the command service, and closes everything again.
+/// Refusals are reported in the domain's own words; internal errors with their cause.
+async fn with_commands<F, Fut>(config: &Config, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Commands) -> Fut,
+    Fut: Future<Output = Result<(), crate::commands::CommandError>>,
+{
+    let kek = app::load_key_encryption_key(config)?;
+    let database = Database::open(&config.database).await?;
+    let result = async {
+        db::migrate(database.pool()).await?;
+        let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
+        work(commands).await.map_err(|error| match error {
+            crate::commands::CommandError::Internal(cause) => cause,
+            other => anyhow::Error::msg(other.to_string()),
+        })
+    }
+    .await;
+    let closed = database.close().await;
     result.and(closed)
 }

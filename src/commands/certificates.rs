@@ -1,0 +1,141 @@
+//! Issuance records and revocation. The CA work itself belongs to the issuance saga; these
+//! are the commands it (and people) issue.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{CommandContext, CommandError, Commands, store};
+use crate::domain::actor::Platform;
+use crate::domain::certificate::{CertificateCommand, IssuedCertificate};
+use crate::domain::request::RequestCommand;
+use crate::domain::text::Text;
+use crate::domain::values::{RevocationReason, SerialNumber};
+
+/// A revocation as people type it.
+#[derive(Debug, Clone)]
+pub struct RevocationForm {
+    /// Serial number (hex) or certificate id.
+    pub certificate: String,
+    /// RFC 5280 reason, e.g. `key_compromise`.
+    pub reason: String,
+    /// Free text.
+    pub text: Option<String>,
+}
+
+impl Commands {
+    /// The saga takes an approved request up.
+    pub async fn start_issuance(&self, request_id: Uuid) -> Result<(), CommandError> {
+        let metadata = system_metadata();
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::StartIssuance {
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
+    /// Records an issued certificate and marks its request issued.
+    pub async fn record_issuance(
+        &self,
+        certificate: IssuedCertificate,
+    ) -> Result<(), CommandError> {
+        let metadata = system_metadata();
+        let at = Utc::now();
+        let certificate_id = certificate.certificate_id;
+        let request_id = certificate.request_id;
+        let serial_number = certificate.serial_number.clone();
+        self.inner
+            .certificates
+            .execute(certificate_id, &metadata, || CertificateCommand::Issue {
+                certificate: Box::new(certificate.clone()),
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::MarkIssued {
+                certificate_id,
+                serial_number: serial_number.clone(),
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
+    /// Revokes a certificate as the acting user (its owner or an admin).
+    pub async fn revoke(
+        &self,
+        ctx: &CommandContext,
+        form: RevocationForm,
+    ) -> Result<(Uuid, RevocationReason), CommandError> {
+        let by = self.actor(ctx).await?;
+        let reason = RevocationReason::parse(&form.reason)?;
+        let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
+        let certificate_id = match form.certificate.trim().parse::<Uuid>() {
+            Ok(id) => id,
+            Err(_) => {
+                let serial = SerialNumber::parse(&form.certificate)?;
+                store::certificate_id_of(self.pool(), serial.as_ref()).await?
+            }
+        };
+        let certificate = self
+            .inner
+            .certificates
+            .load(certificate_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+        if certificate.status().is_none() {
+            return Err(CommandError::NotFound(
+                "there is no such certificate".to_owned(),
+            ));
+        }
+        let metadata = ctx.metadata(Some(&by));
+        let at = Utc::now();
+        self.inner
+            .certificates
+            .execute(certificate_id, &metadata, || CertificateCommand::Revoke {
+                by: by.clone(),
+                reason,
+                text: text.clone(),
+                approval_required: false,
+                approved_by: None,
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+        let request_id = self.request_of_certificate(certificate_id).await?;
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::MarkRevoked {
+                certificate_id,
+                reason,
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        Ok((certificate_id, reason))
+    }
+
+    async fn request_of_certificate(&self, certificate_id: Uuid) -> Result<Uuid, CommandError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' FROM events \
+              WHERE aggregate_type = 'Certificate' AND aggregate_id = $1 \
+                AND event_type = 'CertificateIssued'",
+        )
+        .bind(certificate_id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        id.and_then(|id| id.parse().ok())
+            .ok_or_else(|| CommandError::NotFound("there is no such certificate".to_owned()))
+    }
+}
+
+fn system_metadata() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("platform".to_owned(), Platform::System.as_str().to_owned()),
+        ("correlation_id".to_owned(), Uuid::new_v4().to_string()),
+    ])
+}

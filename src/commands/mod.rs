@@ -1,0 +1,196 @@
+//! The application layer: what chat surfaces, the CLI and the saga call. Each operation
+//! resolves the acting user, turns raw input into domain types, and executes commands on the
+//! aggregates through cqrs-es with the event store in PostgreSQL.
+//!
+//! Nothing here calls an external system inside an aggregate's `handle`: keys and CSRs are
+//! made before the command, so a retried command never repeats a side effect.
+
+mod approvals;
+mod certificates;
+mod errors;
+mod requests;
+pub mod store;
+mod users;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs, postgres_snapshot_cqrs};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use approvals::Decision;
+pub use certificates::RevocationForm;
+pub use errors::CommandError;
+pub use requests::{RequestForm, RequestView, SubmittedRequest};
+
+use crate::domain::actor::{Actor, Platform};
+use crate::domain::approval::Approval;
+use crate::domain::certificate::Certificate;
+use crate::domain::request::CertificateRequest;
+use crate::domain::user::User;
+use crate::domain::values::Email;
+use crate::pki::envelope::KeyEncryptionKey;
+
+/// How often a command is retried after losing an optimistic-concurrency race.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Who is asking, from where. Goes into every event's metadata.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    /// The acting person's e-mail (their identity on every platform).
+    pub email: Email,
+    /// A name to show, if the platform knows one.
+    pub display_name: Option<String>,
+    /// Where the command came from.
+    pub platform: Platform,
+    /// Ties together everything one user action caused.
+    pub correlation_id: Uuid,
+    /// The client's address, where known.
+    pub ip_address: Option<IpAddr>,
+    /// The client's user agent, where known.
+    pub user_agent: Option<String>,
+}
+
+impl CommandContext {
+    /// A context for `email` on `platform` with a fresh correlation id.
+    pub fn new(email: Email, platform: Platform) -> Self {
+        Self {
+            email,
+            display_name: None,
+            platform,
+            correlation_id: Uuid::new_v4(),
+            ip_address: None,
+            user_agent: None,
+        }
+    }
+
+    fn metadata(&self, actor: Option<&Actor>) -> HashMap<String, String> {
+        let mut metadata = HashMap::from([
+            ("correlation_id".to_owned(), self.correlation_id.to_string()),
+            ("platform".to_owned(), self.platform.as_str().to_owned()),
+        ]);
+        if let Some(actor) = actor {
+            metadata.insert("actor_id".to_owned(), actor.user_id.to_string());
+            metadata.insert("actor_email".to_owned(), actor.email.to_string());
+            metadata.insert("actor_role".to_owned(), actor.role.as_str().to_owned());
+        }
+        if let Some(ip) = self.ip_address {
+            metadata.insert("ip_address".to_owned(), ip.to_string());
+        }
+        if let Some(agent) = &self.user_agent {
+            metadata.insert("user_agent".to_owned(), agent.clone());
+        }
+        metadata
+    }
+}
+
+/// One aggregate type's command side and a loader for reading its current state.
+struct Side<A: Aggregate> {
+    cqrs: PostgresCqrs<A>,
+    store: PersistedEventStore<PostgresEventRepository, A>,
+}
+
+impl<A> Side<A>
+where
+    A: Aggregate<Services = ()>,
+{
+    fn new(pool: &PgPool, snapshot_every: Option<usize>) -> Self {
+        let cqrs = match snapshot_every {
+            Some(size) => postgres_snapshot_cqrs(pool.clone(), Vec::new(), size, ()),
+            None => postgres_cqrs(pool.clone(), Vec::new(), ()),
+        };
+        let repository = PostgresEventRepository::new(pool.clone());
+        let store = match snapshot_every {
+            Some(size) => PersistedEventStore::new_snapshot_store(repository, size),
+            None => PersistedEventStore::new_event_store(repository),
+        };
+        Self { cqrs, store }
+    }
+
+    /// Executes `command()` against a fresh load, retrying when another writer got there
+    /// first. `command` is called again for each attempt.
+    async fn execute(
+        &self,
+        id: Uuid,
+        metadata: &HashMap<String, String>,
+        command: impl Fn() -> A::Command,
+    ) -> Result<(), AggregateError<A::Error>> {
+        let id = id.to_string();
+        let mut attempt = 0;
+        loop {
+            match self
+                .cqrs
+                .execute_with_metadata(&id, command(), metadata.clone())
+                .await
+            {
+                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(aggregate = A::TYPE, %id, attempt, "conflict; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The current state.
+    async fn load(&self, id: Uuid) -> Result<A, AggregateError<A::Error>> {
+        let mut context = self.store.load_aggregate(&id.to_string()).await?;
+        Ok(std::mem::take(context.aggregate()))
+    }
+}
+
+/// The application service. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Commands {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    kek: KeyEncryptionKey,
+    admins: Vec<String>,
+    users: Side<User>,
+    requests: Side<CertificateRequest>,
+    approvals: Side<Approval>,
+    certificates: Side<Certificate>,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("kek", &self.inner.kek)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Commands {
+    /// Builds the service on a migrated database. `admins` are e-mail addresses that become
+    /// admins when first seen.
+    pub fn new(pool: PgPool, kek: KeyEncryptionKey, admins: &[String]) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                users: Side::new(&pool, None),
+                requests: Side::new(&pool, None),
+                approvals: Side::new(&pool, None),
+                // Downloads accumulate on certificates; a snapshot every 20 events keeps
+                // loading them short.
+                certificates: Side::new(&pool, Some(20)),
+                admins: admins
+                    .iter()
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect(),
+                kek,
+                pool,
+            }),
+        }
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+}

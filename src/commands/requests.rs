@@ -1,0 +1,457 @@
+//! Submitting, viewing and cancelling certificate requests.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{CommandContext, CommandError, Commands, store};
+use crate::domain::actor::Actor;
+use crate::domain::approval::{ApprovalCommand, Outcome, Part};
+use crate::domain::recommendation::{self, Answers, Recommendation};
+use crate::domain::request::{
+    BusinessContext, Csr, CsrType, NewRequest, RequestCommand, RequestStatus, Subject,
+};
+use crate::domain::text::Text;
+use crate::domain::values::{
+    CaType, CertificateType, CommonName, Country, DnsName, Email, KeyAlgorithm, RequestNumber,
+    ValidityDays, ValueError,
+};
+use crate::pki::{csr, keygen};
+
+/// A request as people type it (chat form, one-line command, CLI). Everything is text;
+/// [`Commands::submit_request`] parses it and reports every bad field at once.
+#[derive(Debug, Clone, Default)]
+pub struct RequestForm {
+    /// CN (required).
+    pub common_name: String,
+    /// DNS SANs.
+    pub subject_alternative_names: Vec<String>,
+    /// O.
+    pub organization: Option<String>,
+    /// OU.
+    pub organizational_unit: Option<String>,
+    /// L.
+    pub locality: Option<String>,
+    /// ST.
+    pub state_province: Option<String>,
+    /// C (ISO 3166 alpha-2).
+    pub country: Option<String>,
+    /// Subject e-mail (S/MIME).
+    pub email_address: Option<String>,
+    /// Certificate type (required).
+    pub certificate_type: String,
+    /// Key algorithm; default: the uploaded CSR's, or ECC_P256.
+    pub key_algorithm: Option<String>,
+    /// 90, 365 or 730; default: `certificate.default_validity_days`.
+    pub validity_days: Option<String>,
+    /// An uploaded CSR (PEM); none: the service generates key and CSR.
+    pub csr_pem: Option<String>,
+    /// Business justification (required).
+    pub justification: String,
+    /// Department.
+    pub department: Option<String>,
+    /// Cost centre.
+    pub cost_center: Option<String>,
+    /// Project code.
+    pub project_code: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// The questionnaire, if answered.
+    pub answers: Option<Answers>,
+    /// `public` or `internal`; default: the recommendation's, else internal.
+    pub requested_ca_type: Option<String>,
+    /// Why, when going against the recommendation.
+    pub override_reason: Option<String>,
+}
+
+/// The answer to a successful submission.
+#[derive(Debug, Clone)]
+pub struct SubmittedRequest {
+    /// The request's id.
+    pub request_id: Uuid,
+    /// Its number.
+    pub request_number: RequestNumber,
+    /// Approvals it needs.
+    pub required_approvals: u8,
+    /// The questionnaire's recommendation, if answered.
+    pub recommendation: Option<Recommendation>,
+}
+
+/// What `status` shows about a request.
+#[derive(Debug, Clone)]
+pub struct RequestView {
+    /// Its id.
+    pub request_id: Uuid,
+    /// Its number.
+    pub request_number: RequestNumber,
+    /// Its status.
+    pub status: RequestStatus,
+    /// Who asked.
+    pub requester: Actor,
+    /// Who did what in the approval so far.
+    pub approval_parts: Vec<(Actor, Part)>,
+    /// The approval's outcome, once decided.
+    pub approval_outcome: Option<Outcome>,
+}
+
+/// Collects field errors so a form can show all of them at once.
+#[derive(Default)]
+struct Fields {
+    errors: Vec<ValueError>,
+}
+
+impl Fields {
+    fn take<T>(&mut self, result: Result<T, ValueError>) -> Option<T> {
+        result.map_err(|e| self.errors.push(e)).ok()
+    }
+}
+
+impl Commands {
+    /// Parses the form, makes (or checks) the CSR, allocates a number, records the request
+    /// as submitted, and opens its approval.
+    pub async fn submit_request(
+        &self,
+        ctx: &CommandContext,
+        form: RequestForm,
+    ) -> Result<SubmittedRequest, CommandError> {
+        let requester = self.actor(ctx).await?;
+        let today = Utc::now().date_naive();
+        let default_days = store::default_validity_days(self.pool()).await?;
+
+        let mut f = Fields::default();
+        let common_name = f.take(CommonName::parse(&form.common_name));
+        let sans: Vec<DnsName> = form
+            .subject_alternative_names
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| f.take(DnsName::parse_field(s, "subject_alternative_names")))
+            .collect();
+        let organization = f.take(Text::optional(
+            "organization",
+            form.organization.as_deref(),
+            255,
+        ));
+        let organizational_unit = f.take(Text::optional(
+            "organizational_unit",
+            form.organizational_unit.as_deref(),
+            255,
+        ));
+        let locality = f.take(Text::optional("locality", form.locality.as_deref(), 100));
+        let state_province = f.take(Text::optional(
+            "state_province",
+            form.state_province.as_deref(),
+            100,
+        ));
+        let country = match form.country.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(c) => f.take(Country::parse(c)).map(Some),
+        };
+        let email_address = match form.email_address.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(e) => f
+                .take(Email::parse(e).map_err(|e| ValueError::new("email_address", e.message)))
+                .map(Some),
+        };
+        let certificate_type = f.take(CertificateType::parse(&form.certificate_type));
+        let key_algorithm = match form.key_algorithm.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(k) => f.take(KeyAlgorithm::parse(k)).map(Some),
+        };
+        let validity_text = form
+            .validity_days
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .or(default_days)
+            .unwrap_or_else(|| "365".to_owned());
+        let validity_days = f.take(ValidityDays::parse(&validity_text));
+        let justification = f.take(Text::parse(
+            "business_justification",
+            &form.justification,
+            4000,
+        ));
+        let department = f.take(Text::optional(
+            "department",
+            form.department.as_deref(),
+            100,
+        ));
+        let cost_center = f.take(Text::optional(
+            "cost_center",
+            form.cost_center.as_deref(),
+            50,
+        ));
+        let project_code = f.take(Text::optional(
+            "project_code",
+            form.project_code.as_deref(),
+            50,
+        ));
+        let notes = f.take(Text::optional("notes", form.notes.as_deref(), 4000));
+        let override_reason = f.take(Text::optional(
+            "override_reason",
+            form.override_reason.as_deref(),
+            2000,
+        ));
+        let requested_ca = match form.requested_ca_type.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(c) => f.take(CaType::parse(c)).map(Some),
+        };
+
+        if let (Some(cn), Some(kind)) = (&common_name, certificate_type)
+            && kind.names_hosts()
+            && cn.as_dns_name().is_none()
+        {
+            f.errors.push(ValueError::new(
+                "common_name",
+                format!(
+                    "for a {kind} certificate the common name must be a host name such as \
+                     app.example.com, not {:?}",
+                    cn.as_ref()
+                ),
+            ));
+        }
+
+        let (
+            Some(common_name),
+            Some(organization),
+            Some(organizational_unit),
+            Some(locality),
+            Some(state_province),
+            Some(country),
+            Some(email_address),
+            Some(certificate_type),
+            Some(key_algorithm),
+            Some(validity_days),
+            Some(justification),
+            Some(department),
+            Some(cost_center),
+            Some(project_code),
+            Some(notes),
+            Some(override_reason),
+            Some(requested_ca),
+        ) = (
+            common_name,
+            organization,
+            organizational_unit,
+            locality,
+            state_province,
+            country,
+            email_address,
+            certificate_type,
+            key_algorithm,
+            validity_days,
+            justification,
+            department,
+            cost_center,
+            project_code,
+            notes,
+            override_reason,
+            requested_ca,
+        )
+        else {
+            return Err(CommandError::Invalid(f.errors));
+        };
+        if !f.errors.is_empty() {
+            return Err(CommandError::Invalid(f.errors));
+        }
+
+        let subject = Subject {
+            common_name,
+            organization,
+            organizational_unit,
+            locality,
+            state_province,
+            country,
+            email_address,
+            subject_alternative_names: sans,
+        }
+        .normalized_for(certificate_type);
+        let recommendation = form
+            .answers
+            .as_ref()
+            .map(|answers| recommendation::recommend(answers, today));
+        let requested_ca_type = requested_ca
+            .or(recommendation.as_ref().map(|r| r.ca_type))
+            .unwrap_or(CaType::Internal);
+
+        let (csr, key_algorithm) = match form.csr_pem.as_deref().map(str::trim) {
+            Some(pem) if !pem.is_empty() => {
+                let uploaded =
+                    csr::parse(pem).map_err(|e| ValueError::new("csr", e.to_string()))?;
+                csr::check_matches(&uploaded, &subject, key_algorithm)
+                    .map_err(|e| ValueError::new("csr", e.to_string()))?;
+                let algorithm = uploaded.key_algorithm;
+                (
+                    Csr {
+                        csr_type: CsrType::Uploaded,
+                        pem: uploaded.pem,
+                        private_key: None,
+                    },
+                    algorithm,
+                )
+            }
+            _ => {
+                let algorithm = key_algorithm.unwrap_or(KeyAlgorithm::EccP256);
+                (self.generate_csr(&subject, algorithm).await?, algorithm)
+            }
+        };
+
+        let request_id = Uuid::new_v4();
+        let request_number = store::allocate_request_number(self.pool(), today, request_id).await?;
+        let criticality = form.answers.as_ref().map(|a| a.criticality_level.as_str());
+        let required_approvals =
+            store::required_approvals(self.pool(), certificate_type, criticality).await?;
+        let new_request = NewRequest {
+            request_id,
+            request_number: request_number.clone(),
+            requester: requester.clone(),
+            subject,
+            certificate_type,
+            key_algorithm,
+            validity_days,
+            csr,
+            business: BusinessContext {
+                justification,
+                department,
+                cost_center,
+                project_code,
+                notes,
+            },
+            answers: form.answers,
+            recommendation: recommendation.clone(),
+            requested_ca_type,
+            override_reason,
+        };
+        let metadata = ctx.metadata(Some(&requester));
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::Create {
+                request: Box::new(new_request.clone()),
+                submit: true,
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        self.inner
+            .approvals
+            .execute(request_id, &metadata, || ApprovalCommand::Open {
+                request_id,
+                request_number: request_number.clone(),
+                requester: requester.clone(),
+                certificate_type,
+                required_approvals,
+                approvers: Vec::new(),
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the approval", e))?;
+        tracing::info!(
+            request_number = %request_number,
+            %certificate_type,
+            required_approvals,
+            correlation_id = %ctx.correlation_id,
+            "request submitted"
+        );
+        Ok(SubmittedRequest {
+            request_id,
+            request_number,
+            required_approvals,
+            recommendation,
+        })
+    }
+
+    /// The request's state and its approval so far.
+    pub async fn request(&self, number: &RequestNumber) -> Result<RequestView, CommandError> {
+        let request_id = store::request_id_of(self.pool(), number).await?;
+        let request = self
+            .inner
+            .requests
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        let approval = self
+            .inner
+            .approvals
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the approval", e))?;
+        let (Some(status), Some(requester)) = (request.status(), request.requester().cloned())
+        else {
+            return Err(CommandError::NotFound(format!(
+                "there is no request {number}"
+            )));
+        };
+        Ok(RequestView {
+            request_id,
+            request_number: number.clone(),
+            status,
+            requester,
+            approval_parts: approval.parts(),
+            approval_outcome: approval.outcome().cloned(),
+        })
+    }
+
+    /// Withdraws a request (its requester or an admin, before issuance starts).
+    pub async fn cancel_request(
+        &self,
+        ctx: &CommandContext,
+        number: &RequestNumber,
+        reason: Option<&str>,
+    ) -> Result<(), CommandError> {
+        let by = self.actor(ctx).await?;
+        let request_id = store::request_id_of(self.pool(), number).await?;
+        let reason = Text::optional("reason", reason, 2000)?;
+        let metadata = ctx.metadata(Some(&by));
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::Cancel {
+                by: by.clone(),
+                reason: reason.clone(),
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        // Close the approval too; it may already be decided (approved, then cancelled).
+        let withdrawn = self
+            .inner
+            .approvals
+            .execute(request_id, &metadata, || ApprovalCommand::Withdraw {
+                reason: "the request was cancelled".to_owned(),
+                at,
+            })
+            .await;
+        if let Err(e) = withdrawn {
+            tracing::debug!(error = %e, request_number = %number, "approval not withdrawn");
+        }
+        Ok(())
+    }
+
+    async fn generate_csr(
+        &self,
+        subject: &Subject,
+        algorithm: KeyAlgorithm,
+    ) -> Result<Csr, CommandError> {
+        // RSA 4096 takes a while: keep it off the async workers.
+        let subject_for_keygen = subject.clone();
+        let generated =
+            tokio::task::spawn_blocking(move || keygen::generate(&subject_for_keygen, algorithm))
+                .await
+                .map_err(CommandError::internal)?
+                .map_err(CommandError::internal)?;
+        let (data_key, wrapped) = self
+            .inner
+            .kek
+            .new_data_key()
+            .map_err(CommandError::internal)?;
+        let private_key = data_key
+            .encrypt(&generated.private_key_pem)
+            .map_err(CommandError::internal)?;
+        store::store_data_key(self.pool(), &wrapped).await?;
+        Ok(Csr {
+            csr_type: CsrType::Generated,
+            pem: generated.csr_pem.clone(),
+            private_key: Some(private_key),
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! Small write-side tables beside the event store: request numbers, wrapped data keys, and
+//! the policy rows of `system_config` that commands read.
+
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::values::{CertificateType, RequestNumber, ValueError};
+use crate::pki::envelope::WrappedDataKey;
+
+use super::CommandError;
+
+/// Allocates the next request number of `day` for `request_id`, atomically: the counter row
+/// is locked by the upsert, so concurrent callers on any replica get distinct numbers.
+pub async fn allocate_request_number(
+    pool: &PgPool,
+    day: NaiveDate,
+    request_id: Uuid,
+) -> Result<RequestNumber, CommandError> {
+    let mut tx = pool.begin().await?;
+    let next: i32 = sqlx::query_scalar(
+        "INSERT INTO request_number_counters (day, last_value) VALUES ($1, 1) \
+         ON CONFLICT (day) DO UPDATE SET last_value = request_number_counters.last_value + 1 \
+         RETURNING last_value",
+    )
+    .bind(day)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "23514")
+        {
+            CommandError::Refused(format!("no request numbers left for {day}; try tomorrow"))
+        } else {
+            CommandError::internal(e)
+        }
+    })?;
+    let number = RequestNumber::new(day, u32::try_from(next).unwrap_or(0))?;
+    sqlx::query(
+        "INSERT INTO request_number_allocations (request_number, request_id) VALUES ($1, $2)",
+    )
+    .bind(number.as_ref())
+    .bind(request_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(number)
+}
+
+/// The request id of a number.
+pub async fn request_id_of(pool: &PgPool, number: &RequestNumber) -> Result<Uuid, CommandError> {
+    sqlx::query_scalar(
+        "SELECT request_id FROM request_number_allocations WHERE request_number = $1",
+    )
+    .bind(number.as_ref())
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CommandError::NotFound(format!("there is no request {number}")))
+}
+
+/// Stores a wrapped data key.
+pub async fn store_data_key(pool: &PgPool, key: &WrappedDataKey) -> Result<(), CommandError> {
+    sqlx::query("INSERT INTO data_keys (id, kek_id, wrapped_key) VALUES ($1, $2, $3)")
+        .bind(key.id)
+        .bind(&key.kek_id)
+        .bind(&key.wrapped)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Loads a wrapped data key; `None` if it never existed or was destroyed.
+pub async fn load_data_key(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<WrappedDataKey>, CommandError> {
+    let row: Option<(String, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT kek_id, wrapped_key FROM data_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(kek_id, wrapped)| {
+        wrapped.map(|wrapped| WrappedDataKey {
+            id,
+            kek_id,
+            wrapped,
+        })
+    }))
+}
+
+/// Destroys a data key for good (its private key becomes undecryptable).
+pub async fn destroy_data_key(pool: &PgPool, id: Uuid) -> Result<bool, CommandError> {
+    let result = sqlx::query(
+        "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now() \
+         WHERE id = $1 AND destroyed_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Approvals a request needs under `approval.required_approvals`: the largest of the
+/// default, the entry for its certificate type, and the entry for its criticality.
+pub async fn required_approvals(
+    pool: &PgPool,
+    certificate_type: CertificateType,
+    criticality: Option<&str>,
+) -> Result<u8, CommandError> {
+    let policy: Option<String> = sqlx::query_scalar(
+        "SELECT config_value FROM system_config WHERE config_key = 'approval.required_approvals'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let policy: serde_json::Value = policy
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(CommandError::internal)?
+        .unwrap_or_default();
+    let read = |key: &str| policy.get(key).and_then(serde_json::Value::as_u64);
+    let mut required = read("default").unwrap_or(1);
+    for key in [Some(certificate_type.as_str()), criticality]
+        .into_iter()
+        .flatten()
+    {
+        required = required.max(read(key).unwrap_or(0));
+    }
+    u8::try_from(required.clamp(1, 5)).map_err(|_| {
+        CommandError::Invalid(vec![ValueError::new(
+            "approval.required_approvals",
+            "the approval policy is out of range",
+        )])
+    })
+}
+
+/// `certificate.default_validity_days`, if set.
+pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, CommandError> {
+    Ok(sqlx::query_scalar(
+        "SELECT config_value FROM system_config WHERE config_key = 'certificate.default_validity_days'",
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Finds a certificate's id by serial in the event store (until the read model has it).
+pub async fn certificate_id_of(pool: &PgPool, serial: &str) -> Result<Uuid, CommandError> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events \
+          WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+            AND payload -> 'CertificateIssued' -> 'certificate' ->> 'serial_number' = $1 \
+          LIMIT 1",
+    )
+    .bind(serial)
+    .fetch_optional(pool)
+    .await?;
+    id.and_then(|id| id.parse().ok()).ok_or_else(|| {
+        CommandError::NotFound(format!("there is no certificate with serial {serial}"))
+    })
+}

@@ -1,0 +1,87 @@
+//! Who is acting: users are registered on first contact and keep one identity per e-mail.
+
+use chrono::Utc;
+use cqrs_es::AggregateError;
+
+use super::{CommandContext, CommandError, Commands};
+use crate::domain::actor::{Actor, Role, user_id_for};
+use crate::domain::user::{UserCommand, UserError};
+use crate::domain::values::Email;
+
+impl Commands {
+    /// The acting user with their current role, registering them on first contact (as an
+    /// admin if configured as one, otherwise as a plain user).
+    pub async fn actor(&self, ctx: &CommandContext) -> Result<Actor, CommandError> {
+        let id = user_id_for(&ctx.email);
+        if let Some(actor) = self.user(id).await? {
+            return Ok(actor);
+        }
+        let role = if self.inner.admins.contains(&ctx.email.normalized()) {
+            Role::Admin
+        } else {
+            Role::User
+        };
+        let register = || UserCommand::Register {
+            email: ctx.email.clone(),
+            display_name: ctx.display_name.clone(),
+            role,
+            platform: ctx.platform,
+            at: Utc::now(),
+        };
+        match self
+            .inner
+            .users
+            .execute(id, &ctx.metadata(None), register)
+            .await
+        {
+            // Another request registered them at the same moment: fine.
+            Ok(()) | Err(AggregateError::UserError(UserError::AlreadyRegistered(_))) => {}
+            Err(e) => return Err(CommandError::from_aggregate("the user", e)),
+        }
+        self.user(id)
+            .await?
+            .ok_or_else(|| CommandError::internal(anyhow::anyhow!("a registered user vanished")))
+    }
+
+    /// Sets `email`'s role (admins only); registers the user first if needed.
+    pub async fn grant_role(
+        &self,
+        ctx: &CommandContext,
+        email: &Email,
+        role: Role,
+    ) -> Result<Actor, CommandError> {
+        let by = self.actor(ctx).await?;
+        let target_ctx = CommandContext {
+            email: email.clone(),
+            display_name: None,
+            ..ctx.clone()
+        };
+        let target = self.actor(&target_ctx).await?;
+        if target.role == role {
+            return Ok(target);
+        }
+        let at = Utc::now();
+        self.inner
+            .users
+            .execute(target.user_id, &ctx.metadata(Some(&by)), || {
+                UserCommand::GrantRole {
+                    role,
+                    by: by.clone(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the user", e))?;
+        Ok(Actor { role, ..target })
+    }
+
+    async fn user(&self, id: uuid::Uuid) -> Result<Option<Actor>, CommandError> {
+        let user = self
+            .inner
+            .users
+            .load(id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the user", e))?;
+        Ok(user.actor().cloned())
+    }
+}

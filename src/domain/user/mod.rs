@@ -1,0 +1,260 @@
+//! The user aggregate: one per e-mail address (id = [`user_id_for`]), with a role that admins
+//! change. The write side of `users`.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use super::actor::{Actor, Platform, Role, user_id_for};
+use super::values::Email;
+
+/// What can be asked of a user record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    /// First contact: record the user with a role.
+    Register {
+        /// The address.
+        email: Email,
+        /// A name to show, if known.
+        display_name: Option<String>,
+        /// The starting role.
+        role: Role,
+        /// Where they first appeared.
+        platform: Platform,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Change the role (admins only).
+    GrantRole {
+        /// The new role.
+        role: Role,
+        /// Who grants it.
+        by: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to a user record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    /// The user was recorded.
+    UserRegistered {
+        /// The user.
+        user: Actor,
+        /// A name to show.
+        display_name: Option<String>,
+        /// Where they first appeared.
+        platform: Platform,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The role changed.
+    RoleGranted {
+        /// The user.
+        user: Actor,
+        /// The role before.
+        previous_role: Role,
+        /// Who granted it.
+        by: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::UserRegistered { .. } => "UserRegistered",
+            Self::RoleGranted { .. } => "RoleGranted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
+
+/// Why a user command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// Registered already.
+    #[error("{0} is already registered")]
+    AlreadyRegistered(String),
+    /// Unknown user.
+    #[error("there is no such user")]
+    NotFound,
+    /// Only admins grant roles.
+    #[error("only admins can grant roles")]
+    NotAnAdmin,
+    /// Admins cannot demote themselves (someone must stay admin).
+    #[error("you cannot change your own role")]
+    OwnRole,
+}
+
+/// The state rebuilt from events.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    actor: Option<Actor>,
+}
+
+impl User {
+    /// The user as an actor (with the current role), once registered.
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "User";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = UserError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            UserCommand::Register {
+                email,
+                display_name,
+                role,
+                platform,
+                at,
+            } => {
+                if let Some(actor) = &self.actor {
+                    return Err(UserError::AlreadyRegistered(actor.email.to_string()));
+                }
+                UserEvent::UserRegistered {
+                    user: Actor {
+                        user_id: user_id_for(&email),
+                        email,
+                        role,
+                    },
+                    display_name,
+                    platform,
+                    at,
+                }
+            }
+            UserCommand::GrantRole { role, by, at } => {
+                let current = self.actor.as_ref().ok_or(UserError::NotFound)?;
+                if by.role != Role::Admin {
+                    return Err(UserError::NotAnAdmin);
+                }
+                if by.is(current) {
+                    return Err(UserError::OwnRole);
+                }
+                UserEvent::RoleGranted {
+                    user: Actor {
+                        role,
+                        ..current.clone()
+                    },
+                    previous_role: current.role,
+                    by,
+                    at,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            UserEvent::UserRegistered { user, .. } | UserEvent::RoleGranted { user, .. } => {
+                self.actor = Some(user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::domain::testing::{actor, at};
+
+    fn registered() -> UserEvent {
+        UserEvent::UserRegistered {
+            user: actor("john", Role::User),
+            display_name: None,
+            platform: Platform::Cli,
+            at: at(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn admins_grant_roles() {
+        let admin = actor("root", Role::Admin);
+        TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when_async(UserCommand::GrantRole {
+                role: Role::Approver,
+                by: admin.clone(),
+                at: at(1),
+            })
+            .await
+            .then_expect_events(vec![UserEvent::RoleGranted {
+                user: actor("john", Role::Approver),
+                previous_role: Role::User,
+                by: admin,
+                at: at(1),
+            }]);
+    }
+
+    #[tokio::test]
+    async fn only_admins_grant_and_not_to_themselves() {
+        let result = TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when_async(UserCommand::GrantRole {
+                role: Role::Admin,
+                by: actor("jane", Role::Approver),
+                at: at(1),
+            })
+            .await
+            .inspect_result();
+        assert_eq!(result, Err(UserError::NotAnAdmin));
+        let me = actor("john", Role::Admin);
+        let result = TestFramework::<User>::with(())
+            .given(vec![UserEvent::UserRegistered {
+                user: me.clone(),
+                display_name: None,
+                platform: Platform::Cli,
+                at: at(0),
+            }])
+            .when_async(UserCommand::GrantRole {
+                role: Role::User,
+                by: me,
+                at: at(1),
+            })
+            .await
+            .inspect_result();
+        assert_eq!(result, Err(UserError::OwnRole));
+    }
+
+    #[tokio::test]
+    async fn a_user_registers_once() {
+        let result = TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when_async(UserCommand::Register {
+                email: Email::parse("john@example.com").expect("email"),
+                display_name: None,
+                role: Role::User,
+                platform: Platform::Slack,
+                at: at(1),
+            })
+            .await
+            .inspect_result();
+        assert_eq!(
+            result,
+            Err(UserError::AlreadyRegistered("john@example.com".to_owned()))
+        );
+    }
+}
