@@ -260,11 +260,7 @@ mod tests {
 
     #[test]
     fn generated_csrs_of_every_algorithm_parse_and_match() {
-        for algorithm in [
-            KeyAlgorithm::EccP256,
-            KeyAlgorithm::EccP384,
-            KeyAlgorithm::Rsa2048,
-        ] {
+        for algorithm in KeyAlgorithm::ALL.iter().copied() {
             let csr = parse(&generated(algorithm)).expect("parses");
             assert_eq!(csr.key_algorithm, algorithm);
             assert_eq!(csr.common_name.as_deref(), Some("app.example.com"));
