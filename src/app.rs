@@ -57,6 +57,11 @@ impl Application {
     }
 }
 
+/// Completes once `stopped` turns true (or its sender is gone).
+pub async fn when_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

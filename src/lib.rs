@@ -25,4 +25,5 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod pki;
+pub mod projections;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
-use super::{CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, store};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{Approval, ApprovalCommand, Outcome};
 use crate::domain::request::{RequestCommand, RequestError, RequestStatus};
@@ -42,7 +42,7 @@ impl Commands {
     ) -> Result<Decision, CommandError> {
         let comment = Text::optional("comment", comment, 2000)?;
         let approval = self
-            .decide(ctx, number, |by, at| ApprovalCommand::Approve {
+            .decide(ctx, number, "approve", |by, at| ApprovalCommand::Approve {
                 by,
                 comment: comment.clone(),
                 at,
@@ -65,7 +65,7 @@ impl Commands {
         reason: &str,
     ) -> Result<Decision, CommandError> {
         let reason = required_reason(reason, "a rejection needs a reason")?;
-        self.decide(ctx, number, |by, at| ApprovalCommand::Reject {
+        self.decide(ctx, number, "reject", |by, at| ApprovalCommand::Reject {
             by,
             reason: reason.clone(),
             at,
@@ -90,11 +90,13 @@ impl Commands {
                 ..ctx.clone()
             })
             .await?;
-        self.decide(ctx, number, |by, at| ApprovalCommand::Delegate {
-            by,
-            to: delegate.clone(),
-            reason: reason.clone(),
-            at,
+        self.decide(ctx, number, "delegate", |by, at| {
+            ApprovalCommand::Delegate {
+                by,
+                to: delegate.clone(),
+                reason: reason.clone(),
+                at,
+            }
         })
         .await?;
         Ok(Decision::Delegated { to: to.clone() })
@@ -105,6 +107,7 @@ impl Commands {
         &self,
         ctx: &CommandContext,
         number: &RequestNumber,
+        action: &str,
         command: impl Fn(Actor, DateTime<Utc>) -> ApprovalCommand,
     ) -> Result<Approval, CommandError> {
         let by = self.actor(ctx).await?;
@@ -119,7 +122,14 @@ impl Commands {
         // Even a refused click (already decided) syncs: that heals a request left pending
         // by a crash between the approval's commit and the request's.
         let approval = self.sync_request(ctx, request_id, &by).await?;
-        decided.map_err(|e| CommandError::from_aggregate("the approval", e))?;
+        let decided = decided.map_err(|e| CommandError::from_aggregate("the approval", e));
+        let attempt = Attempt {
+            action,
+            resource_type: "request",
+            resource_id: Some(request_id),
+            resource_identifier: Some(number.as_ref()),
+        };
+        self.audit_refusal(ctx, Some(&by), attempt, decided).await?;
         Ok(approval)
     }
 

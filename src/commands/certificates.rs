@@ -4,7 +4,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, store};
 use crate::domain::actor::Platform;
 use crate::domain::certificate::{CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
@@ -94,7 +94,8 @@ impl Commands {
         }
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
-        self.inner
+        let revoked = self
+            .inner
             .certificates
             .execute(certificate_id, &metadata, || CertificateCommand::Revoke {
                 by: by.clone(),
@@ -105,7 +106,14 @@ impl Commands {
                 at,
             })
             .await
-            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+            .map_err(|e| CommandError::from_aggregate("the certificate", e));
+        let attempt = Attempt {
+            action: "revoke",
+            resource_type: "certificate",
+            resource_id: Some(certificate_id),
+            resource_identifier: None,
+        };
+        self.audit_refusal(ctx, Some(&by), attempt, revoked).await?;
         let request_id = self.request_of_certificate(certificate_id).await?;
         self.inner
             .requests

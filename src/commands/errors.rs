@@ -87,6 +87,12 @@ impl From<crate::domain::certificate::CertificateError> for CommandError {
     }
 }
 
+impl From<crate::domain::refusal::AlreadyRecorded> for CommandError {
+    fn from(error: crate::domain::refusal::AlreadyRecorded) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
 impl From<crate::domain::user::UserError> for CommandError {
     fn from(error: crate::domain::user::UserError) -> Self {
         Self::Refused(error.to_string())

@@ -30,6 +30,7 @@ pub use requests::{RequestForm, RequestView, SubmittedRequest};
 use crate::domain::actor::{Actor, Platform};
 use crate::domain::approval::Approval;
 use crate::domain::certificate::Certificate;
+use crate::domain::refusal::{RecordRefusal, Refusal, RefusedAttempt};
 use crate::domain::request::CertificateRequest;
 use crate::domain::user::User;
 use crate::domain::values::Email;
@@ -157,6 +158,7 @@ struct Inner {
     requests: Side<CertificateRequest>,
     approvals: Side<Approval>,
     certificates: Side<Certificate>,
+    refusals: Side<Refusal>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -179,6 +181,7 @@ impl Commands {
                 // Downloads accumulate on certificates; a snapshot every 20 events keeps
                 // loading them short.
                 certificates: Side::new(&pool, Some(20)),
+                refusals: Side::new(&pool, None),
                 admins: admins
                     .iter()
                     .map(|a| a.trim().to_ascii_lowercase())
@@ -193,4 +196,50 @@ impl Commands {
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
+
+    /// Passes `result` through; when it is a refusal (the domain said no), records the
+    /// attempt first so the audit trail shows it.
+    pub(crate) async fn audit_refusal<T>(
+        &self,
+        ctx: &CommandContext,
+        actor: Option<&Actor>,
+        attempt: Attempt<'_>,
+        result: Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        if let Err(CommandError::Refused(reason)) = &result {
+            let refusal = RefusedAttempt {
+                actor: actor.cloned(),
+                action: attempt.action.to_owned(),
+                resource_type: attempt.resource_type.to_owned(),
+                resource_id: attempt.resource_id,
+                resource_identifier: attempt.resource_identifier.map(str::to_owned),
+                reason: reason.clone(),
+                at: chrono::Utc::now(),
+            };
+            let recorded = self
+                .inner
+                .refusals
+                .execute(Uuid::new_v4(), &ctx.metadata(actor), || {
+                    RecordRefusal(refusal.clone())
+                })
+                .await;
+            if let Err(error) = recorded {
+                tracing::error!(%error, action = attempt.action, "could not record a refused attempt");
+            }
+        }
+        result
+    }
+}
+
+/// What a person attempted, for the audit trail of refusals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// `approve`, `reject`, `revoke`, ...
+    pub action: &'a str,
+    /// `request`, `certificate`, `user`.
+    pub resource_type: &'a str,
+    /// The resource's id.
+    pub resource_id: Option<Uuid>,
+    /// Its number, serial or e-mail.
+    pub resource_identifier: Option<&'a str>,
 }

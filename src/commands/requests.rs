@@ -3,7 +3,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, store};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{ApprovalCommand, Outcome, Part};
 use crate::domain::recommendation::{self, Answers, Recommendation};
@@ -300,6 +300,7 @@ impl Commands {
         let criticality = form.answers.as_ref().map(|a| a.criticality_level.as_str());
         let required_approvals =
             store::required_approvals(self.pool(), certificate_type, criticality).await?;
+        let approvers = store::approvers(self.pool()).await?;
         let new_request = NewRequest {
             request_id,
             request_number: request_number.clone(),
@@ -340,7 +341,7 @@ impl Commands {
                 requester: requester.clone(),
                 certificate_type,
                 required_approvals,
-                approvers: Vec::new(),
+                approvers: approvers.clone(),
                 at,
             })
             .await
@@ -403,7 +404,8 @@ impl Commands {
         let reason = Text::optional("reason", reason, 2000)?;
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
-        self.inner
+        let cancelled = self
+            .inner
             .requests
             .execute(request_id, &metadata, || RequestCommand::Cancel {
                 by: by.clone(),
@@ -411,7 +413,15 @@ impl Commands {
                 at,
             })
             .await
-            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+            .map_err(|e| CommandError::from_aggregate("the request", e));
+        let attempt = Attempt {
+            action: "cancel",
+            resource_type: "request",
+            resource_id: Some(request_id),
+            resource_identifier: Some(number.as_ref()),
+        };
+        self.audit_refusal(ctx, Some(&by), attempt, cancelled)
+            .await?;
         // Close the approval too; it may already be decided (approved, then cancelled).
         let withdrawn = self
             .inner

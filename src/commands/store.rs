@@ -159,3 +159,27 @@ pub async fn certificate_id_of(pool: &PgPool, serial: &str) -> Result<Uuid, Comm
         CommandError::NotFound(format!("there is no certificate with serial {serial}"))
     })
 }
+
+/// The people to ask for approvals: active approvers and admins, as the read model knows
+/// them (it may lag a moment behind a role change; any approver may decide regardless).
+pub async fn approvers(pool: &PgPool) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
+    use crate::domain::actor::{Actor, Role};
+    use crate::domain::values::Email;
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, email, role FROM users \
+          WHERE role IN ('approver', 'admin') AND is_active AND deleted_at IS NULL \
+          ORDER BY email LIMIT 50",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user_id, email, role)| {
+            Some(Actor {
+                user_id,
+                email: Email::parse(&email).ok()?,
+                role: Role::parse(&role).ok()?,
+            })
+        })
+        .collect())
+}

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use cqrs_es::AggregateError;
 
-use super::{CommandContext, CommandError, Commands};
+use super::{Attempt, CommandContext, CommandError, Commands};
 use crate::domain::actor::{Actor, Role, user_id_for};
 use crate::domain::user::{UserCommand, UserError};
 use crate::domain::values::Email;
@@ -61,7 +61,8 @@ impl Commands {
             return Ok(target);
         }
         let at = Utc::now();
-        self.inner
+        let granted = self
+            .inner
             .users
             .execute(target.user_id, &ctx.metadata(Some(&by)), || {
                 UserCommand::GrantRole {
@@ -71,7 +72,14 @@ impl Commands {
                 }
             })
             .await
-            .map_err(|e| CommandError::from_aggregate("the user", e))?;
+            .map_err(|e| CommandError::from_aggregate("the user", e));
+        let attempt = Attempt {
+            action: "grant_role",
+            resource_type: "user",
+            resource_id: Some(target.user_id),
+            resource_identifier: Some(target.email.as_ref()),
+        };
+        self.audit_refusal(ctx, Some(&by), attempt, granted).await?;
         Ok(Actor { role, ..target })
     }
 

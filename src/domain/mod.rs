@@ -7,6 +7,7 @@ pub mod approval;
 pub mod certificate;
 pub mod key_material;
 pub mod recommendation;
+pub mod refusal;
 pub mod request;
 pub mod text;
 pub mod user;

@@ -3,59 +3,20 @@
 
 use std::collections::HashSet;
 
-use cert_assistant::commands::{
-    CommandContext, CommandError, Commands, Decision, RequestForm, RevocationForm, store,
-};
-use cert_assistant::domain::actor::{Platform, Role};
+use cert_assistant::commands::{CommandError, Decision, RequestForm, RevocationForm, store};
 use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
 use cert_assistant::domain::key_material::EncryptedPrivateKey;
 use cert_assistant::domain::request::RequestStatus;
 use cert_assistant::domain::values::{
-    CommonName, DnsName, Email, KeyAlgorithm, RequestNumber, SerialNumber,
+    CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber,
 };
 use cert_assistant::pki::envelope::KeyEncryptionKey;
 use chrono::{Duration, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::fixtures::{KEK, approver, ctx, service, web_request};
 use crate::helpers::TestDb;
-
-const KEK: &str = "q9Yc4r1b6a3M0x7tZpWmVfQhKjLnE2uS8dG5yB1cA0o=";
-
-fn ctx(email: &str) -> CommandContext {
-    CommandContext::new(Email::parse(email).expect("email"), Platform::Cli)
-}
-
-fn service(db: &TestDb) -> Commands {
-    Commands::new(
-        db.pool.clone(),
-        KeyEncryptionKey::from_base64(KEK).expect("kek"),
-        &["root@example.com".to_owned()],
-    )
-}
-
-fn web_request(cn: &str) -> RequestForm {
-    RequestForm {
-        common_name: cn.to_owned(),
-        subject_alternative_names: vec![format!("www.{cn}")],
-        certificate_type: "web_server".to_owned(),
-        validity_days: Some("90".to_owned()),
-        justification: "Customer portal".to_owned(),
-        ..RequestForm::default()
-    }
-}
-
-async fn approver(commands: &Commands, email: &str) -> CommandContext {
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse(email).expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
-    ctx(email)
-}
 
 async fn event_types(db: &TestDb, aggregate_type: &str, id: Uuid) -> Vec<String> {
     sqlx::query_scalar(

@@ -3,7 +3,9 @@
 mod cli;
 mod domain;
 mod event_store;
+mod fixtures;
 mod health;
 mod helpers;
+mod projections;
 mod schema;
 mod views;

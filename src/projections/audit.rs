@@ -1,0 +1,268 @@
+//! The audit trail: one `audit_logs` row per event (refusals included), chained by hashes so
+//! that any later change to a row, or a removed row, is detected by [`verify`].
+
+use anyhow::Context;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use super::StoredEvent;
+use crate::domain::actor::Actor;
+
+/// Namespace of audit row ids: an event's audit row id is a UUIDv5 of its identity, so a
+/// rebuild produces the same ids.
+const AUDIT_NAMESPACE: Uuid = Uuid::from_u128(0x5f0e_2a61_8c3d_4b7a_9e10_3d4c_2b1a_0f99);
+
+/// The hash that precedes the first row.
+const GENESIS: [u8; 32] = [0; 32];
+
+/// How an event appears in the audit trail.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditEntry {
+    /// `request_created`, `approval_granted`, ...
+    pub event_type: String,
+    /// `authentication`, `authorization`, `certificate`, `request`, `approval`, `system`.
+    pub category: &'static str,
+    /// `info`, `warning`, `error`, `critical`.
+    pub severity: &'static str,
+    /// Who acted; falls back to the actor in the event's metadata.
+    pub actor: Option<Actor>,
+    /// `request`, `certificate`, `user`, `config`.
+    pub resource_type: &'static str,
+    /// The resource's id.
+    pub resource_id: Option<Uuid>,
+    /// Request number, serial, e-mail, config key.
+    pub resource_identifier: Option<String>,
+    /// `create`, `submit`, `approve`, `reject`, `revoke`, `download`, ...
+    pub action: String,
+    /// `success` or `failure`.
+    pub result: &'static str,
+    /// For failures.
+    pub error_message: Option<String>,
+    /// Event-specific details.
+    pub details: Value,
+}
+
+impl AuditEntry {
+    pub(crate) fn new(
+        event_type: &str,
+        category: &'static str,
+        resource_type: &'static str,
+        action: &str,
+    ) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            category,
+            severity: "info",
+            actor: None,
+            resource_type,
+            resource_id: None,
+            resource_identifier: None,
+            action: action.to_owned(),
+            result: "success",
+            error_message: None,
+            details: Value::Null,
+        }
+    }
+
+    pub(crate) fn actor(mut self, actor: &Actor) -> Self {
+        self.actor = Some(actor.clone());
+        self
+    }
+
+    pub(crate) fn resource(mut self, id: Option<Uuid>, identifier: Option<String>) -> Self {
+        self.resource_id = id;
+        self.resource_identifier = identifier;
+        self
+    }
+
+    pub(crate) fn severity(mut self, severity: &'static str) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    pub(crate) fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub(crate) fn failure(mut self, message: impl Into<String>) -> Self {
+        self.result = "failure";
+        self.error_message = Some(message.into());
+        self
+    }
+}
+
+/// The audit row id of an event.
+pub fn audit_id(event: &StoredEvent) -> Uuid {
+    Uuid::new_v5(
+        &AUDIT_NAMESPACE,
+        format!(
+            "{}/{}/{}",
+            event.aggregate_type, event.aggregate_id, event.sequence
+        )
+        .as_bytes(),
+    )
+}
+
+/// Writes the audit row of `event` and appends it to the hash chain.
+pub(crate) async fn write(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    entry: AuditEntry,
+) -> anyhow::Result<()> {
+    let id = audit_id(event);
+    let (user_id, email, role) = match &entry.actor {
+        Some(actor) => (
+            Some(actor.user_id),
+            Some(actor.email.to_string()),
+            Some(actor.role.as_str().to_owned()),
+        ),
+        None => (
+            event
+                .meta("actor_id")
+                .and_then(|id| id.parse::<Uuid>().ok()),
+            event.meta("actor_email").map(str::to_owned),
+            event.meta("actor_role").map(str::to_owned),
+        ),
+    };
+    if let (Some(user_id), Some(email), Some(role)) = (user_id, &email, &role) {
+        super::read_model::ensure_user_row(conn, user_id, email, role, event.at()).await?;
+    }
+    let mut metadata = json!({
+        "event": event.event_type,
+        "event_version": event.event_version,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "sequence": event.sequence,
+        "global_seq": event.global_seq,
+    });
+    for key in ["correlation_id", "platform"] {
+        if let Some(value) = event.meta(key) {
+            metadata[key] = json!(value);
+        }
+    }
+    if !entry.details.is_null() {
+        metadata["details"] = entry.details;
+    }
+    let timestamp: DateTime<Utc> = event.at().trunc_subsecs(6);
+    sqlx::query(
+        "INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, user_email, \
+             user_role, ip_address, user_agent, session_id, resource_type, resource_id, \
+             resource_identifier, action, result, error_message, metadata, \"timestamp\") \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::inet, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(&entry.event_type)
+    .bind(entry.category)
+    .bind(entry.severity)
+    .bind(user_id)
+    .bind(email)
+    .bind(role)
+    .bind(event.meta("ip_address"))
+    .bind(event.meta("user_agent"))
+    .bind(event.meta("correlation_id"))
+    .bind(entry.resource_type)
+    .bind(entry.resource_id)
+    .bind(entry.resource_identifier)
+    .bind(&entry.action)
+    .bind(entry.result)
+    .bind(entry.error_message)
+    .bind(metadata)
+    .bind(timestamp)
+    .execute(&mut *conn)
+    .await
+    .context("writing the audit row")?;
+    sqlx::query(
+        "WITH last AS (SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1) \
+         INSERT INTO audit_log_chain (position, audit_id, prev_hash, hash) \
+         SELECT coalesce((SELECT position FROM last), 0) + 1, a.id, \
+                coalesce((SELECT hash FROM last), $2), \
+                sha256(coalesce((SELECT hash FROM last), $2) || convert_to(audit_log_content(a), 'UTF8')) \
+           FROM audit_logs a WHERE a.id = $1 \
+         ON CONFLICT (audit_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(GENESIS.as_slice())
+    .execute(&mut *conn)
+    .await
+    .context("chaining the audit row")?;
+    Ok(())
+}
+
+/// The outcome of a chain check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainReport {
+    /// Every row matches its hash and links to its predecessor.
+    Intact {
+        /// Rows checked.
+        rows: i64,
+    },
+    /// The first row that does not match.
+    Broken {
+        /// Its chain position.
+        position: i64,
+        /// Its audit row id (or `None` when the row itself is gone).
+        audit_id: Option<Uuid>,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Recomputes the whole chain in order.
+pub async fn verify(pool: &PgPool) -> anyhow::Result<ChainReport> {
+    let rows = sqlx::query(
+        "SELECT c.position, c.audit_id, c.prev_hash, c.hash, \
+                CASE WHEN a.id IS NULL THEN NULL \
+                     ELSE sha256(c.prev_hash || convert_to(audit_log_content(a), 'UTF8')) END AS recomputed \
+           FROM audit_log_chain c LEFT JOIN audit_logs a ON a.id = c.audit_id \
+          ORDER BY c.position",
+    )
+    .fetch_all(pool)
+    .await?;
+    let audit_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs")
+        .fetch_one(pool)
+        .await?;
+    let mut previous: Option<(i64, Vec<u8>)> = None;
+    let mut checked = 0;
+    for row in rows {
+        let position: i64 = row.try_get("position")?;
+        let audit_id: Uuid = row.try_get("audit_id")?;
+        let prev_hash: Vec<u8> = row.try_get("prev_hash")?;
+        let hash: Vec<u8> = row.try_get("hash")?;
+        let recomputed: Option<Vec<u8>> = row.try_get("recomputed")?;
+        let broken = |problem: &str| ChainReport::Broken {
+            position,
+            audit_id: Some(audit_id),
+            problem: problem.to_owned(),
+        };
+        if let Some((last_position, last_hash)) = &previous {
+            if position != last_position + 1 {
+                return Ok(broken("a chain entry before this one is missing"));
+            }
+            if &prev_hash != last_hash {
+                return Ok(broken("it does not link to the entry before it"));
+            }
+        }
+        match recomputed {
+            None => return Ok(broken("its audit row was deleted")),
+            Some(recomputed) if recomputed != hash => {
+                return Ok(broken("the audit row was changed after it was written"));
+            }
+            Some(_) => {}
+        }
+        previous = Some((position, hash));
+        checked += 1;
+    }
+    if checked != audit_rows {
+        return Ok(ChainReport::Broken {
+            position: previous.map_or(0, |(p, _)| p + 1),
+            audit_id: None,
+            problem: format!("{} audit rows are not in the chain", audit_rows - checked),
+        });
+    }
+    Ok(ChainReport::Intact { rows: checked })
+}

@@ -1,0 +1,239 @@
+//! The durable projector: a loop around one testable step, safe with several replicas.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Row};
+
+use super::{feed, read_model};
+
+/// The consumer that maintains the documented tables.
+pub const READ_MODEL: &str = "read_model";
+
+/// How long to sleep when idle and no notification arrives (NOTIFY is not durable).
+const POLL: Duration = Duration::from_millis(500);
+
+/// Where a consumer stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerStatus {
+    /// Its name.
+    pub name: String,
+    /// Events applied so far.
+    pub events_applied: i64,
+    /// The global position of the last applied event.
+    pub last_global_seq: i64,
+    /// Events in the store it has not applied yet.
+    pub lag_events: i64,
+    /// The age of the oldest event it has not applied, if any.
+    pub lag_seconds: Option<f64>,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Applied this many events (a full batch means there may be more).
+    Applied(usize),
+    /// Nothing to do.
+    Idle,
+    /// Another worker holds the lease.
+    Busy,
+}
+
+/// Applies the event feed to the read model.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    pool: PgPool,
+    batch_size: i64,
+}
+
+impl Projector {
+    /// A projector over `pool` applying up to 500 events per transaction.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            batch_size: 500,
+        }
+    }
+
+    /// Changes the batch size.
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// One step: take the lease, apply the next batch, move the checkpoint, commit — all in
+    /// one transaction, so a crash at any point leaves rows and checkpoint consistent.
+    pub async fn step(&self) -> anyhow::Result<Step> {
+        let mut tx = self.pool.begin().await?;
+        let lease = sqlx::query(
+            "SELECT last_tx_id::text AS tx, last_global_seq FROM projector_checkpoints \
+              WHERE name = $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(READ_MODEL)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(lease) = lease else {
+            return Ok(Step::Busy);
+        };
+        let after_tx: String = lease.try_get("tx")?;
+        let after_seq: i64 = lease.try_get("last_global_seq")?;
+        let events = feed::next_batch(&mut tx, &after_tx, after_seq, self.batch_size).await?;
+        let Some(last) = events.last() else {
+            return Ok(Step::Idle);
+        };
+        let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
+        read_model::begin(&mut tx).await?;
+        for event in &events {
+            read_model::apply(&mut tx, event).await.with_context(|| {
+                format!(
+                    "projecting {} #{} of {} {}",
+                    event.event_type, event.sequence, event.aggregate_type, event.aggregate_id
+                )
+            })?;
+        }
+        sqlx::query(
+            "UPDATE projector_checkpoints \
+                SET last_tx_id = $2::text::xid8, last_global_seq = $3, \
+                    events_applied = events_applied + $4, updated_at = now() \
+              WHERE name = $1",
+        )
+        .bind(READ_MODEL)
+        .bind(&last_tx)
+        .bind(last_seq)
+        .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Step::Applied(events.len()))
+    }
+
+    /// Steps until there is nothing left (or another worker holds the lease). For tests
+    /// and for catching up before answering.
+    pub async fn run_until_idle(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                Step::Applied(n) => total += n,
+                Step::Idle | Step::Busy => return Ok(total),
+            }
+        }
+    }
+
+    /// Applies every event committed before the call, waiting (up to `timeout`) while an
+    /// older transaction anywhere on the server still holds the horizon back. Tests and
+    /// one-shot commands use it to read their own writes.
+    pub async fn catch_up(&self, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target: Option<(String, i64)> = sqlx::query_as(
+            "SELECT e.tx_id::text AS tx_text, e.global_seq FROM events e \
+              ORDER BY e.tx_id DESC, e.global_seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((target_tx, target_seq)) = target else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            total += self.run_until_idle().await?;
+            let reached: bool = sqlx::query_scalar(
+                "SELECT (last_tx_id, last_global_seq) >= ($2::text::xid8, $3) \
+                   FROM projector_checkpoints WHERE name = $1",
+            )
+            .bind(READ_MODEL)
+            .bind(&target_tx)
+            .bind(target_seq)
+            .fetch_one(&self.pool)
+            .await?;
+            if reached {
+                return Ok(total);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "the projector could not catch up within {timeout:?}: a long-running \
+                     transaction on the server is holding back the commit horizon"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs until `shutdown` completes: steps while there is work, then waits for a
+    /// notification or the poll interval. Errors are logged and retried with a pause.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut listener) => match listener.listen("events").await {
+                Ok(()) => Some(listener),
+                Err(error) => {
+                    tracing::warn!(%error, "projector: LISTEN failed; polling only");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "projector: no listener connection; polling only");
+                None
+            }
+        };
+        tracing::info!("projector started");
+        loop {
+            let pause = match self.step().await {
+                Ok(Step::Applied(n)) if i64::try_from(n).unwrap_or(0) >= self.batch_size => {
+                    continue;
+                }
+                Ok(Step::Applied(_) | Step::Idle | Step::Busy) => POLL,
+                Err(error) => {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "projector step failed; retrying"
+                    );
+                    Duration::from_secs(2)
+                }
+            };
+            let notified = async {
+                match listener.as_mut() {
+                    Some(listener) => {
+                        let _ = listener.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(pause) => {}
+                () = notified => {}
+            }
+        }
+        tracing::info!("projector stopped");
+    }
+
+    /// Every consumer's checkpoint and lag.
+    pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<ConsumerStatus>> {
+        let rows = sqlx::query(
+            "SELECT c.name, c.events_applied, c.last_global_seq, c.updated_at, \
+                    (SELECT count(*) FROM events e \
+                      WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_events, \
+                    (SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 FROM events e \
+                      WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_seconds \
+               FROM projector_checkpoints c ORDER BY c.name",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ConsumerStatus {
+                    name: row.try_get("name")?,
+                    events_applied: row.try_get("events_applied")?,
+                    last_global_seq: row.try_get("last_global_seq")?,
+                    lag_events: row.try_get("lag_events")?,
+                    lag_seconds: row.try_get("lag_seconds")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+}

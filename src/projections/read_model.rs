@@ -1,0 +1,860 @@
+//! Applying one event to the documented tables. Plain SQL writers: every value is copied from
+//! the event (times included), ids of derived rows are UUIDv5s of their identity, and the
+//! per-aggregate position guard makes re-applying an event a no-op.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::StoredEvent;
+use super::audit::{self, AuditEntry};
+use crate::domain::actor::Actor;
+use crate::domain::approval::{Approval, ApprovalEvent};
+use crate::domain::certificate::{Artifact, Certificate, CertificateEvent};
+use crate::domain::refusal::{Refusal, RefusalEvent};
+use crate::domain::request::{CertificateRequest, RequestEvent};
+use crate::domain::user::{User, UserEvent};
+use crate::domain::values::RevocationReason;
+
+/// Namespace of derived row ids (approvals, answers, revocations, private keys).
+const ROW_NAMESPACE: Uuid = Uuid::from_u128(0x2c7b_91d4_0e6f_4f3a_8a25_6e1d_9c0b_7a44);
+
+fn row_id(parts: &[&str]) -> Uuid {
+    Uuid::new_v5(&ROW_NAMESPACE, parts.join("/").as_bytes())
+}
+
+/// Prepares a projector transaction: `updated_at` comes from the events, not the trigger.
+pub(crate) async fn begin(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SET LOCAL cert_assistant.projector = 'on'")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies one event (and its audit row), unless it was applied before.
+pub(crate) async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
+    let fresh = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO projection_positions (aggregate_type, aggregate_id, last_sequence) \
+         VALUES ($1, $2, $3) \
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence \
+           WHERE projection_positions.last_sequence < EXCLUDED.last_sequence \
+         RETURNING last_sequence",
+    )
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if !fresh {
+        return Ok(());
+    }
+    let entry = match event.aggregate_type.as_str() {
+        User::TYPE => users(conn, parse(event)?).await?,
+        CertificateRequest::TYPE => requests(conn, event, parse(event)?).await?,
+        Approval::TYPE => approvals(conn, event, parse(event)?).await?,
+        Certificate::TYPE => certificates(conn, event, parse(event)?).await?,
+        Refusal::TYPE => refusal(parse(event)?),
+        other => {
+            tracing::warn!(
+                aggregate_type = other,
+                "projector: unknown aggregate type; skipped"
+            );
+            return Ok(());
+        }
+    };
+    audit::write(conn, event, entry).await
+}
+
+fn parse<E: serde::de::DeserializeOwned>(event: &StoredEvent) -> anyhow::Result<E> {
+    serde_json::from_value(event.payload.clone()).with_context(|| {
+        format!(
+            "unreadable {} payload (version {})",
+            event.event_type, event.event_version
+        )
+    })
+}
+
+fn aggregate_uuid(event: &StoredEvent) -> anyhow::Result<Uuid> {
+    event
+        .aggregate_id
+        .parse()
+        .with_context(|| format!("aggregate id {:?} is not a UUID", event.aggregate_id))
+}
+
+/// Inserts a minimal `users` row for an actor the table does not know yet (foreign keys need
+/// it); `UserRegistered` fills in the rest.
+pub(crate) async fn ensure_user_row(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+    role: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(email)
+    .bind(role)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn ensure_user(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    ensure_user_row(
+        conn,
+        actor.user_id,
+        actor.email.as_ref(),
+        actor.role.as_str(),
+        at,
+    )
+    .await
+}
+
+async fn users(conn: &mut PgConnection, event: UserEvent) -> anyhow::Result<AuditEntry> {
+    Ok(match event {
+        UserEvent::UserRegistered {
+            user,
+            display_name,
+            platform,
+            at,
+        } => {
+            sqlx::query(
+                "INSERT INTO users (id, email, display_name, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (id) DO UPDATE SET display_name = coalesce(EXCLUDED.display_name, users.display_name), \
+                     role = EXCLUDED.role, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+            )
+            .bind(user.user_id)
+            .bind(user.email.as_ref())
+            .bind(display_name)
+            .bind(user.role.as_str())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            AuditEntry::new("user_registered", "authentication", "user", "create")
+                .actor(&user)
+                .resource(Some(user.user_id), Some(user.email.to_string()))
+                .details(json!({ "role": user.role, "platform": platform }))
+        }
+        UserEvent::RoleGranted {
+            user,
+            previous_role,
+            by,
+            at,
+        } => {
+            sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+                .bind(user.user_id)
+                .bind(user.role.as_str())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            AuditEntry::new("role_granted", "authorization", "user", "update")
+                .actor(&by)
+                .severity("warning")
+                .resource(Some(user.user_id), Some(user.email.to_string()))
+                .details(json!({ "role": user.role, "previous_role": previous_role }))
+        }
+    })
+}
+
+async fn set_request(
+    conn: &mut PgConnection,
+    id: Uuid,
+    assignments: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "UPDATE certificate_requests SET {assignments}, updated_at = $2 WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn request_number(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT request_number FROM certificate_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+async fn requests(
+    conn: &mut PgConnection,
+    stored: &StoredEvent,
+    event: RequestEvent,
+) -> anyhow::Result<AuditEntry> {
+    let id = aggregate_uuid(stored)?;
+    let entry =
+        |event_type: &str, action: &str| AuditEntry::new(event_type, "request", "request", action);
+    let entry = match event {
+        RequestEvent::RequestCreated {
+            request_id,
+            request_number,
+            requester,
+            subject,
+            certificate_type,
+            key_algorithm,
+            validity_days,
+            csr_type,
+            csr_pem,
+            private_key: _,
+            business,
+            answers,
+            recommendation,
+            requested_ca_type,
+            override_requested,
+            override_reason,
+            at,
+        } => {
+            ensure_user(conn, &requester, at).await?;
+            let sans: Vec<String> = subject
+                .subject_alternative_names
+                .iter()
+                .map(|n| n.as_ref().to_owned())
+                .collect();
+            let text =
+                |t: &Option<crate::domain::text::Text>| t.as_ref().map(|t| t.as_str().to_owned());
+            sqlx::query(
+                "INSERT INTO certificate_requests (id, request_number, user_id, common_name, \
+                     organization, organizational_unit, locality, state_province, country, \
+                     email_address, subject_alternative_names, certificate_type, key_algorithm, \
+                     validity_period_days, csr_type, csr_content, business_justification, \
+                     department, cost_center, project_code, additional_notes, status, \
+                     recommended_ca_type, override_requested, override_reason, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, $19, $20, $21, 'draft', $22, $23, $24, $25, $25) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(request_id)
+            .bind(request_number.as_ref())
+            .bind(requester.user_id)
+            .bind(subject.common_name.as_ref())
+            .bind(text(&subject.organization))
+            .bind(text(&subject.organizational_unit))
+            .bind(text(&subject.locality))
+            .bind(text(&subject.state_province))
+            .bind(subject.country.as_ref().map(|c| c.as_ref().to_owned()))
+            .bind(subject.email_address.as_ref().map(|e| e.as_ref().to_owned()))
+            .bind(&sans)
+            .bind(certificate_type.as_str())
+            .bind(key_algorithm.as_str())
+            .bind(i32::try_from(validity_days.days()).unwrap_or(i32::MAX))
+            .bind(csr_type.as_str())
+            .bind(&csr_pem)
+            .bind(business.justification.as_str())
+            .bind(text(&business.department))
+            .bind(text(&business.cost_center))
+            .bind(text(&business.project_code))
+            .bind(text(&business.notes))
+            .bind(recommendation.as_ref().map(|r| r.ca_type.as_str()))
+            .bind(override_requested)
+            .bind(&override_reason)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if let (Some(answers), Some(recommendation)) = (&answers, &recommendation) {
+                let compliance: Vec<&str> = answers
+                    .compliance_requirements
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO recommendation_answers (id, request_id, service_type, \
+                         publicly_accessible, expected_lifespan, browser_trust_required, \
+                         environment_type, certificate_count, domain_type, criticality_level, \
+                         compliance_requirements, renewal_preference, recommended_ca_type, \
+                         recommendation_reason, recommendation_confidence, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                         $15::text::numeric, $16) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(row_id(&["answers", &request_id.to_string()]))
+                .bind(request_id)
+                .bind(answers.service_type.as_str())
+                .bind(answers.publicly_accessible.as_str())
+                .bind(answers.expected_lifespan.as_str())
+                .bind(answers.browser_trust_required.as_str())
+                .bind(answers.environment_type.as_str())
+                .bind(answers.certificate_count.as_str())
+                .bind(answers.domain_type.as_str())
+                .bind(answers.criticality_level.as_str())
+                .bind(&compliance)
+                .bind(answers.renewal_preference.as_str())
+                .bind(recommendation.ca_type.as_str())
+                .bind(&recommendation.reason)
+                .bind(recommendation.confidence.to_string())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            entry("request_created", "create")
+                .actor(&requester)
+                .resource(Some(request_id), Some(request_number.to_string()))
+                .details(json!({
+                    "common_name": subject.common_name,
+                    "certificate_type": certificate_type,
+                    "key_algorithm": key_algorithm,
+                    "validity_days": validity_days.days(),
+                    "csr_type": csr_type,
+                    "requested_ca_type": requested_ca_type,
+                    "recommended_ca_type": recommendation.as_ref().map(|r| r.ca_type),
+                    "override_requested": override_requested,
+                }))
+        }
+        RequestEvent::RequestSubmitted { by, at } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET status = 'pending_approval', submitted_at = $2, \
+                     updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("request_submitted", "submit").actor(&by)
+        }
+        RequestEvent::RequestApproved { approvers, at } => {
+            let last = approvers.last().map(|a| a.user_id);
+            sqlx::query(
+                "UPDATE certificate_requests SET status = 'approved', approved_at = $2, \
+                     approver_id = coalesce($3, approver_id), updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+            let mut e = entry("request_approved", "approve").details(json!({
+                "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>()
+            }));
+            if let Some(last) = approvers.last() {
+                e = e.actor(last);
+            }
+            e
+        }
+        RequestEvent::RequestRejected { by, reason, at } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET status = 'rejected', rejected_at = $2, \
+                     approver_id = $3, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(by.user_id)
+            .execute(&mut *conn)
+            .await?;
+            entry("request_rejected", "reject")
+                .actor(&by)
+                .details(json!({ "reason": reason }))
+        }
+        RequestEvent::IssuanceStarted { at } => {
+            set_request(conn, id, "status = 'in_progress'", at).await?;
+            entry("issuance_started", "issue")
+        }
+        RequestEvent::CaRequestRecorded {
+            ca_request_id,
+            ca_status,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET adcs_request_id = $2, adcs_status = $3, \
+                     updated_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&ca_request_id)
+            .bind(&ca_status)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("ca_request_recorded", "update")
+                .details(json!({ "ca_request_id": ca_request_id, "ca_status": ca_status }))
+        }
+        RequestEvent::IssuanceRetryScheduled {
+            retry_count,
+            error,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET retry_count = $2, adcs_error_message = $3, \
+                     updated_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i32::try_from(retry_count).unwrap_or(i32::MAX))
+            .bind(&error)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("issuance_retry_scheduled", "issue")
+                .severity("warning")
+                .details(json!({ "retry_count": retry_count, "error": error }))
+        }
+        RequestEvent::RequestIssued {
+            certificate_id,
+            serial_number,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET status = 'issued', issued_at = $2, updated_at = $2 \
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("request_issued", "issue").details(json!({
+                "certificate_id": certificate_id,
+                "serial_number": serial_number,
+            }))
+        }
+        RequestEvent::IssuanceFailed { error, at } => {
+            sqlx::query(
+                "UPDATE certificate_requests SET status = 'failed', adcs_error_message = $2, \
+                     updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&error)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("issuance_failed", "issue")
+                .severity("error")
+                .failure(error)
+        }
+        RequestEvent::RequestCancelled { by, reason, at } => {
+            set_request(conn, id, "status = 'cancelled'", at).await?;
+            entry("request_cancelled", "cancel")
+                .actor(&by)
+                .details(json!({ "reason": reason }))
+        }
+        RequestEvent::RequestRevoked {
+            certificate_id,
+            reason,
+            at,
+        } => {
+            set_request(conn, id, "status = 'revoked'", at).await?;
+            entry("request_revoked", "revoke")
+                .details(json!({ "certificate_id": certificate_id, "reason": reason }))
+        }
+    };
+    let number = request_number(conn, id).await?;
+    Ok(if entry.resource_id.is_none() {
+        entry.resource(Some(id), number)
+    } else {
+        entry
+    })
+}
+
+/// Upserts one approver's row of a request.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row, many columns; a struct would only rename them"
+)]
+async fn approval_row(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    approver: &Actor,
+    status: &str,
+    decision: Option<&str>,
+    comments: Option<&str>,
+    delegated_to: Option<Uuid>,
+    delegation_reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    ensure_user(conn, approver, at).await?;
+    let decided_at = (status != "pending").then_some(at);
+    let notified_at = (status == "pending").then_some(at);
+    sqlx::query(
+        "INSERT INTO approvals (id, request_id, approver_id, status, decision, comments, \
+             decided_at, delegated_to_id, delegation_reason, notified_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decision = EXCLUDED.decision, \
+             comments = EXCLUDED.comments, decided_at = EXCLUDED.decided_at, \
+             delegated_to_id = EXCLUDED.delegated_to_id, \
+             delegation_reason = EXCLUDED.delegation_reason, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(row_id(&[
+        "approval",
+        &request_id.to_string(),
+        &approver.user_id.to_string(),
+    ]))
+    .bind(request_id)
+    .bind(approver.user_id)
+    .bind(status)
+    .bind(decision)
+    .bind(comments)
+    .bind(decided_at)
+    .bind(delegated_to)
+    .bind(delegation_reason)
+    .bind(notified_at)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Approvers who never acted leave the table once the approval is closed, so
+/// `v_pending_approvals` lists only what still waits for someone.
+async fn drop_pending(conn: &mut PgConnection, request_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM approvals WHERE request_id = $1 AND status = 'pending'")
+        .bind(request_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn approvals(
+    conn: &mut PgConnection,
+    stored: &StoredEvent,
+    event: ApprovalEvent,
+) -> anyhow::Result<AuditEntry> {
+    let request_id = aggregate_uuid(stored)?;
+    let entry =
+        |event_type: &str, action: &str| AuditEntry::new(event_type, "approval", "request", action);
+    let entry = match event {
+        ApprovalEvent::ApprovalOpened {
+            required_approvals,
+            approvers,
+            at,
+            ..
+        } => {
+            for approver in &approvers {
+                approval_row(
+                    conn, request_id, approver, "pending", None, None, None, None, at,
+                )
+                .await?;
+            }
+            entry("approval_requested", "create").details(json!({
+                "required_approvals": required_approvals,
+                "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+            }))
+        }
+        ApprovalEvent::ApprovalGranted {
+            by,
+            comment,
+            approvals,
+            required_approvals,
+            at,
+        } => {
+            approval_row(
+                conn,
+                request_id,
+                &by,
+                "approved",
+                Some("approve"),
+                comment.as_deref(),
+                None,
+                None,
+                at,
+            )
+            .await?;
+            entry("approval_granted", "approve")
+                .actor(&by)
+                .details(json!({ "approvals": approvals, "required_approvals": required_approvals, "comment": comment }))
+        }
+        ApprovalEvent::ApprovalRejected { by, reason, at } => {
+            approval_row(
+                conn,
+                request_id,
+                &by,
+                "rejected",
+                Some("reject"),
+                Some(&reason),
+                None,
+                None,
+                at,
+            )
+            .await?;
+            drop_pending(conn, request_id).await?;
+            entry("approval_rejected", "reject")
+                .actor(&by)
+                .details(json!({ "reason": reason }))
+        }
+        ApprovalEvent::ApprovalDelegated { by, to, reason, at } => {
+            ensure_user(conn, &to, at).await?;
+            approval_row(
+                conn,
+                request_id,
+                &by,
+                "delegated",
+                None,
+                None,
+                Some(to.user_id),
+                Some(&reason),
+                at,
+            )
+            .await?;
+            approval_row(conn, request_id, &to, "pending", None, None, None, None, at).await?;
+            entry("approval_delegated", "delegate")
+                .actor(&by)
+                .details(json!({ "to": to.email, "reason": reason }))
+        }
+        ApprovalEvent::ApprovalReminderSent {
+            approvers,
+            reminder_count,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE approvals SET reminder_count = $2, last_reminder_at = $3, updated_at = $3 \
+                  WHERE request_id = $1 AND status = 'pending'",
+            )
+            .bind(request_id)
+            .bind(i32::try_from(reminder_count).unwrap_or(i32::MAX))
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("approval_reminder_sent", "remind").details(json!({
+                "reminder_count": reminder_count,
+                "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+            }))
+        }
+        ApprovalEvent::ApprovalPolicySatisfied { approvers, .. } => {
+            drop_pending(conn, request_id).await?;
+            entry("approval_policy_satisfied", "approve").details(json!({
+                "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+            }))
+        }
+        ApprovalEvent::ApprovalWithdrawn { reason, .. } => {
+            drop_pending(conn, request_id).await?;
+            entry("approval_withdrawn", "cancel").details(json!({ "reason": reason }))
+        }
+    };
+    let number = request_number(conn, request_id).await?;
+    Ok(entry.resource(Some(request_id), number))
+}
+
+async fn certificates(
+    conn: &mut PgConnection,
+    stored: &StoredEvent,
+    event: CertificateEvent,
+) -> anyhow::Result<AuditEntry> {
+    let id = aggregate_uuid(stored)?;
+    let entry = |event_type: &str, action: &str| {
+        AuditEntry::new(event_type, "certificate", "certificate", action)
+    };
+    let entry = match event {
+        CertificateEvent::CertificateIssued { certificate: c, at } => {
+            ensure_user(conn, &c.owner, at).await?;
+            let sans: Vec<String> = c
+                .subject_alternative_names
+                .iter()
+                .map(|n| n.as_ref().to_owned())
+                .collect();
+            sqlx::query(
+                "INSERT INTO certificates (id, request_id, user_id, serial_number, thumbprint_sha1, \
+                     thumbprint_sha256, common_name, subject_dn, issuer_dn, subject_alternative_names, \
+                     valid_from, valid_to, key_algorithm, key_size, signature_algorithm, s3_bucket, \
+                     s3_key_certificate, s3_key_chain, s3_key_private_key, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $19, 'active', $20, $20) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(c.certificate_id)
+            .bind(c.request_id)
+            .bind(c.owner.user_id)
+            .bind(c.serial_number.as_ref())
+            .bind(&c.thumbprint_sha1)
+            .bind(&c.thumbprint_sha256)
+            .bind(c.common_name.as_ref())
+            .bind(&c.subject_dn)
+            .bind(&c.issuer_dn)
+            .bind(&sans)
+            .bind(c.valid_from)
+            .bind(c.valid_to)
+            .bind(c.key_algorithm.as_str())
+            .bind(i32::try_from(c.key_size).unwrap_or(i32::MAX))
+            .bind(&c.signature_algorithm)
+            .bind(&c.storage.bucket)
+            .bind(&c.storage.certificate)
+            .bind(&c.storage.chain)
+            .bind(&c.storage.private_key)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if let Some(key) = &c.private_key {
+                sqlx::query(
+                    "INSERT INTO private_keys (id, certificate_id, request_id, user_id, encrypted_key, \
+                         encryption_algorithm, encryption_key_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(row_id(&["private_key", &c.certificate_id.to_string()]))
+                .bind(c.certificate_id)
+                .bind(c.request_id)
+                .bind(c.owner.user_id)
+                .bind(&key.ciphertext)
+                .bind(&key.algorithm)
+                .bind(key.data_key_id.to_string())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            entry("certificate_issued", "create")
+                .actor(&c.owner)
+                .details(json!({
+                    "request_number": c.request_number,
+                    "common_name": c.common_name,
+                    "valid_to": c.valid_to,
+                    "issuer_dn": c.issuer_dn,
+                }))
+        }
+        CertificateEvent::CertificateDownloaded {
+            by,
+            artifact,
+            download_count,
+            at,
+        } => {
+            match artifact {
+                Artifact::Certificate => {
+                    sqlx::query(
+                        "UPDATE certificates SET download_count = $2, \
+                             first_downloaded_at = coalesce(first_downloaded_at, $3), \
+                             last_downloaded_at = $3, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(i32::try_from(download_count).unwrap_or(i32::MAX))
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Artifact::PrivateKey => {
+                    sqlx::query(
+                        "UPDATE private_keys SET downloaded = true, \
+                             download_count = coalesce(download_count, 0) + 1, \
+                             first_downloaded_at = coalesce(first_downloaded_at, $2), \
+                             last_downloaded_at = $2 WHERE certificate_id = $1",
+                    )
+                    .bind(id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Artifact::Chain => {}
+            }
+            entry("certificate_downloaded", "download")
+                .actor(&by)
+                .details(json!({ "artifact": artifact }))
+        }
+        CertificateEvent::ExpiryReminderSent { days_before, at } => {
+            sqlx::query(
+                "UPDATE certificates SET expiry_notification_sent = true, \
+                     expiry_notifications = coalesce(expiry_notifications, '[]'::jsonb) || \
+                         jsonb_build_array(jsonb_build_object('sent_at', $2::timestamptz, 'days_before', $3::int)), \
+                     updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(i32::try_from(days_before).unwrap_or(i32::MAX))
+            .execute(&mut *conn)
+            .await?;
+            entry("expiry_reminder_sent", "remind").details(json!({ "days_before": days_before }))
+        }
+        CertificateEvent::CertificateExpired { at } => {
+            sqlx::query(
+                "UPDATE certificates SET status = 'expired', updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("certificate_expired", "expire").severity("warning")
+        }
+        CertificateEvent::CertificateRevoked {
+            by,
+            reason,
+            text,
+            approval_required,
+            approved_by,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificates SET status = 'revoked', updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            ensure_user(conn, &by, at).await?;
+            if let Some(approver) = &approved_by {
+                ensure_user(conn, approver, at).await?;
+            }
+            sqlx::query(
+                "INSERT INTO certificate_revocations (id, certificate_id, request_id, user_id, \
+                     reason_code, reason_text, revoked_at, approver_id, approved_at, \
+                     approval_required, created_at) \
+                 SELECT $1, c.id, c.request_id, $2, $3, $4, $5, $6, $7, $8, $5 \
+                   FROM certificates c WHERE c.id = $9 \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(row_id(&[
+                "revocation",
+                &id.to_string(),
+                &stored.sequence.to_string(),
+            ]))
+            .bind(by.user_id)
+            .bind(reason.as_str())
+            .bind(&text)
+            .bind(at)
+            .bind(approved_by.as_ref().map(|a| a.user_id))
+            .bind(approved_by.as_ref().map(|_| at))
+            .bind(approval_required)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            let severity = match reason {
+                RevocationReason::KeyCompromise | RevocationReason::CaCompromise => "critical",
+                _ => "warning",
+            };
+            entry("certificate_revoked", "revoke")
+                .actor(&by)
+                .severity(severity)
+                .details(json!({
+                    "reason": reason,
+                    "reason_code": reason.code(),
+                    "text": text,
+                    "approval_required": approval_required,
+                }))
+        }
+    };
+    let serial: Option<String> =
+        sqlx::query_scalar("SELECT serial_number FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(entry.resource(Some(id), serial))
+}
+
+fn refusal(event: RefusalEvent) -> AuditEntry {
+    let RefusalEvent::AttemptRefused(attempt) = event;
+    let resource_type = match attempt.resource_type.as_str() {
+        "certificate" => "certificate",
+        "user" => "user",
+        "config" => "config",
+        _ => "request",
+    };
+    let mut entry = AuditEntry::new(
+        &format!("{}_refused", attempt.action),
+        "authorization",
+        resource_type,
+        &attempt.action,
+    )
+    .severity("warning")
+    .resource(attempt.resource_id, attempt.resource_identifier)
+    .failure(attempt.reason);
+    if let Some(actor) = &attempt.actor {
+        entry = entry.actor(actor);
+    }
+    entry
+}

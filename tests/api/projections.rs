@@ -1,0 +1,725 @@
+//! The read model built from events: tables and views, durability, concurrency, replay, the
+//! audit trail, the auditor role and the named queries.
+
+use std::collections::BTreeMap;
+
+use cert_assistant::commands::{Commands, RevocationForm};
+use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
+use cert_assistant::domain::key_material::EncryptedPrivateKey;
+use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
+use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, SerialNumber};
+use cert_assistant::projections::audit::{self, ChainReport};
+use cert_assistant::projections::catalog;
+use cert_assistant::projections::projector::Projector;
+use cert_assistant::projections::replay;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::fixtures::{approver, ctx, service, web_request};
+use crate::helpers::TestDb;
+
+async fn catch_up(pool: &PgPool) -> usize {
+    Projector::new(pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("the projector catches up")
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+/// Builds a varied history: an approved+issued+downloaded+revoked request, a pending one, a
+/// rejected one, a cancelled one, a refused self-approval, and a role change.
+async fn history(db: &TestDb) -> (Commands, Uuid) {
+    let commands = service(db);
+    let jane = approver(&commands, "jane@example.com").await;
+    catch_up(&db.pool).await;
+
+    let issued = commands
+        .submit_request(&ctx("john@example.com"), web_request("app.example.com"))
+        .await
+        .expect("submitted");
+    commands
+        .approve(&ctx("john@example.com"), &issued.request_number, None)
+        .await
+        .expect_err("self-approval is refused");
+    commands
+        .approve(&jane, &issued.request_number, Some("fine"))
+        .await
+        .expect("approved");
+    commands
+        .start_issuance(issued.request_id)
+        .await
+        .expect("start");
+    let certificate_id = Uuid::new_v4();
+    let john = commands
+        .actor(&ctx("john@example.com"))
+        .await
+        .expect("john");
+    commands
+        .record_issuance(IssuedCertificate {
+            certificate_id,
+            request_id: issued.request_id,
+            request_number: issued.request_number.clone(),
+            owner: john,
+            serial_number: SerialNumber::parse("0AB1").expect("serial"),
+            thumbprint_sha1: "ab".repeat(20),
+            thumbprint_sha256: "cd".repeat(32),
+            common_name: CommonName::parse("app.example.com").expect("cn"),
+            subject_dn: "CN=app.example.com".to_owned(),
+            issuer_dn: "CN=Issuing CA".to_owned(),
+            subject_alternative_names: vec![DnsName::parse("app.example.com").expect("san")],
+            valid_from: Utc::now(),
+            valid_to: Utc::now() + Duration::days(20),
+            key_algorithm: KeyAlgorithm::EccP256,
+            key_size: 256,
+            signature_algorithm: "ecdsa-with-SHA256".to_owned(),
+            storage: StorageKeys {
+                bucket: "local".to_owned(),
+                certificate: "certs/0AB1.pem".to_owned(),
+                chain: Some("certs/0AB1.chain.pem".to_owned()),
+                private_key: Some("keys/0AB1.enc".to_owned()),
+            },
+            private_key: Some(EncryptedPrivateKey {
+                data_key_id: Uuid::new_v4(),
+                algorithm: "AES-256-GCM".to_owned(),
+                ciphertext: "Y2lwaGVydGV4dA==".to_owned(),
+            }),
+        })
+        .await
+        .expect("issued");
+
+    let pending = commands
+        .submit_request(&ctx("mary@example.com"), web_request("pending.example.com"))
+        .await
+        .expect("submitted");
+    let rejected = commands
+        .submit_request(&ctx("mary@example.com"), web_request("no.example.com"))
+        .await
+        .expect("submitted");
+    commands
+        .reject(&jane, &rejected.request_number, "not ours")
+        .await
+        .expect("rejected");
+    let cancelled = commands
+        .submit_request(&ctx("mary@example.com"), web_request("gone.example.com"))
+        .await
+        .expect("submitted");
+    commands
+        .cancel_request(
+            &ctx("mary@example.com"),
+            &cancelled.request_number,
+            Some("typo"),
+        )
+        .await
+        .expect("cancelled");
+    let _ = pending;
+    (commands, certificate_id)
+}
+
+#[tokio::test]
+async fn the_documented_tables_are_built_from_the_events_with_the_events_times() {
+    let db = TestDb::new().await;
+    let (commands, certificate_id) = history(&db).await;
+    commands
+        .revoke(
+            &ctx("john@example.com"),
+            RevocationForm {
+                certificate: "0AB1".to_owned(),
+                reason: "key_compromise".to_owned(),
+                text: Some("laptop stolen".to_owned()),
+            },
+        )
+        .await
+        .expect("revoked");
+    let applied = catch_up(&db.pool).await;
+    let events = count(&db.pool, "SELECT count(*) FROM events").await;
+    assert!(applied > 0);
+
+    // Requests: status and every workflow timestamp copied from the events.
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT common_name, status FROM certificate_requests ORDER BY common_name")
+            .fetch_all(&db.pool)
+            .await
+            .expect("requests");
+    assert_eq!(
+        rows,
+        [
+            ("app.example.com".to_owned(), "revoked".to_owned()),
+            ("gone.example.com".to_owned(), "cancelled".to_owned()),
+            ("no.example.com".to_owned(), "rejected".to_owned()),
+            (
+                "pending.example.com".to_owned(),
+                "pending_approval".to_owned()
+            ),
+        ]
+    );
+    let row = sqlx::query(
+        "SELECT cr.submitted_at, cr.approved_at, cr.issued_at, cr.approver_id, u.email AS approver, \
+                cr.subject_alternative_names, cr.csr_type, cr.updated_at \
+           FROM certificate_requests cr JOIN users u ON u.id = cr.approver_id \
+          WHERE common_name = 'app.example.com'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("request");
+    let event_time = |event_type: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            let at: String = sqlx::query_scalar(
+                "SELECT payload -> $1 ->> 'at' FROM events WHERE event_type = $1 ORDER BY global_seq LIMIT 1",
+            )
+            .bind(event_type)
+            .fetch_one(&pool)
+            .await
+            .expect("event time");
+            at.parse::<DateTime<Utc>>().expect("a time")
+        }
+    };
+    let close = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        (a - b).num_microseconds().unwrap_or(i64::MAX).abs() <= 1
+    };
+    assert!(close(
+        row.get("submitted_at"),
+        event_time("RequestSubmitted").await
+    ));
+    assert!(close(
+        row.get("approved_at"),
+        event_time("RequestApproved").await
+    ));
+    assert!(close(
+        row.get("issued_at"),
+        event_time("RequestIssued").await
+    ));
+    assert_eq!(row.get::<String, _>("approver"), "jane@example.com");
+    assert_eq!(
+        row.get::<Vec<String>, _>("subject_alternative_names"),
+        ["app.example.com", "www.app.example.com"]
+    );
+
+    // Users with their roles; approvals with decisions; the pending one in the view.
+    let roles: Vec<(String, String)> =
+        sqlx::query_as("SELECT email, role FROM users ORDER BY email")
+            .fetch_all(&db.pool)
+            .await
+            .expect("users");
+    assert!(roles.contains(&("jane@example.com".to_owned(), "approver".to_owned())));
+    assert!(roles.contains(&("root@example.com".to_owned(), "admin".to_owned())));
+    assert!(roles.contains(&("john@example.com".to_owned(), "user".to_owned())));
+    let decisions: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT cr.common_name, a.status, a.decision FROM approvals a \
+           JOIN certificate_requests cr ON cr.id = a.request_id ORDER BY cr.common_name, a.status",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("approvals");
+    assert!(decisions.contains(&(
+        "app.example.com".to_owned(),
+        "approved".to_owned(),
+        Some("approve".to_owned())
+    )));
+    assert!(decisions.contains(&(
+        "no.example.com".to_owned(),
+        "rejected".to_owned(),
+        Some("reject".to_owned())
+    )));
+    let pending: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT common_name FROM v_pending_approvals ORDER BY common_name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("view");
+    assert_eq!(pending, ["pending.example.com"]);
+
+    // The certificate, its private key (ciphertext only), its revocation.
+    let (status, serial): (String, String) =
+        sqlx::query_as("SELECT status, serial_number FROM certificates WHERE id = $1")
+            .bind(certificate_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("certificate");
+    assert_eq!((status.as_str(), serial.as_str()), ("revoked", "0AB1"));
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM private_keys WHERE encryption_algorithm = 'AES-256-GCM'"
+        )
+        .await,
+        1
+    );
+    let (reason, text, by): (String, Option<String>, String) = sqlx::query_as(
+        "SELECT r.reason_code, r.reason_text, u.email FROM certificate_revocations r \
+           JOIN users u ON u.id = r.user_id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("revocation");
+    assert_eq!(
+        (reason.as_str(), text.as_deref(), by.as_str()),
+        ("key_compromise", Some("laptop stolen"), "john@example.com")
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM v_active_certificates").await,
+        0,
+        "a revoked certificate is not active"
+    );
+
+    // One audit row per event, refusals included as failures.
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM audit_logs").await,
+        events
+    );
+    let refusal: (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT event_type, user_email, result, error_message FROM audit_logs WHERE result = 'failure'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the refused self-approval is audited");
+    assert_eq!(refusal.0, "approve_refused");
+    assert_eq!(refusal.1, "john@example.com");
+    assert_eq!(
+        refusal.3.as_deref(),
+        Some("you cannot decide on your own request")
+    );
+    let revoked_severity: String = sqlx::query_scalar(
+        "SELECT severity FROM audit_logs WHERE event_type = 'certificate_revoked'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("audit");
+    assert_eq!(revoked_severity, "critical");
+}
+
+#[tokio::test]
+async fn events_appended_while_the_projector_is_down_are_applied_when_it_returns() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    catch_up(&db.pool).await;
+    // "Down": nothing projects while these commit.
+    for i in 0..5 {
+        commands
+            .submit_request(
+                &ctx("john@example.com"),
+                web_request(&format!("h{i}.example.com")),
+            )
+            .await
+            .expect("submitted");
+    }
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM certificate_requests").await,
+        0
+    );
+    catch_up(&db.pool).await;
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM certificate_requests").await,
+        5
+    );
+    // Nothing to do the second time: the checkpoint moved with the rows.
+    assert_eq!(catch_up(&db.pool).await, 0);
+}
+
+fn refusal_payload(i: usize) -> String {
+    serde_json::to_string(&RefusalEvent::AttemptRefused(RefusedAttempt {
+        actor: None,
+        action: "approve".to_owned(),
+        resource_type: "request".to_owned(),
+        resource_id: None,
+        resource_identifier: Some(format!("probe-{i}")),
+        reason: "test".to_owned(),
+        at: Utc::now(),
+    }))
+    .expect("json")
+}
+
+async fn append_refusal(conn: &mut sqlx::PgConnection, i: usize) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Refusal', $1, 1, 'AttemptRefused', '1.0', $2::json, '{}')",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(refusal_payload(i))
+    .execute(conn)
+    .await
+    .expect("append");
+}
+
+#[tokio::test]
+async fn two_projectors_never_apply_an_event_twice_or_skip_one_even_when_a_writer_commits_late() {
+    let db = TestDb::new().await;
+    // A writer that takes its transaction id now but commits only after others have
+    // committed and been projected: the gap case.
+    let mut late = db.pool.begin().await.expect("late writer");
+    append_refusal(&mut late, 9999).await;
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let mut conn = pool.acquire().await.expect("conn");
+                    append_refusal(&mut conn, w * 1000 + i).await;
+                }
+            })
+        })
+        .collect();
+    let projectors: Vec<_> = (0..2)
+        .map(|_| {
+            let projector = Projector::new(db.pool.clone()).with_batch_size(7);
+            tokio::spawn(async move {
+                let mut applied = 0;
+                for _ in 0..400 {
+                    applied += projector.run_until_idle().await.expect("step");
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                applied
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    // While the late transaction is open, nothing after it may be applied out of order; once
+    // it commits, it must still be applied.
+    late.commit().await.expect("late commit");
+    let mut applied = 0;
+    for projector in projectors {
+        applied += projector.await.expect("projector");
+    }
+    applied += catch_up(&db.pool).await;
+    assert_eq!(applied, 201, "every event applied exactly once");
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM audit_logs").await,
+        201
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM audit_logs WHERE resource_identifier = 'probe-9999'"
+        )
+        .await,
+        1,
+        "the late writer's event was not skipped"
+    );
+    assert!(matches!(
+        audit::verify(&db.pool).await.expect("verify"),
+        ChainReport::Intact { rows: 201 }
+    ));
+}
+
+#[tokio::test]
+async fn the_feed_follows_transaction_ids_numerically_not_as_text() {
+    let db = TestDb::new().await;
+    // Transaction ids 9 and 10: as text "10" sorts before "9", which would skip an event.
+    for (tx, i) in [("10", 10), ("9", 9)] {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                 payload, metadata, tx_id) \
+             VALUES ('Refusal', $1, 1, 'AttemptRefused', '1.0', $2::json, '{}', $3::text::xid8)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(refusal_payload(i))
+        .bind(tx)
+        .execute(&db.pool)
+        .await
+        .expect("append");
+    }
+    let applied = Projector::new(db.pool.clone())
+        .with_batch_size(1)
+        .run_until_idle()
+        .await
+        .expect("project");
+    assert_eq!(applied, 2);
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT a.resource_identifier FROM audit_log_chain c JOIN audit_logs a ON a.id = c.audit_id \
+          ORDER BY c.position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("chain");
+    assert_eq!(order, ["probe-9", "probe-10"]);
+}
+
+/// Every projected table as JSON text, ordered, for comparison.
+async fn snapshot(pool: &PgPool) -> BTreeMap<&'static str, Vec<String>> {
+    let mut tables = BTreeMap::new();
+    for table in [
+        "users",
+        "certificate_requests",
+        "recommendation_answers",
+        "approvals",
+        "certificates",
+        "certificate_revocations",
+        "audit_logs",
+        "audit_log_chain",
+        "notifications",
+        "system_config",
+        "private_keys",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT to_jsonb(t)::text FROM {table} t ORDER BY to_jsonb(t)::text"
+        ))
+        .fetch_all(pool)
+        .await
+        .expect(table);
+        tables.insert(table, rows);
+    }
+    tables
+}
+
+#[tokio::test]
+async fn a_replay_rebuilds_tables_equal_to_the_live_ones_row_for_row() {
+    let db = TestDb::new().await;
+    let (commands, _) = history(&db).await;
+    let mut form = web_request("answers.example.com");
+    form.answers = Some(cert_assistant::domain::recommendation::Answers {
+        service_type: cert_assistant::domain::recommendation::ServiceType::Api,
+        publicly_accessible: cert_assistant::domain::recommendation::Exposure::No,
+        expected_lifespan: cert_assistant::domain::recommendation::Lifespan::Under90,
+        browser_trust_required: cert_assistant::domain::recommendation::BrowserTrust::No,
+        environment_type: cert_assistant::domain::recommendation::Environment::Production,
+        certificate_count: cert_assistant::domain::recommendation::CertificateCount::Single,
+        domain_type: cert_assistant::domain::recommendation::DomainType::Single,
+        criticality_level: cert_assistant::domain::recommendation::Criticality::Critical,
+        compliance_requirements: [cert_assistant::domain::recommendation::Compliance::PciDss]
+            .into(),
+        renewal_preference: cert_assistant::domain::recommendation::RenewalPreference::Manual,
+    });
+    let submitted = commands
+        .submit_request(&ctx("john@example.com"), form)
+        .await
+        .expect("submitted with answers");
+    assert_eq!(
+        submitted.required_approvals, 2,
+        "critical needs two approvals"
+    );
+    catch_up(&db.pool).await;
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM recommendation_answers").await,
+        1
+    );
+    let live = snapshot(&db.pool).await;
+
+    let report = replay::replay(&db.pool, 5).await.expect("replay");
+    // A replay applies what lies below the commit horizon; anything a concurrent transaction
+    // elsewhere on the server still holds back is left to the live projector.
+    let rest = catch_up(&db.pool).await;
+    assert_eq!(
+        i64::try_from(report.events + rest).expect("count"),
+        count(&db.pool, "SELECT count(*) FROM events").await
+    );
+    let rebuilt = snapshot(&db.pool).await;
+    for (table, rows) in &live {
+        assert_eq!(rows, &rebuilt[table], "{table} differs after replay");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_chain_detects_a_changed_or_deleted_row() {
+    let db = TestDb::new().await;
+    history(&db).await;
+    catch_up(&db.pool).await;
+    assert!(matches!(
+        audit::verify(&db.pool).await.expect("verify"),
+        ChainReport::Intact { .. }
+    ));
+    let (position, id): (i64, Uuid) = sqlx::query_as(
+        "SELECT position, audit_id FROM audit_log_chain ORDER BY position OFFSET 3 LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("row");
+    sqlx::query("UPDATE audit_logs SET result = 'success', action = 'read' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .expect("tamper");
+    assert_eq!(
+        audit::verify(&db.pool).await.expect("verify"),
+        ChainReport::Broken {
+            position,
+            audit_id: Some(id),
+            problem: "the audit row was changed after it was written".to_owned()
+        }
+    );
+    sqlx::query("DELETE FROM audit_log_chain WHERE position > $1")
+        .bind(position)
+        .execute(&db.pool)
+        .await
+        .expect("cut the chain");
+    let report = audit::verify(&db.pool).await.expect("verify");
+    assert!(matches!(report, ChainReport::Broken { .. }), "{report:?}");
+}
+
+#[tokio::test]
+async fn the_auditor_role_reads_the_read_model_and_nothing_else() {
+    let db = TestDb::new().await;
+    history(&db).await;
+    catch_up(&db.pool).await;
+    let mut conn = db.pool.acquire().await.expect("conn");
+    sqlx::query("SET ROLE cert_assistant_auditor")
+        .execute(&mut *conn)
+        .await
+        .expect("become the auditor");
+    for readable in [
+        "SELECT count(*) FROM users",
+        "SELECT count(*) FROM certificate_requests",
+        "SELECT count(*) FROM audit_logs",
+        "SELECT count(*) FROM v_active_certificates",
+        "SELECT count(*) FROM v_pending_approvals",
+        "SELECT count(*) FROM v_request_summary",
+        "SELECT certificate_id, encryption_algorithm FROM private_keys",
+    ] {
+        sqlx::query(readable)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{readable}: {e}"));
+    }
+    for forbidden in [
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM snapshots",
+        "SELECT count(*) FROM data_keys",
+        "SELECT encrypted_key FROM private_keys",
+        "UPDATE certificate_requests SET status = 'approved'",
+        "DELETE FROM audit_logs",
+        "INSERT INTO users (email) VALUES ('x@example.com')",
+        "UPDATE system_config SET config_value = '1'",
+    ] {
+        let error = sqlx::query(forbidden)
+            .execute(&mut *conn)
+            .await
+            .expect_err(forbidden);
+        assert_eq!(
+            error.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{forbidden}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_named_query_runs_and_answers_on_sample_data() {
+    let db = TestDb::new().await;
+    history(&db).await;
+    catch_up(&db.pool).await;
+    let mut answers = BTreeMap::new();
+    for query in catalog::catalog() {
+        let mut values = BTreeMap::new();
+        if query.name == "audit-trail" {
+            values.insert("resource".to_owned(), "0ab1".to_owned());
+        }
+        let result = query
+            .run(&db.pool, &values)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", query.name));
+        answers.insert(query.name.clone(), result);
+    }
+    assert_eq!(answers.len(), 7);
+    let column = |name: &str, col: &str| -> Vec<Option<String>> {
+        let result = &answers[name];
+        let index = result
+            .columns
+            .iter()
+            .position(|c| c == col)
+            .unwrap_or_else(|| panic!("{name} has no column {col}"));
+        result.rows.iter().map(|r| r[index].clone()).collect()
+    };
+    // Both approvers known at submission were asked.
+    assert_eq!(
+        column("pending-approvals", "common_name"),
+        [
+            Some("pending.example.com".to_owned()),
+            Some("pending.example.com".to_owned())
+        ]
+    );
+    let mut asked = column("pending-approvals", "approver_email");
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            Some("jane@example.com".to_owned()),
+            Some("root@example.com".to_owned())
+        ]
+    );
+    assert_eq!(
+        column("expiring-certificates", "serial_number"),
+        [Some("0AB1".to_owned())]
+    );
+    assert_eq!(
+        column("request-summary", "total_requests"),
+        [Some("4".to_owned())]
+    );
+    let trail = column("audit-trail", "event_type");
+    for expected in [
+        "request_created",
+        "approve_refused",
+        "approval_granted",
+        "certificate_issued",
+    ] {
+        assert!(
+            trail.contains(&Some(expected.to_owned())),
+            "{expected} missing from {trail:?}"
+        );
+    }
+    assert_eq!(
+        column("certificates-by-owner", "owner_email"),
+        [Some("john@example.com".to_owned())]
+    );
+    assert!(answers["revocations"].rows.is_empty());
+    assert!(answers["failed-issuances"].rows.is_empty());
+
+    // Parameters are checked: unknown names and bad values get clear errors.
+    let expiring = catalog::find("expiring-certificates").expect("query");
+    let bad = BTreeMap::from([("days".to_owned(), "soon".to_owned())]);
+    let error = expiring.run(&db.pool, &bad).await.expect_err("bad value");
+    assert!(
+        error
+            .to_string()
+            .contains("invalid input syntax for type integer"),
+        "{error}"
+    );
+    let unknown = BTreeMap::from([("weeks".to_owned(), "2".to_owned())]);
+    assert!(expiring.run(&db.pool, &unknown).await.is_err());
+    assert!(catalog::find("drop-tables").is_err());
+}
+
+#[test]
+fn the_catalog_embeds_every_file_of_the_projections_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projections");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .expect("projections/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<String> = catalog::embedded_files()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    embedded.sort();
+    assert_eq!(on_disk, embedded);
+}
+
+#[tokio::test]
+async fn projections_status_reports_the_lag() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    commands
+        .submit_request(&ctx("john@example.com"), web_request("lag.example.com"))
+        .await
+        .expect("submitted");
+    let before = Projector::status(&db.pool).await.expect("status");
+    assert_eq!(before.len(), 1);
+    assert!(before[0].lag_events > 0);
+    assert!(before[0].lag_seconds.is_some());
+    catch_up(&db.pool).await;
+    let after = Projector::status(&db.pool).await.expect("status");
+    assert_eq!(after[0].lag_events, 0);
+    assert_eq!(after[0].lag_seconds, None);
+    assert_eq!(
+        after[0].events_applied,
+        count(&db.pool, "SELECT count(*) FROM events").await
+    );
+}
