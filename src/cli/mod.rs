@@ -1,6 +1,7 @@
 //! The command line: `cert-assistant <command>`. Each command is a thin shell around the
 //! library; `main.rs` only parses and calls [`run`].
 
+mod config;
 mod requests;
 
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Manage users' roles.
     #[command(subcommand)]
     User(requests::UserCommand),
+    /// Read and change the settings in system_config.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Rebuild every projected table from the event store (in one transaction; readers see
     /// the old tables until it commits) and report the throughput.
     Replay {
@@ -251,6 +255,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let result = query.run(&pool, &values).await?;
                 say_raw(&result.render(format));
                 Ok(())
+            })
+            .await
+        }
+        Command::Config(command) => {
+            with_commands(&config, |commands| async move {
+                // Reads come from the read model: bring it up to date first.
+                Projector::new(commands.pool().clone())
+                    .catch_up(std::time::Duration::from_secs(10))
+                    .await
+                    .map_err(crate::commands::CommandError::Internal)?;
+                config::run(&commands, command).await
             })
             .await
         }

@@ -141,7 +141,7 @@ impl Commands {
     }
 }
 
-fn system_metadata() -> std::collections::HashMap<String, String> {
+pub(super) fn system_metadata() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::from([
         ("platform".to_owned(), Platform::System.as_str().to_owned()),
         ("correlation_id".to_owned(), Uuid::new_v4().to_string()),

@@ -93,6 +93,18 @@ impl From<crate::domain::refusal::AlreadyRecorded> for CommandError {
     }
 }
 
+impl From<crate::domain::config::NotAnAdmin> for CommandError {
+    fn from(error: crate::domain::config::NotAnAdmin) -> Self {
+        Self::Refused(error.to_string())
+    }
+}
+
+impl From<crate::domain::notification::NotificationError> for CommandError {
+    fn from(error: crate::domain::notification::NotificationError) -> Self {
+        Self::Refused(error.to_string())
+    }
+}
+
 impl From<crate::domain::user::UserError> for CommandError {
     fn from(error: crate::domain::user::UserError) -> Self {
         Self::Refused(error.to_string())

@@ -7,6 +7,7 @@
 
 mod approvals;
 mod certificates;
+mod config;
 mod errors;
 mod requests;
 pub mod store;
@@ -30,6 +31,8 @@ pub use requests::{RequestForm, RequestView, SubmittedRequest};
 use crate::domain::actor::{Actor, Platform};
 use crate::domain::approval::Approval;
 use crate::domain::certificate::Certificate;
+use crate::domain::config::Config;
+use crate::domain::notification::Notification;
 use crate::domain::refusal::{RecordRefusal, Refusal, RefusedAttempt};
 use crate::domain::request::CertificateRequest;
 use crate::domain::user::User;
@@ -159,6 +162,8 @@ struct Inner {
     approvals: Side<Approval>,
     certificates: Side<Certificate>,
     refusals: Side<Refusal>,
+    config: Side<Config>,
+    notifications: Side<Notification>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -182,6 +187,8 @@ impl Commands {
                 // loading them short.
                 certificates: Side::new(&pool, Some(20)),
                 refusals: Side::new(&pool, None),
+                config: Side::new(&pool, None),
+                notifications: Side::new(&pool, None),
                 admins: admins
                     .iter()
                     .map(|a| a.trim().to_ascii_lowercase())

@@ -5,7 +5,9 @@
 pub mod actor;
 pub mod approval;
 pub mod certificate;
+pub mod config;
 pub mod key_material;
+pub mod notification;
 pub mod recommendation;
 pub mod refusal;
 pub mod request;

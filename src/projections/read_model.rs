@@ -14,6 +14,8 @@ use super::audit::{self, AuditEntry};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{Approval, ApprovalEvent};
 use crate::domain::certificate::{Artifact, Certificate, CertificateEvent};
+use crate::domain::config::{Config, ConfigEvent};
+use crate::domain::notification::{Notification, NotificationEvent};
 use crate::domain::refusal::{Refusal, RefusalEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::domain::user::{User, UserEvent};
@@ -58,6 +60,8 @@ pub(crate) async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyho
         Approval::TYPE => approvals(conn, event, parse(event)?).await?,
         Certificate::TYPE => certificates(conn, event, parse(event)?).await?,
         Refusal::TYPE => refusal(parse(event)?),
+        Config::TYPE => config(conn, parse(event)?).await?,
+        Notification::TYPE => notifications(conn, event, parse(event)?).await?,
         other => {
             tracing::warn!(
                 aggregate_type = other,
@@ -857,4 +861,130 @@ fn refusal(event: RefusalEvent) -> AuditEntry {
         entry = entry.actor(actor);
     }
     entry
+}
+
+async fn config(conn: &mut PgConnection, event: ConfigEvent) -> anyhow::Result<AuditEntry> {
+    let ConfigEvent::ConfigValueSet {
+        setting,
+        previous_value,
+        by,
+        at,
+    } = event;
+    ensure_user(conn, &by, at).await?;
+    let sensitive: bool = sqlx::query_scalar(
+        "INSERT INTO system_config (id, config_key, config_value, value_type, updated_by, \
+             created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (config_key) DO UPDATE SET config_value = EXCLUDED.config_value, \
+             value_type = EXCLUDED.value_type, updated_by = EXCLUDED.updated_by, \
+             updated_at = EXCLUDED.updated_at \
+         RETURNING coalesce(is_sensitive, false)",
+    )
+    .bind(row_id(&["config", &setting.key]))
+    .bind(&setting.key)
+    .bind(&setting.value)
+    .bind(setting.value_type.as_str())
+    .bind(by.user_id)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Sensitive values never reach the audit trail.
+    let details = if sensitive {
+        json!({ "value": "[redacted]" })
+    } else {
+        json!({ "value": setting.value, "previous_value": previous_value })
+    };
+    Ok(
+        AuditEntry::new("config_changed", "system", "config", "update")
+            .actor(&by)
+            .severity("warning")
+            .resource(None, Some(setting.key))
+            .details(details),
+    )
+}
+
+async fn notifications(
+    conn: &mut PgConnection,
+    stored: &StoredEvent,
+    event: NotificationEvent,
+) -> anyhow::Result<AuditEntry> {
+    let id = aggregate_uuid(stored)?;
+    let entry = |event_type: &str, action: &str| {
+        AuditEntry::new(event_type, "system", "notification", action)
+    };
+    let entry = match event {
+        NotificationEvent::NotificationQueued { message, at } => {
+            ensure_user(conn, &message.recipient, at).await?;
+            sqlx::query(
+                "INSERT INTO notifications (id, user_id, recipient_email, notification_type, \
+                     subject, body, channel, resource_type, resource_id, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(message.recipient.user_id)
+            .bind(message.recipient.email.as_ref())
+            .bind(message.notification_type.as_str())
+            .bind(&message.subject)
+            .bind(&message.body)
+            .bind(message.channel.as_str())
+            .bind(&message.resource_type)
+            .bind(message.resource_id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("notification_queued", "create")
+                .actor(&message.recipient)
+                .details(json!({
+                    "notification_type": message.notification_type,
+                    "channel": message.channel,
+                    "resource_type": message.resource_type,
+                    "resource_id": message.resource_id,
+                }))
+        }
+        NotificationEvent::NotificationSent {
+            external_message_id,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE notifications SET status = 'sent', sent_at = $2, external_message_id = $3 \
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(&external_message_id)
+            .execute(&mut *conn)
+            .await?;
+            entry("notification_sent", "send")
+        }
+        NotificationEvent::NotificationDeliveryFailed {
+            error,
+            retry_count,
+            gave_up,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE notifications SET retry_count = $2, error_message = $3, \
+                     status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i32::try_from(retry_count).unwrap_or(i32::MAX))
+            .bind(&error)
+            .bind(gave_up)
+            .execute(&mut *conn)
+            .await?;
+            let e = entry("notification_failed", "send")
+                .severity(if gave_up { "error" } else { "warning" })
+                .details(json!({ "retry_count": retry_count, "gave_up": gave_up }));
+            e.failure(error)
+        }
+        NotificationEvent::NotificationBounced { .. } => {
+            sqlx::query("UPDATE notifications SET status = 'bounced' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            entry("notification_bounced", "send").severity("warning")
+        }
+    };
+    Ok(entry.resource(Some(id), None))
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use cert_assistant::commands::{Commands, RevocationForm};
 use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
 use cert_assistant::domain::key_material::EncryptedPrivateKey;
+use cert_assistant::domain::notification::{Channel, Message, NotificationType};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
 use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, SerialNumber};
 use cert_assistant::projections::audit::{self, ChainReport};
@@ -115,7 +116,36 @@ async fn history(db: &TestDb) -> (Commands, Uuid) {
         )
         .await
         .expect("cancelled");
-    let _ = pending;
+    commands
+        .set_config(
+            &ctx("root@example.com"),
+            "approval.escalation.hours",
+            "24",
+            None,
+        )
+        .await
+        .expect("an admin changes a setting");
+    let jane_actor = commands.actor(&jane).await.expect("jane");
+    let notification = commands
+        .queue_notification(Message {
+            recipient: jane_actor,
+            notification_type: NotificationType::ApprovalRequested,
+            subject: format!("{} needs your approval", pending.request_number),
+            body: "pending.example.com, web_server".to_owned(),
+            channel: Channel::Email,
+            resource_type: Some("request".to_owned()),
+            resource_id: Some(pending.request_id),
+        })
+        .await
+        .expect("queued");
+    commands
+        .record_delivery(notification, Err("SMTP timeout".to_owned()))
+        .await
+        .expect("failed once");
+    commands
+        .record_delivery(notification, Ok(Some("ses-123".to_owned())))
+        .await
+        .expect("sent");
     (commands, certificate_id)
 }
 
@@ -272,7 +302,8 @@ async fn the_documented_tables_are_built_from_the_events_with_the_events_times()
         events
     );
     let refusal: (String, String, String, Option<String>) = sqlx::query_as(
-        "SELECT event_type, user_email, result, error_message FROM audit_logs WHERE result = 'failure'",
+        "SELECT event_type, user_email, result, error_message FROM audit_logs \
+          WHERE result = 'failure' AND event_category = 'authorization'",
     )
     .fetch_one(&db.pool)
     .await
@@ -290,6 +321,76 @@ async fn the_documented_tables_are_built_from_the_events_with_the_events_times()
     .await
     .expect("audit");
     assert_eq!(revoked_severity, "critical");
+}
+
+#[tokio::test]
+async fn configuration_and_notifications_are_projected_from_their_events() {
+    let db = TestDb::new().await;
+    let (commands, _) = history(&db).await;
+    let refused = commands
+        .set_config(
+            &ctx("jane@example.com"),
+            "approval.escalation.hours",
+            "1",
+            None,
+        )
+        .await
+        .expect_err("approvers do not configure");
+    assert_eq!(
+        refused.to_string(),
+        "only admins can change the configuration"
+    );
+    let invalid = commands
+        .set_config(
+            &ctx("root@example.com"),
+            "expiry.notification.days",
+            "[]",
+            None,
+        )
+        .await
+        .expect_err("an empty list is refused");
+    assert!(invalid.to_string().contains("[90,60,30,14,7]"), "{invalid}");
+    catch_up(&db.pool).await;
+
+    let (value, updated_by): (String, Option<String>) = sqlx::query_as(
+        "SELECT c.config_value, u.email FROM system_config c LEFT JOIN users u ON u.id = c.updated_by \
+          WHERE c.config_key = 'approval.escalation.hours'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("setting");
+    assert_eq!(
+        (value.as_str(), updated_by.as_deref()),
+        ("24", Some("root@example.com"))
+    );
+    let change: serde_json::Value = sqlx::query_scalar(
+        "SELECT metadata -> 'details' FROM audit_logs WHERE event_type = 'config_changed'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("audited");
+    assert_eq!(change["value"], "24");
+    assert_eq!(change["previous_value"], serde_json::Value::Null);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM audit_logs WHERE event_type = 'configure_refused'"
+        )
+        .await,
+        1
+    );
+
+    let (status, retries, error, external): (String, Option<i32>, Option<String>, Option<String>) =
+        sqlx::query_as(
+            "SELECT status, retry_count, error_message, external_message_id FROM notifications",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("notification");
+    assert_eq!(status, "sent");
+    assert_eq!(retries, Some(1));
+    assert_eq!(error.as_deref(), Some("SMTP timeout"));
+    assert_eq!(external.as_deref(), Some("ses-123"));
 }
 
 #[tokio::test]
