@@ -96,12 +96,11 @@ pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionK
         return KeyEncryptionKey::from_base64(key.expose_secret())
             .context("keys.encryption_key is not usable");
     }
-    let path = config.keys.encryption_key_file.clone().unwrap_or_else(|| {
-        let root = private_cluster::default_root();
-        root.parent()
-            .map_or_else(|| root.clone(), std::path::Path::to_path_buf)
-            .join("key-encryption-key")
-    });
+    let path = config
+        .keys
+        .encryption_key_file
+        .clone()
+        .unwrap_or_else(|| state_dir().join("key-encryption-key"));
     if path.is_file() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("could not read {}", path.display()))?;
@@ -137,4 +136,62 @@ fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("could not create {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("could not write {}", path.display()))
+}
+
+/// The service's own directory on this machine (`~/.local/share/cert-assistant`, or
+/// `/var/lib/cert-assistant` as root): home of the private cluster, the generated key and the
+/// local artifact store.
+pub fn state_dir() -> std::path::PathBuf {
+    let root = private_cluster::default_root();
+    root.parent()
+        .map_or_else(|| root.clone(), std::path::Path::to_path_buf)
+}
+
+/// The artifact store the configuration names (today: the local directory).
+pub fn artifact_store(
+    config: &Config,
+) -> std::sync::Arc<dyn crate::adapters::artifacts::ArtifactStore> {
+    let dir = config
+        .storage
+        .local_dir
+        .clone()
+        .unwrap_or_else(|| state_dir().join("artifacts"));
+    std::sync::Arc::new(crate::adapters::artifacts::LocalArtifactStore::new(dir))
+}
+
+/// Keeps the audit trail's partitions ahead and archives what is past retention, every six
+/// hours, until `stopped` turns true. Safe on every replica (advisory locks inside).
+pub async fn maintain_audit_trail(
+    pool: PgPool,
+    store: std::sync::Arc<dyn crate::adapters::artifacts::ArtifactStore>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::projections::retention;
+    loop {
+        match retention::ensure_partitions(&pool, 3).await {
+            Ok(created) if !created.is_empty() => {
+                tracing::info!(?created, "audit partitions created");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = format!("{error:#}"), "audit partitions"),
+        }
+        let archived = async {
+            let days = retention::retention_days(&pool).await?;
+            retention::archive(&pool, store.as_ref(), retention::cutoff_for(days), 10_000).await
+        }
+        .await;
+        match archived {
+            Ok(report) if report.rows_archived > 0 => tracing::info!(
+                rows = report.rows_archived,
+                files = report.files.len(),
+                "audit rows archived"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = format!("{error:#}"), "audit archive failed"),
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(6 * 60 * 60)) => {}
+        }
+    }
 }

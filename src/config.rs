@@ -41,6 +41,20 @@ pub struct Config {
     /// Who is who.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Where artifacts (certificates, chains, audit archives) are kept.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// The artifact store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the local store. Default: `artifacts` beside the private cluster's
+    /// directory (`~/.local/share/cert-assistant/artifacts`, or `/var/lib/cert-assistant/…`
+    /// as root).
+    #[serde(default)]
+    pub local_dir: Option<PathBuf>,
 }
 
 /// Encryption of the private keys the service generates.

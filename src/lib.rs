@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod commands;

@@ -112,6 +112,13 @@ pub enum ProjectionsCommand {
 pub enum AuditCommand {
     /// Recompute the audit trail's hash chain and report the first row that does not match.
     Verify,
+    /// Export audit rows older than the retention period to the artifact store (JSON Lines),
+    /// then delete them; create the monthly partitions ahead. `serve` does this every 6 h.
+    Archive {
+        /// Override `audit.retention.days`.
+        #[arg(long)]
+        older_than_days: Option<i64>,
+    },
 }
 
 /// Runs the parsed command line.
@@ -215,6 +222,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Audit(AuditCommand::Archive { older_than_days }) => {
+            let store = app::artifact_store(&config);
+            with_database(&config, |pool| async move {
+                use crate::projections::retention;
+                retention::ensure_partitions(&pool, 3).await?;
+                let days = match older_than_days {
+                    Some(days) if days > 0 => days,
+                    Some(_) => anyhow::bail!("--older-than-days must be at least 1"),
+                    None => retention::retention_days(&pool).await?,
+                };
+                let report =
+                    retention::archive(&pool, store.as_ref(), retention::cutoff_for(days), 10_000)
+                        .await?;
+                if report.busy {
+                    say("another archive run is in progress; nothing done");
+                    return Ok(());
+                }
+                say(&format!(
+                    "archived {} audit rows older than {days} days into {} file(s) at {}",
+                    report.rows_archived,
+                    report.files.len(),
+                    store.location()
+                ));
+                for file in &report.files {
+                    say(&format!("  {file}"));
+                }
+                if report.rows_changed > 0 {
+                    say(&format!(
+                        "kept {} rows that changed while being archived; run again",
+                        report.rows_changed
+                    ));
+                }
+                Ok(())
+            })
+            .await
+        }
         Command::Query {
             name,
             params,
@@ -292,8 +335,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         db::migrate(database.pool()).await?;
         let application = Application::build(&config, database.pool().clone()).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let projector =
-            tokio::spawn(Projector::new(database.pool().clone()).run(app::when_stopped(stopped)));
+        let projector = tokio::spawn(
+            Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),
+        );
+        let maintenance = tokio::spawn(app::maintain_audit_trail(
+            database.pool().clone(),
+            app::artifact_store(&config),
+            stopped,
+        ));
         let served = application
             .run_until(async move {
                 app::shutdown_signal().await;
@@ -301,8 +350,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .await;
         // The HTTP server is done; let the projector finish its batch.
-        if let Err(error) = projector.await {
-            tracing::error!(%error, "the projector task failed");
+        for (name, task) in [("projector", projector), ("audit maintenance", maintenance)] {
+            if let Err(error) = task.await {
+                tracing::error!(%error, task = name, "a background task failed");
+            }
         }
         served
     }

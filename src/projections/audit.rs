@@ -153,7 +153,7 @@ pub(crate) async fn write(
              resource_identifier, action, result, error_message, metadata, \"timestamp\") \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::inet, $9, $10, $11, $12, $13, $14, $15, \
              $16, $17, $18) \
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (id, \"timestamp\") DO NOTHING",
     )
     .bind(id)
     .bind(&entry.event_type)
@@ -178,15 +178,16 @@ pub(crate) async fn write(
     .context("writing the audit row")?;
     sqlx::query(
         "WITH last AS (SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1) \
-         INSERT INTO audit_log_chain (position, audit_id, prev_hash, hash) \
-         SELECT coalesce((SELECT position FROM last), 0) + 1, a.id, \
+         INSERT INTO audit_log_chain (position, audit_id, audit_timestamp, prev_hash, hash) \
+         SELECT coalesce((SELECT position FROM last), 0) + 1, a.id, a.\"timestamp\", \
                 coalesce((SELECT hash FROM last), $2), \
                 sha256(coalesce((SELECT hash FROM last), $2) || convert_to(audit_log_content(a), 'UTF8')) \
-           FROM audit_logs a WHERE a.id = $1 \
+           FROM audit_logs a WHERE a.id = $1 AND a.\"timestamp\" = $3 \
          ON CONFLICT (audit_id) DO NOTHING",
     )
     .bind(id)
     .bind(GENESIS.as_slice())
+    .bind(timestamp)
     .execute(&mut *conn)
     .await
     .context("chaining the audit row")?;
@@ -218,7 +219,8 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<ChainReport> {
         "SELECT c.position, c.audit_id, c.prev_hash, c.hash, \
                 CASE WHEN a.id IS NULL THEN NULL \
                      ELSE sha256(c.prev_hash || convert_to(audit_log_content(a), 'UTF8')) END AS recomputed \
-           FROM audit_log_chain c LEFT JOIN audit_logs a ON a.id = c.audit_id \
+           FROM audit_log_chain c \
+           LEFT JOIN audit_logs a ON a.id = c.audit_id AND a.\"timestamp\" = c.audit_timestamp \
           ORDER BY c.position",
     )
     .fetch_all(pool)

@@ -12,5 +12,6 @@ mod feed;
 pub mod projector;
 mod read_model;
 pub mod replay;
+pub mod retention;
 
 pub use feed::StoredEvent;

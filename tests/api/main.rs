@@ -7,5 +7,6 @@ mod fixtures;
 mod health;
 mod helpers;
 mod projections;
+mod retention;
 mod schema;
 mod views;

@@ -953,7 +953,10 @@ async fn the_seven_documented_configuration_rows_are_seeded() {
     let db = TestDb::new().await;
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT config_key, config_value, value_type FROM system_config \
-          WHERE config_key NOT LIKE 'approval.required%' ORDER BY config_key",
+          WHERE config_key IN ('adcs.server.endpoint', 'adcs.polling.interval_seconds', \
+              'certificate.default_validity_days', 'notification.email.from', \
+              'expiry.notification.days', 'approval.escalation.hours', 'session.timeout.minutes') \
+          ORDER BY config_key",
     )
     .fetch_all(&db.pool)
     .await
