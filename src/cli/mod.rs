@@ -2,6 +2,7 @@
 //! library; `main.rs` only parses and calls [`run`].
 
 mod config;
+mod dev;
 mod requests;
 
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Read and change the settings in system_config.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Demo data and measurements for trying the service out (never on production data).
+    #[command(subcommand, hide = true)]
+    Dev(dev::DevCommand),
     /// Rebuild every projected table from the event store (in one transaction; readers see
     /// the old tables until it commits) and report the throughput.
     Replay {
@@ -298,6 +302,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let result = query.run(&pool, &values).await?;
                 say_raw(&result.render(format));
                 Ok(())
+            })
+            .await
+        }
+        Command::Dev(command) => {
+            let mut config = config;
+            config.auth.admins.push("seed-admin@example.com".to_owned());
+            let kek = app::load_key_encryption_key(&config)?;
+            let admins = config.auth.admins.clone();
+            with_database(&config, |pool| async move {
+                dev::run(Commands::new(pool, kek, &admins), command).await
             })
             .await
         }
