@@ -46,13 +46,16 @@ pub async fn run(commands: Commands, command: DevCommand) -> anyhow::Result<()> 
     let admin = ctx("seed-admin@example.com")?;
     for i in 0..4 {
         commands
-            .grant_role(&admin, &Email::parse(&format!("approver{i}@example.com"))?, Role::Approver)
+            .grant_role(
+                &admin,
+                &Email::parse(&format!("approver{i}@example.com"))?,
+                Role::Approver,
+            )
             .await?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let projector = tokio::spawn(
-        Projector::new(pool.clone()).run(crate::app::when_stopped(stopped)),
-    );
+    let projector =
+        tokio::spawn(Projector::new(pool.clone()).run(crate::app::when_stopped(stopped)));
     let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
         .await?;

@@ -103,6 +103,28 @@ impl Fields {
     fn take<T>(&mut self, result: Result<T, ValueError>) -> Option<T> {
         result.map_err(|e| self.errors.push(e)).ok()
     }
+
+    /// Optional free text: `Some(None)` when empty, `None` when invalid.
+    fn text(
+        &mut self,
+        field: &'static str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Option<Option<Text>> {
+        self.take(Text::optional(field, value, max))
+    }
+
+    /// An optional value: `Some(None)` when empty, `None` when invalid.
+    fn optional<T>(
+        &mut self,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, ValueError>,
+    ) -> Option<Option<T>> {
+        match value.map(str::trim) {
+            None | Some("") => Some(None),
+            Some(text) => self.take(parse(text)).map(Some),
+        }
+    }
 }
 
 impl Commands {
@@ -127,37 +149,20 @@ impl Commands {
             .filter(|s| !s.is_empty())
             .filter_map(|s| f.take(DnsName::parse_field(s, "subject_alternative_names")))
             .collect();
-        let organization = f.take(Text::optional(
-            "organization",
-            form.organization.as_deref(),
-            255,
-        ));
-        let organizational_unit = f.take(Text::optional(
+        let organization = f.text("organization", form.organization.as_deref(), 255);
+        let organizational_unit = f.text(
             "organizational_unit",
             form.organizational_unit.as_deref(),
             255,
-        ));
-        let locality = f.take(Text::optional("locality", form.locality.as_deref(), 100));
-        let state_province = f.take(Text::optional(
-            "state_province",
-            form.state_province.as_deref(),
-            100,
-        ));
-        let country = match form.country.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(c) => f.take(Country::parse(c)).map(Some),
-        };
-        let email_address = match form.email_address.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(e) => f
-                .take(Email::parse(e).map_err(|e| ValueError::new("email_address", e.message)))
-                .map(Some),
-        };
+        );
+        let locality = f.text("locality", form.locality.as_deref(), 100);
+        let state_province = f.text("state_province", form.state_province.as_deref(), 100);
+        let country = f.optional(form.country.as_deref(), Country::parse);
+        let email_address = f.optional(form.email_address.as_deref(), |e| {
+            Email::parse(e).map_err(|e| ValueError::new("email_address", e.message))
+        });
         let certificate_type = f.take(CertificateType::parse(&form.certificate_type));
-        let key_algorithm = match form.key_algorithm.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(k) => f.take(KeyAlgorithm::parse(k)).map(Some),
-        };
+        let key_algorithm = f.optional(form.key_algorithm.as_deref(), KeyAlgorithm::parse);
         let validity_text = form
             .validity_days
             .clone()
@@ -170,31 +175,12 @@ impl Commands {
             &form.justification,
             4000,
         ));
-        let department = f.take(Text::optional(
-            "department",
-            form.department.as_deref(),
-            100,
-        ));
-        let cost_center = f.take(Text::optional(
-            "cost_center",
-            form.cost_center.as_deref(),
-            50,
-        ));
-        let project_code = f.take(Text::optional(
-            "project_code",
-            form.project_code.as_deref(),
-            50,
-        ));
-        let notes = f.take(Text::optional("notes", form.notes.as_deref(), 4000));
-        let override_reason = f.take(Text::optional(
-            "override_reason",
-            form.override_reason.as_deref(),
-            2000,
-        ));
-        let requested_ca = match form.requested_ca_type.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(c) => f.take(CaType::parse(c)).map(Some),
-        };
+        let department = f.text("department", form.department.as_deref(), 100);
+        let cost_center = f.text("cost_center", form.cost_center.as_deref(), 50);
+        let project_code = f.text("project_code", form.project_code.as_deref(), 50);
+        let notes = f.text("notes", form.notes.as_deref(), 4000);
+        let override_reason = f.text("override_reason", form.override_reason.as_deref(), 2000);
+        let requested_ca = f.optional(form.requested_ca_type.as_deref(), CaType::parse);
 
         if let (Some(cn), Some(kind)) = (&common_name, certificate_type)
             && kind.names_hosts()
@@ -210,25 +196,15 @@ impl Commands {
             ));
         }
 
-        let (
-            Some(common_name),
-            Some(organization),
-            Some(organizational_unit),
-            Some(locality),
-            Some(state_province),
-            Some(country),
-            Some(email_address),
-            Some(certificate_type),
-            Some(key_algorithm),
-            Some(validity_days),
-            Some(justification),
-            Some(department),
-            Some(cost_center),
-            Some(project_code),
-            Some(notes),
-            Some(override_reason),
-            Some(requested_ca),
-        ) = (
+        // Each value is present exactly when its field had no error.
+        macro_rules! all_present {
+            ($($name:ident),+ $(,)?) => {
+                let ($(Some($name),)+) = ($($name,)+) else {
+                    return Err(CommandError::Invalid(f.errors));
+                };
+            };
+        }
+        all_present!(
             common_name,
             organization,
             organizational_unit,
@@ -246,10 +222,7 @@ impl Commands {
             notes,
             override_reason,
             requested_ca,
-        )
-        else {
-            return Err(CommandError::Invalid(f.errors));
-        };
+        );
         if !f.errors.is_empty() {
             return Err(CommandError::Invalid(f.errors));
         }

@@ -4,18 +4,15 @@
 use std::collections::HashSet;
 
 use cert_assistant::commands::{CommandError, Decision, RequestForm, RevocationForm, store};
-use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
 use cert_assistant::domain::key_material::EncryptedPrivateKey;
 use cert_assistant::domain::request::RequestStatus;
-use cert_assistant::domain::values::{
-    CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber,
-};
+use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, RequestNumber};
 use cert_assistant::pki::envelope::KeyEncryptionKey;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::fixtures::{KEK, approver, ctx, service, web_request};
+use crate::fixtures::{KEK, approver, ctx, issued_certificate, service, web_request};
 use crate::helpers::TestDb;
 
 async fn event_types(db: &TestDb, aggregate_type: &str, id: Uuid) -> Vec<String> {
@@ -53,39 +50,13 @@ async fn a_full_history_is_stored_and_reloaded() {
         .start_issuance(submitted.request_id)
         .await
         .expect("started");
-    let certificate_id = Uuid::new_v4();
     let john = commands
         .actor(&ctx("john@example.com"))
         .await
         .expect("john");
-    commands
-        .record_issuance(IssuedCertificate {
-            certificate_id,
-            request_id: submitted.request_id,
-            request_number: number.clone(),
-            owner: john,
-            serial_number: SerialNumber::parse("7F01").expect("serial"),
-            thumbprint_sha1: "ab".repeat(20),
-            thumbprint_sha256: "cd".repeat(32),
-            common_name: CommonName::parse("app.example.com").expect("cn"),
-            subject_dn: "CN=app.example.com".to_owned(),
-            issuer_dn: "CN=cert-assistant Issuing CA".to_owned(),
-            subject_alternative_names: vec![DnsName::parse("app.example.com").expect("san")],
-            valid_from: Utc::now(),
-            valid_to: Utc::now() + Duration::days(90),
-            key_algorithm: KeyAlgorithm::EccP256,
-            key_size: 256,
-            signature_algorithm: "ecdsa-with-SHA256".to_owned(),
-            storage: StorageKeys {
-                bucket: "local".to_owned(),
-                certificate: "certs/7F01.pem".to_owned(),
-                chain: None,
-                private_key: None,
-            },
-            private_key: None,
-        })
-        .await
-        .expect("issued");
+    let certificate = issued_certificate(&submitted, john, "7F01", 90, false);
+    let certificate_id = certificate.certificate_id;
+    commands.record_issuance(certificate).await.expect("issued");
     commands
         .revoke(
             &ctx("john@example.com"),

@@ -1,9 +1,15 @@
 //! Shared fixtures: the command service on a test database, people, and typical requests.
 
-use cert_assistant::commands::{CommandContext, Commands, RequestForm};
+use cert_assistant::commands::{CommandContext, Commands, RequestForm, SubmittedRequest};
+use cert_assistant::domain::actor::Actor;
 use cert_assistant::domain::actor::{Platform, Role};
+use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
+use cert_assistant::domain::key_material::EncryptedPrivateKey;
 use cert_assistant::domain::values::Email;
+use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, SerialNumber};
 use cert_assistant::pki::envelope::KeyEncryptionKey;
+use chrono::{Duration, Utc};
+use uuid::Uuid;
 
 use crate::helpers::TestDb;
 
@@ -42,4 +48,45 @@ pub async fn approver(commands: &Commands, email: &str) -> CommandContext {
         .await
         .expect("grant");
     ctx(email)
+}
+
+/// A certificate for `app.example.com` as the issuance saga would record it: valid for
+/// `days`, with an encrypted key when `with_key`.
+pub fn issued_certificate(
+    request: &SubmittedRequest,
+    owner: Actor,
+    serial: &str,
+    days: i64,
+    with_key: bool,
+) -> IssuedCertificate {
+    let private_key = with_key.then(|| EncryptedPrivateKey {
+        data_key_id: Uuid::new_v4(),
+        algorithm: "AES-256-GCM".to_owned(),
+        ciphertext: "Y2lwaGVydGV4dA==".to_owned(),
+    });
+    IssuedCertificate {
+        certificate_id: Uuid::new_v4(),
+        request_id: request.request_id,
+        request_number: request.request_number.clone(),
+        owner,
+        serial_number: SerialNumber::parse(serial).expect("serial"),
+        thumbprint_sha1: "ab".repeat(20),
+        thumbprint_sha256: "cd".repeat(32),
+        common_name: CommonName::parse("app.example.com").expect("cn"),
+        subject_dn: "CN=app.example.com".to_owned(),
+        issuer_dn: "CN=cert-assistant Issuing CA".to_owned(),
+        subject_alternative_names: vec![DnsName::parse("app.example.com").expect("san")],
+        valid_from: Utc::now(),
+        valid_to: Utc::now() + Duration::days(days),
+        key_algorithm: KeyAlgorithm::EccP256,
+        key_size: 256,
+        signature_algorithm: "ecdsa-with-SHA256".to_owned(),
+        storage: StorageKeys {
+            bucket: "local".to_owned(),
+            certificate: format!("certs/{serial}.pem"),
+            chain: Some(format!("certs/{serial}.chain.pem")),
+            private_key: private_key.as_ref().map(|_| format!("keys/{serial}.enc")),
+        },
+        private_key,
+    }
 }

@@ -4,20 +4,17 @@
 use std::collections::BTreeMap;
 
 use cert_assistant::commands::{Commands, RevocationForm};
-use cert_assistant::domain::certificate::{IssuedCertificate, StorageKeys};
-use cert_assistant::domain::key_material::EncryptedPrivateKey;
 use cert_assistant::domain::notification::{Channel, Message, NotificationType};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
-use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, SerialNumber};
 use cert_assistant::projections::audit::{self, ChainReport};
 use cert_assistant::projections::catalog;
 use cert_assistant::projections::projector::Projector;
 use cert_assistant::projections::replay;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::fixtures::{approver, ctx, service, web_request};
+use crate::fixtures::{approver, ctx, issued_certificate, service, web_request};
 use crate::helpers::TestDb;
 
 async fn catch_up(pool: &PgPool) -> usize {
@@ -54,43 +51,13 @@ async fn history(db: &TestDb) -> (Commands, Uuid) {
         .start_issuance(issued.request_id)
         .await
         .expect("start");
-    let certificate_id = Uuid::new_v4();
     let john = commands
         .actor(&ctx("john@example.com"))
         .await
         .expect("john");
-    commands
-        .record_issuance(IssuedCertificate {
-            certificate_id,
-            request_id: issued.request_id,
-            request_number: issued.request_number.clone(),
-            owner: john,
-            serial_number: SerialNumber::parse("0AB1").expect("serial"),
-            thumbprint_sha1: "ab".repeat(20),
-            thumbprint_sha256: "cd".repeat(32),
-            common_name: CommonName::parse("app.example.com").expect("cn"),
-            subject_dn: "CN=app.example.com".to_owned(),
-            issuer_dn: "CN=Issuing CA".to_owned(),
-            subject_alternative_names: vec![DnsName::parse("app.example.com").expect("san")],
-            valid_from: Utc::now(),
-            valid_to: Utc::now() + Duration::days(20),
-            key_algorithm: KeyAlgorithm::EccP256,
-            key_size: 256,
-            signature_algorithm: "ecdsa-with-SHA256".to_owned(),
-            storage: StorageKeys {
-                bucket: "local".to_owned(),
-                certificate: "certs/0AB1.pem".to_owned(),
-                chain: Some("certs/0AB1.chain.pem".to_owned()),
-                private_key: Some("keys/0AB1.enc".to_owned()),
-            },
-            private_key: Some(EncryptedPrivateKey {
-                data_key_id: Uuid::new_v4(),
-                algorithm: "AES-256-GCM".to_owned(),
-                ciphertext: "Y2lwaGVydGV4dA==".to_owned(),
-            }),
-        })
-        .await
-        .expect("issued");
+    let certificate = issued_certificate(&issued, john, "0AB1", 20, true);
+    let certificate_id = certificate.certificate_id;
+    commands.record_issuance(certificate).await.expect("issued");
 
     let pending = commands
         .submit_request(&ctx("mary@example.com"), web_request("pending.example.com"))
