@@ -140,7 +140,8 @@ pub struct LogConfig {
     /// `human` (default) for terminals, `json` for log shippers.
     #[serde(default)]
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `info,cert_assistant=debug` (default `info`).
+    /// A `tracing` filter such as `info` or `info,cert_assistant=debug` (default
+    /// `info,sqlx=warn`).
     /// `RUST_LOG`, when set, wins.
     #[serde(default = "default_log_filter")]
     pub filter: String,
@@ -166,7 +167,8 @@ fn default_listen() -> String {
 }
 
 fn default_log_filter() -> String {
-    "info".to_owned()
+    // sqlx reports PostgreSQL's NOTICEs (e.g. "already exists, skipping") at info.
+    "info,sqlx=warn".to_owned()
 }
 
 impl Default for DatabaseConfig {

@@ -140,7 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // One-shot commands print their answer; routine progress logs would only be noise.
     let quiet = !matches!(cli.command, Command::Serve { .. } | Command::Migrate);
-    let filter = if quiet && config.log.filter == "info" {
+    let filter = if quiet && config.log.filter == "info,sqlx=warn" {
         "warn"
     } else {
         config.log.filter.as_str()
