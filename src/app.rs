@@ -18,11 +18,17 @@ use crate::pki::envelope::KeyEncryptionKey;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    slack: Option<crate::chat::slack::SlackState>,
 }
 
 impl Application {
-    /// Binds the configured address. The database must already be migrated.
-    pub async fn build(config: &Config, pool: PgPool) -> anyhow::Result<Self> {
+    /// Binds the configured address. The database must already be migrated. Slack's routes
+    /// are served when `slack` is given.
+    pub async fn build(
+        config: &Config,
+        pool: PgPool,
+        slack: Option<crate::chat::slack::SlackState>,
+    ) -> anyhow::Result<Self> {
         let addr = config
             .listen_addr()
             .map_err(anyhow::Error::msg)
@@ -33,6 +39,7 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState { pool },
+            slack,
         })
     }
 
@@ -50,7 +57,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "listening");
-        axum::serve(self.listener, http::router(self.state))
+        axum::serve(self.listener, http::router(self.state, self.slack))
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")
@@ -194,4 +201,22 @@ pub async fn maintain_audit_trail(
             () = tokio::time::sleep(std::time::Duration::from_secs(6 * 60 * 60)) => {}
         }
     }
+}
+
+/// The Slack surface, when the configuration has Slack's secrets.
+pub fn slack_state(
+    config: &Config,
+    commands: crate::commands::Commands,
+) -> Option<crate::chat::slack::SlackState> {
+    use secrecy::ExposeSecret;
+    let (Some(secret), Some(token)) = (&config.slack.signing_secret, &config.slack.bot_token)
+    else {
+        tracing::info!("Slack is not configured (no signing secret and bot token)");
+        return None;
+    };
+    Some(crate::chat::slack::SlackState::new(
+        crate::chat::slack::verify::Verifier::new(secret.expose_secret()),
+        crate::chat::slack::api::SlackApi::new(&config.slack.api_base_url, token.clone()),
+        crate::chat::service::ChatService::new(commands),
+    ))
 }

@@ -44,6 +44,38 @@ pub struct Config {
     /// Where artifacts (certificates, chains, audit archives) are kept.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Slack (enabled when both secrets are set).
+    #[serde(default)]
+    pub slack: SlackConfig,
+}
+
+/// The Slack app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The app's signing secret ("Basic Information" → "App Credentials").
+    #[serde(default)]
+    pub signing_secret: Option<SecretString>,
+    /// The bot token, `xoxb-…` ("OAuth & Permissions").
+    #[serde(default)]
+    pub bot_token: Option<SecretString>,
+    /// The Web API's base URL (default `https://slack.com/api`; tests use a local server).
+    #[serde(default = "default_slack_api")]
+    pub api_base_url: String,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".to_owned()
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        Self {
+            signing_secret: None,
+            bot_token: None,
+            api_base_url: default_slack_api(),
+        }
+    }
 }
 
 /// The artifact store.
@@ -296,6 +328,18 @@ impl Config {
                  (for example: openssl rand -base64 32)"
                     .to_owned(),
             );
+        }
+        if self.slack.signing_secret.is_some() != self.slack.bot_token.is_some() {
+            problems.push(
+                "Slack needs both slack.signing_secret and slack.bot_token \
+                 (CERT_ASSISTANT_SLACK__SIGNING_SECRET, CERT_ASSISTANT_SLACK__BOT_TOKEN)"
+                    .to_owned(),
+            );
+        }
+        if !(self.slack.api_base_url.starts_with("https://")
+            || self.slack.api_base_url.starts_with("http://"))
+        {
+            problems.push("slack.api_base_url must be an http(s) URL".to_owned());
         }
         if let Some(user) = &self.database.private.run_as_user
             && user.trim().is_empty()

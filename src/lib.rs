@@ -19,6 +19,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;

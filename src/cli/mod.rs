@@ -347,7 +347,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config.database).await?;
     let result = async {
         db::migrate(database.pool()).await?;
-        let application = Application::build(&config, database.pool().clone()).await?;
+        let kek = app::load_key_encryption_key(&config)?;
+        let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
+        let slack = app::slack_state(&config, commands);
+        let application = Application::build(&config, database.pool().clone(), slack).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(
             Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),

@@ -206,7 +206,7 @@ impl Commands {
 
     /// Passes `result` through; when it is a refusal (the domain said no), records the
     /// attempt first so the audit trail shows it.
-    pub(crate) async fn audit_refusal<T>(
+    pub async fn audit_refusal<T>(
         &self,
         ctx: &CommandContext,
         actor: Option<&Actor>,
@@ -240,7 +240,7 @@ impl Commands {
 
 /// What a person attempted, for the audit trail of refusals.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Attempt<'a> {
+pub struct Attempt<'a> {
     /// `approve`, `reject`, `revoke`, ...
     pub action: &'a str,
     /// `request`, `certificate`, `user`.

@@ -1,10 +1,12 @@
-//! The HTTP surface: one router for probes and (later) the chat platforms' webhooks.
+//! The HTTP surface: one router for probes and the chat platforms' webhooks.
 
 mod health;
 
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
+
+use crate::chat::slack::{self, SlackState};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -13,10 +15,15 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
-/// The whole router, so tests can drive it in-process or over a real socket.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The whole router, so tests can drive it in-process or over a real socket. Slack's routes
+/// are there when Slack is configured.
+pub fn router(state: AppState, slack: Option<SlackState>) -> Router {
+    let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(state)
+        .with_state(state);
+    if let Some(slack) = slack {
+        router = router.merge(slack::router(slack));
+    }
+    router
 }

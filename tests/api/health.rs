@@ -40,7 +40,9 @@ async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
         .expect("lazy pool");
     let mut config = Config::load_from(None, Vec::new()).expect("config");
     config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, pool).await.expect("build");
+    let application = Application::build(&config, pool, None)
+        .await
+        .expect("build");
     let address = format!("http://{}", application.local_addr());
     tokio::spawn(application.run_until(std::future::pending()));
 

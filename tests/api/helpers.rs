@@ -277,7 +277,7 @@ pub async fn spawn_app() -> TestApp {
     let db = TestDb::new().await;
     let mut config = Config::load_from(None, Vec::new()).expect("default configuration");
     config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone())
+    let application = Application::build(&config, db.pool.clone(), None)
         .await
         .expect("the service builds");
     let address = format!("http://{}", application.local_addr());

@@ -9,4 +9,5 @@ mod helpers;
 mod projections;
 mod retention;
 mod schema;
+mod slack;
 mod views;

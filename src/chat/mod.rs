@@ -1,0 +1,9 @@
+//! Chat surfaces over one platform-neutral core: [`command`] parses `/cert …` once for every
+//! platform, [`service`] runs it against the application layer, and [`reply`] describes the
+//! answer, which each platform renders its own way. Nothing outside a platform's module knows
+//! that platform exists.
+
+pub mod command;
+pub mod reply;
+pub mod service;
+pub mod slack;

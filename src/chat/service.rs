@@ -1,0 +1,486 @@
+//! What every platform does with a parsed command: check the role, call the application
+//! layer or read the read model, and answer in platform-neutral form.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::command::{self, ChatCommand};
+use super::reply::{Block, Reply, Visibility};
+use crate::commands::{
+    CommandContext, CommandError, Commands, Decision as Outcome, RequestForm, RevocationForm,
+};
+use crate::domain::actor::{Actor, Role};
+use crate::domain::approval::Part;
+use crate::domain::recommendation::{self, Answers, Recommendation};
+use crate::domain::values::{Email, RequestNumber, ValueError};
+use crate::projections::catalog;
+
+/// Rows of an audit query shown inline; longer results are cut with a note.
+const MAX_INLINE_ROWS: usize = 25;
+
+/// The platform-neutral chat service.
+#[derive(Debug, Clone)]
+pub struct ChatService {
+    commands: Commands,
+}
+
+impl ChatService {
+    /// A service over the application layer.
+    pub fn new(commands: Commands) -> Self {
+        Self { commands }
+    }
+
+    /// The application layer.
+    pub fn commands(&self) -> &Commands {
+        &self.commands
+    }
+
+    /// Runs `command` for the person in `ctx` and answers. Never fails: errors become replies
+    /// a person understands (internal ones are logged and answered with a fixed message).
+    pub async fn handle(&self, ctx: &CommandContext, command: ChatCommand) -> Reply {
+        match self.run(ctx, command).await {
+            Ok(reply) => reply,
+            Err(error) => error_reply(&error),
+        }
+    }
+
+    async fn run(&self, ctx: &CommandContext, command: ChatCommand) -> Result<Reply, CommandError> {
+        let actor = self.commands.actor(ctx).await?;
+        match command {
+            ChatCommand::Help => Ok(Reply::text(command::help())),
+            ChatCommand::RequestForm => Ok(Reply::text(
+                "Fill in the request in one line, for example: `/cert request cn=app.example.com \
+                 san=www.example.com type=web_server days=90 why=\"Customer portal\"`",
+            )),
+            ChatCommand::Request(fields) => self.request(ctx, fields).await,
+            ChatCommand::Recommend(fields) => {
+                let answers = answers_from(&fields)?;
+                let recommendation = recommendation::recommend(&answers, Utc::now().date_naive());
+                Ok(recommendation_reply(&recommendation))
+            }
+            ChatCommand::Status(number) => self.status(&RequestNumber::parse(&number)?).await,
+            ChatCommand::List => self.list(&actor).await,
+            ChatCommand::Approvals => {
+                self.require(ctx, &actor, Role::Approver, "approvals")
+                    .await?;
+                self.approvals().await
+            }
+            ChatCommand::Approve { number, comment } => {
+                let number = RequestNumber::parse(&number)?;
+                let outcome = self
+                    .commands
+                    .approve(ctx, &number, comment.as_deref())
+                    .await?;
+                Ok(Reply::text(describe(&number, &outcome)))
+            }
+            ChatCommand::Reject { number, reason } => {
+                let number = RequestNumber::parse(&number)?;
+                let outcome = self.commands.reject(ctx, &number, &reason).await?;
+                Ok(Reply::text(describe(&number, &outcome)))
+            }
+            ChatCommand::Cancel { number, reason } => {
+                let number = RequestNumber::parse(&number)?;
+                self.commands
+                    .cancel_request(ctx, &number, reason.as_deref())
+                    .await?;
+                Ok(Reply::text(format!("{number} is cancelled.")))
+            }
+            ChatCommand::Revoke {
+                certificate,
+                reason,
+                text,
+            } => {
+                let (_, reason) = self
+                    .commands
+                    .revoke(
+                        ctx,
+                        RevocationForm {
+                            certificate: certificate.clone(),
+                            reason,
+                            text,
+                        },
+                    )
+                    .await?;
+                Ok(Reply::text(format!(
+                    "Certificate {certificate} is revoked ({reason})."
+                )))
+            }
+            ChatCommand::Audit { query, params } => {
+                self.require(ctx, &actor, Role::Auditor, "audit").await?;
+                self.audit(query, params).await
+            }
+            ChatCommand::ConfigGet(key) => {
+                self.require(ctx, &actor, Role::Admin, "configure").await?;
+                let value: Option<String> = sqlx::query_scalar(
+                    "SELECT CASE WHEN coalesce(is_sensitive, false) THEN '[hidden]' \
+                            ELSE config_value END FROM system_config WHERE config_key = $1",
+                )
+                .bind(key.trim())
+                .fetch_optional(self.commands.pool())
+                .await?;
+                match value {
+                    Some(value) => Ok(Reply::text(format!("`{key}` = `{value}`"))),
+                    None => Err(CommandError::NotFound(format!("there is no setting {key}"))),
+                }
+            }
+            ChatCommand::ConfigSet { key, value } => {
+                let setting = self.commands.set_config(ctx, &key, &value, None).await?;
+                Ok(Reply::text(format!(
+                    "`{}` is now `{}`.",
+                    setting.key, setting.value
+                )))
+            }
+            ChatCommand::Grant { user, role } => {
+                let email = Email::parse(&user).map_err(|_| {
+                    CommandError::Invalid(vec![ValueError::new(
+                        "user",
+                        format!("{user} is not a person this workspace knows by e-mail"),
+                    )])
+                })?;
+                let role = Role::parse(&role)?;
+                let granted = self.commands.grant_role(ctx, &email, role).await?;
+                Ok(Reply::text(format!(
+                    "{} is now {}.",
+                    granted.email, granted.role
+                )))
+            }
+        }
+    }
+
+    /// Refuses (and audits the refusal) unless `actor` has `role` or is an admin.
+    async fn require(
+        &self,
+        ctx: &CommandContext,
+        actor: &Actor,
+        role: Role,
+        action: &str,
+    ) -> Result<(), CommandError> {
+        let allowed = actor.role == Role::Admin
+            || actor.role == role
+            || (role == Role::Auditor && actor.role == Role::Auditor);
+        let result = if allowed {
+            Ok(())
+        } else {
+            let who = match role {
+                Role::Approver => "approvers",
+                Role::Auditor => "auditors",
+                Role::Admin => "admins",
+                Role::User => "users",
+            };
+            Err(CommandError::Refused(format!(
+                "only {who} and admins can do that"
+            )))
+        };
+        self.commands
+            .audit_refusal(
+                ctx,
+                Some(actor),
+                crate::commands::Attempt {
+                    action,
+                    resource_type: "request",
+                    resource_id: None,
+                    resource_identifier: None,
+                },
+                result,
+            )
+            .await
+    }
+
+    async fn request(
+        &self,
+        ctx: &CommandContext,
+        fields: BTreeMap<String, String>,
+    ) -> Result<Reply, CommandError> {
+        let known = [
+            "cn", "san", "type", "key", "days", "why", "dept", "cost", "project", "notes", "ca",
+            "override", "org", "ou", "l", "st", "c", "email",
+        ];
+        if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(CommandError::Invalid(vec![ValueError::new(
+                "request",
+                format!(
+                    "`{unknown}` is not a request field; use {}",
+                    known.join(", ")
+                ),
+            )]));
+        }
+        let get = |key: &str| fields.get(key).cloned();
+        let form = RequestForm {
+            common_name: get("cn").unwrap_or_default(),
+            subject_alternative_names: get("san").into_iter().collect(),
+            organization: get("org"),
+            organizational_unit: get("ou"),
+            locality: get("l"),
+            state_province: get("st"),
+            country: get("c"),
+            email_address: get("email"),
+            certificate_type: get("type").unwrap_or_else(|| "web_server".to_owned()),
+            key_algorithm: get("key"),
+            validity_days: get("days"),
+            csr_pem: None,
+            justification: get("why").unwrap_or_default(),
+            department: get("dept"),
+            cost_center: get("cost"),
+            project_code: get("project"),
+            notes: get("notes"),
+            answers: None,
+            requested_ca_type: get("ca"),
+            override_reason: get("override"),
+        };
+        let submitted = self.commands.submit_request(ctx, form).await?;
+        Ok(Reply::text(format!(
+            "*{}* is submitted. It needs {} approval(s); you will hear back here.",
+            submitted.request_number, submitted.required_approvals
+        )))
+    }
+
+    async fn status(&self, number: &RequestNumber) -> Result<Reply, CommandError> {
+        let view = self.commands.request(number).await?;
+        let mut fields = vec![
+            ("Status".to_owned(), view.status.to_string()),
+            ("Requester".to_owned(), view.requester.email.to_string()),
+        ];
+        for (actor, part) in &view.approval_parts {
+            let part = match part {
+                Part::Pending => "waiting",
+                Part::Approved => "approved",
+                Part::Rejected => "rejected",
+                Part::Delegated => "delegated",
+            };
+            fields.push(("Approval".to_owned(), format!("{} — {part}", actor.email)));
+        }
+        Ok(Reply::text(format!("*{number}*")).with(Block::Fields(fields)))
+    }
+
+    async fn list(&self, actor: &Actor) -> Result<Reply, CommandError> {
+        let rows = sqlx::query(
+            "SELECT cr.request_number, cr.common_name, cr.status, c.serial_number, c.valid_to \
+               FROM certificate_requests cr \
+               LEFT JOIN certificates c ON c.request_id = cr.id AND c.deleted_at IS NULL \
+              WHERE cr.user_id = $1 AND cr.deleted_at IS NULL \
+              ORDER BY cr.created_at DESC LIMIT 20",
+        )
+        .bind(actor.user_id)
+        .fetch_all(self.commands.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(Reply::text(
+                "You have no requests yet. Start one with `/cert request`.",
+            ));
+        }
+        let mut lines = Vec::new();
+        for row in rows {
+            let number: String = row.try_get("request_number")?;
+            let cn: String = row.try_get("common_name")?;
+            let status: String = row.try_get("status")?;
+            let serial: Option<String> = row.try_get("serial_number")?;
+            let valid_to: Option<DateTime<Utc>> = row.try_get("valid_to")?;
+            let certificate = match (serial, valid_to) {
+                (Some(serial), Some(to)) => {
+                    format!(
+                        " — certificate {serial}, valid to {}",
+                        to.format("%Y-%m-%d")
+                    )
+                }
+                _ => String::new(),
+            };
+            lines.push(format!("• *{number}* `{cn}` {status}{certificate}"));
+        }
+        Ok(Reply::text(lines.join("\n")))
+    }
+
+    async fn approvals(&self) -> Result<Reply, CommandError> {
+        let rows = sqlx::query(
+            // Every request waiting for approval: any approver may decide, asked or not.
+            "SELECT cr.request_number, cr.common_name, cr.certificate_type, \
+                    u.email AS requester_email, \
+                    floor(extract(epoch FROM now() - cr.submitted_at) / 3600)::float8 AS hours \
+               FROM certificate_requests cr JOIN users u ON u.id = cr.user_id \
+              WHERE cr.status = 'pending_approval' AND cr.deleted_at IS NULL \
+              ORDER BY cr.submitted_at LIMIT 20",
+        )
+        .fetch_all(self.commands.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(Reply::text("Nothing is waiting for a decision."));
+        }
+        let mut reply = Reply::text(format!(
+            "*{} request(s) waiting for a decision*",
+            rows.len()
+        ));
+        for row in rows {
+            let number: String = row.try_get("request_number")?;
+            let cn: String = row.try_get("common_name")?;
+            let kind: String = row.try_get("certificate_type")?;
+            let requester: String = row.try_get("requester_email")?;
+            let hours: Option<f64> = row.try_get("hours")?;
+            reply = reply
+                .with(Block::Fields(vec![
+                    ("Request".to_owned(), number.clone()),
+                    ("Common name".to_owned(), cn),
+                    ("Type".to_owned(), kind),
+                    ("Requester".to_owned(), requester),
+                    (
+                        "Waiting".to_owned(),
+                        format!("{} h", hours.unwrap_or_default()),
+                    ),
+                ]))
+                .with(Block::Decisions {
+                    request_number: number,
+                });
+        }
+        Ok(reply)
+    }
+
+    async fn audit(
+        &self,
+        query: Option<String>,
+        params: BTreeMap<String, String>,
+    ) -> Result<Reply, CommandError> {
+        let Some(name) = query else {
+            let list: Vec<String> = catalog::catalog()
+                .iter()
+                .map(|q| format!("• `{}` — {}", q.name, q.purpose))
+                .collect();
+            return Ok(Reply::text(format!("*Named queries*\n{}", list.join("\n"))));
+        };
+        let query = catalog::find(&name).map_err(|e| CommandError::NotFound(e.to_string()))?;
+        let result = query
+            .run(self.commands.pool(), &params)
+            .await
+            .map_err(|e| match e {
+                catalog::QueryError::Database(e) => CommandError::Internal(e.into()),
+                other => CommandError::Invalid(vec![ValueError::new("query", other.to_string())]),
+            })?;
+        let total = result.rows.len();
+        let mut shown = result.clone();
+        shown.rows.truncate(MAX_INLINE_ROWS);
+        let mut reply = Reply::text(format!("*{name}* — {total} row(s)"))
+            .with(Block::Code(shown.render(catalog::Format::Table)));
+        if total > MAX_INLINE_ROWS {
+            reply = reply.with(Block::Text(format!(
+                "Showing {MAX_INLINE_ROWS} of {total} rows; run `cert-assistant query {name} \
+                 --format csv` for all of them."
+            )));
+        }
+        Ok(reply)
+    }
+}
+
+fn describe(number: &RequestNumber, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Approved => format!("{number} is approved."),
+        Outcome::Rejected => format!("{number} is rejected."),
+        Outcome::Recorded {
+            approvals,
+            required,
+        } => format!("Your approval of {number} is recorded ({approvals} of {required})."),
+        Outcome::Delegated { to } => format!("{number} is delegated to {to}."),
+    }
+}
+
+fn error_reply(error: &CommandError) -> Reply {
+    if let CommandError::Internal(cause) = error {
+        tracing::error!(error = format!("{cause:#}"), "chat command failed");
+    }
+    Reply {
+        visibility: Visibility::Ephemeral,
+        blocks: vec![Block::Text(format!(":warning: {error}"))],
+    }
+}
+
+/// The questionnaire from `key=value` words; unanswered questions take the common answer.
+pub fn answers_from(fields: &BTreeMap<String, String>) -> Result<Answers, CommandError> {
+    use recommendation::{
+        BrowserTrust, CertificateCount, Compliance, Criticality, DomainType, Environment, Exposure,
+        Lifespan, RenewalPreference, ServiceType,
+    };
+    let mut errors = Vec::new();
+    let pick = |key: &str, default: &str| -> String {
+        fields
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let service = pick("service", "web_server");
+    let public = pick("public", "");
+    let browser = pick("browser", "");
+    let lifespan = pick("lifespan", "90_to_365");
+    let env = pick("env", "production");
+    let count = pick("count", "single");
+    let domain = pick("domain", "single");
+    let criticality = pick("criticality", "medium");
+    let compliance = pick("compliance", "none");
+    let renewal = pick("renewal", "notification");
+    fn take<T>(errors: &mut Vec<ValueError>, result: Result<T, ValueError>) -> Option<T> {
+        result.map_err(|e| errors.push(e)).ok()
+    }
+    let service_type = take(&mut errors, ServiceType::parse(&service));
+    let publicly_accessible = take(&mut errors, Exposure::parse(&public));
+    let browser_trust_required = take(&mut errors, BrowserTrust::parse(&browser));
+    let expected_lifespan = take(&mut errors, Lifespan::parse(&lifespan));
+    let environment_type = take(&mut errors, Environment::parse(&env));
+    let certificate_count = take(&mut errors, CertificateCount::parse(&count));
+    let domain_type = take(&mut errors, DomainType::parse(&domain));
+    let criticality_level = take(&mut errors, Criticality::parse(&criticality));
+    let renewal_preference = take(&mut errors, RenewalPreference::parse(&renewal));
+    let mut compliance_requirements = BTreeSet::new();
+    for item in compliance.split(',').filter(|s| !s.trim().is_empty()) {
+        if let Some(c) = take(&mut errors, Compliance::parse(item)) {
+            compliance_requirements.insert(c);
+        }
+    }
+    match (
+        service_type,
+        publicly_accessible,
+        expected_lifespan,
+        browser_trust_required,
+        environment_type,
+        certificate_count,
+        domain_type,
+        criticality_level,
+        renewal_preference,
+    ) {
+        (
+            Some(service_type),
+            Some(publicly_accessible),
+            Some(expected_lifespan),
+            Some(browser_trust_required),
+            Some(environment_type),
+            Some(certificate_count),
+            Some(domain_type),
+            Some(criticality_level),
+            Some(renewal_preference),
+        ) if errors.is_empty() => Ok(Answers {
+            service_type,
+            publicly_accessible,
+            expected_lifespan,
+            browser_trust_required,
+            environment_type,
+            certificate_count,
+            domain_type,
+            criticality_level,
+            compliance_requirements,
+            renewal_preference,
+        }),
+        _ => Err(CommandError::Invalid(errors)),
+    }
+}
+
+/// The recommendation as a reply.
+pub fn recommendation_reply(r: &Recommendation) -> Reply {
+    let ca = match r.ca_type {
+        crate::domain::values::CaType::Public => "a *public* CA (AWS Certificate Manager)",
+        crate::domain::values::CaType::Internal => "the *internal* CA",
+    };
+    let mut reply = Reply::text(format!(
+        "Recommended: {ca} — confidence {}.\n{}",
+        r.confidence, r.reason
+    ));
+    for note in &r.notes {
+        reply = reply.with(Block::Text(format!("_Note:_ {note}")));
+    }
+    reply
+}

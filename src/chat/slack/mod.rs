@@ -1,0 +1,389 @@
+//! Slack: `/cert` slash commands, interactive buttons and modals, all behind signature
+//! verification. Slack payload types and the verifier come from slack-morphism; Web API calls
+//! go through [`api::SlackApi`] to a configurable base URL.
+
+pub mod api;
+pub mod identity;
+pub mod render;
+pub mod verify;
+
+use std::time::Duration;
+
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use axum::{Router, middleware};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slack_morphism::events::SlackCommandEvent;
+
+use super::command::{self, ChatCommand};
+use super::reply::{Decision, Reply};
+use super::service::ChatService;
+use crate::commands::{CommandContext, CommandError};
+use crate::domain::actor::Platform;
+use crate::domain::values::RequestNumber;
+use api::SlackApi;
+use verify::Verifier;
+
+/// Slack wants an answer within 3 s; work that takes longer continues in the background
+/// and answers through `response_url`.
+const ACK_BUDGET: Duration = Duration::from_millis(2500);
+
+/// What the Slack routes need.
+#[derive(Debug, Clone)]
+pub struct SlackState {
+    verifier: Verifier,
+    api: SlackApi,
+    chat: ChatService,
+}
+
+impl SlackState {
+    /// Slack on top of the chat service.
+    pub fn new(verifier: Verifier, api: SlackApi, chat: ChatService) -> Self {
+        Self {
+            verifier,
+            api,
+            chat,
+        }
+    }
+}
+
+/// The Slack routes; every one is verified before its handler runs.
+pub fn router(state: SlackState) -> Router {
+    let verifier = state.verifier.clone();
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactivity", post(interactivity))
+        .route("/slack/events", post(events))
+        .route_layer(middleware::from_fn_with_state(verifier, verify::verified))
+        .with_state(state)
+}
+
+fn ephemeral(text: impl Into<String>) -> Response {
+    Json(render::message(&Reply::text(text))).into_response()
+}
+
+impl SlackState {
+    async fn context(&self, team_id: &str, user_id: &str) -> Result<CommandContext, String> {
+        let (email, name) =
+            identity::resolve(self.chat.commands().pool(), &self.api, team_id, user_id)
+                .await
+                .map_err(|e| {
+                    if let identity::IdentityError::Unavailable(cause) = &e {
+                        tracing::warn!(
+                            error = format!("{cause:#}"),
+                            "slack identity lookup failed"
+                        );
+                    }
+                    e.to_string()
+                })?;
+        let mut ctx = CommandContext::new(email, Platform::Slack);
+        ctx.display_name = name;
+        Ok(ctx)
+    }
+
+    /// `<@U123|jane>` (or `<@U123>`) → the user's e-mail; anything else is kept.
+    async fn unmention(&self, team_id: &str, text: &str) -> Result<String, String> {
+        let Some(inner) = text.strip_prefix("<@").and_then(|t| t.strip_suffix('>')) else {
+            return Ok(text.to_owned());
+        };
+        let user_id = inner.split('|').next().unwrap_or(inner);
+        let (email, _) =
+            identity::resolve(self.chat.commands().pool(), &self.api, team_id, user_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        Ok(email.to_string())
+    }
+}
+
+/// `POST /slack/commands`: `/cert …`.
+async fn commands(
+    State(state): State<SlackState>,
+    Form(event): Form<SlackCommandEvent>,
+) -> Response {
+    let text = event.text.clone().unwrap_or_default();
+    let mut parsed = match command::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(usage) => return ephemeral(usage.message),
+    };
+    let ctx = match state.context(&event.team_id.0, &event.user_id.0).await {
+        Ok(ctx) => ctx,
+        Err(message) => return ephemeral(message),
+    };
+    if let ChatCommand::Grant { user, .. } = &mut parsed {
+        match state.unmention(&event.team_id.0, user).await {
+            Ok(email) => *user = email,
+            Err(message) => return ephemeral(message),
+        }
+    }
+    let chat = state.chat.clone();
+    let mut work = tokio::spawn(async move { chat.handle(&ctx, parsed).await });
+    match tokio::time::timeout(ACK_BUDGET, &mut work).await {
+        Ok(Ok(reply)) => Json(render::message(&reply)).into_response(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "slack command task failed");
+            ephemeral("Something went wrong on our side; the details are in the service log.")
+        }
+        Err(_) => {
+            let api = state.api.clone();
+            let response_url = event.response_url.0.to_string();
+            tokio::spawn(async move {
+                let reply = match work.await {
+                    Ok(reply) => reply,
+                    Err(_) => Reply::text("Something went wrong on our side."),
+                };
+                if let Err(error) = api.respond(&response_url, &render::message(&reply)).await {
+                    tracing::warn!(error = format!("{error:#}"), "could not send a late reply");
+                }
+            });
+            ephemeral("Working on it…")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+/// Where a modal came from, kept in its `private_metadata`.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct ModalOrigin {
+    number: String,
+    response_url: Option<String>,
+}
+
+/// `POST /slack/interactivity`: button clicks and modal submissions.
+async fn interactivity(
+    State(state): State<SlackState>,
+    Form(form): Form<InteractionForm>,
+) -> Response {
+    let Ok(payload) = serde_json::from_str::<Value>(&form.payload) else {
+        return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
+    };
+    let team_id = payload["team"]["id"]
+        .as_str()
+        .or_else(|| payload["user"]["team_id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let user_id = payload["user"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match payload["type"].as_str() {
+        Some("block_actions") => block_action(state, payload, team_id, user_id).await,
+        Some("view_submission") => view_submission(state, payload, team_id, user_id).await,
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+async fn block_action(
+    state: SlackState,
+    payload: Value,
+    team_id: String,
+    user_id: String,
+) -> Response {
+    let action = &payload["actions"][0];
+    let Some(decision) = action["action_id"]
+        .as_str()
+        .and_then(Decision::from_action_id)
+    else {
+        return StatusCode::OK.into_response();
+    };
+    let number = action["value"].as_str().unwrap_or_default().to_owned();
+    let response_url = payload["response_url"].as_str().map(str::to_owned);
+    match decision {
+        Decision::Approve => {
+            // Ack now; decide and update the message in the background.
+            let original = payload["message"]["blocks"].clone();
+            tokio::spawn(async move {
+                let reply = approve(&state, &team_id, &user_id, &number, &original).await;
+                if let Some(url) = response_url
+                    && let Err(error) = state.api.respond(&url, &reply).await
+                {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "could not update the approval message"
+                    );
+                }
+            });
+            StatusCode::OK.into_response()
+        }
+        Decision::Reject | Decision::Delegate => {
+            let origin = serde_json::to_string(&ModalOrigin {
+                number: number.clone(),
+                response_url,
+            })
+            .unwrap_or_default();
+            let view = match decision {
+                Decision::Reject => render::reject_modal(&number, &origin),
+                _ => render::delegate_modal(&number, &origin),
+            };
+            let trigger_id = payload["trigger_id"].as_str().unwrap_or_default();
+            if let Err(error) = state.api.open_view(trigger_id, view).await {
+                tracing::warn!(error = format!("{error:#}"), "could not open a modal");
+            }
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+/// Approves and returns the message that replaces the approval message (or, when refused,
+/// an ephemeral note that leaves it alone).
+async fn approve(
+    state: &SlackState,
+    team_id: &str,
+    user_id: &str,
+    number: &str,
+    original: &Value,
+) -> Value {
+    let refused = |text: String| json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
+    let ctx = match state.context(team_id, user_id).await {
+        Ok(ctx) => ctx,
+        Err(message) => return refused(message),
+    };
+    let number = match RequestNumber::parse(number) {
+        Ok(number) => number,
+        Err(e) => return refused(e.message),
+    };
+    match state.chat.commands().approve(&ctx, &number, None).await {
+        Ok(crate::commands::Decision::Approved) => render::decided(
+            original,
+            &format!(
+                "Approved by <@{user_id}> at {} UTC",
+                Utc::now().format("%H:%M")
+            ),
+        ),
+        Ok(crate::commands::Decision::Recorded {
+            approvals,
+            required,
+        }) => refused(format!(
+            "Your approval of {number} is recorded ({approvals} of {required})."
+        )),
+        Ok(other) => refused(format!("{number}: {other:?}")),
+        Err(error) => refused(polite(&error)),
+    }
+}
+
+fn polite(error: &CommandError) -> String {
+    if let CommandError::Internal(cause) = error {
+        tracing::error!(error = format!("{cause:#}"), "slack action failed");
+    }
+    error.to_string()
+}
+
+async fn view_submission(
+    state: SlackState,
+    payload: Value,
+    team_id: String,
+    user_id: String,
+) -> Response {
+    let view = &payload["view"];
+    let Ok(origin) =
+        serde_json::from_str::<ModalOrigin>(view["private_metadata"].as_str().unwrap_or_default())
+    else {
+        return StatusCode::OK.into_response();
+    };
+    let values = &view["state"]["values"];
+    let reason = values["reason"]["value"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let field_error = |block: &str, text: &str| {
+        Json(json!({ "response_action": "errors", "errors": { block: text } })).into_response()
+    };
+    let callback = view["callback_id"].as_str().unwrap_or_default();
+    if reason.is_empty() {
+        let text = if callback == "reject" {
+            "A rejection needs a reason."
+        } else {
+            "A delegation needs a reason."
+        };
+        return field_error("reason", text);
+    }
+    let ctx = match state.context(&team_id, &user_id).await {
+        Ok(ctx) => ctx,
+        Err(message) => return field_error("reason", &message),
+    };
+    let Ok(number) = RequestNumber::parse(&origin.number) else {
+        return StatusCode::OK.into_response();
+    };
+    let (result, outcome) = match callback {
+        "reject" => (
+            state.chat.commands().reject(&ctx, &number, &reason).await,
+            format!(
+                "Rejected by <@{user_id}> at {} UTC: {reason}",
+                Utc::now().format("%H:%M")
+            ),
+        ),
+        "delegate" => {
+            let Some(delegate_id) = values["delegate"]["value"]["selected_user"].as_str() else {
+                return field_error("delegate", "Choose a person.");
+            };
+            let email = match identity::resolve(
+                state.chat.commands().pool(),
+                &state.api,
+                &team_id,
+                delegate_id,
+            )
+            .await
+            {
+                Ok((email, _)) => email,
+                Err(error) => return field_error("delegate", &error.to_string()),
+            };
+            (
+                state
+                    .chat
+                    .commands()
+                    .delegate(&ctx, &number, &email, &reason)
+                    .await,
+                format!(
+                    "Delegated by <@{user_id}> to <@{delegate_id}> at {} UTC: {reason}",
+                    Utc::now().format("%H:%M")
+                ),
+            )
+        }
+        _ => return StatusCode::OK.into_response(),
+    };
+    match result {
+        Ok(_) => {
+            if let Some(url) = origin.response_url {
+                let api = state.api.clone();
+                let message = json!({
+                    "replace_original": true,
+                    "text": format!("{number}: {outcome}"),
+                    "blocks": [
+                        { "type": "section", "text": { "type": "mrkdwn", "text": format!("*{number}*") } },
+                        { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
+                    ],
+                });
+                tokio::spawn(async move {
+                    if let Err(error) = api.respond(&url, &message).await {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "could not update the approval message"
+                        );
+                    }
+                });
+            }
+            StatusCode::OK.into_response()
+        }
+        Err(error) => field_error("reason", &polite(&error)),
+    }
+}
+
+/// `POST /slack/events`: the URL check and (for now) nothing else; retries are acknowledged
+/// without doing anything twice.
+async fn events(headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if body["type"] == "url_verification" {
+        return Json(json!({ "challenge": body["challenge"] })).into_response();
+    }
+    if headers.contains_key("x-slack-retry-num") {
+        return StatusCode::OK.into_response();
+    }
+    StatusCode::OK.into_response()
+}

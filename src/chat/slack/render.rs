@@ -1,0 +1,180 @@
+//! Replies as Slack Block Kit messages.
+
+use serde_json::{Value, json};
+
+use crate::chat::reply::{Block, Decision, Reply, Visibility};
+
+/// Slack allows at most 10 fields per section.
+const FIELDS_PER_SECTION: usize = 10;
+
+/// A reply as a message body (`text` is the notification fallback).
+pub fn message(reply: &Reply) -> Value {
+    let mut blocks = Vec::new();
+    for block in &reply.blocks {
+        match block {
+            Block::Text(text) => blocks.push(section(text)),
+            Block::Code(text) => blocks.push(section(&format!("```{}```", text.trim_end()))),
+            Block::Fields(fields) => {
+                for chunk in fields.chunks(FIELDS_PER_SECTION) {
+                    let fields: Vec<Value> = chunk
+                        .iter()
+                        .map(|(label, value)| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") }))
+                        .collect();
+                    blocks.push(json!({ "type": "section", "fields": fields }));
+                }
+            }
+            Block::Decisions { request_number } => blocks.push(decisions(request_number)),
+        }
+    }
+    json!({
+        "response_type": match reply.visibility {
+            Visibility::Ephemeral => "ephemeral",
+            Visibility::InChannel => "in_channel",
+        },
+        "text": fallback(reply),
+        "blocks": blocks,
+    })
+}
+
+fn section(text: &str) -> Value {
+    // Section text is limited to 3000 characters.
+    let text: String = text.chars().take(3000).collect();
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
+}
+
+fn fallback(reply: &Reply) -> String {
+    reply.plain_text().chars().take(300).collect()
+}
+
+/// Approve / Reject / Delegate buttons for a request.
+pub fn decisions(request_number: &str) -> Value {
+    let button = |decision: Decision, label: &str, style: Option<&str>| {
+        let mut button = json!({
+            "type": "button",
+            "action_id": decision.action_id(),
+            "text": { "type": "plain_text", "text": label },
+            "value": request_number,
+        });
+        if let Some(style) = style {
+            button["style"] = json!(style);
+        }
+        button
+    };
+    json!({
+        "type": "actions",
+        "block_id": format!("decide:{request_number}"),
+        "elements": [
+            button(Decision::Approve, "Approve", Some("primary")),
+            button(Decision::Reject, "Reject", Some("danger")),
+            button(Decision::Delegate, "Delegate", None),
+        ],
+    })
+}
+
+/// The modal asking why a request is rejected.
+pub fn reject_modal(request_number: &str, private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": "reject",
+        "private_metadata": private_metadata,
+        "title": { "type": "plain_text", "text": "Reject request" },
+        "submit": { "type": "plain_text", "text": "Reject" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            section(&format!("Why is *{request_number}* rejected? The requester will see this.")),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": { "type": "plain_text", "text": "Reason" },
+                "element": { "type": "plain_text_input", "action_id": "value", "multiline": true, "max_length": 2000 },
+            },
+        ],
+    })
+}
+
+/// The modal asking to whom a request is delegated, and why.
+pub fn delegate_modal(request_number: &str, private_metadata: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": "delegate",
+        "private_metadata": private_metadata,
+        "title": { "type": "plain_text", "text": "Delegate request" },
+        "submit": { "type": "plain_text", "text": "Delegate" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            section(&format!("Who should decide on *{request_number}* instead of you?")),
+            {
+                "type": "input",
+                "block_id": "delegate",
+                "label": { "type": "plain_text", "text": "Delegate to" },
+                "element": { "type": "users_select", "action_id": "value" },
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": { "type": "plain_text", "text": "Reason" },
+                "element": { "type": "plain_text_input", "action_id": "value", "max_length": 2000 },
+            },
+        ],
+    })
+}
+
+/// An approval message after the decision: the same content, no buttons, and who decided.
+pub fn decided(original_blocks: &Value, outcome: &str) -> Value {
+    let mut blocks: Vec<Value> = original_blocks
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b["type"] != "actions")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    blocks.push(json!({
+        "type": "context",
+        "elements": [ { "type": "mrkdwn", "text": outcome } ],
+    }));
+    json!({ "replace_original": true, "text": outcome, "blocks": blocks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_become_block_kit() {
+        let reply = Reply::text("*REQ-1*")
+            .with(Block::Fields(vec![(
+                "Status".to_owned(),
+                "approved".to_owned(),
+            )]))
+            .with(Block::Decisions {
+                request_number: "REQ-1".to_owned(),
+            });
+        let message = message(&reply);
+        assert_eq!(message["response_type"], "ephemeral");
+        assert_eq!(message["blocks"][0]["text"]["text"], "*REQ-1*");
+        assert_eq!(
+            message["blocks"][1]["fields"][0]["text"],
+            "*Status*\napproved"
+        );
+        let buttons = &message["blocks"][2]["elements"];
+        assert_eq!(buttons[0]["action_id"], "approve");
+        assert_eq!(buttons[0]["value"], "REQ-1");
+        assert_eq!(buttons[1]["style"], "danger");
+    }
+
+    #[test]
+    fn a_decided_message_loses_its_buttons() {
+        let original = json!([
+            { "type": "section", "text": { "type": "mrkdwn", "text": "REQ-1" } },
+            decisions("REQ-1"),
+        ]);
+        let updated = decided(&original, "Approved by <@U1> at 14:02 UTC");
+        let blocks = updated["blocks"].as_array().expect("blocks");
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks.iter().all(|b| b["type"] != "actions"));
+        assert_eq!(updated["replace_original"], true);
+    }
+}

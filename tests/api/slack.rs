@@ -1,0 +1,498 @@
+//! Slack, driven the way Slack drives it: signed form posts over real HTTP to the service,
+//! and a local server that speaks the Web API methods the service calls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::hmac;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use cert_assistant::app::Application;
+use cert_assistant::chat::service::ChatService;
+use cert_assistant::chat::slack::SlackState;
+use cert_assistant::chat::slack::api::SlackApi;
+use cert_assistant::chat::slack::verify::Verifier;
+use cert_assistant::config::Config;
+use cert_assistant::domain::actor::Role;
+use cert_assistant::domain::values::Email;
+use cert_assistant::projections::projector::Projector;
+use serde_json::{Value, json};
+
+use crate::fixtures::{ctx, service};
+use crate::helpers::TestDb;
+
+const SECRET: &str = "test-signing-secret";
+
+/// What the fake Slack saw: (method or path, body).
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+#[derive(Clone)]
+struct FakeSlack {
+    users: Arc<HashMap<String, Option<String>>>,
+    calls: Calls,
+}
+
+async fn web_api(
+    State(fake): State<FakeSlack>,
+    Path(method): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    fake.calls
+        .lock()
+        .expect("lock")
+        .push((method.clone(), body.clone()));
+    Json(match method.as_str() {
+        "users.info" => {
+            let id = body["user"].as_str().unwrap_or_default();
+            match fake.users.get(id) {
+                Some(email) => json!({
+                    "ok": true,
+                    "user": { "id": id, "profile": { "email": email, "real_name": id } }
+                }),
+                None => json!({ "ok": false, "error": "user_not_found" }),
+            }
+        }
+        "chat.postMessage" => json!({ "ok": true, "ts": "1700000000.000100" }),
+        _ => json!({ "ok": true }),
+    })
+}
+
+async fn response_url(
+    State(fake): State<FakeSlack>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    fake.calls
+        .lock()
+        .expect("lock")
+        .push((format!("response/{id}"), body));
+    Json(json!({ "ok": true }))
+}
+
+struct SlackTest {
+    db: TestDb,
+    app: String,
+    fake: String,
+    calls: Calls,
+    http: reqwest::Client,
+}
+
+async fn slack_app() -> SlackTest {
+    let db = TestDb::new().await;
+    let users: HashMap<String, Option<String>> = [
+        ("UJOHN", Some("john@example.com")),
+        ("UJANE", Some("jane@example.com")),
+        ("UROOT", Some("root@example.com")),
+        ("UNOMAIL", None),
+    ]
+    .into_iter()
+    .map(|(id, email)| (id.to_owned(), email.map(str::to_owned)))
+    .collect();
+    let calls: Calls = Arc::default();
+    let fake = FakeSlack {
+        users: Arc::new(users),
+        calls: calls.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = Router::new()
+        .route("/api/{method}", post(web_api))
+        .route("/response/{id}", post(response_url))
+        .with_state(fake);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let commands = service(&db);
+    let slack = SlackState::new(
+        Verifier::new(SECRET),
+        SlackApi::new(&format!("{fake_url}/api"), "xoxb-test".to_owned().into()),
+        ChatService::new(commands),
+    );
+    let mut config = Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = Application::build(&config, db.pool.clone(), Some(slack))
+        .await
+        .expect("build");
+    let app = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    SlackTest {
+        db,
+        app,
+        fake: fake_url,
+        calls,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn sign(timestamp: i64, body: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+    let tag = hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("v0={hex}")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl SlackTest {
+    async fn post_signed(
+        &self,
+        path: &str,
+        body: String,
+        timestamp: i64,
+        signature: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.app))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("the request reaches the service")
+    }
+
+    async fn post(&self, path: &str, body: String) -> reqwest::Response {
+        let now = chrono::Utc::now().timestamp();
+        let signature = sign(now, &body);
+        self.post_signed(path, body, now, &signature).await
+    }
+
+    fn command_body(&self, user: &str, text: &str) -> String {
+        form(&[
+            ("token", "ignored"),
+            ("team_id", "T1"),
+            ("team_domain", "example"),
+            ("channel_id", "C1"),
+            ("channel_name", "certs"),
+            ("user_id", user),
+            ("user_name", user),
+            ("command", "/cert"),
+            ("text", text),
+            ("response_url", &format!("{}/response/cmd", self.fake)),
+            ("trigger_id", "trigger-1"),
+        ])
+    }
+
+    async fn cert(&self, user: &str, text: &str) -> Value {
+        let response = self
+            .post("/slack/commands", self.command_body(user, text))
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json reply")
+    }
+
+    async fn interact(&self, payload: Value) -> reqwest::Response {
+        let body = form(&[("payload", &payload.to_string())]);
+        self.post("/slack/interactivity", body).await
+    }
+
+    fn calls_to(&self, name: &str) -> Vec<Value> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
+    /// Waits for a background reply to reach the response URL.
+    async fn wait_for_response(&self, id: &str, count: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let seen = self.calls_to(&format!("response/{id}"));
+            if seen.len() >= count {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no response to {id} arrived");
+    }
+
+    fn button(&self, user: &str, action: &str, number: &str, response_id: &str) -> Value {
+        json!({
+            "type": "block_actions",
+            "team": { "id": "T1" },
+            "user": { "id": user, "team_id": "T1" },
+            "trigger_id": "trigger-2",
+            "response_url": format!("{}/response/{response_id}", self.fake),
+            "message": { "blocks": [
+                { "type": "section", "text": { "type": "mrkdwn", "text": number } },
+                { "type": "actions", "elements": [] },
+            ] },
+            "actions": [ { "action_id": action, "value": number } ],
+        })
+    }
+}
+
+fn text_of(reply: &Value) -> String {
+    reply.to_string()
+}
+
+#[tokio::test]
+async fn help_answers_a_signed_slash_command_privately() {
+    let t = slack_app().await;
+    let reply = t.cert("UJOHN", "help").await;
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert!(text_of(&reply).contains("/cert request"), "{reply}");
+}
+
+#[tokio::test]
+async fn forged_stale_and_unsigned_requests_are_turned_away_and_change_nothing() {
+    let t = slack_app().await;
+    let body = t.command_body("UJOHN", "request cn=app.example.com why=x");
+    let now = chrono::Utc::now().timestamp();
+    let forged = t
+        .post_signed(
+            "/slack/commands",
+            body.clone(),
+            now,
+            &sign(now, "something else"),
+        )
+        .await;
+    assert_eq!(forged.status(), 401);
+    let stale = t
+        .post_signed(
+            "/slack/commands",
+            body.clone(),
+            now - 600,
+            &sign(now - 600, &body),
+        )
+        .await;
+    assert_eq!(stale.status(), 400);
+    let unsigned = t
+        .http
+        .post(format!("{}/slack/commands", t.app))
+        .header("x-slack-request-timestamp", now.to_string())
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unsigned.status(), 401);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(events, 0, "nothing was recorded");
+    assert!(
+        t.calls_to("users.info").is_empty(),
+        "nothing was even looked up"
+    );
+}
+
+#[tokio::test]
+async fn ssl_checks_and_url_verification_are_answered() {
+    let t = slack_app().await;
+    let check = t
+        .http
+        .post(format!("{}/slack/commands", t.app))
+        .body("ssl_check=1&token=x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(check.status(), 200);
+    let body =
+        json!({ "type": "url_verification", "challenge": "abc123", "token": "x" }).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let response = t
+        .http
+        .post(format!("{}/slack/events", t.app))
+        .header("content-type", "application/json")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", sign(now, &body))
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["challenge"], "abc123");
+}
+
+#[tokio::test]
+async fn a_request_in_one_line_then_an_approval_by_button_updates_the_message() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=app.example.com san=www.example.com days=90 why=\"Customer portal\"",
+        )
+        .await;
+    let text = text_of(&reply);
+    let number = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .unwrap_or_else(|| panic!("no request number in {text}"))
+        .to_owned();
+    // Looked up once, then cached.
+    t.cert("UJOHN", &format!("status {number}")).await;
+    assert_eq!(t.calls_to("users.info").len(), 1);
+
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let queue = t.cert("UJANE", "approvals").await;
+    assert!(
+        text_of(&queue).contains(&format!("\"value\":\"{number}\"")),
+        "{queue}"
+    );
+    let refused = t.cert("UJOHN", "approvals").await;
+    assert!(text_of(&refused).contains("only approvers"), "{refused}");
+
+    // The requester clicks Approve on his own request: a polite refusal, message untouched.
+    let response = t
+        .interact(t.button("UJOHN", "approve", &number, "self"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let answers = t.wait_for_response("self", 1).await;
+    assert_eq!(answers[0]["replace_original"], false);
+    assert!(
+        text_of(&answers[0]).contains("your own request"),
+        "{}",
+        answers[0]
+    );
+
+    // Jane approves: the message is replaced, without buttons, saying who and when.
+    t.interact(t.button("UJANE", "approve", &number, "jane"))
+        .await;
+    let answers = t.wait_for_response("jane", 1).await;
+    assert_eq!(answers[0]["replace_original"], true);
+    assert!(
+        text_of(&answers[0]).contains("Approved by <@UJANE>"),
+        "{}",
+        answers[0]
+    );
+    assert!(!text_of(&answers[0]).contains("\"actions\""));
+
+    // A second click learns who decided.
+    t.interact(t.button("UROOT", "approve", &number, "late"))
+        .await;
+    let answers = t.wait_for_response("late", 1).await;
+    assert!(
+        text_of(&answers[0]).contains("already approved by jane@example.com"),
+        "{}",
+        answers[0]
+    );
+
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM certificate_requests WHERE request_number = $1")
+            .bind(&number)
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("request");
+    assert_eq!(status, "approved");
+    let refusals: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE result = 'failure' AND event_category = 'authorization'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("audit");
+    assert!(
+        refusals >= 2,
+        "the self-approval and the approvals list refusal are audited"
+    );
+}
+
+#[tokio::test]
+async fn reject_asks_for_a_reason_in_a_modal() {
+    let t = slack_app().await;
+    service(&t.db)
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    let reply = t
+        .cert("UJOHN", "request cn=no.example.com why=testing days=90")
+        .await;
+    let number = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    t.interact(t.button("UJANE", "reject", &number, "reject"))
+        .await;
+    let opened = t.calls_to("views.open");
+    assert_eq!(opened.len(), 1);
+    let view = &opened[0]["view"];
+    assert_eq!(view["callback_id"], "reject");
+    let submission = |reason: &str| {
+        json!({
+            "type": "view_submission",
+            "team": { "id": "T1" },
+            "user": { "id": "UJANE", "team_id": "T1" },
+            "view": {
+                "callback_id": "reject",
+                "private_metadata": view["private_metadata"],
+                "state": { "values": { "reason": { "value": { "type": "plain_text_input", "value": reason } } } },
+            },
+        })
+    };
+    let empty: Value = t
+        .interact(submission("  "))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(empty["response_action"], "errors");
+    assert_eq!(empty["errors"]["reason"], "A rejection needs a reason.");
+    let done = t.interact(submission("wrong team")).await;
+    assert_eq!(done.status(), 200);
+    let answers = t.wait_for_response("reject", 1).await;
+    assert!(
+        text_of(&answers[0]).contains("Rejected by <@UJANE>"),
+        "{}",
+        answers[0]
+    );
+    assert!(text_of(&answers[0]).contains("wrong team"));
+    let view = t.cert("UJOHN", &format!("status {number}")).await;
+    assert!(text_of(&view).contains("rejected"), "{view}");
+}
+
+#[tokio::test]
+async fn someone_without_a_visible_email_is_told_why() {
+    let t = slack_app().await;
+    let reply = t.cert("UNOMAIL", "list").await;
+    assert!(text_of(&reply).contains("users:read.email"), "{reply}");
+    let reply = t.cert("UNKNOWN", "list").await;
+    assert!(text_of(&reply).contains("try again"), "{reply}");
+}
+
+#[tokio::test]
+async fn malformed_commands_get_a_usage_message() {
+    let t = slack_app().await;
+    let reply = t.cert("UJOHN", "reject REQ-20261127-00001").await;
+    assert!(text_of(&reply).contains("a reason is required"), "{reply}");
+    let reply = t.cert("UJOHN", "launch rockets").await;
+    assert!(text_of(&reply).contains("/cert help"), "{reply}");
+}
