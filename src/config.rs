@@ -62,6 +62,10 @@ pub struct SlackConfig {
     /// The Web API's base URL (default `https://slack.com/api`; tests use a local server).
     #[serde(default = "default_slack_api")]
     pub api_base_url: String,
+    /// A channel id (`C…`) where every approval request is also posted; approvers always get
+    /// a DM.
+    #[serde(default)]
+    pub approvals_channel: Option<String>,
 }
 
 fn default_slack_api() -> String {
@@ -74,6 +78,7 @@ impl Default for SlackConfig {
             signing_secret: None,
             bot_token: None,
             api_base_url: default_slack_api(),
+            approvals_channel: None,
         }
     }
 }

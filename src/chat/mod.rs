@@ -4,6 +4,7 @@
 //! that platform exists.
 
 pub mod command;
+pub mod outbox;
 pub mod reply;
 pub mod service;
 pub mod slack;

@@ -350,6 +350,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let kek = app::load_key_encryption_key(&config)?;
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
         let slack = app::slack_state(&config, commands);
+        let notifier = slack
+            .as_ref()
+            .map(|slack| slack.notifier(config.slack.approvals_channel.clone()));
         let application = Application::build(&config, database.pool().clone(), slack).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(
@@ -358,8 +361,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let maintenance = tokio::spawn(app::maintain_audit_trail(
             database.pool().clone(),
             app::artifact_store(&config),
-            stopped,
+            stopped.clone(),
         ));
+        let mut workers = vec![("projector", projector), ("audit maintenance", maintenance)];
+        if let Some(notifier) = notifier {
+            workers.push((
+                "chat outbox",
+                tokio::spawn(
+                    Projector::for_consumer(
+                        database.pool().clone(),
+                        crate::chat::outbox::ChatOutbox,
+                    )
+                    .run(app::when_stopped(stopped.clone())),
+                ),
+            ));
+            workers.push(("slack notifier", tokio::spawn(notifier.run(stopped))));
+        }
         let served = application
             .run_until(async move {
                 app::shutdown_signal().await;
@@ -367,7 +384,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .await;
         // The HTTP server is done; let the projector finish its batch.
-        for (name, task) in [("projector", projector), ("audit maintenance", maintenance)] {
+        for (name, task) in workers {
             if let Err(error) = task.await {
                 tracing::error!(%error, task = name, "a background task failed");
             }

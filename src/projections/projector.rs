@@ -7,10 +7,60 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 
-use super::{feed, read_model};
+use sqlx::PgConnection;
+
+use super::{StoredEvent, feed, read_model};
 
 /// The consumer that maintains the documented tables.
 pub const READ_MODEL: &str = "read_model";
+
+/// Something that follows the event feed durably: the read model, the chat outbox, ….
+/// Each has its own checkpoint row (its name) in `projector_checkpoints`; `apply` runs in
+/// the transaction that moves that checkpoint, so it must only write to the database.
+pub trait FeedConsumer: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// Its checkpoint's name.
+    fn name(&self) -> &'static str;
+
+    /// Called once per batch, before the first `apply`.
+    fn begin<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        async { Ok(()) }
+    }
+
+    /// Applies one event.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+}
+
+/// The documented tables and views.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadModel;
+
+impl FeedConsumer for ReadModel {
+    fn name(&self) -> &'static str {
+        READ_MODEL
+    }
+
+    fn begin<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        read_model::begin(conn)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        read_model::apply(conn, event)
+    }
+}
 
 /// How long to sleep when idle and no notification arrives (NOTIFY is not durable).
 const POLL: Duration = Duration::from_millis(500);
@@ -43,19 +93,33 @@ pub enum Step {
     Busy,
 }
 
-/// Applies the event feed to the read model.
+/// Applies the event feed to a consumer (by default the read model).
 #[derive(Debug, Clone)]
-pub struct Projector {
+pub struct Projector<C = ReadModel> {
     pool: PgPool,
     batch_size: i64,
+    consumer: C,
 }
 
-impl Projector {
-    /// A projector over `pool` applying up to 500 events per transaction.
+impl Projector<ReadModel> {
+    /// The read model's projector over `pool`, up to 500 events per transaction.
     pub fn new(pool: PgPool) -> Self {
+        Self::for_consumer(pool, ReadModel)
+    }
+
+    /// Every consumer's checkpoint and lag.
+    pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<ConsumerStatus>> {
+        consumer_status(pool).await
+    }
+}
+
+impl<C: FeedConsumer> Projector<C> {
+    /// A projector feeding `consumer`, up to 500 events per transaction.
+    pub fn for_consumer(pool: PgPool, consumer: C) -> Self {
         Self {
             pool,
             batch_size: 500,
+            consumer,
         }
     }
 
@@ -73,7 +137,7 @@ impl Projector {
             "SELECT last_tx_id::text AS tx, last_global_seq FROM projector_checkpoints \
               WHERE name = $1 FOR UPDATE SKIP LOCKED",
         )
-        .bind(READ_MODEL)
+        .bind(self.consumer.name())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(lease) = lease else {
@@ -86,12 +150,16 @@ impl Projector {
             return Ok(Step::Idle);
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
-        read_model::begin(&mut tx).await?;
+        self.consumer.begin(&mut tx).await?;
         for event in &events {
-            read_model::apply(&mut tx, event).await.with_context(|| {
+            self.consumer.apply(&mut tx, event).await.with_context(|| {
                 format!(
-                    "projecting {} #{} of {} {}",
-                    event.event_type, event.sequence, event.aggregate_type, event.aggregate_id
+                    "{}: applying {} #{} of {} {}",
+                    self.consumer.name(),
+                    event.event_type,
+                    event.sequence,
+                    event.aggregate_type,
+                    event.aggregate_id
                 )
             })?;
         }
@@ -101,7 +169,7 @@ impl Projector {
                     events_applied = events_applied + $4, updated_at = now() \
               WHERE name = $1",
         )
-        .bind(READ_MODEL)
+        .bind(self.consumer.name())
         .bind(&last_tx)
         .bind(last_seq)
         .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
@@ -144,7 +212,7 @@ impl Projector {
                 "SELECT (last_tx_id, last_global_seq) >= ($2::text::xid8, $3) \
                    FROM projector_checkpoints WHERE name = $1",
             )
-            .bind(READ_MODEL)
+            .bind(self.consumer.name())
             .bind(&target_tx)
             .bind(target_seq)
             .fetch_one(&self.pool)
@@ -179,7 +247,7 @@ impl Projector {
                 None
             }
         };
-        tracing::info!("projector started");
+        tracing::info!(consumer = self.consumer.name(), "projector started");
         loop {
             let pause = match self.step().await {
                 Ok(Step::Applied(n)) if i64::try_from(n).unwrap_or(0) >= self.batch_size => {
@@ -208,32 +276,32 @@ impl Projector {
                 () = notified => {}
             }
         }
-        tracing::info!("projector stopped");
+        tracing::info!(consumer = self.consumer.name(), "projector stopped");
     }
+}
 
-    /// Every consumer's checkpoint and lag.
-    pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<ConsumerStatus>> {
-        let rows = sqlx::query(
-            "SELECT c.name, c.events_applied, c.last_global_seq, c.updated_at, \
-                    (SELECT count(*) FROM events e \
-                      WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_events, \
-                    (SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 FROM events e \
-                      WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_seconds \
-               FROM projector_checkpoints c ORDER BY c.name",
-        )
-        .fetch_all(pool)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(ConsumerStatus {
-                    name: row.try_get("name")?,
-                    events_applied: row.try_get("events_applied")?,
-                    last_global_seq: row.try_get("last_global_seq")?,
-                    lag_events: row.try_get("lag_events")?,
-                    lag_seconds: row.try_get("lag_seconds")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
+/// Every consumer's checkpoint and lag.
+async fn consumer_status(pool: &PgPool) -> anyhow::Result<Vec<ConsumerStatus>> {
+    let rows = sqlx::query(
+        "SELECT c.name, c.events_applied, c.last_global_seq, c.updated_at, \
+                (SELECT count(*) FROM events e \
+                  WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_events, \
+                (SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 FROM events e \
+                  WHERE (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq)) AS lag_seconds \
+           FROM projector_checkpoints c ORDER BY c.name",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ConsumerStatus {
+                name: row.try_get("name")?,
+                events_applied: row.try_get("events_applied")?,
+                last_global_seq: row.try_get("last_global_seq")?,
+                lag_events: row.try_get("lag_events")?,
+                lag_seconds: row.try_get("lag_seconds")?,
+                updated_at: row.try_get("updated_at")?,
             })
-            .collect()
-    }
+        })
+        .collect()
 }

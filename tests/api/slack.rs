@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use cert_assistant::app::Application;
+use cert_assistant::chat::outbox::ChatOutbox;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::chat::slack::SlackState;
 use cert_assistant::chat::slack::api::SlackApi;
@@ -54,6 +55,10 @@ async fn web_api(
             }
         }
         "chat.postMessage" => json!({ "ok": true, "ts": "1700000000.000100" }),
+        "conversations.open" => json!({
+            "ok": true,
+            "channel": { "id": format!("D-{}", body["users"].as_str().unwrap_or_default()) }
+        }),
         _ => json!({ "ok": true }),
     })
 }
@@ -71,6 +76,7 @@ async fn response_url(
 }
 
 struct SlackTest {
+    slack: SlackState,
     db: TestDb,
     app: String,
     fake: String,
@@ -112,12 +118,13 @@ async fn slack_app() -> SlackTest {
     );
     let mut config = Config::load_from(None, Vec::new()).expect("config");
     config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone(), Some(slack))
+    let application = Application::build(&config, db.pool.clone(), Some(slack.clone()))
         .await
         .expect("build");
     let app = format!("http://{}", application.local_addr());
     tokio::spawn(application.run_until(std::future::pending()));
     SlackTest {
+        slack,
         db,
         app,
         fake: fake_url,
@@ -495,4 +502,159 @@ async fn malformed_commands_get_a_usage_message() {
     assert!(text_of(&reply).contains("a reason is required"), "{reply}");
     let reply = t.cert("UJOHN", "launch rockets").await;
     assert!(text_of(&reply).contains("/cert help"), "{reply}");
+}
+
+#[tokio::test]
+async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_decision() {
+    let t = slack_app().await;
+    service(&t.db)
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    // Jane has used /cert before, so cert-assistant knows her Slack id.
+    t.cert("UJANE", "help").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let reply = t
+        .cert("UJOHN", "request cn=dm.example.com why=testing days=90")
+        .await;
+    let number = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let notifier = t.slack.notifier(None);
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    notifier.step().await.expect("deliver");
+    let opened = t.calls_to("conversations.open");
+    assert_eq!(opened[0]["users"], "UJANE");
+    let posted = t.calls_to("chat.postMessage");
+    assert_eq!(posted.len(), 1, "one DM to the one approver known in Slack");
+    assert!(
+        text_of(&posted[0]).contains(&format!("\"value\":\"{number}\"")),
+        "{}",
+        posted[0]
+    );
+    assert!(text_of(&posted[0]).contains("dm.example.com"));
+    // Delivering again sends nothing twice.
+    notifier.step().await.expect("idle");
+    assert_eq!(t.calls_to("chat.postMessage").len(), 1);
+
+    t.interact(t.button("UJANE", "approve", &number, "dm"))
+        .await;
+    t.wait_for_response("dm", 1).await;
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    notifier.step().await.expect("deliver");
+    let updated = t.calls_to("chat.update");
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0]["ts"], "1700000000.000100");
+    assert!(
+        text_of(&updated[0]).contains("Approved by jane@example.com"),
+        "{}",
+        updated[0]
+    );
+    assert!(!text_of(&updated[0]).contains("\"actions\""));
+    let told = t.calls_to("chat.postMessage");
+    assert!(
+        told.iter().any(|m| text_of(m).contains("is approved")),
+        "the requester is told: {told:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_names_only_routes_we_serve_and_scopes_we_use() {
+    use yaml_rust2::YamlLoader;
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-manifest.yaml"),
+    )
+    .expect("bot-manifest.yaml");
+    let manifest = &YamlLoader::load_from_str(&text).expect("valid YAML")[0];
+    assert!(
+        manifest["display_information"]["name"]
+            .as_str()
+            .is_some_and(|name| name.len() <= 35)
+    );
+    let bot_name = manifest["features"]["bot_user"]["display_name"]
+        .as_str()
+        .expect("bot name");
+    assert_eq!(bot_name, bot_name.to_lowercase());
+    let command = &manifest["features"]["slash_commands"][0];
+    assert_eq!(command["command"].as_str(), Some("/cert"));
+    assert!(command["description"].as_str().is_some());
+    assert!(command["usage_hint"].as_str().is_some());
+
+    // Every URL is a route the service answers (a signed, empty post gets past routing).
+    let t = slack_app().await;
+    let urls = [
+        command["url"].as_str().expect("command url"),
+        manifest["settings"]["interactivity"]["request_url"]
+            .as_str()
+            .expect("interactivity url"),
+    ];
+    for url in urls {
+        let path = url
+            .strip_prefix("https://cert-assistant.example.com")
+            .expect("the one placeholder host");
+        let response = t.post(path, String::new()).await;
+        assert_ne!(response.status(), 404, "{path} is not served");
+        assert_ne!(response.status(), 401, "{path}");
+    }
+
+    // Every scope is used by the code, and every Web API method we call has its scope.
+    let source: String = [
+        "src/chat/slack/api.rs",
+        "src/chat/slack/notifier.rs",
+        "src/chat/slack/mod.rs",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f))
+            .expect("source")
+    })
+    .collect();
+    let scopes: Vec<&str> = manifest["oauth_config"]["scopes"]["bot"]
+        .as_vec()
+        .expect("scopes")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let evidence = [
+        ("commands", "/slack/commands"),
+        ("chat:write", "chat.postMessage"),
+        ("im:write", "conversations.open"),
+        ("users:read", "users.info"),
+        ("users:read.email", "profile[\"email\"]"),
+    ];
+    for scope in &scopes {
+        let (_, needle) = evidence
+            .iter()
+            .find(|(s, _)| s == scope)
+            .unwrap_or_else(|| panic!("the manifest asks for {scope}, which nothing uses"));
+        assert!(
+            source.contains(needle),
+            "{scope}: {needle} not found in the code"
+        );
+    }
+    for (scope, needle) in evidence {
+        if source.contains(needle) {
+            assert!(
+                scopes.contains(&scope),
+                "the code uses {needle} but the manifest lacks {scope}"
+            );
+        }
+    }
 }

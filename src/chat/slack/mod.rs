@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod identity;
+pub mod notifier;
 pub mod render;
 pub mod verify;
 
@@ -41,6 +42,15 @@ pub struct SlackState {
 }
 
 impl SlackState {
+    /// The worker that delivers the chat outbox to Slack.
+    pub fn notifier(&self, approvals_channel: Option<String>) -> notifier::SlackNotifier {
+        notifier::SlackNotifier::new(
+            self.chat.commands().pool().clone(),
+            self.api.clone(),
+            approvals_channel,
+        )
+    }
+
     /// Slack on top of the chat service.
     pub fn new(verifier: Verifier, api: SlackApi, chat: ChatService) -> Self {
         Self {

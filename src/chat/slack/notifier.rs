@@ -1,0 +1,302 @@
+//! Delivers the chat outbox to Slack: approval requests as DMs with buttons (and to an
+//! approvals channel, if configured), then, once decided, every copy updated in place and
+//! the requester told. Jobs are claimed with `FOR UPDATE SKIP LOCKED` and a lease; no
+//! transaction stays open while Slack is called, and several replicas may run this.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::api::SlackApi;
+use super::render;
+use crate::chat::outbox::{ANNOUNCE_DECISION, ASK_APPROVERS};
+
+/// Attempts before a job is given up.
+const MAX_ATTEMPTS: i32 = 8;
+/// Jobs older than this are stale (e.g. Slack was configured long after): dropped, not sent.
+const STALE_AFTER: chrono::Duration = chrono::Duration::hours(24);
+/// How long a claimed job is reserved for its worker.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// The Slack side of the chat outbox.
+#[derive(Debug, Clone)]
+pub struct SlackNotifier {
+    pool: PgPool,
+    api: SlackApi,
+    approvals_channel: Option<String>,
+}
+
+impl SlackNotifier {
+    /// A notifier posting with `api`, also to `approvals_channel` when given.
+    pub fn new(pool: PgPool, api: SlackApi, approvals_channel: Option<String>) -> Self {
+        Self {
+            pool,
+            api,
+            approvals_channel,
+        }
+    }
+
+    /// Claims due jobs and runs them; returns how many were claimed.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let jobs = sqlx::query(
+            "UPDATE chat_jobs SET locked_until = now() + make_interval(secs => $1), \
+                    attempts = attempts + 1 \
+              WHERE id IN (SELECT id FROM chat_jobs \
+                            WHERE done_at IS NULL AND run_at <= now() \
+                              AND (locked_until IS NULL OR locked_until < now()) \
+                            ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, request_id, payload, attempts, created_at",
+        )
+        .bind(LEASE.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        let claimed = jobs.len();
+        for job in jobs {
+            let id: Uuid = job.try_get("id")?;
+            let kind: String = job.try_get("kind")?;
+            let request_id: Uuid = job.try_get("request_id")?;
+            let payload: Value = job.try_get("payload")?;
+            let attempts: i32 = job.try_get("attempts")?;
+            let created_at: DateTime<Utc> = job.try_get("created_at")?;
+            let outcome = if Utc::now() - created_at > STALE_AFTER {
+                Err(anyhow::anyhow!("stale: not sent"))
+            } else {
+                match kind.as_str() {
+                    ASK_APPROVERS => self.ask(request_id, &payload).await,
+                    ANNOUNCE_DECISION => self.announce(request_id, &payload).await,
+                    other => Err(anyhow::anyhow!("unknown job kind {other}")),
+                }
+            };
+            self.finish(id, attempts, created_at, outcome).await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(
+        &self,
+        id: Uuid,
+        attempts: i32,
+        created_at: DateTime<Utc>,
+        outcome: anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE chat_jobs SET done_at = now(), locked_until = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(error) => {
+                let give_up = attempts >= MAX_ATTEMPTS || Utc::now() - created_at > STALE_AFTER;
+                let message = format!("{error:#}");
+                tracing::warn!(job = %id, attempts, give_up, error = %message, "slack notification failed");
+                // Exponential backoff: 2, 4, 8, ... seconds, at most five minutes.
+                let delay = 2_f64.powi(attempts.min(8)).min(300.0);
+                sqlx::query(
+                    "UPDATE chat_jobs SET last_error = $2, locked_until = NULL, \
+                         run_at = now() + make_interval(secs => $3), \
+                         done_at = CASE WHEN $4 THEN now() ELSE NULL END \
+                      WHERE id = $1",
+                )
+                .bind(id)
+                .bind(message)
+                .bind(delay)
+                .bind(give_up)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The request as its creation event recorded it.
+    async fn request(&self, request_id: Uuid) -> anyhow::Result<Value> {
+        let payload: Value = sqlx::query_scalar(
+            "SELECT payload::jsonb -> 'RequestCreated' FROM events \
+              WHERE aggregate_type = 'CertificateRequest' AND aggregate_id = $1 \
+                AND event_type = 'RequestCreated'",
+        )
+        .bind(request_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(payload)
+    }
+
+    async fn slack_user(&self, email: &str) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM chat_identities WHERE platform = 'slack' AND lower(email) = lower($1) \
+              ORDER BY refreshed_at DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn posted_to(&self, request_id: Uuid, recipient: &str) -> anyhow::Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM chat_messages \
+                WHERE platform = 'slack' AND request_id = $1 AND recipient_email = $2)",
+        )
+        .bind(request_id)
+        .bind(recipient)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn post(
+        &self,
+        request_id: Uuid,
+        recipient: &str,
+        channel: &str,
+        message: &Value,
+    ) -> anyhow::Result<()> {
+        let ts = self.api.post_message(channel, message).await?;
+        sqlx::query(
+            "INSERT INTO chat_messages (platform, channel, ts, request_id, recipient_email) \
+             VALUES ('slack', $1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(channel)
+        .bind(ts)
+        .bind(request_id)
+        .bind(recipient)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ask(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let sans: Vec<&str> = request["subject"]["subject_alternative_names"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut intro = format!("*{number}* needs your approval.");
+        if let Some(by) = payload["delegated_by"].as_str() {
+            intro = format!(
+                "*{number}* was delegated to you by {by}: {}",
+                payload["reason"].as_str().unwrap_or_default()
+            );
+        }
+        let field = |label: &str, value: String| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") });
+        let message = json!({
+            "text": format!("{number} needs your approval"),
+            "blocks": [
+                { "type": "section", "text": { "type": "mrkdwn", "text": intro } },
+                { "type": "section", "fields": [
+                    field("Requester", request["requester"]["email"].as_str().unwrap_or_default().to_owned()),
+                    field("Common name", request["subject"]["common_name"].as_str().unwrap_or_default().to_owned()),
+                    field("Type", request["certificate_type"].as_str().unwrap_or_default().to_owned()),
+                    field("Validity", format!("{} days", request["validity_days"])),
+                    field("SANs", if sans.is_empty() { "—".to_owned() } else { sans.join(", ") }),
+                    field("Why", request["business"]["justification"].as_str().unwrap_or_default().to_owned()),
+                ] },
+                render::decisions(number),
+            ],
+        });
+        let recipients: Vec<String> = payload["approvers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for email in recipients {
+            if self.posted_to(request_id, &email).await? {
+                continue;
+            }
+            let Some(user) = self.slack_user(&email).await? else {
+                tracing::info!(%email, request = number, "approver unknown in Slack; not messaged");
+                continue;
+            };
+            let channel = self.api.open_dm(&user).await?;
+            self.post(request_id, &email, &channel, &message).await?;
+        }
+        if let Some(channel) = &self.approvals_channel
+            && !self.posted_to(request_id, "#approvals").await?
+        {
+            self.post(request_id, "#approvals", channel, &message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let at = payload["at"]
+            .as_str()
+            .and_then(|at| at.parse::<DateTime<Utc>>().ok())
+            .map_or_else(String::new, |at| format!(" at {} UTC", at.format("%H:%M")));
+        let by = payload["by"].as_str().unwrap_or_default();
+        let outcome = match payload["outcome"].as_str() {
+            Some("approved") => format!("Approved by {by}{at}"),
+            _ => format!(
+                "Rejected by {by}{at}: {}",
+                payload["reason"].as_str().unwrap_or_default()
+            ),
+        };
+        let copies = sqlx::query(
+            "SELECT channel, ts FROM chat_messages WHERE platform = 'slack' AND request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for copy in copies {
+            let channel: String = copy.try_get("channel")?;
+            let ts: String = copy.try_get("ts")?;
+            let message = json!({
+                "text": format!("{number}: {outcome}"),
+                "blocks": [
+                    { "type": "section", "text": { "type": "mrkdwn", "text": format!("*{number}*") } },
+                    { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
+                ],
+            });
+            self.api.update_message(&channel, &ts, &message).await?;
+        }
+        let requester = request["requester"]["email"].as_str().unwrap_or_default();
+        if let Some(user) = self.slack_user(requester).await? {
+            let channel = self.api.open_dm(&user).await?;
+            let text = match payload["outcome"].as_str() {
+                Some("approved") => format!(
+                    "Your request *{number}* is approved ({by}). The certificate is being issued."
+                ),
+                _ => format!(
+                    "Your request *{number}* was rejected by {by}: {}",
+                    payload["reason"].as_str().unwrap_or_default()
+                ),
+            };
+            self.api
+                .post_message(&channel, &json!({ "text": text }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `stopped` turns true, checking for jobs every second.
+    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!("slack notifier started");
+        loop {
+            let pause = match self.step().await {
+                Ok(10) => Duration::ZERO,
+                Ok(_) => Duration::from_secs(1),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "slack notifier step failed");
+                    Duration::from_secs(5)
+                }
+            };
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!("slack notifier stopped");
+    }
+}
