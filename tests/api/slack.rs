@@ -658,3 +658,138 @@ async fn the_manifest_names_only_routes_we_serve_and_scopes_we_use() {
         }
     }
 }
+
+fn selected(value: &str) -> Value {
+    json!({ "value": { "type": "static_select", "selected_option": { "value": value } } })
+}
+
+fn typed(value: &str) -> Value {
+    json!({ "value": { "type": "plain_text_input", "value": value } })
+}
+
+#[tokio::test]
+async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
+    let t = slack_app().await;
+    let opened = t
+        .post("/slack/commands", t.command_body("UJOHN", "request"))
+        .await;
+    assert_eq!(opened.status(), 200);
+    let views = t.calls_to("views.open");
+    assert_eq!(views[0]["trigger_id"], "trigger-1");
+    assert_eq!(views[0]["view"]["callback_id"], "request_questionnaire");
+
+    let submit = |callback: &str, values: Value, metadata: &str| {
+        json!({
+            "type": "view_submission",
+            "team": { "id": "T1" },
+            "user": { "id": "UJOHN", "team_id": "T1" },
+            "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } },
+        })
+    };
+    // A question left out is pointed at.
+    let missing: Value = t
+        .interact(submit(
+            "request_questionnaire",
+            json!({ "service_type": selected("web_server") }),
+            "",
+        ))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(missing["response_action"], "errors");
+    assert_eq!(
+        missing["errors"]["publicly_accessible"],
+        "please choose one"
+    );
+
+    let answers = json!({
+        "service_type": selected("web_server"),
+        "publicly_accessible": selected("yes"),
+        "browser_trust_required": selected("yes"),
+        "expected_lifespan": selected("90_to_365"),
+        "environment_type": selected("production"),
+        "certificate_count": selected("single"),
+        "domain_type": selected("single"),
+        "criticality_level": selected("medium"),
+        "renewal_preference": selected("automatic"),
+        "compliance_requirements": { "value": { "type": "multi_static_select", "selected_options": [ { "value": "PCI_DSS" } ] } },
+    });
+    let next: Value = t
+        .interact(submit("request_questionnaire", answers, ""))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(next["response_action"], "update");
+    let details = &next["view"];
+    assert_eq!(details["callback_id"], "request_details");
+    let shown = text_of(details);
+    assert!(shown.contains("*public* CA"), "{shown}");
+    assert!(
+        shown.contains("at most 200 days"),
+        "the cap is explained: {shown}"
+    );
+    let metadata = details["private_metadata"]
+        .as_str()
+        .expect("answers")
+        .to_owned();
+
+    // Going against the recommendation without a reason, and a bad CN, come back per field.
+    let bad = json!({
+        "requested_ca_type": { "value": { "type": "radio_buttons", "selected_option": { "value": "internal" } } },
+        "common_name": typed("not a host"),
+        "certificate_type": selected("web_server"),
+        "validity_days": selected("90"),
+        "business_justification": typed("Customer portal"),
+    });
+    let errors: Value = t
+        .interact(submit("request_details", bad, &metadata))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(errors["response_action"], "errors");
+    assert!(
+        errors["errors"]["common_name"]
+            .as_str()
+            .is_some_and(|e| e.contains("host name")),
+        "{errors}"
+    );
+
+    let good = json!({
+        "requested_ca_type": { "value": { "type": "radio_buttons", "selected_option": { "value": "internal" } } },
+        "override_reason": typed("only our VPN clients connect"),
+        "common_name": typed("portal.example.com"),
+        "subject_alternative_names": typed("www.portal.example.com"),
+        "certificate_type": selected("web_server"),
+        "key_algorithm": selected("ECC_P256"),
+        "validity_days": selected("90"),
+        "business_justification": typed("Customer portal"),
+    });
+    let done: Value = t
+        .interact(submit("request_details", good, &metadata))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(done["response_action"], "clear", "{done}");
+    // The requester is told the number in a DM.
+    for _ in 0..200 {
+        if !t.calls_to("chat.postMessage").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let told = t.calls_to("chat.postMessage");
+    assert!(text_of(&told[0]).contains("REQ-"), "{told:?}");
+    let created: Value = sqlx::query_scalar(
+        "SELECT payload::jsonb -> 'RequestCreated' FROM events WHERE event_type = 'RequestCreated'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("created");
+    assert_eq!(created["override_requested"], true);
+    assert_eq!(created["recommendation"]["ca_type"], "public");
+    assert_eq!(created["answers"]["compliance_requirements"][0], "PCI_DSS");
+}

@@ -3,6 +3,7 @@
 //! go through [`api::SlackApi`] to a configurable base URL.
 
 pub mod api;
+pub mod forms;
 pub mod identity;
 pub mod notifier;
 pub mod render;
@@ -123,6 +124,25 @@ async fn commands(
         Ok(ctx) => ctx,
         Err(message) => return ephemeral(message),
     };
+    if parsed == ChatCommand::RequestForm {
+        return match state
+            .api
+            .open_view(&event.trigger_id.0, forms::questionnaire_view())
+            .await
+        {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not open the request form"
+                );
+                ephemeral(
+                    "The request form could not be opened; use the one-line form: \
+                     `/cert request cn=app.example.com why=\"…\"`",
+                )
+            }
+        };
+    }
     if let ChatCommand::Grant { user, .. } = &mut parsed {
         match state.unmention(&event.team_id.0, user).await {
             Ok(email) => *user = email,
@@ -292,6 +312,27 @@ async fn view_submission(
     user_id: String,
 ) -> Response {
     let view = &payload["view"];
+    match view["callback_id"].as_str() {
+        Some(forms::QUESTIONNAIRE) => {
+            return match forms::answers(&view["state"]["values"]) {
+                Ok(answers) => {
+                    let recommendation =
+                        crate::domain::recommendation::recommend(&answers, Utc::now().date_naive());
+                    Json(json!({
+                        "response_action": "update",
+                        "view": forms::details_view(&answers, &recommendation),
+                    }))
+                    .into_response()
+                }
+                Err(errors) => {
+                    let blocks: Vec<&str> = errors.iter().map(|e| e.field).collect();
+                    Json(forms::field_errors(&errors, &blocks)).into_response()
+                }
+            };
+        }
+        Some(forms::DETAILS) => return submit_details(state, view, &team_id, &user_id).await,
+        _ => {}
+    }
     let Ok(origin) =
         serde_json::from_str::<ModalOrigin>(view["private_metadata"].as_str().unwrap_or_default())
     else {
@@ -396,4 +437,48 @@ async fn events(headers: HeaderMap, Json(body): Json<Value>) -> Response {
         return StatusCode::OK.into_response();
     }
     StatusCode::OK.into_response()
+}
+
+/// The request form's last step: record the request, or show what to fix next to the fields.
+async fn submit_details(state: SlackState, view: &Value, team_id: &str, user_id: &str) -> Response {
+    let Ok(answers) = serde_json::from_str(view["private_metadata"].as_str().unwrap_or_default())
+    else {
+        return StatusCode::OK.into_response();
+    };
+    let form = forms::request_form(&view["state"]["values"], answers);
+    let ctx = match state.context(team_id, user_id).await {
+        Ok(ctx) => ctx,
+        Err(message) => {
+            return Json(forms::detail_errors(&[
+                crate::domain::values::ValueError::new("common_name", message),
+            ]))
+            .into_response();
+        }
+    };
+    match state.chat.commands().submit_request(&ctx, form).await {
+        Ok(submitted) => {
+            let api = state.api.clone();
+            let user = user_id.to_owned();
+            let text = format!(
+                "*{}* is submitted. It needs {} approval(s); you will hear back here.",
+                submitted.request_number, submitted.required_approvals
+            );
+            tokio::spawn(async move {
+                let told = async {
+                    let channel = api.open_dm(&user).await?;
+                    api.post_message(&channel, &json!({ "text": text })).await
+                }
+                .await;
+                if let Err(error) = told {
+                    tracing::warn!(error = format!("{error:#}"), "could not tell the requester");
+                }
+            });
+            Json(json!({ "response_action": "clear" })).into_response()
+        }
+        Err(CommandError::Invalid(errors)) => Json(forms::detail_errors(&errors)).into_response(),
+        Err(error) => Json(forms::detail_errors(&[
+            crate::domain::values::ValueError::new("business_justification", polite(&error)),
+        ]))
+        .into_response(),
+    }
 }
