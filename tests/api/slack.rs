@@ -793,3 +793,28 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
     assert_eq!(created["recommendation"]["ca_type"], "public");
     assert_eq!(created["answers"]["compliance_requirements"][0], "PCI_DSS");
 }
+
+#[tokio::test]
+async fn a_retried_delivery_never_runs_a_command_twice() {
+    let t = slack_app().await;
+    let body = t.command_body("UJOHN", "request cn=retry.example.com why=x days=90");
+    let now = chrono::Utc::now().timestamp();
+    let retry = t
+        .http
+        .post(format!("{}/slack/commands", t.app))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", sign(now, &body))
+        .header("x-slack-retry-num", "1")
+        .header("x-slack-retry-reason", "http_timeout")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(retry.status(), 200);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(events, 0);
+}

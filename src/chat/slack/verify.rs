@@ -87,6 +87,11 @@ pub async fn verified(State(verifier): State<Verifier>, request: Request, next: 
     if verifier.verify(&signature, &timestamp, text).is_err() {
         return reject(StatusCode::UNAUTHORIZED, "invalid signature");
     }
+    // A redelivery of something already received: acknowledge, never act twice.
+    if parts.headers.contains_key("x-slack-retry-num") {
+        tracing::info!("slack retry acknowledged without acting again");
+        return StatusCode::OK.into_response();
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
