@@ -1,7 +1,7 @@
 //! What every platform does with a parsed command: check the role, call the application
 //! layer or read the read model, and answer in platform-neutral form.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -391,82 +391,43 @@ fn error_reply(error: &CommandError) -> Reply {
     }
 }
 
-/// The questionnaire from `key=value` words; unanswered questions take the common answer.
+/// The questionnaire from `key=value` words (short names such as `public=yes` or the column
+/// names); unanswered questions other than exposure and browser trust take the common answer.
 pub fn answers_from(fields: &BTreeMap<String, String>) -> Result<Answers, CommandError> {
-    use recommendation::{
-        BrowserTrust, CertificateCount, Compliance, Criticality, DomainType, Environment, Exposure,
-        Lifespan, RenewalPreference, ServiceType,
-    };
-    let mut errors = Vec::new();
-    let pick = |key: &str, default: &str| -> String {
+    const SHORT: [(&str, &str, Option<&str>); 10] = [
+        ("service_type", "service", Some("web_server")),
+        ("publicly_accessible", "public", None),
+        ("expected_lifespan", "lifespan", Some("90_to_365")),
+        ("browser_trust_required", "browser", None),
+        ("environment_type", "env", Some("production")),
+        ("certificate_count", "count", Some("single")),
+        ("domain_type", "domain", Some("single")),
+        ("criticality_level", "criticality", Some("medium")),
+        ("compliance_requirements", "compliance", Some("")),
+        ("renewal_preference", "renewal", Some("notification")),
+    ];
+    Answers::parse_with(|question| {
+        let (_, short, default) = SHORT.iter().find(|(q, _, _)| *q == question)?;
         fields
-            .get(key)
+            .get(*short)
+            .or_else(|| fields.get(question))
             .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let service = pick("service", "web_server");
-    let public = pick("public", "");
-    let browser = pick("browser", "");
-    let lifespan = pick("lifespan", "90_to_365");
-    let env = pick("env", "production");
-    let count = pick("count", "single");
-    let domain = pick("domain", "single");
-    let criticality = pick("criticality", "medium");
-    let compliance = pick("compliance", "none");
-    let renewal = pick("renewal", "notification");
-    fn take<T>(errors: &mut Vec<ValueError>, result: Result<T, ValueError>) -> Option<T> {
-        result.map_err(|e| errors.push(e)).ok()
-    }
-    let service_type = take(&mut errors, ServiceType::parse(&service));
-    let publicly_accessible = take(&mut errors, Exposure::parse(&public));
-    let browser_trust_required = take(&mut errors, BrowserTrust::parse(&browser));
-    let expected_lifespan = take(&mut errors, Lifespan::parse(&lifespan));
-    let environment_type = take(&mut errors, Environment::parse(&env));
-    let certificate_count = take(&mut errors, CertificateCount::parse(&count));
-    let domain_type = take(&mut errors, DomainType::parse(&domain));
-    let criticality_level = take(&mut errors, Criticality::parse(&criticality));
-    let renewal_preference = take(&mut errors, RenewalPreference::parse(&renewal));
-    let mut compliance_requirements = BTreeSet::new();
-    for item in compliance.split(',').filter(|s| !s.trim().is_empty()) {
-        if let Some(c) = take(&mut errors, Compliance::parse(item)) {
-            compliance_requirements.insert(c);
-        }
-    }
-    match (
-        service_type,
-        publicly_accessible,
-        expected_lifespan,
-        browser_trust_required,
-        environment_type,
-        certificate_count,
-        domain_type,
-        criticality_level,
-        renewal_preference,
-    ) {
-        (
-            Some(service_type),
-            Some(publicly_accessible),
-            Some(expected_lifespan),
-            Some(browser_trust_required),
-            Some(environment_type),
-            Some(certificate_count),
-            Some(domain_type),
-            Some(criticality_level),
-            Some(renewal_preference),
-        ) if errors.is_empty() => Ok(Answers {
-            service_type,
-            publicly_accessible,
-            expected_lifespan,
-            browser_trust_required,
-            environment_type,
-            certificate_count,
-            domain_type,
-            criticality_level,
-            compliance_requirements,
-            renewal_preference,
-        }),
-        _ => Err(CommandError::Invalid(errors)),
-    }
+            .or_else(|| default.map(str::to_owned))
+    })
+    .map_err(|errors| {
+        CommandError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| {
+                    let short = SHORT
+                        .iter()
+                        .find(|(q, _, _)| *q == e.field)
+                        .map_or(e.field, |(_, short, _)| short);
+                    ValueError::new(e.field, format!("{short}=…: {}", e.message))
+                })
+                .collect(),
+        )
+    })
 }
 
 /// The recommendation as a reply.

@@ -216,6 +216,122 @@ pub struct Answers {
     pub renewal_preference: RenewalPreference,
 }
 
+impl Answers {
+    /// The questions, by their column names in `recommendation_answers`.
+    pub const QUESTIONS: [&'static str; 10] = [
+        "service_type",
+        "publicly_accessible",
+        "expected_lifespan",
+        "browser_trust_required",
+        "environment_type",
+        "certificate_count",
+        "domain_type",
+        "criticality_level",
+        "compliance_requirements",
+        "renewal_preference",
+    ];
+
+    /// Parses the answers, each looked up by its column name; `compliance_requirements` is a
+    /// comma-separated list (empty means none). A question without an answer is an error
+    /// naming it. All errors are returned at once.
+    pub fn parse_with(answer: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<ValueError>> {
+        let mut errors = Vec::new();
+        fn one<T>(
+            errors: &mut Vec<ValueError>,
+            answer: &impl Fn(&str) -> Option<String>,
+            question: &'static str,
+            parse: fn(&str) -> Result<T, ValueError>,
+        ) -> Option<T> {
+            match answer(question).filter(|a| !a.trim().is_empty()) {
+                None => {
+                    errors.push(ValueError::new(question, "please choose one"));
+                    None
+                }
+                Some(value) => parse(&value)
+                    .map_err(|e| errors.push(ValueError::new(question, e.message)))
+                    .ok(),
+            }
+        }
+        let service_type = one(&mut errors, &answer, "service_type", ServiceType::parse);
+        let publicly_accessible = one(&mut errors, &answer, "publicly_accessible", Exposure::parse);
+        let expected_lifespan = one(&mut errors, &answer, "expected_lifespan", Lifespan::parse);
+        let browser_trust_required = one(
+            &mut errors,
+            &answer,
+            "browser_trust_required",
+            BrowserTrust::parse,
+        );
+        let environment_type = one(&mut errors, &answer, "environment_type", Environment::parse);
+        let certificate_count = one(
+            &mut errors,
+            &answer,
+            "certificate_count",
+            CertificateCount::parse,
+        );
+        let domain_type = one(&mut errors, &answer, "domain_type", DomainType::parse);
+        let criticality_level = one(
+            &mut errors,
+            &answer,
+            "criticality_level",
+            Criticality::parse,
+        );
+        let renewal_preference = one(
+            &mut errors,
+            &answer,
+            "renewal_preference",
+            RenewalPreference::parse,
+        );
+        let mut compliance_requirements = BTreeSet::new();
+        for item in answer("compliance_requirements")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+        {
+            match Compliance::parse(item) {
+                Ok(c) => {
+                    compliance_requirements.insert(c);
+                }
+                Err(e) => errors.push(ValueError::new("compliance_requirements", e.message)),
+            }
+        }
+        match (
+            service_type,
+            publicly_accessible,
+            expected_lifespan,
+            browser_trust_required,
+            environment_type,
+            certificate_count,
+            domain_type,
+            criticality_level,
+            renewal_preference,
+        ) {
+            (
+                Some(service_type),
+                Some(publicly_accessible),
+                Some(expected_lifespan),
+                Some(browser_trust_required),
+                Some(environment_type),
+                Some(certificate_count),
+                Some(domain_type),
+                Some(criticality_level),
+                Some(renewal_preference),
+            ) if errors.is_empty() => Ok(Self {
+                service_type,
+                publicly_accessible,
+                expected_lifespan,
+                browser_trust_required,
+                environment_type,
+                certificate_count,
+                domain_type,
+                criticality_level,
+                compliance_requirements,
+                renewal_preference,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A confidence between 0.00 and 1.00, kept in hundredths (`DECIMAL(3,2)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]

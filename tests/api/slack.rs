@@ -818,3 +818,22 @@ async fn a_retried_delivery_never_runs_a_command_twice() {
         .expect("count");
     assert_eq!(events, 0);
 }
+
+#[tokio::test]
+async fn the_questionnaire_works_in_one_line_too() {
+    let t = slack_app().await;
+    let reply = t
+        .cert(
+            "UJOHN",
+            "recommend public=yes browser=yes lifespan=1_to_2_years compliance=PCI_DSS",
+        )
+        .await;
+    let text = text_of(&reply);
+    assert!(text.contains("*public* CA"), "{text}");
+    assert!(text.contains("at most 200 days"), "{text}");
+    assert!(text.contains("PCI DSS"), "{text}");
+    let reply = t.cert("UJOHN", "recommend service=vpn").await;
+    let text = text_of(&reply);
+    assert!(text.contains("public=…: please choose one"), "{text}");
+    assert!(text.contains("browser=…: please choose one"), "{text}");
+}

@@ -106,92 +106,17 @@ fn value<'a>(values: &'a Value, block: &str) -> Option<&'a str> {
 
 /// The questionnaire's answers, or the fields to complain about.
 pub fn answers(values: &Value) -> Result<Answers, Vec<ValueError>> {
-    let mut errors = Vec::new();
-    fn need<T>(
-        errors: &mut Vec<ValueError>,
-        values: &Value,
-        block: &'static str,
-        parse: fn(&str) -> Result<T, ValueError>,
-    ) -> Option<T> {
-        match value(values, block) {
-            None => {
-                errors.push(ValueError::new(block, "please choose one"));
-                None
-            }
-            Some(v) => parse(v)
-                .map_err(|e| errors.push(ValueError::new(block, e.message)))
-                .ok(),
-        }
-    }
-    let service_type = need(&mut errors, values, "service_type", ServiceType::parse);
-    let publicly_accessible = need(&mut errors, values, "publicly_accessible", Exposure::parse);
-    let browser_trust_required = need(
-        &mut errors,
-        values,
-        "browser_trust_required",
-        BrowserTrust::parse,
-    );
-    let expected_lifespan = need(&mut errors, values, "expected_lifespan", Lifespan::parse);
-    let environment_type = need(&mut errors, values, "environment_type", Environment::parse);
-    let certificate_count = need(
-        &mut errors,
-        values,
-        "certificate_count",
-        CertificateCount::parse,
-    );
-    let domain_type = need(&mut errors, values, "domain_type", DomainType::parse);
-    let criticality_level = need(&mut errors, values, "criticality_level", Criticality::parse);
-    let renewal_preference = need(
-        &mut errors,
-        values,
-        "renewal_preference",
-        RenewalPreference::parse,
-    );
-    let compliance_requirements = values["compliance_requirements"]["value"]["selected_options"]
-        .as_array()
-        .map(|selected| {
-            selected
+    Answers::parse_with(|question| {
+        if question == "compliance_requirements" {
+            let selected = values[question]["value"]["selected_options"].as_array()?;
+            let chosen: Vec<&str> = selected
                 .iter()
                 .filter_map(|o| o["value"].as_str())
-                .filter_map(|v| Compliance::parse(v).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    match (
-        service_type,
-        publicly_accessible,
-        browser_trust_required,
-        expected_lifespan,
-        environment_type,
-        certificate_count,
-        domain_type,
-        criticality_level,
-        renewal_preference,
-    ) {
-        (
-            Some(service_type),
-            Some(publicly_accessible),
-            Some(browser_trust_required),
-            Some(expected_lifespan),
-            Some(environment_type),
-            Some(certificate_count),
-            Some(domain_type),
-            Some(criticality_level),
-            Some(renewal_preference),
-        ) => Ok(Answers {
-            service_type,
-            publicly_accessible,
-            expected_lifespan,
-            browser_trust_required,
-            environment_type,
-            certificate_count,
-            domain_type,
-            criticality_level,
-            compliance_requirements,
-            renewal_preference,
-        }),
-        _ => Err(errors),
-    }
+                .collect();
+            return Some(chosen.join(","));
+        }
+        value(values, question).map(str::to_owned)
+    })
 }
 
 /// The certificate type that fits a service, as the details form's default.
