@@ -54,6 +54,13 @@ async fn web_api(
                 None => json!({ "ok": false, "error": "user_not_found" }),
             }
         }
+        "users.lookupByEmail" => {
+            let email = body["email"].as_str().unwrap_or_default();
+            match fake.users.iter().find(|(_, e)| e.as_deref() == Some(email)) {
+                Some((id, _)) => json!({ "ok": true, "user": { "id": id, "team_id": "T1" } }),
+                None => json!({ "ok": false, "error": "users_not_found" }),
+            }
+        }
         "chat.postMessage" => json!({ "ok": true, "ts": "1700000000.000100" }),
         "conversations.open" => json!({
             "ok": true,
@@ -515,8 +522,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         )
         .await
         .expect("grant");
-    // Jane has used /cert before, so cert-assistant knows her Slack id.
-    t.cert("UJANE", "help").await;
+    // Jane never used /cert: she is found by her e-mail.
     Projector::new(t.db.pool.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -537,10 +543,26 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         .await
         .expect("outbox");
     notifier.step().await.expect("deliver");
-    let opened = t.calls_to("conversations.open");
-    assert_eq!(opened[0]["users"], "UJANE");
+    let mut opened: Vec<String> = t
+        .calls_to("conversations.open")
+        .iter()
+        .filter_map(|c| c["users"].as_str().map(str::to_owned))
+        .collect();
+    opened.sort();
+    assert_eq!(
+        opened,
+        ["UJANE", "UROOT"],
+        "both approvers (jane, and root as admin)"
+    );
     let posted = t.calls_to("chat.postMessage");
-    assert_eq!(posted.len(), 1, "one DM to the one approver known in Slack");
+    assert_eq!(posted.len(), 2, "one DM to each approver");
+    let mut looked_up: Vec<String> = t
+        .calls_to("users.lookupByEmail")
+        .iter()
+        .filter_map(|c| c["email"].as_str().map(str::to_owned))
+        .collect();
+    looked_up.sort();
+    assert_eq!(looked_up, ["jane@example.com", "root@example.com"]);
     assert!(
         text_of(&posted[0]).contains(&format!("\"value\":\"{number}\"")),
         "{}",
@@ -549,7 +571,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
     assert!(text_of(&posted[0]).contains("dm.example.com"));
     // Delivering again sends nothing twice.
     notifier.step().await.expect("idle");
-    assert_eq!(t.calls_to("chat.postMessage").len(), 1);
+    assert_eq!(t.calls_to("chat.postMessage").len(), 2);
 
     t.interact(t.button("UJANE", "approve", &number, "dm"))
         .await;
@@ -560,7 +582,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         .expect("outbox");
     notifier.step().await.expect("deliver");
     let updated = t.calls_to("chat.update");
-    assert_eq!(updated.len(), 1);
+    assert_eq!(updated.len(), 2, "every copy is updated");
     assert_eq!(updated[0]["ts"], "1700000000.000100");
     assert!(
         text_of(&updated[0]).contains("Approved by jane@example.com"),
@@ -637,7 +659,7 @@ async fn the_manifest_names_only_routes_we_serve_and_scopes_we_use() {
         ("chat:write", "chat.postMessage"),
         ("im:write", "conversations.open"),
         ("users:read", "users.info"),
-        ("users:read.email", "profile[\"email\"]"),
+        ("users:read.email", "users.lookupByEmail"),
     ];
     for scope in &scopes {
         let (_, needle) = evidence

@@ -80,6 +80,26 @@ impl SlackApi {
         })
     }
 
+    /// `users.lookupByEmail`: the Slack user id and workspace of an address, if any.
+    pub async fn lookup_by_email(&self, email: &str) -> anyhow::Result<Option<(String, String)>> {
+        match self
+            .call("users.lookupByEmail", &json!({ "email": email }))
+            .await
+        {
+            Ok(answer) => Ok(answer["user"]["id"].as_str().map(|id| {
+                (
+                    id.to_owned(),
+                    answer["user"]["team_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })),
+            Err(error) if error.to_string().contains("users_not_found") => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `views.open` with a modal.
     pub async fn open_view(&self, trigger_id: &str, view: Value) -> anyhow::Result<()> {
         self.call(

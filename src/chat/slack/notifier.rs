@@ -127,14 +127,33 @@ impl SlackNotifier {
         Ok(payload)
     }
 
+    /// The Slack user id of `email`: known from an earlier `/cert`, or looked up in Slack
+    /// (and remembered).
     async fn slack_user(&self, email: &str) -> anyhow::Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        let known: Option<String> = sqlx::query_scalar(
             "SELECT user_id FROM chat_identities WHERE platform = 'slack' AND lower(email) = lower($1) \
               ORDER BY refreshed_at DESC LIMIT 1",
         )
         .bind(email)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        if known.is_some() {
+            return Ok(known);
+        }
+        let Some((user_id, team_id)) = self.api.lookup_by_email(email).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
+             VALUES ('slack', $1, $2, $3) ON CONFLICT (platform, workspace_id, user_id) \
+             DO UPDATE SET email = EXCLUDED.email, refreshed_at = now()",
+        )
+        .bind(team_id)
+        .bind(&user_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(user_id))
     }
 
     async fn posted_to(&self, request_id: Uuid, recipient: &str) -> anyhow::Result<bool> {
@@ -213,7 +232,10 @@ impl SlackNotifier {
                 continue;
             }
             let Some(user) = self.slack_user(&email).await? else {
-                tracing::info!(%email, request = number, "approver unknown in Slack; not messaged");
+                tracing::info!(
+                    request = number,
+                    "an approver has no Slack account; not messaged"
+                );
                 continue;
             };
             let channel = self.api.open_dm(&user).await?;
