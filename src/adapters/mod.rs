@@ -3,3 +3,4 @@
 //! issuance and chat work.
 
 pub mod artifacts;
+pub mod ca;

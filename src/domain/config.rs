@@ -93,6 +93,7 @@ impl Setting {
             "adcs.polling.interval_seconds"
             | "approval.escalation.hours"
             | "audit.retention.days"
+            | "issuance.max_retries"
             | "certificate.default_validity_days"
             | "session.timeout.minutes"
                 if value_type != ValueType::Integer || !positive(value) =>

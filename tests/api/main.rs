@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step, one shared database server per run).
 
+mod ca;
 mod cli;
 mod domain;
 mod event_store;

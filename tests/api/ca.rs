@@ -1,0 +1,216 @@
+//! The embedded CA: chains that `openssl verify` accepts, a CRL that rejects revoked ones.
+
+use std::process::Command;
+
+use cert_assistant::adapters::ca::embedded::EmbeddedCa;
+use cert_assistant::adapters::ca::{CertificateAuthority, Submission};
+use cert_assistant::domain::request::Subject;
+use cert_assistant::domain::values::{
+    CertificateType, CommonName, DnsName, KeyAlgorithm, RevocationReason,
+};
+use cert_assistant::pki::envelope::KeyEncryptionKey;
+use cert_assistant::pki::keygen;
+
+use crate::fixtures::KEK;
+use crate::helpers::TestDb;
+
+const CRL_URL: &str = "http://127.0.0.1:8080/ca/crl.der";
+
+fn csr(cn: &str, algorithm: KeyAlgorithm) -> String {
+    let subject = Subject {
+        common_name: CommonName::parse(cn).expect("cn"),
+        organization: None,
+        organizational_unit: None,
+        locality: None,
+        state_province: None,
+        country: None,
+        email_address: None,
+        subject_alternative_names: vec![DnsName::parse(cn).expect("san")],
+    };
+    keygen::generate(&subject, algorithm)
+        .expect("csr")
+        .csr_pem
+        .clone()
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+async fn ca(db: &TestDb) -> EmbeddedCa {
+    EmbeddedCa::load_or_create(
+        &db.pool,
+        &KeyEncryptionKey::from_base64(KEK).expect("kek"),
+        CRL_URL,
+    )
+    .await
+    .expect("the embedded CA")
+}
+
+#[tokio::test]
+async fn issued_chains_verify_and_revoked_certificates_fail_the_crl_check() {
+    let db = TestDb::new().await;
+    let ca = ca(&db).await;
+    let Submission::Issued {
+        ca_request_id,
+        certificate_pem,
+        chain_pem,
+    } = ca
+        .submit(
+            &csr("app.example.com", KeyAlgorithm::EccP256),
+            CertificateType::WebServer,
+            90,
+        )
+        .await
+        .expect("submitted")
+    else {
+        panic!("the embedded CA issues at once");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("root.pem"), ca.root_pem()).expect("write");
+    let issuing = chain_pem.replace(ca.root_pem(), "");
+    std::fs::write(path("issuing.pem"), &issuing).expect("write");
+    std::fs::write(path("cert.pem"), &certificate_pem).expect("write");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        &path("root.pem"),
+        "-untrusted",
+        &path("issuing.pem"),
+        &path("cert.pem"),
+    ]);
+    assert!(ok, "{out}");
+    let (_, text) = openssl(&["x509", "-in", &path("cert.pem"), "-noout", "-text"]);
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(text.contains(CRL_URL), "{text}");
+    assert!(text.contains("DNS:app.example.com"), "{text}");
+
+    // Not revoked yet: the CRL check passes.
+    std::fs::write(path("crl.der"), ca.crl_der().await.expect("crl")).expect("write");
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &path("crl.der"),
+        "-out",
+        &path("crl.pem"),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &path("root.pem"),
+        "-CRLfile",
+        &path("crl.pem"),
+        "-untrusted",
+        &path("issuing.pem"),
+        &path("cert.pem"),
+    ]);
+    assert!(ok, "{out}");
+
+    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
+        .await
+        .expect("revoked");
+    assert!(
+        ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
+            .await
+            .is_err()
+    );
+    std::fs::write(path("crl.der"), ca.crl_der().await.expect("crl")).expect("write");
+    openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &path("crl.der"),
+        "-out",
+        &path("crl.pem"),
+    ]);
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &path("root.pem"),
+        "-CRLfile",
+        &path("crl.pem"),
+        "-untrusted",
+        &path("issuing.pem"),
+        &path("cert.pem"),
+    ]);
+    assert!(!ok, "a revoked certificate must fail: {out}");
+    assert!(out.contains("certificate revoked"), "{out}");
+}
+
+#[tokio::test]
+async fn each_type_gets_its_extended_key_usage_and_the_requested_validity() {
+    let db = TestDb::new().await;
+    let ca = ca(&db).await;
+    for (kind, expected) in [
+        (CertificateType::CodeSigning, "Code Signing"),
+        (CertificateType::Email, "E-mail Protection"),
+        (CertificateType::UserAuth, "TLS Web Client Authentication"),
+    ] {
+        let Submission::Issued {
+            certificate_pem, ..
+        } = ca
+            .submit(&csr("signer.example.com", KeyAlgorithm::Rsa2048), kind, 365)
+            .await
+            .expect("submitted")
+        else {
+            panic!("issued");
+        };
+        let (_, der) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes()).expect("pem");
+        let certificate = der.parse_x509().expect("x509");
+        let days = (certificate.validity().not_after.timestamp()
+            - certificate.validity().not_before.timestamp())
+            / 86_400;
+        assert_eq!(days, 365, "5 minutes of back-dating stay below a day");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.pem");
+        std::fs::write(&file, &certificate_pem).expect("write");
+        let (_, text) = openssl(&[
+            "x509",
+            "-in",
+            &file.display().to_string(),
+            "-noout",
+            "-text",
+        ]);
+        assert!(text.contains(expected), "{kind}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_ca_is_created_once_and_garbage_is_denied() {
+    let db = TestDb::new().await;
+    let first = ca(&db).await;
+    let second = ca(&db).await;
+    assert_eq!(first.root_pem(), second.root_pem());
+    let denied = first
+        .submit(
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            CertificateType::WebServer,
+            90,
+        )
+        .await
+        .expect("answered");
+    assert!(
+        matches!(&denied, Submission::Denied { message } if message.contains("Error Parsing Request")),
+        "{denied:?}"
+    );
+    let unknown = first.retrieve("00FF").await.expect("answered");
+    assert!(matches!(unknown, Submission::Denied { .. }));
+}
