@@ -29,6 +29,16 @@ impl Application {
         pool: PgPool,
         slack: Option<crate::chat::slack::SlackState>,
     ) -> anyhow::Result<Self> {
+        Self::build_with_ca(config, pool, slack, None).await
+    }
+
+    /// Like [`Application::build`], also serving the embedded CA's CRL and chain.
+    pub async fn build_with_ca(
+        config: &Config,
+        pool: PgPool,
+        slack: Option<crate::chat::slack::SlackState>,
+        ca: Option<std::sync::Arc<crate::adapters::ca::embedded::EmbeddedCa>>,
+    ) -> anyhow::Result<Self> {
         let addr = config
             .listen_addr()
             .map_err(anyhow::Error::msg)
@@ -38,7 +48,7 @@ impl Application {
             .with_context(|| format!("could not listen on {addr}"))?;
         Ok(Self {
             listener,
-            state: AppState { pool },
+            state: AppState { pool, ca },
             slack,
         })
     }
@@ -219,4 +229,13 @@ pub fn slack_state(
         crate::chat::slack::api::SlackApi::new(&config.slack.api_base_url, token.clone()),
         crate::chat::service::ChatService::new(commands),
     ))
+}
+
+/// Where certificates point for the CRL.
+pub fn crl_url(config: &Config) -> String {
+    config
+        .ca
+        .crl_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/ca/crl.der", config.http.listen))
 }

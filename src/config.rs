@@ -47,6 +47,19 @@ pub struct Config {
     /// Slack (enabled when both secrets are set).
     #[serde(default)]
     pub slack: SlackConfig,
+    /// The embedded CA.
+    #[serde(default)]
+    pub ca: CaConfig,
+}
+
+/// The embedded CA (used while no ADCS is configured).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// The CRL distribution point written into certificates: where relying parties fetch the
+    /// CRL this service serves at `/ca/crl.der`. Default `http://<http.listen>/ca/crl.der`.
+    #[serde(default)]
+    pub crl_url: Option<String>,
 }
 
 /// The Slack app.

@@ -28,4 +28,5 @@ pub mod domain;
 pub mod http;
 pub mod pki;
 pub mod projections;
+pub mod saga;
 pub mod telemetry;

@@ -348,22 +348,51 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let result = async {
         db::migrate(database.pool()).await?;
         let kek = app::load_key_encryption_key(&config)?;
+        let ca = std::sync::Arc::new(
+            crate::adapters::ca::embedded::EmbeddedCa::load_or_create(
+                database.pool(),
+                &kek,
+                &app::crl_url(&config),
+            )
+            .await?,
+        );
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
+        let store = app::artifact_store(&config);
+        let issuance =
+            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
         let slack = app::slack_state(&config, commands);
         let notifier = slack
             .as_ref()
             .map(|slack| slack.notifier(config.slack.approvals_channel.clone()));
-        let application = Application::build(&config, database.pool().clone(), slack).await?;
+        let application =
+            Application::build_with_ca(&config, database.pool().clone(), slack, Some(ca)).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(
             Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),
         );
         let maintenance = tokio::spawn(app::maintain_audit_trail(
             database.pool().clone(),
-            app::artifact_store(&config),
+            store,
             stopped.clone(),
         ));
-        let mut workers = vec![("projector", projector), ("audit maintenance", maintenance)];
+        let mut workers = vec![
+            ("projector", projector),
+            ("audit maintenance", maintenance),
+            (
+                "issuance feed",
+                tokio::spawn(
+                    Projector::for_consumer(
+                        database.pool().clone(),
+                        crate::saga::issuance::IssuanceFeed,
+                    )
+                    .run(app::when_stopped(stopped.clone())),
+                ),
+            ),
+            (
+                "issuance worker",
+                tokio::spawn(issuance.run(stopped.clone())),
+            ),
+        ];
         if let Some(notifier) = notifier {
             workers.push((
                 "chat outbox",

@@ -36,6 +36,76 @@ impl Commands {
             .map_err(|e| CommandError::from_aggregate("the request", e))
     }
 
+    /// The request's status, if it exists.
+    pub async fn request_status(
+        &self,
+        request_id: Uuid,
+    ) -> Result<Option<crate::domain::request::RequestStatus>, CommandError> {
+        Ok(self
+            .inner
+            .requests
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?
+            .status())
+    }
+
+    /// The saga records the CA's id for the request (at once, before anything else).
+    pub async fn record_ca_request(
+        &self,
+        request_id: Uuid,
+        ca_request_id: &str,
+        ca_status: &str,
+    ) -> Result<(), CommandError> {
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &system_metadata(), || {
+                RequestCommand::RecordCaRequest {
+                    ca_request_id: ca_request_id.to_owned(),
+                    ca_status: ca_status.to_owned(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
+    /// A transient CA failure; returns the retries counted so far.
+    pub async fn schedule_retry(&self, request_id: Uuid, error: &str) -> Result<u32, CommandError> {
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &system_metadata(), || {
+                RequestCommand::ScheduleRetry {
+                    error: error.to_owned(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        Ok(self
+            .inner
+            .requests
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?
+            .retry_count())
+    }
+
+    /// Issuance ended without a certificate.
+    pub async fn fail_issuance(&self, request_id: Uuid, error: &str) -> Result<(), CommandError> {
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &system_metadata(), || RequestCommand::Fail {
+                error: error.to_owned(),
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
     /// Records an issued certificate and marks its request issued.
     pub async fn record_issuance(
         &self,

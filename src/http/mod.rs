@@ -1,11 +1,15 @@
 //! The HTTP surface: one router for probes and the chat platforms' webhooks.
 
+mod ca;
 mod health;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
 
+use crate::adapters::ca::embedded::EmbeddedCa;
 use crate::chat::slack::{self, SlackState};
 
 /// What every handler can reach. Cheap to clone.
@@ -13,6 +17,8 @@ use crate::chat::slack::{self, SlackState};
 pub struct AppState {
     /// The database pool.
     pub pool: PgPool,
+    /// The embedded CA, whose CRL and chain are served here.
+    pub ca: Option<Arc<EmbeddedCa>>,
 }
 
 /// The whole router, so tests can drive it in-process or over a real socket. Slack's routes
@@ -21,6 +27,8 @@ pub fn router(state: AppState, slack: Option<SlackState>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/ca/crl.der", get(ca::crl))
+        .route("/ca/chain.pem", get(ca::chain))
         .with_state(state);
     if let Some(slack) = slack {
         router = router.merge(slack::router(slack));

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod projections;
 mod retention;
+mod saga;
 mod schema;
 mod slack;
 mod views;

@@ -1,0 +1,487 @@
+//! The issuance saga: approved requests become certificates.
+//!
+//! [`IssuanceFeed`] follows the event feed and creates one job per approved request, in the
+//! transaction that moves its checkpoint. [`IssuanceWorker`] claims due jobs with
+//! `FOR UPDATE SKIP LOCKED` and a lease, and for each: marks the request in progress, writes
+//! `submitting_at` (committed) before calling the CA and the CA's request id right after it,
+//! polls while the CA holds the request, stores certificate, chain and encrypted key in the
+//! artifact store, and records the certificate. No transaction is open while the CA is
+//! called. A job found with `submitting_at` but no CA request id was interrupted at the one
+//! moment where it is unknown whether the CA got the CSR: it is handed to an operator
+//! (`needs_operator`) rather than submitted again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::Aggregate;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+use crate::adapters::artifacts::ArtifactStore;
+use crate::adapters::ca::{CaError, CertificateAuthority, Submission};
+use crate::commands::{CommandError, Commands};
+use crate::domain::actor::Actor;
+use crate::domain::certificate::{IssuedCertificate, StorageKeys};
+use crate::domain::key_material::EncryptedPrivateKey;
+use crate::domain::request::{CertificateRequest, RequestEvent, RequestStatus};
+use crate::domain::values::{
+    CertificateType, CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
+};
+use crate::projections::StoredEvent;
+use crate::projections::projector::FeedConsumer;
+
+/// The feed consumer's checkpoint name.
+pub const ISSUANCE: &str = "issuance";
+
+/// Namespace of certificate ids: one certificate per request, whatever retries happen.
+const CERTIFICATE_NAMESPACE: Uuid = Uuid::from_u128(0x9b3e_57c1_2d4a_4e8f_a1c6_0f7d_38e2_b5a9);
+
+/// How long a claimed job is reserved.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// Creates a job for every approved request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IssuanceFeed;
+
+impl FeedConsumer for IssuanceFeed {
+    fn name(&self) -> &'static str {
+        ISSUANCE
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
+        if event.aggregate_type == CertificateRequest::TYPE && event.event_type == "RequestApproved"
+        {
+            let request_id: Uuid = event.aggregate_id.parse()?;
+            sqlx::query(
+                "INSERT INTO issuance_jobs (request_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(request_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the request asked for, from its creation event.
+struct Asked {
+    number: RequestNumber,
+    requester: Actor,
+    certificate_type: CertificateType,
+    key_algorithm: KeyAlgorithm,
+    validity_days: ValidityDays,
+    csr_pem: String,
+    private_key: Option<EncryptedPrivateKey>,
+}
+
+/// Claims and runs issuance jobs.
+#[derive(Debug, Clone)]
+pub struct IssuanceWorker {
+    commands: Commands,
+    ca: Arc<dyn CertificateAuthority>,
+    store: Arc<dyn ArtifactStore>,
+}
+
+/// What became of a job this time.
+enum Outcome {
+    Done,
+    Failed,
+    PollAgain(String),
+    RetryLater(String),
+    NeedsOperator(String),
+}
+
+impl IssuanceWorker {
+    /// A worker issuing through `ca` and storing in `store`.
+    pub fn new(
+        commands: Commands,
+        ca: Arc<dyn CertificateAuthority>,
+        store: Arc<dyn ArtifactStore>,
+    ) -> Self {
+        Self {
+            commands,
+            ca,
+            store,
+        }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.commands.pool()
+    }
+
+    /// Claims due jobs and runs them; returns how many were claimed.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let jobs = sqlx::query(
+            "UPDATE issuance_jobs SET locked_until = now() + make_interval(secs => $1), \
+                    attempts = attempts + 1 \
+              WHERE request_id IN (SELECT request_id FROM issuance_jobs \
+                                    WHERE done_at IS NULL AND run_at <= now() \
+                                      AND (locked_until IS NULL OR locked_until < now()) \
+                                    ORDER BY run_at LIMIT 5 FOR UPDATE SKIP LOCKED) \
+             RETURNING request_id, submitting_at, ca_request_id",
+        )
+        .bind(LEASE.as_secs_f64())
+        .fetch_all(self.pool())
+        .await?;
+        let claimed = jobs.len();
+        for job in jobs {
+            let request_id: Uuid = job.try_get("request_id")?;
+            let submitting: Option<DateTime<Utc>> = job.try_get("submitting_at")?;
+            let ca_request_id: Option<String> = job.try_get("ca_request_id")?;
+            let outcome = match self.run_job(request_id, submitting, ca_request_id).await {
+                Ok(outcome) => outcome,
+                Err(error) => Outcome::RetryLater(format!("{error:#}")),
+            };
+            self.finish(request_id, outcome).await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(&self, request_id: Uuid, outcome: Outcome) -> anyhow::Result<()> {
+        let (state, done, delay, error) = match outcome {
+            Outcome::Done => ("done", true, 0.0, None),
+            Outcome::Failed => ("failed", true, 0.0, None),
+            Outcome::NeedsOperator(why) => {
+                tracing::error!(%request_id, %why, "issuance needs an operator");
+                ("needs_operator", true, 0.0, Some(why))
+            }
+            Outcome::PollAgain(why) => {
+                ("pending", false, self.polling_interval().await?, Some(why))
+            }
+            Outcome::RetryLater(why) => {
+                tracing::warn!(%request_id, error = %why, "issuance will be retried");
+                let attempts: i32 =
+                    sqlx::query_scalar("SELECT attempts FROM issuance_jobs WHERE request_id = $1")
+                        .bind(request_id)
+                        .fetch_one(self.pool())
+                        .await?;
+                // Exponential backoff with jitter: 2^n s, at most 10 minutes.
+                let base = 2_f64.powi(attempts.clamp(1, 10)).min(600.0);
+                let jitter = f64::from(Uuid::new_v4().as_bytes()[0]) / 255.0;
+                ("new", false, base * (0.75 + jitter / 2.0), Some(why))
+            }
+        };
+        sqlx::query(
+            "UPDATE issuance_jobs SET state = CASE WHEN $2 = 'new' THEN state ELSE $2 END, \
+                 locked_until = NULL, last_error = $3, run_at = now() + make_interval(secs => $4), \
+                 done_at = CASE WHEN $5 THEN now() ELSE NULL END \
+              WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .bind(state)
+        .bind(error)
+        .bind(delay)
+        .bind(done)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn polling_interval(&self) -> anyhow::Result<f64> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT config_value FROM system_config WHERE config_key = 'adcs.polling.interval_seconds'",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(value
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .unwrap_or(30.0))
+    }
+
+    async fn max_retries(&self) -> anyhow::Result<u32> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT config_value FROM system_config WHERE config_key = 'issuance.max_retries'",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(value.and_then(|v| v.trim().parse().ok()).unwrap_or(5))
+    }
+
+    async fn asked(&self, request_id: Uuid) -> anyhow::Result<Asked> {
+        let payload: serde_json::Value = sqlx::query_scalar(
+            "SELECT payload::jsonb FROM events WHERE aggregate_type = 'CertificateRequest' \
+                AND aggregate_id = $1 AND event_type = 'RequestCreated'",
+        )
+        .bind(request_id.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        let RequestEvent::RequestCreated {
+            request_number,
+            requester,
+            certificate_type,
+            key_algorithm,
+            validity_days,
+            csr_pem,
+            private_key,
+            ..
+        } = serde_json::from_value(payload)?
+        else {
+            anyhow::bail!("the request's first event is not its creation");
+        };
+        Ok(Asked {
+            number: request_number,
+            requester,
+            certificate_type,
+            key_algorithm,
+            validity_days,
+            csr_pem,
+            private_key,
+        })
+    }
+
+    async fn run_job(
+        &self,
+        request_id: Uuid,
+        submitting: Option<DateTime<Utc>>,
+        ca_request_id: Option<String>,
+    ) -> anyhow::Result<Outcome> {
+        let status = self.commands.request_status(request_id).await?;
+        match status {
+            Some(RequestStatus::Approved) => self.commands.start_issuance(request_id).await?,
+            Some(RequestStatus::InProgress) => {}
+            // Cancelled, failed, issued (a finished earlier attempt), ...: nothing to do.
+            _ => return Ok(Outcome::Done),
+        }
+        let asked = self.asked(request_id).await?;
+        let answer = match ca_request_id {
+            Some(id) => self.ca.retrieve(&id).await,
+            None => {
+                if submitting.is_some() {
+                    return Ok(Outcome::NeedsOperator(format!(
+                        "{} was being submitted to the {} when the worker stopped; it is \
+                         unknown whether the CA received it. Check the CA, then resolve the \
+                         request by hand (it was not submitted again).",
+                        asked.number,
+                        self.ca.name()
+                    )));
+                }
+                sqlx::query("UPDATE issuance_jobs SET submitting_at = now() WHERE request_id = $1")
+                    .bind(request_id)
+                    .execute(self.pool())
+                    .await?;
+                let answer = self
+                    .ca
+                    .submit(
+                        &asked.csr_pem,
+                        asked.certificate_type,
+                        asked.validity_days.days(),
+                    )
+                    .await;
+                if let Ok(
+                    Submission::Issued { ca_request_id, .. }
+                    | Submission::Pending { ca_request_id },
+                ) = &answer
+                {
+                    sqlx::query(
+                        "UPDATE issuance_jobs SET ca_request_id = $2 WHERE request_id = $1",
+                    )
+                    .bind(request_id)
+                    .bind(ca_request_id)
+                    .execute(self.pool())
+                    .await?;
+                } else {
+                    // Denied or not reached: nothing is outstanding at the CA.
+                    sqlx::query(
+                        "UPDATE issuance_jobs SET submitting_at = NULL WHERE request_id = $1",
+                    )
+                    .bind(request_id)
+                    .execute(self.pool())
+                    .await?;
+                }
+                answer
+            }
+        };
+        match answer {
+            Ok(Submission::Issued {
+                ca_request_id,
+                certificate_pem,
+                chain_pem,
+            }) => {
+                tolerate(
+                    self.commands
+                        .record_ca_request(request_id, &ca_request_id, "issued")
+                        .await,
+                )?;
+                self.issued(request_id, &asked, &certificate_pem, &chain_pem)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Ok(Submission::Pending { ca_request_id }) => {
+                tolerate(
+                    self.commands
+                        .record_ca_request(request_id, &ca_request_id, "pending")
+                        .await,
+                )?;
+                Ok(Outcome::PollAgain(format!(
+                    "{} holds the request",
+                    self.ca.name()
+                )))
+            }
+            Ok(Submission::Denied { message }) => {
+                self.commands.fail_issuance(request_id, &message).await?;
+                Ok(Outcome::Failed)
+            }
+            Err(CaError::Permanent(message)) => {
+                self.commands.fail_issuance(request_id, &message).await?;
+                Ok(Outcome::Failed)
+            }
+            Err(CaError::Transient(message)) => {
+                let retries = self.commands.schedule_retry(request_id, &message).await?;
+                if retries > self.max_retries().await? {
+                    self.commands
+                        .fail_issuance(
+                            request_id,
+                            &format!("gave up after {retries} attempts: {message}"),
+                        )
+                        .await?;
+                    return Ok(Outcome::Failed);
+                }
+                Ok(Outcome::RetryLater(message))
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        // Idempotent: a retry after a crash finds the same bytes already stored.
+        if let Err(error) = self.store.put(key, bytes.clone()).await {
+            match self.store.get(key).await {
+                Ok(existing) if existing == bytes => {}
+                _ => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    async fn issued(
+        &self,
+        request_id: Uuid,
+        asked: &Asked,
+        certificate_pem: &str,
+        chain_pem: &str,
+    ) -> anyhow::Result<()> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("the CA returned an unreadable certificate: {e}"))?;
+        let (_, x509) = X509Certificate::from_der(&pem.contents)
+            .map_err(|e| anyhow::anyhow!("the CA returned an unreadable certificate: {e}"))?;
+        let serial = SerialNumber::from_bytes(x509.raw_serial())?;
+        let common_name = x509
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(CommonName::parse)
+            .transpose()?
+            .context("the certificate has no common name")?;
+        let mut sans = Vec::new();
+        for extension in x509.extensions() {
+            if let ParsedExtension::SubjectAlternativeName(san) = extension.parsed_extension() {
+                for name in &san.general_names {
+                    if let GeneralName::DNSName(dns) = name
+                        && let Ok(dns) = DnsName::parse(dns)
+                    {
+                        sans.push(dns);
+                    }
+                }
+            }
+        }
+        let time = |t: x509_parser::time::ASN1Time| {
+            Utc.timestamp_opt(t.timestamp(), 0)
+                .single()
+                .context("a certificate time out of range")
+        };
+        let signature_algorithm =
+            match x509.signature_algorithm.algorithm.to_id_string().as_str() {
+                "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+                "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+                "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+                "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
+                other => other,
+            }
+            .to_owned();
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &pem.contents);
+        let sha256 = Sha256::digest(&pem.contents);
+
+        let base = format!("certificates/{}/{}", asked.number, serial);
+        let certificate_key = format!("{base}.pem");
+        let chain_key = format!("{base}.chain.pem");
+        self.put(&certificate_key, certificate_pem.as_bytes().to_vec())
+            .await?;
+        self.put(&chain_key, chain_pem.as_bytes().to_vec()).await?;
+        let private_key_key = match &asked.private_key {
+            Some(key) => {
+                let key_key = format!("{base}.key.json");
+                self.put(&key_key, serde_json::to_vec_pretty(key)?).await?;
+                Some(key_key)
+            }
+            None => None,
+        };
+        let certificate = IssuedCertificate {
+            certificate_id: Uuid::new_v5(&CERTIFICATE_NAMESPACE, request_id.as_bytes()),
+            request_id,
+            request_number: asked.number.clone(),
+            owner: asked.requester.clone(),
+            serial_number: serial,
+            thumbprint_sha1: hex(sha1.as_ref()),
+            thumbprint_sha256: hex(&sha256),
+            common_name,
+            subject_dn: x509.subject().to_string(),
+            issuer_dn: x509.issuer().to_string(),
+            subject_alternative_names: sans,
+            valid_from: time(x509.validity().not_before)?,
+            valid_to: time(x509.validity().not_after)?,
+            key_algorithm: asked.key_algorithm,
+            key_size: asked.key_algorithm.key_size(),
+            signature_algorithm,
+            storage: StorageKeys {
+                bucket: self.store.bucket(),
+                certificate: certificate_key,
+                chain: Some(chain_key),
+                private_key: private_key_key,
+            },
+            private_key: asked.private_key.clone(),
+        };
+        tolerate(self.commands.record_issuance(certificate).await)?;
+        tracing::info!(request = %asked.number, "certificate issued");
+        Ok(())
+    }
+
+    /// Runs until `stopped` turns true, checking for due jobs every second.
+    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!(ca = %self.ca.name(), "issuance worker started");
+        loop {
+            let pause = match self.step().await {
+                Ok(5) => Duration::ZERO,
+                Ok(_) => Duration::from_secs(1),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "issuance step failed");
+                    Duration::from_secs(5)
+                }
+            };
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!("issuance worker stopped");
+    }
+}
+
+/// A step that a crashed earlier attempt already took is not an error.
+fn tolerate(result: Result<(), CommandError>) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(CommandError::Refused(message))
+            if message.contains("already recorded") || message.contains("is issued") =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(anyhow::anyhow!("{error}")),
+    }
+}

@@ -1,0 +1,3 @@
+//! Background work driven by the event feed: today the issuance saga.
+
+pub mod issuance;

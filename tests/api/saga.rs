@@ -1,0 +1,239 @@
+//! The issuance saga with the embedded CA: approved requests become certificates.
+
+use std::sync::Arc;
+
+use cert_assistant::adapters::artifacts::{ArtifactStore, LocalArtifactStore};
+use cert_assistant::adapters::ca::embedded::EmbeddedCa;
+use cert_assistant::commands::Commands;
+use cert_assistant::domain::request::RequestStatus;
+use cert_assistant::pki::envelope::KeyEncryptionKey;
+use cert_assistant::projections::projector::Projector;
+use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
+use uuid::Uuid;
+
+use crate::fixtures::{KEK, approver, ctx, service, web_request};
+use crate::helpers::TestDb;
+
+struct Saga {
+    commands: Commands,
+    worker: IssuanceWorker,
+    store: Arc<LocalArtifactStore>,
+    ca: Arc<EmbeddedCa>,
+    _dir: tempfile::TempDir,
+}
+
+async fn saga(db: &TestDb) -> Saga {
+    let commands = service(db);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(LocalArtifactStore::new(dir.path()));
+    let ca = Arc::new(
+        EmbeddedCa::load_or_create(
+            &db.pool,
+            &KeyEncryptionKey::from_base64(KEK).expect("kek"),
+            "http://127.0.0.1:8080/ca/crl.der",
+        )
+        .await
+        .expect("ca"),
+    );
+    let worker = IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
+    Saga {
+        commands,
+        worker,
+        store,
+        ca,
+        _dir: dir,
+    }
+}
+
+/// Submits and approves a request; returns its id and number.
+async fn approved(s: &Saga, cn: &str) -> (Uuid, String) {
+    let jane = approver(&s.commands, "jane@example.com").await;
+    let submitted = s
+        .commands
+        .submit_request(&ctx("john@example.com"), web_request(cn))
+        .await
+        .expect("submitted");
+    s.commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    (submitted.request_id, submitted.request_number.to_string())
+}
+
+async fn feed(db: &TestDb) {
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("the issuance feed catches up");
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&db.pool)
+        .await
+        .expect(sql)
+}
+
+#[tokio::test]
+async fn an_approved_request_is_issued_stored_and_projected() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, number) = approved(&s, "issued.example.com").await;
+    feed(&db).await;
+    assert_eq!(s.worker.step().await.expect("step"), 1);
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    Projector::new(db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let (serial, bucket, cert_key, chain_key, key_key, sha256, issuer): (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    ) = sqlx::query_as(
+        "SELECT serial_number, s3_bucket, s3_key_certificate, s3_key_chain, s3_key_private_key, \
+                thumbprint_sha256, issuer_dn FROM certificates",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the certificate is in the read model");
+    assert_eq!(bucket, "local");
+    assert!(
+        cert_key.starts_with(&format!("certificates/{number}/")),
+        "{cert_key}"
+    );
+    assert_eq!(sha256.map(|s| s.len()), Some(64));
+    assert!(issuer.contains("cert-assistant Issuing CA"), "{issuer}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM private_keys WHERE encryption_algorithm = 'AES-256-GCM'"
+        )
+        .await,
+        1
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM certificate_requests")
+        .fetch_one(&db.pool)
+        .await
+        .expect("request");
+    assert_eq!(status, "issued");
+
+    // What is stored verifies against the CA, and the key is stored encrypted.
+    let certificate = s.store.get(&cert_key).await.expect("certificate");
+    let chain = s
+        .store
+        .get(&chain_key.expect("chain key"))
+        .await
+        .expect("chain");
+    let key = String::from_utf8(s.store.get(&key_key.expect("key key")).await.expect("key"))
+        .expect("utf-8");
+    assert!(!key.contains("PRIVATE KEY"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path.display().to_string()
+    };
+    let root = file("root.pem", s.ca.root_pem().as_bytes());
+    let untrusted = file("chain.pem", &chain);
+    let leaf = file("leaf.pem", &certificate);
+    let output = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile", &root, "-untrusted", &untrusted, &leaf])
+        .output()
+        .expect("openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(serial.len() >= 2);
+}
+
+#[tokio::test]
+async fn two_workers_submit_each_request_once() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, _) = approved(&s, "once.example.com").await;
+    feed(&db).await;
+    let other = s.worker.clone();
+    let (a, b) = tokio::join!(s.worker.step(), other.step());
+    assert_eq!(a.expect("a") + b.expect("b"), 1, "one claim between them");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
+        1
+    );
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    // Nothing left to do, nothing submitted again.
+    assert_eq!(s.worker.step().await.expect("step"), 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_worker_stopped_mid_submission_hands_the_request_to_an_operator() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, number) = approved(&s, "crash.example.com").await;
+    feed(&db).await;
+    // As if a worker had marked the submission and died before hearing back.
+    s.commands.start_issuance(request_id).await.expect("start");
+    sqlx::query("UPDATE issuance_jobs SET submitting_at = now() WHERE request_id = $1")
+        .bind(request_id)
+        .execute(&db.pool)
+        .await
+        .expect("simulate");
+    assert_eq!(s.worker.step().await.expect("step"), 1);
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as("SELECT state, last_error FROM issuance_jobs WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("job");
+    assert_eq!(state, "needs_operator");
+    assert!(error.is_some_and(|e| e.contains(&number) && e.contains("not submitted again")));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
+        0
+    );
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::InProgress)
+    );
+}
+
+#[tokio::test]
+async fn a_request_cancelled_after_approval_is_not_issued() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, number) = approved(&s, "gone.example.com").await;
+    s.commands
+        .cancel_request(
+            &ctx("john@example.com"),
+            &number.parse().expect("number"),
+            Some("not needed"),
+        )
+        .await
+        .expect("cancelled");
+    feed(&db).await;
+    s.worker.step().await.expect("step");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
+        0
+    );
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::Cancelled)
+    );
+}
