@@ -22,21 +22,29 @@ use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::pki::envelope::KeyEncryptionKey;
 
-/// The embedded CA.
-pub struct EmbeddedCa {
-    pool: PgPool,
+/// A root and an issuing CA in memory, and the rules for what they sign. Shared by the
+/// embedded CA (persisted) and the certsrv emulator (throw-away).
+#[derive(Clone)]
+pub struct Signer {
     root_pem: String,
     issuing_pem: String,
     issuer: Arc<Issuer<'static, KeyPair>>,
     crl_url: String,
 }
 
-impl std::fmt::Debug for EmbeddedCa {
+impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedCa")
+        f.debug_struct("Signer")
             .field("crl_url", &self.crl_url)
             .finish_non_exhaustive()
     }
+}
+
+/// The embedded CA.
+#[derive(Debug)]
+pub struct EmbeddedCa {
+    pool: PgPool,
+    signer: Signer,
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -80,18 +88,10 @@ impl EmbeddedCa {
         .fetch_all(&mut *tx)
         .await?;
         if rows.len() < 2 {
-            let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let root_params = ca_params("cert-assistant Root CA", 20)?;
-            let root = root_params.self_signed(&root_key)?;
-            let root_issuer = Issuer::from_params(&root_params, &root_key);
-            let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let mut issuing_params = ca_params("cert-assistant Issuing CA", 10)?;
-            issuing_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            issuing_params.use_authority_key_identifier_extension = true;
-            let issuing = issuing_params.signed_by(&issuing_key, &root_issuer)?;
+            let (root_pem, root_key, issuing_pem, issuing_key) = new_hierarchy()?;
             for (name, pem, key) in [
-                ("root", root.pem(), &root_key),
-                ("issuing", issuing.pem(), &issuing_key),
+                ("root", root_pem, &root_key),
+                ("issuing", issuing_pem, &issuing_key),
             ] {
                 let (data_key, wrapped) = kek.new_data_key()?;
                 let encrypted = data_key.encrypt(&key.serialize_pem())?;
@@ -153,9 +153,73 @@ impl EmbeddedCa {
         }
         let root_pem = root_pem.context("the embedded CA has no root")?;
         let (issuing_pem, issuing_key) = issuing.context("the embedded CA has no issuing CA")?;
-        let issuer = Issuer::from_ca_cert_pem(&issuing_pem, issuing_key)?;
         Ok(Self {
             pool: pool.clone(),
+            signer: Signer::from_parts(root_pem, issuing_pem, issuing_key, crl_url)?,
+        })
+    }
+
+    /// The root certificate, PEM (what relying parties trust).
+    pub fn root_pem(&self) -> &str {
+        self.signer.root_pem()
+    }
+
+    /// The chain below the root plus the root: issuing CA, then root.
+    pub fn chain_pem(&self) -> String {
+        self.signer.chain_pem()
+    }
+
+    /// The current CRL, DER, signed by the issuing CA.
+    pub async fn crl_der(&self) -> anyhow::Result<Vec<u8>> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, reason_code FROM embedded_ca_certificates \
+              WHERE revoked_at IS NOT NULL ORDER BY revoked_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let number: i64 = sqlx::query_scalar("SELECT nextval('embedded_ca_crl_number')")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut revoked = Vec::new();
+        for row in rows {
+            let serial: String = row.try_get("serial")?;
+            let at: chrono::DateTime<chrono::Utc> = row.try_get("revoked_at")?;
+            let code: Option<i16> = row.try_get("reason_code")?;
+            revoked.push((serial, at, code));
+        }
+        self.signer.crl_der(number, &revoked)
+    }
+}
+
+/// A fresh root and issuing CA: (root PEM, root key, issuing PEM, issuing key).
+fn new_hierarchy() -> anyhow::Result<(String, KeyPair, String, KeyPair)> {
+    let root_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let root_params = ca_params("cert-assistant Root CA", 20)?;
+    let root = root_params.self_signed(&root_key)?;
+    let root_issuer = Issuer::from_params(&root_params, &root_key);
+    let issuing_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut issuing_params = ca_params("cert-assistant Issuing CA", 10)?;
+    issuing_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    issuing_params.use_authority_key_identifier_extension = true;
+    let issuing = issuing_params.signed_by(&issuing_key, &root_issuer)?;
+    Ok((root.pem(), root_key, issuing.pem(), issuing_key))
+}
+
+impl Signer {
+    /// A throw-away hierarchy, for the emulator and tests.
+    pub fn generate(crl_url: &str) -> anyhow::Result<Self> {
+        let (root_pem, _, issuing_pem, issuing_key) = new_hierarchy()?;
+        Self::from_parts(root_pem, issuing_pem, issuing_key, crl_url)
+    }
+
+    fn from_parts(
+        root_pem: String,
+        issuing_pem: String,
+        issuing_key: KeyPair,
+        crl_url: &str,
+    ) -> anyhow::Result<Self> {
+        let issuer = Issuer::from_ca_cert_pem(&issuing_pem, issuing_key)?;
+        Ok(Self {
             root_pem,
             issuing_pem,
             issuer: Arc::new(issuer),
@@ -163,17 +227,24 @@ impl EmbeddedCa {
         })
     }
 
-    /// The root certificate, PEM (what relying parties trust).
+    /// The root certificate, PEM.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
 
-    /// The chain below the root plus the root: issuing CA, then root.
+    /// The issuing CA's certificate, PEM.
+    pub fn issuing_pem(&self) -> &str {
+        &self.issuing_pem
+    }
+
+    /// Issuing CA, then root.
     pub fn chain_pem(&self) -> String {
         format!("{}{}", self.issuing_pem, self.root_pem)
     }
 
-    fn issue(
+    /// Signs a CSR: returns the serial (upper-case hex) and the certificate PEM. A CSR that
+    /// cannot be read is a permanent error whose message starts with "Error Parsing Request".
+    pub fn issue(
         &self,
         csr_pem: &str,
         certificate_type: CertificateType,
@@ -214,27 +285,19 @@ impl EmbeddedCa {
         Ok((serial_hex, certificate.pem()))
     }
 
-    /// The current CRL, DER, signed by the issuing CA.
-    pub async fn crl_der(&self) -> anyhow::Result<Vec<u8>> {
-        let rows = sqlx::query(
-            "SELECT serial, revoked_at, reason_code FROM embedded_ca_certificates \
-              WHERE revoked_at IS NOT NULL ORDER BY revoked_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let number: i64 = sqlx::query_scalar("SELECT nextval('embedded_ca_crl_number')")
-            .fetch_one(&self.pool)
-            .await?;
-        let mut revoked = Vec::new();
-        for row in rows {
-            let serial: String = row.try_get("serial")?;
-            let at: chrono::DateTime<chrono::Utc> = row.try_get("revoked_at")?;
-            let code: Option<i16> = row.try_get("reason_code")?;
+    /// A CRL numbered `number` listing `revoked` (serial hex, when, RFC 5280 code), DER.
+    pub fn crl_der(
+        &self,
+        number: i64,
+        revoked: &[(String, chrono::DateTime<chrono::Utc>, Option<i16>)],
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut entries = Vec::new();
+        for (serial, at, code) in revoked {
             let bytes: Vec<u8> = (0..serial.len())
                 .step_by(2)
                 .filter_map(|i| u8::from_str_radix(serial.get(i..i + 2)?, 16).ok())
                 .collect();
-            revoked.push(RevokedCertParams {
+            entries.push(RevokedCertParams {
                 serial_number: rcgen::SerialNumber::from_slice(&bytes),
                 revocation_time: OffsetDateTime::from_unix_timestamp(at.timestamp())?,
                 reason_code: code.and_then(reason_code),
@@ -247,7 +310,7 @@ impl EmbeddedCa {
             next_update: now + time::Duration::days(1),
             crl_number: rcgen::SerialNumber::from_slice(&number.to_be_bytes()),
             issuing_distribution_point: None,
-            revoked_certs: revoked,
+            revoked_certs: entries,
             key_identifier_method: KeyIdMethod::Sha256,
         }
         .signed_by(&self.issuer)?;
@@ -279,7 +342,7 @@ impl CertificateAuthority for EmbeddedCa {
     ) -> BoxFuture<'a, Result<Submission, CaError>> {
         Box::pin(async move {
             let (serial, certificate_pem) =
-                match self.issue(csr_pem, certificate_type, validity_days) {
+                match self.signer.issue(csr_pem, certificate_type, validity_days) {
                     Ok(issued) => issued,
                     Err(CaError::Permanent(message)) => return Ok(Submission::Denied { message }),
                     Err(error) => return Err(error),
