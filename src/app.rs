@@ -239,3 +239,50 @@ pub fn crl_url(config: &Config) -> String {
         .clone()
         .unwrap_or_else(|| format!("http://{}/ca/crl.der", config.http.listen))
 }
+
+/// The certificate authority the configuration names: ADCS when `adcs.url` is set,
+/// otherwise the embedded CA (also returned, for its CRL and chain routes).
+pub async fn certificate_authority(
+    config: &Config,
+    pool: &PgPool,
+    kek: &KeyEncryptionKey,
+) -> anyhow::Result<(
+    std::sync::Arc<dyn crate::adapters::ca::CertificateAuthority>,
+    Option<std::sync::Arc<crate::adapters::ca::embedded::EmbeddedCa>>,
+)> {
+    use crate::adapters::ca::adcs::{AdcsClient, AdcsSettings};
+    use secrecy::ExposeSecret;
+    if let Some(url) = &config.adcs.url {
+        let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("could not read {}", p.display()))
+                })
+                .transpose()
+        };
+        let client = AdcsClient::new(AdcsSettings {
+            url: url.clone(),
+            username: config.adcs.username.clone().unwrap_or_default(),
+            password: config
+                .adcs
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default()
+                .into(),
+            ca_bundle_pem: read(&config.adcs.ca_bundle)?,
+            client_identity_pem: read(&config.adcs.client_identity)?.map(Into::into),
+            timeout: std::time::Duration::from_secs(config.adcs.timeout_seconds.unwrap_or(30)),
+            templates: config.adcs.templates.clone(),
+        })
+        .context("could not set up the ADCS client")?;
+        tracing::info!(%url, "issuing through ADCS Web Enrollment");
+        return Ok((std::sync::Arc::new(client), None));
+    }
+    let ca = std::sync::Arc::new(
+        crate::adapters::ca::embedded::EmbeddedCa::load_or_create(pool, kek, &crl_url(config))
+            .await?,
+    );
+    Ok((ca.clone(), Some(ca)))
+}

@@ -50,6 +50,37 @@ pub struct Config {
     /// The embedded CA.
     #[serde(default)]
     pub ca: CaConfig,
+    /// ADCS Web Enrollment (used instead of the embedded CA when `adcs.url` is set).
+    #[serde(default)]
+    pub adcs: AdcsConfig,
+}
+
+/// ADCS Web Enrollment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdcsConfig {
+    /// The server, e.g. `https://adcs.example.com` (certsrv lives under `/certsrv`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Basic auth user, e.g. `EXAMPLE\\svc-certs`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic auth password.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// PEM file with the CAs that sign the ADCS server's TLS certificate.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// PEM file with a client certificate and its key, for TLS client authentication.
+    #[serde(default)]
+    pub client_identity: Option<PathBuf>,
+    /// Seconds per request (default 30).
+    #[serde(default, deserialize_with = "lenient_optional_number")]
+    pub timeout_seconds: Option<u64>,
+    /// Templates by certificate type, e.g. `web_server = "WebServer2026"` (TOML table) or
+    /// `web_server=WebServer2026,user_auth=User` (environment).
+    #[serde(default, deserialize_with = "template_map")]
+    pub templates: std::collections::BTreeMap<String, String>,
 }
 
 /// The embedded CA (used while no ADCS is configured).
@@ -359,6 +390,21 @@ impl Config {
         {
             problems.push("slack.api_base_url must be an http(s) URL".to_owned());
         }
+        if self.adcs.url.is_some() && (self.adcs.username.is_none() || self.adcs.password.is_none())
+        {
+            problems.push(
+                "ADCS needs adcs.username and adcs.password with adcs.url \
+                 (CERT_ASSISTANT_ADCS__USERNAME, CERT_ASSISTANT_ADCS__PASSWORD)"
+                    .to_owned(),
+            );
+        }
+        for kind in self.adcs.templates.keys() {
+            if crate::domain::values::CertificateType::parse(kind).is_err() {
+                problems.push(format!(
+                    "adcs.templates: {kind:?} is not a certificate type"
+                ));
+            }
+        }
         if let Some(user) = &self.database.private.run_as_user
             && user.trim().is_empty()
         {
@@ -430,6 +476,35 @@ where
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
+            .collect(),
+    })
+}
+
+fn lenient_optional_number<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    lenient_number(deserializer).map(Some)
+}
+
+fn template_map<'de, D>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MapOrString {
+        Map(std::collections::BTreeMap<String, String>),
+        String(String),
+    }
+    Ok(match MapOrString::deserialize(deserializer)? {
+        MapOrString::Map(map) => map,
+        MapOrString::String(text) => text
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect(),
     })
 }

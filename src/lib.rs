@@ -24,6 +24,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod domain;
 pub mod http;
 pub mod pki;

@@ -25,6 +25,24 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Run a certsrv (ADCS Web Enrollment) emulator over a throw-away CA, for trying the ADCS
+    /// path: templates WebServer, User, CodeSigning, EmailProtection and Machine issue at once,
+    /// ManualApproval holds requests until `POST /admin/requests/ID/approve` (or `/deny`).
+    AdcsEmulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// Basic auth user.
+        #[arg(long, default_value = "certsrv")]
+        username: String,
+        /// Basic auth password.
+        #[arg(
+            long,
+            env = "CERT_ASSISTANT_EMULATOR_PASSWORD",
+            default_value = "certsrv"
+        )]
+        password: String,
+    },
 }
 
 fn say(text: &str) {
@@ -37,10 +55,15 @@ fn ctx(email: &str) -> anyhow::Result<CommandContext> {
 
 /// Runs a `dev` subcommand. `commands` must know `seed-admin@example.com` as an admin.
 pub async fn run(commands: Commands, command: DevCommand) -> anyhow::Result<()> {
-    let DevCommand::Seed {
-        requests,
-        concurrency,
-    } = command;
+    let (requests, concurrency) = match command {
+        DevCommand::Seed {
+            requests,
+            concurrency,
+        } => (requests, concurrency),
+        DevCommand::AdcsEmulator { .. } => {
+            anyhow::bail!("the emulator needs no database; run it with `dev adcs-emulator`")
+        }
+    };
     let concurrency = concurrency.clamp(1, 64);
     let pool = commands.pool().clone();
     let admin = ctx("seed-admin@example.com")?;
@@ -145,5 +168,20 @@ pub async fn run(commands: Commands, command: DevCommand) -> anyhow::Result<()> 
         percentile(0.99),
         percentile(1.0)
     ));
+    Ok(())
+}
+
+/// Runs the certsrv emulator until Ctrl-C.
+pub async fn adcs_emulator(listen: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    let emulator = crate::dev::adcs_emulator::Emulator::new(username, password)?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    say(&format!(
+        "certsrv emulator on http://{} (user {username}); its root CA:\n{}",
+        listener.local_addr()?,
+        emulator.root_pem()
+    ));
+    axum::serve(listener, emulator.router())
+        .with_graceful_shutdown(crate::app::shutdown_signal())
+        .await?;
     Ok(())
 }

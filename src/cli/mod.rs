@@ -305,6 +305,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Dev(dev::DevCommand::AdcsEmulator {
+            listen,
+            username,
+            password,
+        }) => dev::adcs_emulator(&listen, &username, &password).await,
         Command::Dev(command) => {
             let mut config = config;
             config.auth.admins.push("seed-admin@example.com".to_owned());
@@ -348,24 +353,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let result = async {
         db::migrate(database.pool()).await?;
         let kek = app::load_key_encryption_key(&config)?;
-        let ca = std::sync::Arc::new(
-            crate::adapters::ca::embedded::EmbeddedCa::load_or_create(
-                database.pool(),
-                &kek,
-                &app::crl_url(&config),
-            )
-            .await?,
-        );
+        let (ca, embedded) = app::certificate_authority(&config, database.pool(), &kek).await?;
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
         let store = app::artifact_store(&config);
         let issuance =
-            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
+            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca, store.clone());
         let slack = app::slack_state(&config, commands);
         let notifier = slack
             .as_ref()
             .map(|slack| slack.notifier(config.slack.approvals_channel.clone()));
         let application =
-            Application::build_with_ca(&config, database.pool().clone(), slack, Some(ca)).await?;
+            Application::build_with_ca(&config, database.pool().clone(), slack, embedded).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(
             Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),

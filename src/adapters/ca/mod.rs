@@ -1,6 +1,7 @@
 //! Certificate authorities behind one port: the embedded CA (default) and, later, ADCS Web
 //! Enrollment.
 
+pub mod adcs;
 pub mod embedded;
 
 use super::artifacts::BoxFuture;

@@ -1,0 +1,389 @@
+//! The ADCS Web Enrollment client against the certsrv emulator, over HTTP; and the saga
+//! through it: pending, denied, retries, budgets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cert_assistant::adapters::artifacts::LocalArtifactStore;
+use cert_assistant::adapters::ca::adcs::{AdcsClient, AdcsSettings};
+use cert_assistant::adapters::ca::{CaError, CertificateAuthority, Submission};
+use cert_assistant::dev::adcs_emulator::Emulator;
+use cert_assistant::domain::request::{RequestStatus, Subject};
+use cert_assistant::domain::values::{CertificateType, CommonName, DnsName, KeyAlgorithm};
+use cert_assistant::pki::keygen;
+use cert_assistant::projections::projector::Projector;
+use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
+use uuid::Uuid;
+
+use crate::fixtures::{approver, ctx, service, web_request};
+use crate::helpers::TestDb;
+
+struct Certsrv {
+    url: String,
+    root_pem: String,
+    http: reqwest::Client,
+}
+
+async fn certsrv() -> Certsrv {
+    let emulator = Emulator::new("EXAMPLE\\enroll", "s3cret").expect("emulator");
+    let root_pem = emulator.root_pem().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, emulator.router()).await });
+    Certsrv {
+        url,
+        root_pem,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Certsrv {
+    fn client(&self, password: &str, templates: &[(&str, &str)]) -> AdcsClient {
+        AdcsClient::new(AdcsSettings {
+            url: self.url.clone(),
+            username: "EXAMPLE\\enroll".to_owned(),
+            password: password.to_owned().into(),
+            ca_bundle_pem: None,
+            client_identity_pem: None,
+            timeout: Duration::from_secs(5),
+            templates: templates
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        })
+        .expect("client")
+    }
+
+    async fn admin(&self, path: &str) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+            .send()
+            .await
+            .expect("admin");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
+
+fn csr(cn: &str) -> String {
+    let subject = Subject {
+        common_name: CommonName::parse(cn).expect("cn"),
+        organization: None,
+        organizational_unit: None,
+        locality: None,
+        state_province: None,
+        country: None,
+        email_address: None,
+        subject_alternative_names: vec![DnsName::parse(cn).expect("san")],
+    };
+    keygen::generate(&subject, KeyAlgorithm::EccP256)
+        .expect("csr")
+        .csr_pem
+        .clone()
+}
+
+fn verifies(root: &str, chain: &str, leaf: &str) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let (root, chain, leaf) = (
+        file("r.pem", root),
+        file("c.pem", chain),
+        file("l.pem", leaf),
+    );
+    std::process::Command::new("openssl")
+        .args(["verify", "-CAfile", &root, "-untrusted", &chain, &leaf])
+        .output()
+        .expect("openssl")
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
+    let ca = certsrv().await;
+    let client = ca.client("s3cret", &[]);
+    let Submission::Issued {
+        ca_request_id,
+        certificate_pem,
+        chain_pem,
+    } = client
+        .submit(&csr("adcs.example.com"), CertificateType::WebServer, 365)
+        .await
+        .expect("submitted")
+    else {
+        panic!("issued at once");
+    };
+    assert!(ca_request_id.parse::<u32>().is_ok());
+    assert!(verifies(&ca.root_pem, &chain_pem, &certificate_pem));
+    // Retrieving again gives the same certificate.
+    assert!(matches!(
+        client.retrieve(&ca_request_id).await.expect("retrieved"),
+        Submission::Issued { certificate_pem: again, .. } if again == certificate_pem
+    ));
+}
+
+#[tokio::test]
+async fn a_held_request_is_pending_until_the_ca_officer_decides() {
+    let ca = certsrv().await;
+    let client = ca.client("s3cret", &[("web_server", "ManualApproval")]);
+    let Submission::Pending { ca_request_id } = client
+        .submit(&csr("held.example.com"), CertificateType::WebServer, 365)
+        .await
+        .expect("submitted")
+    else {
+        panic!("pending");
+    };
+    assert!(matches!(
+        client.retrieve(&ca_request_id).await.expect("retrieved"),
+        Submission::Pending { .. }
+    ));
+    ca.admin(&format!("/admin/requests/{ca_request_id}/approve"))
+        .await;
+    assert!(matches!(
+        client.retrieve(&ca_request_id).await.expect("retrieved"),
+        Submission::Issued { .. }
+    ));
+
+    let Submission::Pending { ca_request_id } = client
+        .submit(&csr("no.example.com"), CertificateType::WebServer, 365)
+        .await
+        .expect("submitted")
+    else {
+        panic!("pending");
+    };
+    ca.admin(&format!("/admin/requests/{ca_request_id}/deny"))
+        .await;
+    assert_eq!(
+        client.retrieve(&ca_request_id).await.expect("retrieved"),
+        Submission::Denied {
+            message: "Denied by Officer. 0x80094012".to_owned()
+        }
+    );
+}
+
+#[tokio::test]
+async fn denials_bad_credentials_and_outages_are_told_apart() {
+    let ca = certsrv().await;
+    let unknown = ca.client("s3cret", &[("web_server", "NoSuchTemplate")]);
+    let denied = unknown
+        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .await
+        .expect("answered");
+    assert!(
+        matches!(&denied, Submission::Denied { message } if message.contains("Denied by Policy Module") && message.contains("NoSuchTemplate")),
+        "{denied:?}"
+    );
+    let garbage = ca
+        .client("s3cret", &[])
+        .submit("not a CSR", CertificateType::WebServer, 365)
+        .await
+        .expect("answered");
+    assert!(
+        matches!(&garbage, Submission::Denied { message } if message.contains("Error Parsing Request")),
+        "{garbage:?}"
+    );
+    let wrong = ca
+        .client("wrong", &[])
+        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .await;
+    assert!(matches!(wrong, Err(CaError::Permanent(m)) if m.contains("credentials")));
+    ca.admin("/admin/fail-next/1").await;
+    let down = ca
+        .client("s3cret", &[])
+        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .await;
+    assert!(matches!(down, Err(CaError::Transient(m)) if m.contains("503")));
+    let nowhere = AdcsClient::new(AdcsSettings {
+        url: "http://127.0.0.1:9".to_owned(),
+        username: "u".to_owned(),
+        password: "p".to_owned().into(),
+        ca_bundle_pem: None,
+        client_identity_pem: None,
+        timeout: Duration::from_secs(2),
+        templates: BTreeMap::new(),
+    })
+    .expect("client");
+    assert!(matches!(
+        nowhere
+            .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+            .await,
+        Err(CaError::Transient(_))
+    ));
+    assert_eq!(
+        ca.client("s3cret", &[])
+            .retrieve("999999")
+            .await
+            .expect("answered"),
+        Submission::Denied {
+            message: "The requested property value is empty. 0x80094004".to_owned()
+        }
+    );
+}
+
+struct SagaOverAdcs {
+    db: TestDb,
+    ca: Certsrv,
+    worker: IssuanceWorker,
+    _dir: tempfile::TempDir,
+}
+
+async fn saga_over_adcs(templates: &[(&str, &str)]) -> SagaOverAdcs {
+    let db = TestDb::new().await;
+    let ca = certsrv().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = IssuanceWorker::new(
+        service(&db),
+        Arc::new(ca.client("s3cret", templates)),
+        Arc::new(LocalArtifactStore::new(dir.path())),
+    );
+    SagaOverAdcs {
+        db,
+        ca,
+        worker,
+        _dir: dir,
+    }
+}
+
+impl SagaOverAdcs {
+    async fn approved(&self, cn: &str) -> Uuid {
+        let commands = service(&self.db);
+        let jane = approver(&commands, "jane@example.com").await;
+        let submitted = commands
+            .submit_request(&ctx("john@example.com"), web_request(cn))
+            .await
+            .expect("submitted");
+        commands
+            .approve(&jane, &submitted.request_number, None)
+            .await
+            .expect("approved");
+        Projector::for_consumer(self.db.pool.clone(), IssuanceFeed)
+            .catch_up(Duration::from_secs(30))
+            .await
+            .expect("feed");
+        submitted.request_id
+    }
+
+    /// One worker step, without waiting out backoff or polling delays.
+    async fn step_now(&self) {
+        sqlx::query("UPDATE issuance_jobs SET run_at = now() WHERE done_at IS NULL")
+            .execute(&self.db.pool)
+            .await
+            .expect("due now");
+        self.worker.step().await.expect("step");
+    }
+
+    async fn request(&self, id: Uuid) -> (RequestStatus, serde_json::Value) {
+        let status = service(&self.db)
+            .request_status(id)
+            .await
+            .expect("status")
+            .expect("exists");
+        Projector::new(self.db.pool.clone())
+            .catch_up(Duration::from_secs(30))
+            .await
+            .expect("projected");
+        let row: serde_json::Value =
+            sqlx::query_scalar("SELECT to_jsonb(r) FROM certificate_requests r WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.db.pool)
+                .await
+                .expect("row");
+        (status, row)
+    }
+}
+
+#[tokio::test]
+async fn two_outages_then_success_issue_with_two_retries_counted() {
+    let s = saga_over_adcs(&[]).await;
+    let id = s.approved("retry.example.com").await;
+    s.ca.admin("/admin/fail-next/2").await;
+    for _ in 0..3 {
+        s.step_now().await;
+    }
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Issued);
+    assert_eq!(row["retry_count"], 2);
+    assert_eq!(row["adcs_status"], "issued");
+    assert!(row["adcs_request_id"].is_string());
+}
+
+#[tokio::test]
+async fn an_outage_past_the_budget_fails_the_request_with_the_reason() {
+    let s = saga_over_adcs(&[]).await;
+    sqlx::query(
+        "UPDATE system_config SET config_value = '1' WHERE config_key = 'issuance.max_retries'",
+    )
+    .execute(&s.db.pool)
+    .await
+    .expect("budget");
+    let id = s.approved("down.example.com").await;
+    s.ca.admin("/admin/fail-next/10").await;
+    for _ in 0..3 {
+        s.step_now().await;
+    }
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Failed);
+    assert!(
+        row["adcs_error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gave up after 2 attempts") && m.contains("503")),
+        "{row}"
+    );
+}
+
+#[tokio::test]
+async fn a_denial_fails_the_request_with_the_cas_message() {
+    let s = saga_over_adcs(&[("web_server", "Retired")]).await;
+    let id = s.approved("denied.example.com").await;
+    s.step_now().await;
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Failed);
+    assert!(
+        row["adcs_error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Denied by Policy Module")),
+        "{row}"
+    );
+}
+
+#[tokio::test]
+async fn a_held_request_is_issued_after_polling_once_the_officer_approves() {
+    let s = saga_over_adcs(&[("web_server", "ManualApproval")]).await;
+    let id = s.approved("polled.example.com").await;
+    s.step_now().await;
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::InProgress);
+    assert_eq!(row["adcs_status"], "pending");
+    let ca_id = row["adcs_request_id"]
+        .as_str()
+        .expect("CA id recorded at once")
+        .to_owned();
+    s.step_now().await;
+    assert_eq!(
+        s.request(id).await.0,
+        RequestStatus::InProgress,
+        "still held"
+    );
+    s.ca.admin(&format!("/admin/requests/{ca_id}/approve"))
+        .await;
+    s.step_now().await;
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Issued);
+    assert_eq!(
+        row["adcs_request_id"],
+        ca_id.as_str(),
+        "no second submission"
+    );
+}
