@@ -164,16 +164,48 @@ pub fn state_dir() -> std::path::PathBuf {
         .map_or_else(|| root.clone(), std::path::Path::to_path_buf)
 }
 
-/// The artifact store the configuration names (today: the local directory).
-pub fn artifact_store(
+/// The artifact store the configuration names: S3 when `storage.s3_bucket` is set,
+/// otherwise the local directory.
+pub async fn artifact_store(
     config: &Config,
 ) -> std::sync::Arc<dyn crate::adapters::artifacts::ArtifactStore> {
+    if let Some(bucket) = &config.storage.s3_bucket {
+        let store = crate::adapters::s3::S3ArtifactStore::new(crate::adapters::s3::S3Settings {
+            bucket: bucket.clone(),
+            region: config.storage.s3_region.clone(),
+            endpoint: config.storage.s3_endpoint.clone(),
+            force_path_style: config.storage.s3_force_path_style,
+            server_side_encryption: config.storage.s3_server_side_encryption.clone(),
+            kms_key_id: config.storage.s3_kms_key_id.clone(),
+        })
+        .await;
+        return std::sync::Arc::new(store);
+    }
     let dir = config
         .storage
         .local_dir
         .clone()
         .unwrap_or_else(|| state_dir().join("artifacts"));
     std::sync::Arc::new(crate::adapters::artifacts::LocalArtifactStore::new(dir))
+}
+
+/// The mailer the configuration names: SES or the local `.eml` directory.
+pub async fn mailer(config: &Config) -> std::sync::Arc<dyn crate::adapters::mail::Mailer> {
+    if config.mail.transport.as_deref() == Some("ses") {
+        return std::sync::Arc::new(
+            crate::adapters::mail::SesMailer::new(
+                config.mail.ses_region.clone(),
+                config.mail.ses_endpoint.clone(),
+            )
+            .await,
+        );
+    }
+    let dir = config
+        .mail
+        .local_dir
+        .clone()
+        .unwrap_or_else(|| state_dir().join("mail"));
+    std::sync::Arc::new(crate::adapters::mail::LocalMailer::new(dir))
 }
 
 /// Keeps the audit trail's partitions ahead and archives what is past retention, every six

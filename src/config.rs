@@ -53,6 +53,9 @@ pub struct Config {
     /// ADCS Web Enrollment (used instead of the embedded CA when `adcs.url` is set).
     #[serde(default)]
     pub adcs: AdcsConfig,
+    /// E-mail delivery.
+    #[serde(default)]
+    pub mail: MailConfig,
 }
 
 /// ADCS Web Enrollment.
@@ -136,6 +139,42 @@ pub struct StorageConfig {
     /// as root).
     #[serde(default)]
     pub local_dir: Option<PathBuf>,
+    /// An S3 bucket: when set, artifacts go to S3 instead of the local directory.
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    /// The bucket's region (default: from the AWS environment).
+    #[serde(default)]
+    pub s3_region: Option<String>,
+    /// Another S3 endpoint (S3-compatible servers).
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (`true` for most S3-compatible servers).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub s3_force_path_style: bool,
+    /// Server-side encryption: `AES256` or `aws:kms`.
+    #[serde(default)]
+    pub s3_server_side_encryption: Option<String>,
+    /// The KMS key for `aws:kms`.
+    #[serde(default)]
+    pub s3_kms_key_id: Option<String>,
+}
+
+/// E-mail.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// `local` (default: `.eml` files in `mail.local_dir`) or `ses`.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// Directory of the local outbox. Default: `mail` beside the private cluster's directory.
+    #[serde(default)]
+    pub local_dir: Option<PathBuf>,
+    /// SES region (default: from the AWS environment).
+    #[serde(default)]
+    pub ses_region: Option<String>,
+    /// Another SES endpoint.
+    #[serde(default)]
+    pub ses_endpoint: Option<String>,
 }
 
 /// Encryption of the private keys the service generates.
@@ -398,6 +437,11 @@ impl Config {
                     .to_owned(),
             );
         }
+        if let Some(transport) = &self.mail.transport
+            && !matches!(transport.as_str(), "local" | "ses")
+        {
+            problems.push(format!("mail.transport {transport:?} is not local or ses"));
+        }
         for kind in self.adcs.templates.keys() {
             if crate::domain::values::CertificateType::parse(kind).is_err() {
                 problems.push(format!(
@@ -478,6 +522,28 @@ where
             .map(str::to_owned)
             .collect(),
     })
+}
+
+fn lenient_bool<'de, D>(deserializer: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrString {
+        Bool(bool),
+        String(String),
+    }
+    match BoolOrString::deserialize(deserializer)? {
+        BoolOrString::Bool(b) => Ok(b),
+        BoolOrString::String(s) => match s.trim() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not true or false"
+            ))),
+        },
+    }
 }
 
 fn lenient_optional_number<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>

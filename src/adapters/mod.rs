@@ -4,3 +4,5 @@
 
 pub mod artifacts;
 pub mod ca;
+pub mod mail;
+pub mod s3;

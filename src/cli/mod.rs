@@ -227,7 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Audit(AuditCommand::Archive { older_than_days }) => {
-            let store = app::artifact_store(&config);
+            let store = app::artifact_store(&config).await;
             with_database(&config, |pool| async move {
                 use crate::projections::retention;
                 retention::ensure_partitions(&pool, 3).await?;
@@ -355,9 +355,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let kek = app::load_key_encryption_key(&config)?;
         let (ca, embedded) = app::certificate_authority(&config, database.pool(), &kek).await?;
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
-        let store = app::artifact_store(&config);
+        let store = app::artifact_store(&config).await;
         let issuance =
             crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca, store.clone());
+        let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
         let slack = app::slack_state(&config, commands);
         let notifier = slack
             .as_ref()
@@ -390,6 +391,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 "issuance worker",
                 tokio::spawn(issuance.run(stopped.clone())),
             ),
+            (
+                "mail outbox",
+                tokio::spawn(
+                    Projector::for_consumer(database.pool().clone(), crate::saga::mail::MailOutbox)
+                        .run(app::when_stopped(stopped.clone())),
+                ),
+            ),
+            ("mail worker", tokio::spawn(mail.run(stopped.clone()))),
         ];
         if let Some(notifier) = notifier {
             workers.push((

@@ -61,7 +61,16 @@ impl Commands {
 
     /// Puts a message in the outbox; returns its id.
     pub async fn queue_notification(&self, message: Message) -> Result<Uuid, CommandError> {
-        let id = Uuid::new_v4();
+        self.queue_notification_as(Uuid::new_v4(), message).await
+    }
+
+    /// Puts a message in the outbox under a chosen id: queuing the same id again (a retry
+    /// after a crash) is not an error and sends nothing twice.
+    pub async fn queue_notification_as(
+        &self,
+        id: Uuid,
+        message: Message,
+    ) -> Result<Uuid, CommandError> {
         let at = Utc::now();
         self.inner
             .notifications
@@ -72,7 +81,11 @@ impl Commands {
                 }
             })
             .await
-            .map_err(|e| CommandError::from_aggregate("the notification", e))?;
+            .map_err(|e| CommandError::from_aggregate("the notification", e))
+            .or_else(|e| match e {
+                CommandError::Refused(m) if m.contains("already queued") => Ok(()),
+                other => Err(other),
+            })?;
         Ok(id)
     }
 

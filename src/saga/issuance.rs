@@ -27,6 +27,7 @@ use crate::commands::{CommandError, Commands};
 use crate::domain::actor::Actor;
 use crate::domain::certificate::{IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
+use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::domain::request::{CertificateRequest, RequestEvent, RequestStatus};
 use crate::domain::values::{
     CertificateType, CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
@@ -322,28 +323,36 @@ impl IssuanceWorker {
                     self.ca.name()
                 )))
             }
-            Ok(Submission::Denied { message }) => {
-                self.commands.fail_issuance(request_id, &message).await?;
-                Ok(Outcome::Failed)
-            }
-            Err(CaError::Permanent(message)) => {
-                self.commands.fail_issuance(request_id, &message).await?;
+            Ok(Submission::Denied { message }) | Err(CaError::Permanent(message)) => {
+                self.failed(request_id, &asked, &message).await?;
                 Ok(Outcome::Failed)
             }
             Err(CaError::Transient(message)) => {
                 let retries = self.commands.schedule_retry(request_id, &message).await?;
                 if retries > self.max_retries().await? {
-                    self.commands
-                        .fail_issuance(
-                            request_id,
-                            &format!("gave up after {retries} attempts: {message}"),
-                        )
-                        .await?;
+                    let why = format!("gave up after {retries} attempts: {message}");
+                    self.failed(request_id, &asked, &why).await?;
                     return Ok(Outcome::Failed);
                 }
                 Ok(Outcome::RetryLater(message))
             }
         }
+    }
+
+    async fn failed(&self, request_id: Uuid, asked: &Asked, why: &str) -> anyhow::Result<()> {
+        self.commands.fail_issuance(request_id, why).await?;
+        self.tell(
+            request_id,
+            asked,
+            NotificationType::RequestRejected,
+            format!("{} could not be issued", asked.number),
+            format!(
+                "The certificate for {} could not be issued.\n\nThe CA said: {why}\n",
+                asked.number
+            ),
+        )
+        .await;
+        Ok(())
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
@@ -447,9 +456,50 @@ impl IssuanceWorker {
             },
             private_key: asked.private_key.clone(),
         };
+        let valid_to = certificate.valid_to;
+        let serial = certificate.serial_number.clone();
         tolerate(self.commands.record_issuance(certificate).await)?;
         tracing::info!(request = %asked.number, "certificate issued");
+        self.tell(
+            request_id,
+            asked,
+            NotificationType::CertificateIssued,
+            format!("Your certificate for {} is ready", asked.number),
+            format!(
+                "The certificate you requested with {} is issued.\n\nSerial: {serial}\nValid until: {}\n",
+                asked.number,
+                valid_to.format("%Y-%m-%d %H:%M UTC")
+            ),
+        )
+        .await;
         Ok(())
+    }
+
+    /// Queues an e-mail to the requester; a failure here never undoes the issuance.
+    async fn tell(
+        &self,
+        request_id: Uuid,
+        asked: &Asked,
+        kind: NotificationType,
+        subject: String,
+        body: String,
+    ) {
+        let id = Uuid::new_v5(
+            &CERTIFICATE_NAMESPACE,
+            format!("{request_id}/{kind}").as_bytes(),
+        );
+        let message = Message {
+            recipient: asked.requester.clone(),
+            notification_type: kind,
+            subject,
+            body,
+            channel: Channel::Email,
+            resource_type: Some("request".to_owned()),
+            resource_id: Some(request_id),
+        };
+        if let Err(error) = self.commands.queue_notification_as(id, message).await {
+            tracing::warn!(%request_id, %error, "could not queue the requester's e-mail");
+        }
     }
 
     /// Runs until `stopped` turns true, checking for due jobs every second.

@@ -1,3 +1,4 @@
 //! Background work driven by the event feed: today the issuance saga.
 
 pub mod issuance;
+pub mod mail;

@@ -785,7 +785,10 @@ async fn projections_status_reports_the_lag() {
     };
     let all = Projector::status(&db.pool).await.expect("status");
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["chat_outbox", "issuance", "read_model"]);
+    assert_eq!(
+        names,
+        ["chat_outbox", "issuance", "mail_outbox", "read_model"]
+    );
     let before = read_model(all);
     assert!(before.lag_events > 0);
     assert!(before.lag_seconds.is_some());

@@ -237,3 +237,65 @@ async fn a_request_cancelled_after_approval_is_not_issued() {
         Some(RequestStatus::Cancelled)
     );
 }
+
+#[tokio::test]
+async fn the_requester_is_mailed_once_issued_and_a_failing_mailer_holds_nothing_up() {
+    use cert_assistant::adapters::mail::LocalMailer;
+    use cert_assistant::saga::mail::{MailOutbox, MailWorker};
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, number) = approved(&s, "mailed.example.com").await;
+    feed(&db).await;
+    s.worker.step().await.expect("issued");
+    let outbox = Projector::for_consumer(db.pool.clone(), MailOutbox);
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+
+    // First a mailer that cannot write: the attempt is recorded, the request stays issued.
+    let blocked = tempfile::NamedTempFile::new().expect("a file where a directory should be");
+    MailWorker::new(
+        s.commands.clone(),
+        Arc::new(LocalMailer::new(blocked.path().join("mail"))),
+    )
+    .step()
+    .await
+    .expect("step");
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    sqlx::query("UPDATE mail_jobs SET run_at = now()")
+        .execute(&db.pool)
+        .await
+        .expect("due now");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    MailWorker::new(s.commands.clone(), Arc::new(LocalMailer::new(dir.path())))
+        .step()
+        .await
+        .expect("step");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("mail dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).expect("mail");
+    assert!(text.contains("To: john@example.com"), "{text}");
+    assert!(
+        text.contains(&format!("Subject: Your certificate for {number} is ready")),
+        "{text}"
+    );
+
+    Projector::new(db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let (status, retries): (String, Option<i32>) =
+        sqlx::query_as("SELECT status, retry_count FROM notifications")
+            .fetch_one(&db.pool)
+            .await
+            .expect("notification");
+    assert_eq!((status.as_str(), retries), ("sent", Some(1)));
+}
