@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::approval::{Approval, ApprovalEvent};
+use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::projections::StoredEvent;
 use crate::projections::projector::FeedConsumer;
 
@@ -20,6 +21,8 @@ const JOB_NAMESPACE: Uuid = Uuid::from_u128(0x41aa_0c3e_91d2_4f6b_8e07_5c2b_d913
 pub const ASK_APPROVERS: &str = "ask_approvers";
 /// Tell everyone involved how it ended.
 pub const ANNOUNCE_DECISION: &str = "announce_decision";
+/// Tell the requester the certificate is ready, or why it is not.
+pub const ANNOUNCE_ISSUANCE: &str = "announce_issuance";
 
 /// The consumer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,10 +43,21 @@ impl FeedConsumer for ChatOutbox {
 }
 
 async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
+    if event.aggregate_type == CertificateRequest::TYPE {
+        let payload = match serde_json::from_value::<RequestEvent>(event.payload.clone())? {
+            RequestEvent::RequestIssued { serial_number, .. } => {
+                json!({ "outcome": "issued", "serial": serial_number })
+            }
+            RequestEvent::IssuanceFailed { error, .. } => {
+                json!({ "outcome": "failed", "error": error })
+            }
+            _ => return Ok(()),
+        };
+        return insert_job(conn, event, ANNOUNCE_ISSUANCE, payload).await;
+    }
     if event.aggregate_type != Approval::TYPE {
         return Ok(());
     }
-    let request_id: Uuid = event.aggregate_id.parse()?;
     let parsed: ApprovalEvent = serde_json::from_value(event.payload.clone())?;
     let (kind, payload) = match parsed {
         ApprovalEvent::ApprovalOpened { approvers, .. } => (
@@ -68,9 +82,23 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
         ),
         _ => return Ok(()),
     };
+    insert_job(conn, event, kind, payload).await
+}
+
+async fn insert_job(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    kind: &str,
+    payload: serde_json::Value,
+) -> anyhow::Result<()> {
+    let request_id: Uuid = event.aggregate_id.parse()?;
     let id = Uuid::new_v5(
         &JOB_NAMESPACE,
-        format!("{}/{}", event.aggregate_id, event.sequence).as_bytes(),
+        format!(
+            "{}/{}/{}",
+            event.aggregate_type, event.aggregate_id, event.sequence
+        )
+        .as_bytes(),
     );
     sqlx::query(
         "INSERT INTO chat_jobs (id, kind, request_id, payload) VALUES ($1, $2, $3, $4) \

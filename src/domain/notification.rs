@@ -26,6 +26,8 @@ closed_set! {
         RequestRejected = "request_rejected",
         /// The certificate is ready.
         CertificateIssued = "certificate_issued",
+        /// The CA refused, or issuance gave up.
+        IssuanceFailed = "issuance_failed",
         /// The certificate expires soon.
         CertificateExpiring = "certificate_expiring",
         /// The certificate was revoked.

@@ -344,7 +344,7 @@ impl IssuanceWorker {
         self.tell(
             request_id,
             asked,
-            NotificationType::RequestRejected,
+            NotificationType::IssuanceFailed,
             format!("{} could not be issued", asked.number),
             format!(
                 "The certificate for {} could not be issued.\n\nThe CA said: {why}\n",

@@ -595,6 +595,43 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         told.iter().any(|m| text_of(m).contains("is approved")),
         "the requester is told: {told:?}"
     );
+
+    // Issued by the embedded CA: the requester hears about it in Slack too.
+    let ca = cert_assistant::adapters::ca::embedded::EmbeddedCa::load_or_create(
+        &t.db.pool,
+        &cert_assistant::pki::envelope::KeyEncryptionKey::from_base64(crate::fixtures::KEK)
+            .expect("kek"),
+        "http://127.0.0.1/crl",
+    )
+    .await
+    .expect("ca");
+    let dir = tempfile::tempdir().expect("tempdir");
+    Projector::for_consumer(
+        t.db.pool.clone(),
+        cert_assistant::saga::issuance::IssuanceFeed,
+    )
+    .catch_up(std::time::Duration::from_secs(30))
+    .await
+    .expect("feed");
+    cert_assistant::saga::issuance::IssuanceWorker::new(
+        service(&t.db),
+        Arc::new(ca),
+        Arc::new(cert_assistant::adapters::artifacts::LocalArtifactStore::new(dir.path())),
+    )
+    .step()
+    .await
+    .expect("issued");
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    notifier.step().await.expect("deliver");
+    let told = t.calls_to("chat.postMessage");
+    assert!(
+        told.iter()
+            .any(|m| text_of(m).contains("is issued (serial")),
+        "the requester hears of the certificate: {told:?}"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::api::SlackApi;
 use super::render;
-use crate::chat::outbox::{ANNOUNCE_DECISION, ASK_APPROVERS};
+use crate::chat::outbox::{ANNOUNCE_DECISION, ANNOUNCE_ISSUANCE, ASK_APPROVERS};
 
 /// Attempts before a job is given up.
 const MAX_ATTEMPTS: i32 = 8;
@@ -67,6 +67,7 @@ impl SlackNotifier {
                 match kind.as_str() {
                     ASK_APPROVERS => self.ask(request_id, &payload).await,
                     ANNOUNCE_DECISION => self.announce(request_id, &payload).await,
+                    ANNOUNCE_ISSUANCE => self.announce_issuance(request_id, &payload).await,
                     other => Err(anyhow::anyhow!("unknown job kind {other}")),
                 }
             };
@@ -300,6 +301,30 @@ impl SlackNotifier {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn announce_issuance(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let requester = request["requester"]["email"].as_str().unwrap_or_default();
+        let Some(user) = self.slack_user(requester).await? else {
+            return Ok(());
+        };
+        let text = match payload["outcome"].as_str() {
+            Some("issued") => format!(
+                "Your certificate for *{number}* is issued (serial `{}`).",
+                payload["serial"].as_str().unwrap_or_default()
+            ),
+            _ => format!(
+                "*{number}* could not be issued. The CA said: {}",
+                payload["error"].as_str().unwrap_or_default()
+            ),
+        };
+        let channel = self.api.open_dm(&user).await?;
+        self.api
+            .post_message(&channel, &json!({ "text": text }))
+            .await
+            .map(drop)
     }
 
     /// Runs until `stopped` turns true, checking for jobs every second.
