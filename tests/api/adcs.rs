@@ -127,6 +127,9 @@ async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
     };
     assert!(ca_request_id.parse::<u32>().is_ok());
     assert!(verifies(&ca.root_pem, &chain_pem, &certificate_pem));
+    // The CA's chain, as relying parties would fetch it.
+    let ca_chain = client.ca_chain().await.expect("chain");
+    assert!(verifies(&ca.root_pem, &ca_chain, &certificate_pem));
     // Retrieving again gives the same certificate.
     assert!(matches!(
         client.retrieve(&ca_request_id).await.expect("retrieved"),

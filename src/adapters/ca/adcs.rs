@@ -304,6 +304,40 @@ impl CertificateAuthority for AdcsClient {
         })
     }
 
+    fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>> {
+        Box::pin(async move {
+            // certcarc.asp says how often the CA certificate was renewed; the current one is
+            // CACert with that renewal number.
+            let page = self
+                .send(self.http.get(format!("{}/certsrv/certcarc.asp", self.url)))
+                .await?
+                .text()
+                .await
+                .map_err(|e| CaError::Transient(format!("reading ADCS's answer: {e}")))?;
+            let renewals: String = page
+                .split("var nRenewals=")
+                .nth(1)
+                .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+                .unwrap_or_else(|| "0".to_owned());
+            let response = self
+                .send(
+                    self.http
+                        .get(format!("{}/certsrv/certnew.cer", self.url))
+                        .query(&[
+                            ("ReqID", "CACert"),
+                            ("Enc", "b64"),
+                            ("Renewal", renewals.as_str()),
+                        ]),
+                )
+                .await?;
+            let body = response
+                .text()
+                .await
+                .map_err(|e| CaError::Transient(format!("reading ADCS's answer: {e}")))?;
+            Ok(pem_certificate(&body))
+        })
+    }
+
     fn name(&self) -> String {
         format!("ADCS at {}", self.url)
     }

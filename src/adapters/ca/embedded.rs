@@ -414,6 +414,10 @@ impl CertificateAuthority for EmbeddedCa {
         })
     }
 
+    fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>> {
+        Box::pin(async move { Ok(self.chain_pem()) })
+    }
+
     fn name(&self) -> String {
         "embedded CA".to_owned()
     }

@@ -56,6 +56,9 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     fn retrieve<'a>(&'a self, ca_request_id: &'a str)
     -> BoxFuture<'a, Result<Submission, CaError>>;
 
+    /// The CA's certificate chain (PEM, issuing CA first), for relying parties.
+    fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>>;
+
     /// Revokes a certificate by serial (upper-case hex).
     fn revoke<'a>(
         &'a self,
