@@ -568,6 +568,23 @@ mod tests {
         assert_eq!(parse_major_version("garbage"), None);
     }
 
+    #[tokio::test]
+    async fn missing_server_programs_are_explained() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let error = PrivateCluster::start(&PrivateClusterOptions {
+            root: empty.path().join("cluster"),
+            bin_dir: Some(empty.path().to_owned()),
+            run_as_user: "postgres".to_owned(),
+            durable: false,
+        })
+        .await
+        .expect_err("no programs there");
+        let message = error.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        assert!(message.contains("no initdb"), "{message}");
+    }
+
     #[test]
     fn a_deep_directory_is_refused_before_the_socket_path_overflows() {
         let deep = PathBuf::from("/").join("d".repeat(120));
