@@ -1,6 +1,7 @@
 //! The command line: `cert-assistant <command>`. Each command is a thin shell around the
 //! library; `main.rs` only parses and calls [`run`].
 
+mod certificates;
 mod config;
 mod dev;
 mod requests;
@@ -66,6 +67,9 @@ pub enum Command {
     /// cancel. `--as EMAIL` names the person acting.
     #[command(subcommand)]
     Request(requests::RequestCommand),
+    /// Work with issued certificates: revoke. `--as EMAIL` names the person acting.
+    #[command(subcommand)]
+    Certificate(certificates::CertificateCommand),
     /// Manage users' roles.
     #[command(subcommand)]
     User(requests::UserCommand),
@@ -331,6 +335,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Certificate(command) => {
+            with_commands(&config, |commands| async move {
+                certificates::run(&commands, command).await
+            })
+            .await
+        }
         Command::User(command) => {
             with_commands(&config, |commands| async move {
                 requests::run_user(&commands, command).await
@@ -357,7 +367,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
         let store = app::artifact_store(&config).await;
         let issuance =
-            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca, store.clone());
+            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
+        let revocation = crate::saga::revocation::RevocationWorker::new(commands.clone(), ca);
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
         let slack = app::slack_state(&config, commands);
         let notifier = slack
@@ -399,6 +410,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 ),
             ),
             ("mail worker", tokio::spawn(mail.run(stopped.clone()))),
+            (
+                "revocation feed",
+                tokio::spawn(
+                    Projector::for_consumer(
+                        database.pool().clone(),
+                        crate::saga::revocation::RevocationFeed,
+                    )
+                    .run(app::when_stopped(stopped.clone())),
+                ),
+            ),
+            (
+                "revocation worker",
+                tokio::spawn(revocation.run(stopped.clone())),
+            ),
         ];
         if let Some(notifier) = notifier {
             workers.push((

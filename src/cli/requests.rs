@@ -231,6 +231,14 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
                 }
                 None => {}
             }
+            if let Some(certificate) = &view.certificate {
+                say(&format!(
+                    "certificate: serial {} {}, valid until {}",
+                    certificate.serial,
+                    certificate.status,
+                    certificate.valid_to.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
         }
         RequestCommand::Approve {
             number: text,

@@ -23,6 +23,31 @@ pub struct RevocationForm {
 }
 
 impl Commands {
+    /// Records what the CA did with a revocation: `Ok` when it revoked (its CRL lists the
+    /// certificate), `Err` with the reason when it could not.
+    pub async fn record_ca_revocation(
+        &self,
+        certificate_id: Uuid,
+        outcome: Result<(), String>,
+    ) -> Result<(), CommandError> {
+        let at = Utc::now();
+        let (ca_status, error) = match outcome {
+            Ok(()) => ("revoked".to_owned(), None),
+            Err(error) => ("failed".to_owned(), Some(error)),
+        };
+        self.inner
+            .certificates
+            .execute(certificate_id, &system_metadata(), || {
+                CertificateCommand::RecordCaRevocation {
+                    ca_status: ca_status.clone(),
+                    error: error.clone(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))
+    }
+
     /// The saga takes an approved request up.
     pub async fn start_issuance(&self, request_id: Uuid) -> Result<(), CommandError> {
         let metadata = system_metadata();
@@ -144,9 +169,9 @@ impl Commands {
         let by = self.actor(ctx).await?;
         let reason = RevocationReason::parse(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
-        let certificate_id = match form.certificate.trim().parse::<Uuid>() {
-            Ok(id) => id,
-            Err(_) => {
+        let certificate_id = match certificate_uuid(&form.certificate) {
+            Some(id) => id,
+            None => {
                 let serial = SerialNumber::parse(&form.certificate)?;
                 store::certificate_id_of(self.pool(), serial.as_ref()).await?
             }
@@ -211,9 +236,33 @@ impl Commands {
     }
 }
 
+/// The certificate id when `given` is one in its hyphenated form. A 128-bit serial number
+/// is 32 hex digits, which `Uuid` would also accept in its "simple" form, so only the
+/// hyphenated form counts as an id; everything else is looked up as a serial.
+fn certificate_uuid(given: &str) -> Option<Uuid> {
+    let given = given.trim();
+    if given.len() == 36 && given.contains('-') {
+        given.parse().ok()
+    } else {
+        None
+    }
+}
+
 pub(super) fn system_metadata() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::from([
         ("platform".to_owned(), Platform::System.as_str().to_owned()),
         ("correlation_id".to_owned(), Uuid::new_v4().to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::certificate_uuid;
+
+    #[test]
+    fn a_serial_of_32_hex_digits_is_not_taken_for_an_id() {
+        assert_eq!(certificate_uuid("677C7B5F4371E87F74DFCB93A54F3447"), None);
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(certificate_uuid(&format!(" {id} ")), Some(id));
+    }
 }

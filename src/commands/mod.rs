@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub use approvals::Decision;
 pub use certificates::RevocationForm;
 pub use errors::CommandError;
-pub use requests::{RequestForm, RequestView, SubmittedRequest};
+pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 
 use crate::domain::actor::{Actor, Platform};
 use crate::domain::approval::Approval;

@@ -1,11 +1,12 @@
 //! Submitting, viewing and cancelling certificate requests.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, store};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{ApprovalCommand, Outcome, Part};
+use crate::domain::certificate::CertificateStatus;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::request::{
     BusinessContext, Csr, CsrType, NewRequest, RequestCommand, RequestStatus, Subject,
@@ -13,7 +14,7 @@ use crate::domain::request::{
 use crate::domain::text::Text;
 use crate::domain::values::{
     CaType, CertificateType, CommonName, Country, DnsName, Email, KeyAlgorithm, RequestNumber,
-    ValidityDays, ValueError,
+    SerialNumber, ValidityDays, ValueError,
 };
 use crate::pki::{csr, keygen};
 
@@ -91,6 +92,21 @@ pub struct RequestView {
     pub approval_parts: Vec<(Actor, Part)>,
     /// The approval's outcome, once decided.
     pub approval_outcome: Option<Outcome>,
+    /// The certificate issued for it, once there is one.
+    pub certificate: Option<CertificateSummary>,
+}
+
+/// What a person needs to know about an issued certificate to act on it.
+#[derive(Debug, Clone)]
+pub struct CertificateSummary {
+    /// Its id.
+    pub certificate_id: Uuid,
+    /// Its serial number (what `/cert revoke` takes).
+    pub serial: SerialNumber,
+    /// Active, expired or revoked.
+    pub status: CertificateStatus,
+    /// The end of its validity.
+    pub valid_to: DateTime<Utc>,
 }
 
 /// Collects field errors so a form can show all of them at once.
@@ -355,6 +371,30 @@ impl Commands {
                 "there is no request {number}"
             )));
         };
+        let certificate = match store::certificate_of_request(self.pool(), request_id).await? {
+            Some(certificate_id) => {
+                let certificate = self
+                    .inner
+                    .certificates
+                    .load(certificate_id)
+                    .await
+                    .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+                match (
+                    certificate.serial(),
+                    certificate.status(),
+                    certificate.valid_to(),
+                ) {
+                    (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
+                        certificate_id,
+                        serial: serial.clone(),
+                        status,
+                        valid_to,
+                    }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         Ok(RequestView {
             request_id,
             request_number: number.clone(),
@@ -362,6 +402,7 @@ impl Commands {
             requester,
             approval_parts: approval.parts(),
             approval_outcome: approval.outcome().cloned(),
+            certificate,
         })
     }
 

@@ -160,6 +160,23 @@ pub async fn certificate_id_of(pool: &PgPool, serial: &str) -> Result<Uuid, Comm
     })
 }
 
+/// The certificate issued for a request, if any.
+pub async fn certificate_of_request(
+    pool: &PgPool,
+    request_id: Uuid,
+) -> Result<Option<Uuid>, CommandError> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events \
+          WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+            AND payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = $1 \
+          LIMIT 1",
+    )
+    .bind(request_id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(id.and_then(|id| id.parse().ok()))
+}
+
 /// The people to ask for approvals: active approvers and admins, as the read model knows
 /// them (it may lag a moment behind a role change; any approver may decide regardless).
 pub async fn approvers(pool: &PgPool) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {

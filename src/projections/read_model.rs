@@ -775,6 +775,29 @@ async fn certificates(
             .await?;
             entry("certificate_expired", "expire").severity("warning")
         }
+        CertificateEvent::CaRevocationRecorded {
+            ca_status,
+            error,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificate_revocations SET adcs_status = $2, adcs_error_message = $3, \
+                     crl_updated_at = CASE WHEN $2 = 'revoked' THEN $4 ELSE crl_updated_at END \
+                  WHERE certificate_id = $1",
+            )
+            .bind(id)
+            .bind(&ca_status)
+            .bind(&error)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            let entry = entry("ca_revocation_recorded", "revoke")
+                .details(json!({ "ca_status": ca_status }));
+            match error {
+                Some(error) => entry.severity("error").failure(error),
+                None => entry,
+            }
+        }
         CertificateEvent::CertificateRevoked {
             by,
             reason,

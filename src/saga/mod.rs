@@ -2,3 +2,4 @@
 
 pub mod issuance;
 pub mod mail;
+pub mod revocation;

@@ -125,10 +125,16 @@ async fn issued_chains_verify_and_revoked_certificates_fail_the_crl_check() {
     ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
         .await
         .expect("revoked");
+    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
+        .await
+        .expect("revoking twice is idempotent");
     assert!(
-        ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
-            .await
-            .is_err()
+        matches!(
+            ca.revoke("0123456789ABCDEF", RevocationReason::KeyCompromise).await,
+            Err(cert_assistant::adapters::ca::CaError::Permanent(message))
+                if message.contains("never issued")
+        ),
+        "an unknown serial is a permanent error"
     );
     std::fs::write(path("crl.der"), ca.crl_der().await.expect("crl")).expect("write");
     openssl(&[

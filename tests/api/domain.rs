@@ -509,4 +509,33 @@ async fn the_cli_creates_and_approves_a_request() {
     assert!(ok);
     assert!(out.contains("approved"), "{out}");
     assert!(out.contains("jane@example.com"), "{out}");
+
+    let (ok, _, err) = run(&[
+        "certificate",
+        "revoke",
+        "0A1B2C3D4E5F",
+        "--as",
+        "john@example.com",
+        "--reason",
+        "key_compromise",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("no certificate with serial 0A1B2C3D4E5F"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "certificate",
+        "revoke",
+        "0A1B2C3D4E5F",
+        "--as",
+        "john@example.com",
+        "--reason",
+        "bored",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("key_compromise"),
+        "the choices are listed: {err}"
+    );
 }

@@ -787,7 +787,13 @@ async fn projections_status_reports_the_lag() {
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["chat_outbox", "issuance", "mail_outbox", "read_model"]
+        [
+            "chat_outbox",
+            "issuance",
+            "mail_outbox",
+            "read_model",
+            "revocation"
+        ]
     );
     let before = read_model(all);
     assert!(before.lag_events > 0);

@@ -6,6 +6,7 @@ use cert_assistant::adapters::artifacts::{ArtifactStore, LocalArtifactStore};
 use cert_assistant::adapters::ca::embedded::EmbeddedCa;
 use cert_assistant::commands::Commands;
 use cert_assistant::domain::request::RequestStatus;
+use cert_assistant::domain::values::RequestNumber;
 use cert_assistant::pki::envelope::KeyEncryptionKey;
 use cert_assistant::projections::projector::Projector;
 use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
@@ -298,4 +299,74 @@ async fn the_requester_is_mailed_once_issued_and_a_failing_mailer_holds_nothing_
             .await
             .expect("notification");
     assert_eq!((status.as_str(), retries), ("sent", Some(1)));
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_the_ca_and_its_crl() {
+    use cert_assistant::commands::RevocationForm;
+    use cert_assistant::saga::revocation::{RevocationFeed, RevocationWorker};
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (_, number) = approved(&s, "revoked.example.com").await;
+    feed(&db).await;
+    s.worker.step().await.expect("issued");
+    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
+        .fetch_one(&db.pool)
+        .await
+        .expect("serial");
+    s.commands
+        .revoke(
+            &ctx("john@example.com"),
+            RevocationForm {
+                certificate: serial.clone(),
+                reason: "key_compromise".to_owned(),
+                text: Some("laptop stolen".to_owned()),
+            },
+        )
+        .await
+        .expect("revoked");
+    let view = s
+        .commands
+        .request(&RequestNumber::parse(&number).expect("number"))
+        .await
+        .expect("view");
+    let summary = view.certificate.expect("the issued certificate is shown");
+    assert_eq!(summary.serial.to_string(), serial);
+    assert_eq!(summary.status.to_string(), "revoked");
+    Projector::for_consumer(db.pool.clone(), RevocationFeed)
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("feed");
+    let worker = RevocationWorker::new(s.commands.clone(), s.ca.clone());
+    assert_eq!(worker.step().await.expect("step"), 1);
+    assert_eq!(worker.step().await.expect("step"), 0, "done once");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crl = dir.path().join("crl.der");
+    std::fs::write(&crl, s.ca.crl_der().await.expect("crl")).expect("write");
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl)
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("Serial Number: {serial}")), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+
+    Projector::new(db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let (status, crl_updated): (Option<String>, bool) = sqlx::query_as(
+        "SELECT adcs_status, crl_updated_at IS NOT NULL FROM certificate_revocations",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("revocation row");
+    assert_eq!((status.as_deref(), crl_updated), (Some("revoked"), true));
+    let views: i64 = sqlx::query_scalar("SELECT count(*) FROM v_active_certificates")
+        .fetch_one(&db.pool)
+        .await
+        .expect("view");
+    assert_eq!(views, 0);
 }

@@ -405,12 +405,24 @@ impl CertificateAuthority for EmbeddedCa {
             .execute(&self.pool)
             .await
             .map_err(|e| CaError::Transient(e.to_string()))?;
-            if updated.rows_affected() == 0 {
-                return Err(CaError::Permanent(format!(
-                    "the embedded CA has no unrevoked certificate {serial}"
-                )));
+            if updated.rows_affected() > 0 {
+                return Ok(());
             }
-            Ok(())
+            // Revoking twice is not an error: a worker that crashed after revoking retries.
+            let known: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM embedded_ca_certificates WHERE serial = $1)",
+            )
+            .bind(serial)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| CaError::Transient(e.to_string()))?;
+            if known {
+                Ok(())
+            } else {
+                Err(CaError::Permanent(format!(
+                    "the embedded CA never issued a certificate with serial {serial}"
+                )))
+            }
         })
     }
 

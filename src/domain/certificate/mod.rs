@@ -135,6 +135,15 @@ pub enum CertificateCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record what the CA did with the revocation.
+    RecordCaRevocation {
+        /// `revoked` when the CA revoked it (its CRL now lists it), else what went wrong.
+        ca_status: String,
+        /// The CA's or the operator's words, when it did not.
+        error: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Revoke it.
     Revoke {
         /// Who asked.
@@ -185,6 +194,15 @@ pub enum CertificateEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The CA acted on the revocation (or could not).
+    CaRevocationRecorded {
+        /// `revoked`, or `failed`.
+        ca_status: String,
+        /// Why not, when it failed.
+        error: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// It was revoked.
     CertificateRevoked {
         /// Who asked.
@@ -210,6 +228,7 @@ impl DomainEvent for CertificateEvent {
             Self::ExpiryReminderSent { .. } => "ExpiryReminderSent",
             Self::CertificateExpired { .. } => "CertificateExpired",
             Self::CertificateRevoked { .. } => "CertificateRevoked",
+            Self::CaRevocationRecorded { .. } => "CaRevocationRecorded",
         }
         .to_owned()
     }
@@ -281,12 +300,24 @@ struct CertificateState {
     download_count: u32,
     reminders: Vec<u32>,
     revoked_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    ca_revoked: bool,
 }
 
 impl Certificate {
     /// The status, once issued.
     pub fn status(&self) -> Option<CertificateStatus> {
         self.state.as_ref().map(|s| s.status)
+    }
+
+    /// The serial number, once issued.
+    pub fn serial(&self) -> Option<&SerialNumber> {
+        self.state.as_ref().map(|s| &s.serial)
+    }
+
+    /// The end of validity, once issued.
+    pub fn valid_to(&self) -> Option<DateTime<Utc>> {
+        self.state.as_ref().map(|s| s.valid_to)
     }
 
     /// The owner, once issued.
@@ -395,6 +426,30 @@ impl Aggregate for Certificate {
                 }
                 CertificateEvent::ExpiryReminderSent { days_before, at }
             }
+            CertificateCommand::RecordCaRevocation {
+                ca_status,
+                error,
+                at,
+            } => {
+                let state = self.existing()?;
+                if state.revoked_at.is_none() {
+                    return Err(CertificateError::NotActive {
+                        serial: state.serial.to_string(),
+                        status: state.status,
+                    });
+                }
+                if state.ca_revoked {
+                    return Err(CertificateError::AlreadyRevoked {
+                        serial: state.serial.to_string(),
+                        at: "the CA".to_owned(),
+                    });
+                }
+                CertificateEvent::CaRevocationRecorded {
+                    ca_status,
+                    error,
+                    at,
+                }
+            }
             CertificateCommand::MarkExpired { at } => {
                 let state = self.existing()?;
                 state.expect_active()?;
@@ -455,6 +510,7 @@ impl Aggregate for Certificate {
                 download_count: 0,
                 reminders: Vec::new(),
                 revoked_at: None,
+                ca_revoked: false,
             });
             return;
         }
@@ -482,6 +538,9 @@ impl Aggregate for Certificate {
             CertificateEvent::CertificateRevoked { at, .. } => {
                 state.status = CertificateStatus::Revoked;
                 state.revoked_at = Some(at);
+            }
+            CertificateEvent::CaRevocationRecorded { ca_status, .. } => {
+                state.ca_revoked = ca_status == "revoked";
             }
         }
     }
