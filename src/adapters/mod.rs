@@ -4,5 +4,6 @@
 
 pub mod artifacts;
 pub mod ca;
+pub mod clock;
 pub mod mail;
 pub mod s3;

@@ -7,6 +7,7 @@ mod dev;
 mod requests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// How often the expiry job looks for reminders due and certificates past their validity.
+/// Thresholds are whole days, so ten minutes is prompt and the indexed query is cheap.
+const EXPIRY_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -369,6 +374,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let issuance =
             crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
         let revocation = crate::saga::revocation::RevocationWorker::new(commands.clone(), ca);
+        let expiry = crate::saga::expiry::ExpiryWorker::new(
+            commands.clone(),
+            Arc::new(crate::adapters::clock::SystemClock),
+        );
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
         let slack = app::slack_state(&config, commands);
         let notifier = slack
@@ -423,6 +432,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             (
                 "revocation worker",
                 tokio::spawn(revocation.run(stopped.clone())),
+            ),
+            (
+                "expiry job",
+                tokio::spawn(expiry.run(EXPIRY_PASS_EVERY, stopped.clone())),
             ),
         ];
         if let Some(notifier) = notifier {

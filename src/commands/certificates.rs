@@ -1,12 +1,12 @@
 //! Issuance records and revocation. The CA work itself belongs to the issuance saga; these
 //! are the commands it (and people) issue.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, store};
 use crate::domain::actor::Platform;
-use crate::domain::certificate::{CertificateCommand, IssuedCertificate};
+use crate::domain::certificate::{Certificate, CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
 use crate::domain::text::Text;
 use crate::domain::values::{RevocationReason, SerialNumber};
@@ -129,6 +129,46 @@ impl Commands {
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
+    /// A certificate's current state (empty when there is no such certificate).
+    pub async fn certificate(&self, certificate_id: Uuid) -> Result<Certificate, CommandError> {
+        self.inner
+            .certificates
+            .load(certificate_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))
+    }
+
+    /// Records that the owner was reminded `days_before` expiry (once per threshold).
+    pub async fn record_expiry_reminder(
+        &self,
+        certificate_id: Uuid,
+        days_before: u32,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .certificates
+            .execute(certificate_id, &system_metadata(), || {
+                CertificateCommand::RecordExpiryReminder { days_before, at }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))
+    }
+
+    /// Marks a certificate expired (`at` must be at or after its `valid_to`).
+    pub async fn mark_expired(
+        &self,
+        certificate_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .certificates
+            .execute(certificate_id, &system_metadata(), || {
+                CertificateCommand::MarkExpired { at }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))
     }
 
     /// Records an issued certificate and marks its request issued.

@@ -1,5 +1,7 @@
-//! Background work driven by the event feed: today the issuance saga.
+//! Background work: the issuance saga, mail delivery, revocation at the CA (driven by the
+//! event feed) and the scheduled expiry job.
 
+pub mod expiry;
 pub mod issuance;
 pub mod mail;
 pub mod revocation;

@@ -6,6 +6,7 @@ mod ca;
 mod cli;
 mod domain;
 mod event_store;
+mod expiry;
 mod fixtures;
 mod health;
 mod helpers;

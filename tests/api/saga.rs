@@ -15,15 +15,15 @@ use uuid::Uuid;
 use crate::fixtures::{KEK, approver, ctx, service, web_request};
 use crate::helpers::TestDb;
 
-struct Saga {
-    commands: Commands,
-    worker: IssuanceWorker,
+pub(crate) struct Saga {
+    pub(crate) commands: Commands,
+    pub(crate) worker: IssuanceWorker,
     store: Arc<LocalArtifactStore>,
     ca: Arc<EmbeddedCa>,
     _dir: tempfile::TempDir,
 }
 
-async fn saga(db: &TestDb) -> Saga {
+pub(crate) async fn saga(db: &TestDb) -> Saga {
     let commands = service(db);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(LocalArtifactStore::new(dir.path()));
@@ -47,7 +47,7 @@ async fn saga(db: &TestDb) -> Saga {
 }
 
 /// Submits and approves a request; returns its id and number.
-async fn approved(s: &Saga, cn: &str) -> (Uuid, String) {
+pub(crate) async fn approved(s: &Saga, cn: &str) -> (Uuid, String) {
     let jane = approver(&s.commands, "jane@example.com").await;
     let submitted = s
         .commands
@@ -61,7 +61,7 @@ async fn approved(s: &Saga, cn: &str) -> (Uuid, String) {
     (submitted.request_id, submitted.request_number.to_string())
 }
 
-async fn feed(db: &TestDb) {
+pub(crate) async fn feed(db: &TestDb) {
     Projector::for_consumer(db.pool.clone(), IssuanceFeed)
         .catch_up(std::time::Duration::from_secs(30))
         .await

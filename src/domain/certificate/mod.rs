@@ -8,6 +8,7 @@
 //! - the generated private key is downloaded once, by the owner, and only if the system
 //!   generated it; certificate and chain downloads are unlimited but all counted.
 
+pub mod expiry;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,211 @@
+//! Expiry: a scheduled job that reminds owners before their certificates expire (once per
+//! threshold of `expiry.notification.days`, only the most urgent one after downtime) and
+//! marks certificates past `valid_to` expired.
+//!
+//! Every replica may run it: a transaction-scoped advisory lock lets one do each pass, and
+//! the certificate aggregate refuses a second reminder for a threshold, so a race costs a
+//! refused command, never a duplicate e-mail (the notification id is derived from the
+//! certificate and threshold, too).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::adapters::clock::Clock;
+use crate::commands::Commands;
+use crate::domain::certificate::CertificateStatus;
+use crate::domain::certificate::expiry::due_reminder;
+use crate::domain::notification::{Channel, Message, NotificationType};
+
+/// The advisory lock key of the expiry pass ("cert-exp" in ASCII).
+pub const LOCK_KEY: i64 = 0x6365_7274_2d65_7870;
+
+/// Namespace of reminder notification ids: one per certificate and threshold.
+const REMINDER_NAMESPACE: Uuid = Uuid::from_u128(0x7d3c_51a2_0b8e_4c19_a6f4_22e1_9b5d_03c7);
+
+/// The thresholds when `expiry.notification.days` is missing or unreadable.
+const DEFAULT_THRESHOLDS: [u32; 5] = [90, 60, 30, 14, 7];
+
+/// Active certificates expiring before `$1`, with the thresholds already reminded of.
+/// Served by the partial index `idx_certificates_active_expiring`.
+pub const DUE_CERTIFICATES: &str = "SELECT id, valid_from, valid_to, \
+        coalesce((SELECT array_agg((n ->> 'days_before')::int) \
+                    FROM jsonb_array_elements(expiry_notifications) n), '{}') AS reminded \
+   FROM certificates \
+  WHERE status = 'active' AND deleted_at IS NULL AND valid_to <= $1 \
+  ORDER BY valid_to";
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryPass {
+    /// Reminders recorded and queued.
+    pub reminded: usize,
+    /// Certificates marked expired.
+    pub expired: usize,
+}
+
+/// The scheduled expiry job.
+#[derive(Debug, Clone)]
+pub struct ExpiryWorker {
+    commands: Commands,
+    clock: Arc<dyn Clock>,
+}
+
+impl ExpiryWorker {
+    /// A job reading the time from `clock`.
+    pub fn new(commands: Commands, clock: Arc<dyn Clock>) -> Self {
+        Self { commands, clock }
+    }
+
+    /// One pass; `None` when another replica holds the pass.
+    pub async fn step(&self) -> anyhow::Result<Option<ExpiryPass>> {
+        let pool = self.commands.pool();
+        let mut lease = pool.begin().await?;
+        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut *lease)
+            .await?;
+        if !ours {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let thresholds = self.thresholds().await?;
+        let horizon =
+            now + chrono::Duration::days(i64::from(*thresholds.iter().max().unwrap_or(&0)));
+        let rows = sqlx::query(DUE_CERTIFICATES)
+            .bind(horizon)
+            .fetch_all(pool)
+            .await?;
+        let mut pass = ExpiryPass::default();
+        for row in rows {
+            let id: Uuid = row.try_get("id")?;
+            let valid_from: DateTime<Utc> = row.try_get("valid_from")?;
+            let valid_to: DateTime<Utc> = row.try_get("valid_to")?;
+            let lifetime_days = (valid_to - valid_from).num_days();
+            let reminded: Vec<i32> = row.try_get("reminded")?;
+            let reminded: Vec<u32> = reminded
+                .into_iter()
+                .filter_map(|d| d.try_into().ok())
+                .collect();
+            if valid_to <= now {
+                if self.expire(id, now).await? {
+                    pass.expired += 1;
+                }
+                continue;
+            }
+            let days_left = (valid_to - now).num_days();
+            // The read model may lag; the aggregate has the last word below.
+            if due_reminder(&thresholds, &reminded, lifetime_days, days_left).is_some()
+                && self
+                    .remind(id, &thresholds, lifetime_days, days_left, now)
+                    .await?
+            {
+                pass.reminded += 1;
+            }
+        }
+        lease.commit().await?;
+        Ok(Some(pass))
+    }
+
+    /// `expiry.notification.days`, or the documented default.
+    async fn thresholds(&self) -> anyhow::Result<Vec<u32>> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT config_value FROM system_config WHERE config_key = 'expiry.notification.days'",
+        )
+        .fetch_optional(self.commands.pool())
+        .await?;
+        match value.as_deref().map(serde_json::from_str::<Vec<u32>>) {
+            Some(Ok(days)) if !days.is_empty() => Ok(days),
+            None => Ok(DEFAULT_THRESHOLDS.to_vec()),
+            Some(_) => {
+                tracing::warn!("expiry.notification.days is not a list of days; using the default");
+                Ok(DEFAULT_THRESHOLDS.to_vec())
+            }
+        }
+    }
+
+    async fn expire(&self, id: Uuid, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let certificate = self.commands.certificate(id).await?;
+        if certificate.status() != Some(CertificateStatus::Active) {
+            return Ok(false);
+        }
+        self.commands.mark_expired(id, now).await?;
+        Ok(true)
+    }
+
+    /// Records the due reminder and queues the owner's e-mail; false when nothing was due
+    /// after all (another replica, or a lagging read model).
+    async fn remind(
+        &self,
+        id: Uuid,
+        thresholds: &[u32],
+        lifetime_days: i64,
+        days_left: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let certificate = self.commands.certificate(id).await?;
+        let (Some(CertificateStatus::Active), Some(owner), Some(serial), Some(valid_to)) = (
+            certificate.status(),
+            certificate.owner().cloned(),
+            certificate.serial().cloned(),
+            certificate.valid_to(),
+        ) else {
+            return Ok(false);
+        };
+        let Some(days_before) = due_reminder(
+            thresholds,
+            &certificate.reminders(),
+            lifetime_days,
+            days_left,
+        ) else {
+            return Ok(false);
+        };
+        self.commands
+            .record_expiry_reminder(id, days_before, now)
+            .await?;
+        let message = Message {
+            recipient: owner,
+            notification_type: NotificationType::CertificateExpiring,
+            subject: format!("Your certificate {serial} expires in {days_left} days"),
+            body: format!(
+                "The certificate with serial {serial} expires on {} ({days_left} days from now).\n\n\
+                 Renew it before then: request a new certificate with /cert request (or \
+                 `cert-assistant request create`), then revoke this one as superseded.\n",
+                valid_to.format("%Y-%m-%d %H:%M UTC")
+            ),
+            channel: Channel::Email,
+            resource_type: Some("certificate".to_owned()),
+            resource_id: Some(id),
+        };
+        let notification = Uuid::new_v5(
+            &REMINDER_NAMESPACE,
+            format!("{id}/{days_before}").as_bytes(),
+        );
+        if let Err(error) = self
+            .commands
+            .queue_notification_as(notification, message)
+            .await
+        {
+            tracing::warn!(certificate = %id, %error, "could not queue the expiry reminder");
+        }
+        tracing::info!(%serial, days_before, "expiry reminder sent");
+        Ok(true)
+    }
+
+    /// Runs a pass every `every` until `stopped` turns true.
+    pub async fn run(self, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!(every_s = every.as_secs(), "expiry job started");
+        loop {
+            if let Err(error) = self.step().await {
+                tracing::error!(error = format!("{error:#}"), "expiry pass failed");
+            }
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
