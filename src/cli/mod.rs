@@ -50,9 +50,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// How often the expiry job looks for reminders due and certificates past their validity.
-/// Thresholds are whole days, so ten minutes is prompt and the indexed query is cheap.
-const EXPIRY_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often the expiry and escalation jobs look for work. Their thresholds are days and
+/// hours, so ten minutes is prompt, and their queries are cheap.
+const SCHEDULED_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -374,10 +374,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let issuance =
             crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
         let revocation = crate::saga::revocation::RevocationWorker::new(commands.clone(), ca);
-        let expiry = crate::saga::expiry::ExpiryWorker::new(
-            commands.clone(),
-            Arc::new(crate::adapters::clock::SystemClock),
-        );
+        let clock = Arc::new(crate::adapters::clock::SystemClock);
+        let expiry = crate::saga::expiry::ExpiryWorker::new(commands.clone(), clock.clone());
+        let escalation = crate::saga::escalation::EscalationWorker::new(commands.clone(), clock);
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
         let slack = app::slack_state(&config, commands);
         let notifier = slack
@@ -435,7 +434,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ),
             (
                 "expiry job",
-                tokio::spawn(expiry.run(EXPIRY_PASS_EVERY, stopped.clone())),
+                tokio::spawn(expiry.run(SCHEDULED_PASS_EVERY, stopped.clone())),
+            ),
+            (
+                "escalation job",
+                tokio::spawn(escalation.run(SCHEDULED_PASS_EVERY, stopped.clone())),
             ),
         ];
         if let Some(notifier) = notifier {

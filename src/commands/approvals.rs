@@ -33,6 +33,30 @@ pub enum Decision {
 }
 
 impl Commands {
+    /// An approval's current state (empty when the request has none).
+    pub async fn approval(&self, request_id: Uuid) -> Result<Approval, CommandError> {
+        self.inner
+            .approvals
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the approval", e))
+    }
+
+    /// Records that the approvers still pending were reminded (by the escalation job).
+    pub async fn record_approval_reminder(
+        &self,
+        request_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .approvals
+            .execute(request_id, &super::certificates::system_metadata(), || {
+                ApprovalCommand::RecordReminder { at }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the approval", e))
+    }
+
     /// Approves `number` as the acting user.
     pub async fn approve(
         &self,

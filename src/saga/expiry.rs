@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::lease::try_lease;
 use crate::adapters::clock::Clock;
 use crate::commands::Commands;
 use crate::domain::certificate::CertificateStatus;
@@ -63,14 +64,9 @@ impl ExpiryWorker {
     /// One pass; `None` when another replica holds the pass.
     pub async fn step(&self) -> anyhow::Result<Option<ExpiryPass>> {
         let pool = self.commands.pool();
-        let mut lease = pool.begin().await?;
-        let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *lease)
-            .await?;
-        if !ours {
+        let Some(lease) = try_lease(pool, LOCK_KEY).await? else {
             return Ok(None);
-        }
+        };
         let now = self.clock.now();
         let thresholds = self.thresholds().await?;
         let horizon =

@@ -1,7 +1,9 @@
 //! Background work: the issuance saga, mail delivery, revocation at the CA (driven by the
-//! event feed) and the scheduled expiry job.
+//! event feed), and the scheduled expiry and escalation jobs.
 
+pub mod escalation;
 pub mod expiry;
 pub mod issuance;
+mod lease;
 pub mod mail;
 pub mod revocation;

@@ -5,6 +5,7 @@ mod aws;
 mod ca;
 mod cli;
 mod domain;
+mod escalation;
 mod event_store;
 mod expiry;
 mod fixtures;

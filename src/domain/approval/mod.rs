@@ -9,6 +9,7 @@
 //! - the policy may need several approvals (e.g. two for code signing or critical services);
 //! - once decided, the outcome is final: later clicks are told who decided and when.
 
+pub mod escalation;
 #[cfg(test)]
 mod tests;
 
@@ -284,6 +285,8 @@ struct ApprovalState {
     /// Delegates who may decide although their role alone would not allow it.
     delegates: Vec<Uuid>,
     reminder_count: u32,
+    #[serde(default)]
+    last_reminder_at: Option<DateTime<Utc>>,
     outcome: Option<Outcome>,
 }
 
@@ -378,6 +381,11 @@ impl Approval {
     /// Reminders sent so far.
     pub fn reminder_count(&self) -> u32 {
         self.state.as_ref().map_or(0, |s| s.reminder_count)
+    }
+
+    /// When the last reminder was sent.
+    pub fn last_reminder_at(&self) -> Option<DateTime<Utc>> {
+        self.state.as_ref().and_then(|s| s.last_reminder_at)
     }
 
     fn existing(&self) -> Result<&ApprovalState, ApprovalError> {
@@ -537,6 +545,7 @@ impl Aggregate for Approval {
                     .collect(),
                 delegates: Vec::new(),
                 reminder_count: 0,
+                last_reminder_at: None,
                 outcome: None,
             });
             return;
@@ -556,8 +565,11 @@ impl Aggregate for Approval {
                 state.set_part(&to, Part::Pending);
                 state.delegates.push(to.user_id);
             }
-            ApprovalEvent::ApprovalReminderSent { reminder_count, .. } => {
+            ApprovalEvent::ApprovalReminderSent {
+                reminder_count, at, ..
+            } => {
                 state.reminder_count = reminder_count;
+                state.last_reminder_at = Some(at);
             }
             ApprovalEvent::ApprovalPolicySatisfied { approvers, at } => {
                 state.outcome = Some(Outcome::Approved { approvers, at });

@@ -1,0 +1,207 @@
+//! Approval escalation: a scheduled job that nudges approvals pending longer than
+//! `approval.escalation.hours` — first a reminder to the approvers still pending, then
+//! (after as long again) escalations that also tell the admins, at most
+//! [`MAX_NUDGES`](crate::domain::approval::escalation::MAX_NUDGES) in all. Every nudge is an
+//! `ApprovalReminderSent` event (`approvals.reminder_count`, `last_reminder_at`) and e-mails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::lease::try_lease;
+use crate::adapters::clock::Clock;
+use crate::commands::{Commands, store};
+use crate::domain::actor::Actor;
+use crate::domain::approval::Part;
+use crate::domain::approval::escalation::{Nudge, due_nudge};
+use crate::domain::notification::{Channel, Message, NotificationType};
+
+/// The advisory lock key of the escalation pass ("cert-esc" in ASCII).
+pub const LOCK_KEY: i64 = 0x6365_7274_2d65_7363;
+
+/// Namespace of nudge notification ids: one per approval, nudge and recipient.
+const NUDGE_NAMESPACE: Uuid = Uuid::from_u128(0x2b91_e6d0_5a47_4f8c_b3e2_8d10_c6a7_f459);
+
+/// `approval.escalation.hours` when it is missing or unreadable (the documented default).
+const DEFAULT_HOURS: i64 = 48;
+
+/// Requests waiting for approval, with how long and how often they were nudged. A request
+/// whose approval has nobody pending (no approver existed yet) still counts: it is
+/// escalated to the admins.
+const PENDING: &str = "SELECT r.id, r.request_number, \
+        coalesce(min(a.created_at), r.submitted_at, r.created_at) AS opened_at, \
+        coalesce(max(a.reminder_count), 0) AS reminder_count, \
+        max(a.last_reminder_at) AS last_reminder_at \
+   FROM certificate_requests r \
+   LEFT JOIN approvals a ON a.request_id = r.id AND a.status = 'pending' \
+  WHERE r.status = 'pending_approval' \
+  GROUP BY r.id, r.request_number \
+  ORDER BY opened_at";
+
+/// The scheduled escalation job.
+#[derive(Debug, Clone)]
+pub struct EscalationWorker {
+    commands: Commands,
+    clock: Arc<dyn Clock>,
+}
+
+impl EscalationWorker {
+    /// A job reading the time from `clock`.
+    pub fn new(commands: Commands, clock: Arc<dyn Clock>) -> Self {
+        Self { commands, clock }
+    }
+
+    /// One pass: the nudges sent; `None` when another replica holds the pass.
+    pub async fn step(&self) -> anyhow::Result<Option<Vec<(String, Nudge)>>> {
+        let pool = self.commands.pool();
+        let Some(lease) = try_lease(pool, LOCK_KEY).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let after = chrono::Duration::hours(self.hours().await?);
+        let mut sent = Vec::new();
+        for row in sqlx::query(PENDING).fetch_all(pool).await? {
+            let request_id: Uuid = row.try_get("id")?;
+            let number: String = row.try_get("request_number")?;
+            let opened_at: DateTime<Utc> = row.try_get("opened_at")?;
+            let count: i32 = row.try_get("reminder_count")?;
+            let last: Option<DateTime<Utc>> = row.try_get("last_reminder_at")?;
+            let count = u32::try_from(count).unwrap_or(0);
+            // The read model may lag; the aggregate's count is checked again below.
+            if due_nudge(now, opened_at, count, last, after).is_none() {
+                continue;
+            }
+            if let Some(nudge) = self
+                .nudge(request_id, &number, opened_at, after, now)
+                .await?
+            {
+                sent.push((number, nudge));
+            }
+        }
+        lease.commit().await?;
+        Ok(Some(sent))
+    }
+
+    async fn hours(&self) -> anyhow::Result<i64> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT config_value FROM system_config WHERE config_key = 'approval.escalation.hours'",
+        )
+        .fetch_optional(self.commands.pool())
+        .await?;
+        Ok(value
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(DEFAULT_HOURS))
+    }
+
+    async fn nudge(
+        &self,
+        request_id: Uuid,
+        number: &str,
+        opened_at: DateTime<Utc>,
+        after: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Nudge>> {
+        let approval = self.commands.approval(request_id).await?;
+        if approval.outcome().is_some() {
+            return Ok(None);
+        }
+        let Some(nudge) = due_nudge(
+            now,
+            opened_at,
+            approval.reminder_count(),
+            approval.last_reminder_at(),
+            after,
+        ) else {
+            return Ok(None);
+        };
+        let pending: Vec<Actor> = approval
+            .parts()
+            .into_iter()
+            .filter(|(_, part)| *part == Part::Pending)
+            .map(|(actor, _)| actor)
+            .collect();
+        // Nobody to remind (no approver existed when it was opened): straight to the admins.
+        let nudge = if pending.is_empty() {
+            Nudge::Escalate
+        } else {
+            nudge
+        };
+        self.commands
+            .record_approval_reminder(request_id, now)
+            .await?;
+        let waited = (now - opened_at).num_hours();
+        let round = approval.reminder_count() + 1;
+        let mut recipients: Vec<(Actor, String, String)> = pending
+            .iter()
+            .map(|approver| {
+                (
+                    approver.clone(),
+                    format!("Reminder: {number} is waiting for your approval"),
+                    format!(
+                        "{number} has waited {waited} hours for your decision. Approve or \
+                         reject it with the buttons in chat, or `cert-assistant request \
+                         approve|reject {number}`.\n"
+                    ),
+                )
+            })
+            .collect();
+        if nudge == Nudge::Escalate {
+            let names = pending
+                .iter()
+                .map(|a| a.email.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            for admin in store::admins(self.commands.pool()).await? {
+                if pending.iter().any(|p| p.is(&admin)) {
+                    continue;
+                }
+                recipients.push((
+                    admin,
+                    format!("Escalation: {number} has waited {waited} hours for approval"),
+                    format!(
+                        "{number} has waited {waited} hours; its approvers ({names}) were \
+                         reminded and have not decided. Decide on it yourself, or delegate it \
+                         (`cert-assistant request delegate {number} --to …`).\n"
+                    ),
+                ));
+            }
+        }
+        for (recipient, subject, body) in recipients {
+            let id = Uuid::new_v5(
+                &NUDGE_NAMESPACE,
+                format!("{request_id}/{round}/{}", recipient.user_id).as_bytes(),
+            );
+            let message = Message {
+                recipient,
+                notification_type: NotificationType::ApprovalReminder,
+                subject,
+                body,
+                channel: Channel::Email,
+                resource_type: Some("request".to_owned()),
+                resource_id: Some(request_id),
+            };
+            if let Err(error) = self.commands.queue_notification_as(id, message).await {
+                tracing::warn!(request = number, %error, "could not queue an approval reminder");
+            }
+        }
+        tracing::info!(request = number, ?nudge, "approval nudged");
+        Ok(Some(nudge))
+    }
+
+    /// Runs a pass every `every` until `stopped` turns true.
+    pub async fn run(self, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!(every_s = every.as_secs(), "escalation job started");
+        loop {
+            if let Err(error) = self.step().await {
+                tracing::error!(error = format!("{error:#}"), "escalation pass failed");
+            }
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
