@@ -75,6 +75,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         role: None,
     },
     CommandSpec {
+        name: "renew",
+        usage: "SERIAL",
+        summary: "renew a certificate: a new request like the original, with a fresh key",
+        role: None,
+    },
+    CommandSpec {
         name: "audit",
         usage: "QUERY [name=value …]",
         summary: "run an auditors' named query (no name: list them)",
@@ -146,6 +152,11 @@ pub enum ChatCommand {
         reason: String,
         /// Free text.
         text: Option<String>,
+    },
+    /// `/cert renew SERIAL`.
+    Renew {
+        /// Serial or id.
+        certificate: String,
     },
     /// `/cert audit [query k=v …]`.
     Audit {
@@ -295,6 +306,9 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
                 text: rest(&args[2..]),
             }
         }
+        "renew" => ChatCommand::Renew {
+            certificate: one("the serial number")?,
+        },
         "audit" => ChatCommand::Audit {
             query: args.first().cloned(),
             params: pairs("audit", args.get(1..).unwrap_or_default())?,
@@ -381,6 +395,12 @@ mod tests {
                 certificate: "0A1B".to_owned(),
                 reason: "key_compromise".to_owned(),
                 text: Some("laptop stolen".to_owned())
+            })
+        );
+        assert_eq!(
+            parse("renew 0A1B"),
+            Ok(ChatCommand::Renew {
+                certificate: "0A1B".to_owned()
             })
         );
         assert_eq!(

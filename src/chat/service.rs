@@ -107,6 +107,17 @@ impl ChatService {
                     "Certificate {certificate} is revoked ({reason})."
                 )))
             }
+            ChatCommand::Renew { certificate } => {
+                let submitted = self.commands.renew(ctx, &certificate).await?;
+                Ok(Reply::text(format!(
+                    "*{}* is submitted: it renews {} with a fresh key and needs {} approval(s). \
+                     Once it is issued, revoke the old one with `/cert revoke {} superseded`.",
+                    submitted.request_number,
+                    certificate.trim(),
+                    submitted.required_approvals,
+                    certificate.trim()
+                )))
+            }
             ChatCommand::Audit { query, params } => {
                 self.require(ctx, &actor, Role::Auditor, "audit").await?;
                 self.audit(query, params).await
@@ -250,6 +261,17 @@ impl ChatService {
                 Part::Delegated => "delegated",
             };
             fields.push(("Approval".to_owned(), format!("{} — {part}", actor.email)));
+        }
+        if let Some(certificate) = &view.certificate {
+            fields.push((
+                "Certificate".to_owned(),
+                format!(
+                    "{} — {}, valid until {}",
+                    certificate.serial,
+                    certificate.status,
+                    certificate.valid_to.format("%Y-%m-%d")
+                ),
+            ));
         }
         Ok(Reply::text(format!("*{number}*")).with(Block::Fields(fields)))
     }

@@ -26,6 +26,15 @@ pub enum CertificateCommand {
         #[arg(long)]
         text: Option<String>,
     },
+    /// Renew a certificate (its owner or an admin): submit a new request like the original,
+    /// with a fresh key. Revoke the old one as `superseded` once the new one is issued.
+    Renew {
+        /// The serial number or the certificate id.
+        certificate: String,
+        /// Who renews (e-mail).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+    },
 }
 
 /// Runs a `certificate` subcommand.
@@ -54,6 +63,18 @@ pub async fn run(commands: &Commands, command: CertificateCommand) -> Result<(),
                 out,
                 "Certificate {id} revoked ({}); the CA is told in the background.",
                 reason.as_str()
+            );
+        }
+        CertificateCommand::Renew { certificate, actor } => {
+            let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
+            let submitted = commands.renew(&ctx, &certificate).await?;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{} submitted: renews {}; it needs {} approval(s).",
+                submitted.request_number,
+                certificate.trim(),
+                submitted.required_approvals
             );
         }
     }

@@ -72,7 +72,7 @@ pub enum Command {
     /// cancel. `--as EMAIL` names the person acting.
     #[command(subcommand)]
     Request(requests::RequestCommand),
-    /// Work with issued certificates: revoke. `--as EMAIL` names the person acting.
+    /// Work with issued certificates: revoke, renew. `--as EMAIL` names the person acting.
     #[command(subcommand)]
     Certificate(certificates::CertificateCommand),
     /// Manage users' roles.

@@ -262,7 +262,10 @@ impl Commands {
         Ok((certificate_id, reason))
     }
 
-    async fn request_of_certificate(&self, certificate_id: Uuid) -> Result<Uuid, CommandError> {
+    pub(super) async fn request_of_certificate(
+        &self,
+        certificate_id: Uuid,
+    ) -> Result<Uuid, CommandError> {
         let id: Option<String> = sqlx::query_scalar(
             "SELECT payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' FROM events \
               WHERE aggregate_type = 'Certificate' AND aggregate_id = $1 \
@@ -279,7 +282,7 @@ impl Commands {
 /// The certificate id when `given` is one in its hyphenated form. A 128-bit serial number
 /// is 32 hex digits, which `Uuid` would also accept in its "simple" form, so only the
 /// hyphenated form counts as an id; everything else is looked up as a serial.
-fn certificate_uuid(given: &str) -> Option<Uuid> {
+pub(super) fn certificate_uuid(given: &str) -> Option<Uuid> {
     let given = given.trim();
     if given.len() == 36 && given.contains('-') {
         given.parse().ok()

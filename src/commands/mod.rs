@@ -9,6 +9,7 @@ mod approvals;
 mod certificates;
 mod config;
 mod errors;
+mod renewal;
 mod requests;
 pub mod store;
 mod users;

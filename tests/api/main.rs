@@ -12,6 +12,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod projections;
+mod renewal;
 mod retention;
 mod saga;
 mod schema;
