@@ -4,8 +4,10 @@ use std::io::Write as _;
 
 use clap::Subcommand;
 
+use crate::adapters::artifacts::ArtifactStore;
 use crate::commands::{CommandContext, CommandError, Commands, RevocationForm};
 use crate::domain::actor::Platform;
+use crate::domain::certificate::Artifact;
 use crate::domain::values::Email;
 
 /// `certificate` subcommands.
@@ -26,6 +28,22 @@ pub enum CertificateCommand {
         #[arg(long)]
         text: Option<String>,
     },
+    /// Download a certificate (PEM), its chain, or — once, to its owner, when the service
+    /// generated it — its private key. Every download is recorded and audited.
+    Download {
+        /// The serial number or the certificate id.
+        certificate: String,
+        /// Who downloads (e-mail).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+        /// What: certificate, chain or private_key.
+        #[arg(long, default_value = "certificate")]
+        artifact: String,
+        /// Write it to this file (created; never overwritten). Required for the private key,
+        /// which is written readable by you only; otherwise PEM goes to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Renew a certificate (its owner or an admin): submit a new request like the original,
     /// with a fresh key. Revoke the old one as `superseded` once the new one is issued.
     Renew {
@@ -38,8 +56,61 @@ pub enum CertificateCommand {
 }
 
 /// Runs a `certificate` subcommand.
-pub async fn run(commands: &Commands, command: CertificateCommand) -> Result<(), CommandError> {
+pub async fn run(
+    commands: &Commands,
+    artifacts: &dyn ArtifactStore,
+    command: CertificateCommand,
+) -> Result<(), CommandError> {
     match command {
+        CertificateCommand::Download {
+            certificate,
+            actor,
+            artifact,
+            out,
+        } => {
+            let artifact = Artifact::parse(&artifact)?;
+            if artifact == Artifact::PrivateKey && out.is_none() {
+                return Err(CommandError::Refused(
+                    "the private key is handed out once; give --out FILE to save it (it is \
+                     not printed to the terminal)"
+                        .to_owned(),
+                ));
+            }
+            if let Some(path) = &out
+                && path.exists()
+            {
+                return Err(CommandError::Refused(format!(
+                    "{} exists; it is not overwritten",
+                    path.display()
+                )));
+            }
+            let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
+            let download = commands
+                .download(&ctx, &certificate, artifact, artifacts)
+                .await?;
+            let mut stdout = std::io::stdout().lock();
+            match out {
+                Some(path) => {
+                    write_new(&path, download.pem.as_bytes()).map_err(|e| {
+                        CommandError::Refused(format!("could not write {}: {e}", path.display()))
+                    })?;
+                    let what = match download.artifact {
+                        Artifact::Certificate => "the certificate",
+                        Artifact::Chain => "the chain",
+                        Artifact::PrivateKey => "the private key (this was its one download)",
+                    };
+                    let _ = writeln!(
+                        stdout,
+                        "Saved {what} to {} (suggested name {}).",
+                        path.display(),
+                        download.filename
+                    );
+                }
+                None => {
+                    let _ = stdout.write_all(download.pem.as_bytes());
+                }
+            }
+        }
         CertificateCommand::Revoke {
             certificate,
             actor,
@@ -79,4 +150,16 @@ pub async fn run(commands: &Commands, command: CertificateCommand) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Creates `path` (never overwriting) readable and writable by the owner only.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }

@@ -72,7 +72,7 @@ pub enum Command {
     /// cancel. `--as EMAIL` names the person acting.
     #[command(subcommand)]
     Request(requests::RequestCommand),
-    /// Work with issued certificates: revoke, renew. `--as EMAIL` names the person acting.
+    /// Work with issued certificates: download, revoke, renew. `--as EMAIL` names the person acting.
     #[command(subcommand)]
     Certificate(certificates::CertificateCommand),
     /// Manage users' roles.
@@ -341,8 +341,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Certificate(command) => {
+            let artifacts = app::artifact_store(&config).await;
             with_commands(&config, |commands| async move {
-                certificates::run(&commands, command).await
+                certificates::run(&commands, artifacts.as_ref(), command).await
             })
             .await
         }

@@ -8,6 +8,7 @@
 mod approvals;
 mod certificates;
 mod config;
+mod downloads;
 mod errors;
 mod renewal;
 mod requests;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 pub use approvals::Decision;
 pub use certificates::RevocationForm;
+pub use downloads::Download;
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 

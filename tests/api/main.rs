@@ -5,6 +5,7 @@ mod aws;
 mod ca;
 mod cli;
 mod domain;
+mod downloads;
 mod escalation;
 mod event_store;
 mod expiry;

@@ -18,7 +18,7 @@ use crate::helpers::TestDb;
 pub(crate) struct Saga {
     pub(crate) commands: Commands,
     pub(crate) worker: IssuanceWorker,
-    store: Arc<LocalArtifactStore>,
+    pub(crate) store: Arc<LocalArtifactStore>,
     ca: Arc<EmbeddedCa>,
     _dir: tempfile::TempDir,
 }
