@@ -209,13 +209,7 @@ impl Commands {
         let by = self.actor(ctx).await?;
         let reason = RevocationReason::parse(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
-        let certificate_id = match certificate_uuid(&form.certificate) {
-            Some(id) => id,
-            None => {
-                let serial = SerialNumber::parse(&form.certificate)?;
-                store::certificate_id_of(self.pool(), serial.as_ref()).await?
-            }
-        };
+        let certificate_id = self.certificate_id(&form.certificate).await?;
         let certificate = self
             .inner
             .certificates
@@ -279,10 +273,23 @@ impl Commands {
     }
 }
 
+impl Commands {
+    /// The certificate a person means: its id (hyphenated UUID) or its serial number.
+    pub(super) async fn certificate_id(&self, given: &str) -> Result<Uuid, CommandError> {
+        match certificate_uuid(given) {
+            Some(id) => Ok(id),
+            None => {
+                let serial = SerialNumber::parse(given)?;
+                store::certificate_id_of(self.pool(), serial.as_ref()).await
+            }
+        }
+    }
+}
+
 /// The certificate id when `given` is one in its hyphenated form. A 128-bit serial number
 /// is 32 hex digits, which `Uuid` would also accept in its "simple" form, so only the
 /// hyphenated form counts as an id; everything else is looked up as a serial.
-pub(super) fn certificate_uuid(given: &str) -> Option<Uuid> {
+fn certificate_uuid(given: &str) -> Option<Uuid> {
     let given = given.trim();
     if given.len() == 36 && given.contains('-') {
         given.parse().ok()

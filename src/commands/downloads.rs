@@ -5,13 +5,11 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::certificates::certificate_uuid;
 use super::{CommandContext, CommandError, Commands, store};
 use crate::adapters::artifacts::ArtifactStore;
 use crate::domain::certificate::{
     Artifact, CertificateCommand, CertificateEvent, IssuedCertificate,
 };
-use crate::domain::values::SerialNumber;
 
 /// A downloaded artifact.
 #[derive(Clone)]
@@ -45,13 +43,7 @@ impl Commands {
         artifacts: &dyn ArtifactStore,
     ) -> Result<Download, CommandError> {
         let by = self.actor(ctx).await?;
-        let certificate_id = match certificate_uuid(certificate) {
-            Some(id) => id,
-            None => {
-                let serial = SerialNumber::parse(certificate)?;
-                store::certificate_id_of(self.pool(), serial.as_ref()).await?
-            }
-        };
+        let certificate_id = self.certificate_id(certificate).await?;
         let issued = self.issued(certificate_id).await?;
         // Read (and for the key, decrypt) first, record second: a storage failure must not
         // use up the owner's one private-key download. Nothing is returned unless the

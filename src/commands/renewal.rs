@@ -2,11 +2,9 @@
 
 use uuid::Uuid;
 
-use super::certificates::certificate_uuid;
-use super::{CommandContext, CommandError, Commands, RequestForm, SubmittedRequest, store};
+use super::{CommandContext, CommandError, Commands, RequestForm, SubmittedRequest};
 use crate::domain::actor::Role;
 use crate::domain::request::{CertificateRequest, RequestEvent};
-use crate::domain::values::SerialNumber;
 
 /// The justification's limit (the request form's).
 const JUSTIFICATION_LIMIT: usize = 4000;
@@ -21,13 +19,7 @@ impl Commands {
         certificate: &str,
     ) -> Result<SubmittedRequest, CommandError> {
         let by = self.actor(ctx).await?;
-        let certificate_id = match certificate_uuid(certificate) {
-            Some(id) => id,
-            None => {
-                let serial = SerialNumber::parse(certificate)?;
-                store::certificate_id_of(self.pool(), serial.as_ref()).await?
-            }
-        };
+        let certificate_id = self.certificate_id(certificate).await?;
         let current = self.certificate(certificate_id).await?;
         let (Some(owner), Some(serial)) = (current.owner(), current.serial()) else {
             return Err(CommandError::NotFound(

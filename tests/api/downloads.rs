@@ -6,19 +6,13 @@ use cert_assistant::projections::projector::Projector;
 
 use crate::fixtures::ctx;
 use crate::helpers::TestDb;
-use crate::saga::{approved, feed, saga};
+use crate::saga::{issued, saga};
 
 #[tokio::test]
 async fn owners_download_the_certificate_and_their_key_once() {
     let db = TestDb::new().await;
     let s = saga(&db).await;
-    approved(&s, "download.example.com").await;
-    feed(&db).await;
-    s.worker.step().await.expect("issued");
-    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
-        .fetch_one(&db.pool)
-        .await
-        .expect("serial");
+    let serial = issued(&db, &s, "download.example.com").await;
     let john = ctx("john@example.com");
     let download = |who, what| {
         let commands = s.commands.clone();

@@ -4,19 +4,13 @@ use cert_assistant::commands::RevocationForm;
 use cert_assistant::projections::projector::Projector;
 
 use crate::fixtures::{approver, ctx};
-use crate::saga::{approved, feed, saga};
+use crate::saga::{feed, issued, saga};
 
 #[tokio::test]
 async fn a_renewal_copies_the_request_gets_a_fresh_key_and_supersedes_the_old_one() {
     let db = crate::helpers::TestDb::new().await;
     let s = saga(&db).await;
-    approved(&s, "renew.example.com").await;
-    feed(&db).await;
-    s.worker.step().await.expect("issued");
-    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
-        .fetch_one(&db.pool)
-        .await
-        .expect("serial");
+    let serial = issued(&db, &s, "renew.example.com").await;
 
     let refused = s.commands.renew(&ctx("mallory@example.com"), &serial).await;
     assert!(

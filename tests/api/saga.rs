@@ -61,6 +61,19 @@ pub(crate) async fn approved(s: &Saga, cn: &str) -> (Uuid, String) {
     (submitted.request_id, submitted.request_number.to_string())
 }
 
+/// Submits, approves and issues a certificate for `cn`; returns its serial.
+pub(crate) async fn issued(db: &TestDb, s: &Saga, cn: &str) -> String {
+    approved(s, cn).await;
+    feed(db).await;
+    s.worker.step().await.expect("issued");
+    sqlx::query_scalar(
+        "SELECT serial FROM embedded_ca_certificates ORDER BY issued_at DESC LIMIT 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("serial")
+}
+
 pub(crate) async fn feed(db: &TestDb) {
     Projector::for_consumer(db.pool.clone(), IssuanceFeed)
         .catch_up(std::time::Duration::from_secs(30))
