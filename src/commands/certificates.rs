@@ -140,6 +140,29 @@ impl Commands {
             .map_err(|e| CommandError::from_aggregate("the certificate", e))
     }
 
+    /// Destroys a revoked certificate's generated private key for good (crypto-shredding):
+    /// deletes its data key, then records `PrivateKeyDestroyed`. Both steps are idempotent,
+    /// so a retry after a crash finishes the job. Returns false when there was no key.
+    pub async fn destroy_private_key(&self, certificate_id: Uuid) -> Result<bool, CommandError> {
+        let certificate = self.certificate(certificate_id).await?;
+        if !certificate.has_private_key_left() {
+            return Ok(false);
+        }
+        let issued = self.issued(certificate_id).await?;
+        if let Some(key) = &issued.private_key {
+            store::destroy_data_key(self.pool(), key.data_key_id).await?;
+        }
+        let at = Utc::now();
+        self.inner
+            .certificates
+            .execute(certificate_id, &system_metadata(), || {
+                CertificateCommand::RecordKeyDestroyed { at }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+        Ok(true)
+    }
+
     /// Records that the owner was reminded `days_before` expiry (once per threshold).
     pub async fn record_expiry_reminder(
         &self,

@@ -94,7 +94,10 @@ impl Commands {
     }
 
     /// The certificate as issued, from its `CertificateIssued` event.
-    async fn issued(&self, certificate_id: Uuid) -> Result<IssuedCertificate, CommandError> {
+    pub(super) async fn issued(
+        &self,
+        certificate_id: Uuid,
+    ) -> Result<IssuedCertificate, CommandError> {
         let payload: Option<serde_json::Value> = sqlx::query_scalar(
             "SELECT payload FROM events WHERE aggregate_type = 'Certificate' \
                 AND aggregate_id = $1 AND event_type = 'CertificateIssued'",

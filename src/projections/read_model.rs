@@ -775,6 +775,17 @@ async fn certificates(
             .await?;
             entry("certificate_expired", "expire").severity("warning")
         }
+        CertificateEvent::PrivateKeyDestroyed { at } => {
+            sqlx::query(
+                "UPDATE private_keys SET download_allowed = false, deleted_at = $2 \
+                  WHERE certificate_id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            entry("private_key_destroyed", "delete").severity("warning")
+        }
         CertificateEvent::CaRevocationRecorded {
             ca_status,
             error,

@@ -2,7 +2,8 @@
 //! certificate; a worker claims it with a lease and asks the CA to revoke (the embedded CA
 //! then lists it in its CRL), and records the outcome (`crl_updated_at`, or why not). A CA
 //! that cannot revoke through its API (ADCS Web Enrollment) leaves a clear task for an
-//! operator in `certificate_revocations.adcs_error_message` and the audit trail.
+//! operator in `certificate_revocations.adcs_error_message` and the audit trail. Then, unless
+//! `revocation.destroy_private_key` is false, the generated private key is crypto-shredded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +107,9 @@ impl RevocationWorker {
                 }
                 Err(CaError::Transient(message)) => (false, Some(message)),
             };
+            if done && self.destroys_keys().await? && self.commands.destroy_private_key(id).await? {
+                tracing::info!(certificate = %id, "private key destroyed after revocation");
+            }
             sqlx::query(
                 "UPDATE revocation_jobs SET locked_until = NULL, last_error = $2, \
                      run_at = now() + make_interval(secs => $3), \
@@ -119,6 +123,19 @@ impl RevocationWorker {
             .await?;
         }
         Ok(claimed)
+    }
+
+    /// `revocation.destroy_private_key` (default true): whether a revoked certificate's
+    /// generated private key is destroyed. A revoked key has no legitimate use left; turn it
+    /// off where old S/MIME mail must stay decryptable.
+    async fn destroys_keys(&self) -> anyhow::Result<bool> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT config_value FROM system_config \
+              WHERE config_key = 'revocation.destroy_private_key'",
+        )
+        .fetch_optional(self.commands.pool())
+        .await?;
+        Ok(value.is_none_or(|v| v.trim() != "false"))
     }
 
     /// The serial and reason of a revoked certificate, from its events.

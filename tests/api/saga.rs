@@ -377,6 +377,31 @@ async fn a_revocation_reaches_the_ca_and_its_crl() {
     .await
     .expect("revocation row");
     assert_eq!((status.as_deref(), crl_updated), (Some("revoked"), true));
+    // The generated private key is crypto-shredded after revocation (the default policy).
+    let (shredded, key_row_deleted): (bool, bool) = sqlx::query_as(
+        "SELECT (SELECT bool_and(wrapped_key IS NULL AND destroyed_at IS NOT NULL) \
+                   FROM data_keys WHERE id IN (SELECT (payload -> 'CertificateIssued' -> \
+                     'certificate' -> 'private_key' ->> 'data_key_id')::uuid FROM events \
+                     WHERE event_type = 'CertificateIssued')), \
+                (SELECT deleted_at IS NOT NULL FROM private_keys)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("key state");
+    assert_eq!((shredded, key_row_deleted), (true, true));
+    let key = s
+        .commands
+        .download(
+            &ctx("john@example.com"),
+            &serial,
+            cert_assistant::domain::certificate::Artifact::PrivateKey,
+            s.store.as_ref(),
+        )
+        .await;
+    assert!(
+        key.is_err_and(|e| e.to_string().contains("destroyed")),
+        "a destroyed key is refused clearly"
+    );
     let views: i64 = sqlx::query_scalar("SELECT count(*) FROM v_active_certificates")
         .fetch_one(&db.pool)
         .await

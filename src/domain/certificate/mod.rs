@@ -136,6 +136,11 @@ pub enum CertificateCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Record that the generated private key was destroyed (its data key deleted).
+    RecordKeyDestroyed {
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record what the CA did with the revocation.
     RecordCaRevocation {
         /// `revoked` when the CA revoked it (its CRL now lists it), else what went wrong.
@@ -196,6 +201,12 @@ pub enum CertificateEvent {
         at: DateTime<Utc>,
     },
     /// The CA acted on the revocation (or could not).
+    /// The generated private key was destroyed: its data key is gone, so the encrypted key
+    /// in the events can never be decrypted again (crypto-shredding).
+    PrivateKeyDestroyed {
+        /// When.
+        at: DateTime<Utc>,
+    },
     CaRevocationRecorded {
         /// `revoked`, or `failed`.
         ca_status: String,
@@ -230,6 +241,7 @@ impl DomainEvent for CertificateEvent {
             Self::CertificateExpired { .. } => "CertificateExpired",
             Self::CertificateRevoked { .. } => "CertificateRevoked",
             Self::CaRevocationRecorded { .. } => "CaRevocationRecorded",
+            Self::PrivateKeyDestroyed { .. } => "PrivateKeyDestroyed",
         }
         .to_owned()
     }
@@ -303,6 +315,8 @@ struct CertificateState {
     revoked_at: Option<DateTime<Utc>>,
     #[serde(default)]
     ca_revoked: bool,
+    #[serde(default)]
+    private_key_destroyed: bool,
 }
 
 impl Certificate {
@@ -319,6 +333,13 @@ impl Certificate {
     /// The end of validity, once issued.
     pub fn valid_to(&self) -> Option<DateTime<Utc>> {
         self.state.as_ref().map(|s| s.valid_to)
+    }
+
+    /// Whether a generated private key exists and was not destroyed.
+    pub fn has_private_key_left(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.has_private_key && !s.private_key_destroyed)
     }
 
     /// The owner, once issued.
@@ -388,6 +409,13 @@ impl Aggregate for Certificate {
                                 .to_owned(),
                         ));
                     }
+                    if state.private_key_destroyed {
+                        return Err(CertificateError::NoPrivateKey(
+                            "the private key was destroyed when the certificate was revoked; \
+                             it cannot be recovered"
+                                .to_owned(),
+                        ));
+                    }
                     if state.private_key_downloaded {
                         return Err(CertificateError::NoPrivateKey(
                             "the private key was already downloaded once; it is not handed \
@@ -426,6 +454,16 @@ impl Aggregate for Certificate {
                     return Err(CertificateError::AlreadyReminded(days_before));
                 }
                 CertificateEvent::ExpiryReminderSent { days_before, at }
+            }
+            CertificateCommand::RecordKeyDestroyed { at } => {
+                let state = self.existing()?;
+                if !state.has_private_key || state.private_key_destroyed {
+                    return Err(CertificateError::NoPrivateKey(format!(
+                        "certificate {} has no private key left to destroy",
+                        state.serial
+                    )));
+                }
+                CertificateEvent::PrivateKeyDestroyed { at }
             }
             CertificateCommand::RecordCaRevocation {
                 ca_status,
@@ -512,6 +550,7 @@ impl Aggregate for Certificate {
                 reminders: Vec::new(),
                 revoked_at: None,
                 ca_revoked: false,
+                private_key_destroyed: false,
             });
             return;
         }
@@ -542,6 +581,9 @@ impl Aggregate for Certificate {
             }
             CertificateEvent::CaRevocationRecorded { ca_status, .. } => {
                 state.ca_revoked = ca_status == "revoked";
+            }
+            CertificateEvent::PrivateKeyDestroyed { .. } => {
+                state.private_key_destroyed = true;
             }
         }
     }

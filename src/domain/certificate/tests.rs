@@ -292,3 +292,34 @@ async fn a_certificate_is_recorded_once() {
     .await;
     assert_eq!(error, CertificateError::AlreadyIssued("0A1B".to_owned()));
 }
+
+#[tokio::test]
+async fn a_destroyed_key_is_destroyed_once_and_never_handed_out() {
+    let destroyed = vec![
+        issued(),
+        revoked(1),
+        CertificateEvent::PrivateKeyDestroyed { at: at(2) },
+    ];
+    let error = refused(
+        destroyed.clone(),
+        CertificateCommand::RecordKeyDestroyed { at: at(3) },
+    )
+    .await;
+    assert!(error.to_string().contains("no private key left"), "{error}");
+    let error = refused(
+        destroyed,
+        CertificateCommand::RecordDownload {
+            by: requester(),
+            artifact: Artifact::PrivateKey,
+            at: at(3),
+        },
+    )
+    .await;
+    assert!(error.to_string().contains("destroyed"), "{error}");
+    let error = refused(
+        vec![issued_with_key(None)],
+        CertificateCommand::RecordKeyDestroyed { at: at(3) },
+    )
+    .await;
+    assert!(matches!(error, CertificateError::NoPrivateKey(_)));
+}
