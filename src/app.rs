@@ -19,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     slack: Option<crate::chat::slack::SlackState>,
+    downloads: Option<http::downloads::DownloadState>,
 }
 
 impl Application {
@@ -50,7 +51,22 @@ impl Application {
             listener,
             state: AppState { pool, ca },
             slack,
+            downloads: None,
         })
+    }
+
+    /// Also serves signed download links (`/downloads/{token}`).
+    #[must_use]
+    pub fn with_downloads(
+        mut self,
+        commands: crate::commands::Commands,
+        artifacts: std::sync::Arc<dyn crate::adapters::artifacts::ArtifactStore>,
+    ) -> Self {
+        self.downloads = Some(http::downloads::DownloadState {
+            commands,
+            artifacts,
+        });
+        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -67,10 +83,13 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "listening");
-        axum::serve(self.listener, http::router(self.state, self.slack))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")
+        axum::serve(
+            self.listener,
+            http::router(self.state, self.slack, self.downloads),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")
     }
 }
 
@@ -259,8 +278,17 @@ pub fn slack_state(
     Some(crate::chat::slack::SlackState::new(
         crate::chat::slack::verify::Verifier::new(secret.expose_secret()),
         crate::chat::slack::api::SlackApi::new(&config.slack.api_base_url, token.clone()),
-        crate::chat::service::ChatService::new(commands),
+        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
     ))
+}
+
+/// The URL people reach the service at (`http.public_url`, else `http://` + `http.listen`).
+pub fn public_url(config: &Config) -> String {
+    config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.http.listen))
 }
 
 /// Where certificates point for the CRL.

@@ -251,6 +251,10 @@ pub struct HttpConfig {
     /// balancer). Port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The URL people reach the service at, for the download links `/cert download` hands
+    /// out (default `http://` + `listen`). Set it behind a load balancer or TLS proxy.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// Logging settings.
@@ -305,6 +309,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            public_url: None,
         }
     }
 }
@@ -423,6 +428,11 @@ impl Config {
                  (CERT_ASSISTANT_SLACK__SIGNING_SECRET, CERT_ASSISTANT_SLACK__BOT_TOKEN)"
                     .to_owned(),
             );
+        }
+        if let Some(url) = &self.http.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push("http.public_url must be an http(s) URL".to_owned());
         }
         if !(self.slack.api_base_url.starts_with("https://")
             || self.slack.api_base_url.starts_with("http://"))

@@ -75,6 +75,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         role: None,
     },
     CommandSpec {
+        name: "download",
+        usage: "SERIAL [certificate|chain|private_key]",
+        summary: "a short-lived link to download a certificate, its chain, or your generated key (once)",
+        role: None,
+    },
+    CommandSpec {
         name: "renew",
         usage: "SERIAL",
         summary: "renew a certificate: a new request like the original, with a fresh key",
@@ -152,6 +158,13 @@ pub enum ChatCommand {
         reason: String,
         /// Free text.
         text: Option<String>,
+    },
+    /// `/cert download SERIAL [what]`.
+    Download {
+        /// Serial or id.
+        certificate: String,
+        /// certificate (default), chain or private_key.
+        artifact: Option<String>,
     },
     /// `/cert renew SERIAL`.
     Renew {
@@ -306,6 +319,10 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
                 text: rest(&args[2..]),
             }
         }
+        "download" => ChatCommand::Download {
+            certificate: one("the serial number")?,
+            artifact: args.get(1).cloned(),
+        },
         "renew" => ChatCommand::Renew {
             certificate: one("the serial number")?,
         },
@@ -395,6 +412,13 @@ mod tests {
                 certificate: "0A1B".to_owned(),
                 reason: "key_compromise".to_owned(),
                 text: Some("laptop stolen".to_owned())
+            })
+        );
+        assert_eq!(
+            parse("download 0A1B key"),
+            Ok(ChatCommand::Download {
+                certificate: "0A1B".to_owned(),
+                artifact: Some("key".to_owned())
             })
         );
         assert_eq!(

@@ -13,6 +13,7 @@ use crate::commands::{
 };
 use crate::domain::actor::{Actor, Role};
 use crate::domain::approval::Part;
+use crate::domain::certificate::Artifact;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::values::{Email, RequestNumber, ValueError};
 use crate::projections::catalog;
@@ -24,12 +25,24 @@ const MAX_INLINE_ROWS: usize = 25;
 #[derive(Debug, Clone)]
 pub struct ChatService {
     commands: Commands,
+    /// Where download links point (`http.public_url`).
+    public_url: String,
 }
 
 impl ChatService {
     /// A service over the application layer.
     pub fn new(commands: Commands) -> Self {
-        Self { commands }
+        Self {
+            commands,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+
+    /// Download links point at `url` (the service as people reach it).
+    #[must_use]
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        url.trim_end_matches('/').clone_into(&mut self.public_url);
+        self
     }
 
     /// The application layer.
@@ -105,6 +118,32 @@ impl ChatService {
                     .await?;
                 Ok(Reply::text(format!(
                     "Certificate {certificate} is revoked ({reason})."
+                )))
+            }
+            ChatCommand::Download {
+                certificate,
+                artifact,
+            } => {
+                let artifact = match artifact {
+                    Some(text) => Artifact::parse(&text)?,
+                    None => Artifact::Certificate,
+                };
+                let (token, expires) = self
+                    .commands
+                    .download_link(ctx, &certificate, artifact)
+                    .await?;
+                let once = if artifact == Artifact::PrivateKey {
+                    " It works once: the key is handed out a single time."
+                } else {
+                    ""
+                };
+                Ok(Reply::text(format!(
+                    "Download the {} of {}: {}/downloads/{token} (valid until {} UTC, for you \
+                     only).{once}",
+                    artifact.as_str().replace('_', " "),
+                    certificate.trim(),
+                    self.public_url,
+                    expires.format("%H:%M")
                 )))
             }
             ChatCommand::Renew { certificate } => {

@@ -379,12 +379,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let expiry = crate::saga::expiry::ExpiryWorker::new(commands.clone(), clock.clone());
         let escalation = crate::saga::escalation::EscalationWorker::new(commands.clone(), clock);
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
-        let slack = app::slack_state(&config, commands);
+        let slack = app::slack_state(&config, commands.clone());
         let notifier = slack
             .as_ref()
             .map(|slack| slack.notifier(config.slack.approvals_channel.clone()));
         let application =
-            Application::build_with_ca(&config, database.pool().clone(), slack, embedded).await?;
+            Application::build_with_ca(&config, database.pool().clone(), slack, embedded)
+                .await?
+                .with_downloads(commands, store.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(
             Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),

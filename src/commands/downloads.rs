@@ -2,6 +2,7 @@
 //! the service generated. Every download is an event (count, audit row); the private key is
 //! decrypted only after the certificate aggregate allowed it.
 
+use base64::Engine as _;
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -140,3 +141,113 @@ async fn read(artifacts: &dyn ArtifactStore, key: &str) -> Result<String, Comman
     let bytes = artifacts.get(key).await.map_err(CommandError::internal)?;
     String::from_utf8(bytes).map_err(CommandError::internal)
 }
+
+/// How long a download link works.
+pub const LINK_TTL_MINUTES: i64 = 15;
+
+/// What a download link grants: one artifact of one certificate to one person, until `e`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LinkClaims {
+    /// The certificate.
+    c: Uuid,
+    /// The artifact.
+    a: String,
+    /// The person's e-mail.
+    u: String,
+    /// The platform they asked on.
+    p: String,
+    /// Expiry, Unix seconds.
+    e: i64,
+}
+
+/// Why a download link was not honoured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Not signed by this service, or altered.
+    #[error("this download link is not valid")]
+    Forged,
+    /// Past its time.
+    #[error("this download link has expired; ask for a new one with /cert download")]
+    Expired,
+}
+
+/// A verified download link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadLink {
+    /// Who asked for it.
+    pub email: crate::domain::values::Email,
+    /// Where they asked.
+    pub platform: crate::domain::actor::Platform,
+    /// The certificate.
+    pub certificate_id: Uuid,
+    /// What.
+    pub artifact: Artifact,
+}
+
+impl Commands {
+    /// A signed, short-lived link token for the acting user to download an artifact. The
+    /// download itself is checked and recorded when the link is used; the obvious refusals
+    /// (no such certificate, someone else's private key) come now.
+    pub async fn download_link(
+        &self,
+        ctx: &CommandContext,
+        certificate: &str,
+        artifact: Artifact,
+    ) -> Result<(String, chrono::DateTime<Utc>), CommandError> {
+        let by = self.actor(ctx).await?;
+        let certificate_id = self.certificate_id(certificate).await?;
+        let current = self.certificate(certificate_id).await?;
+        let Some(owner) = current.owner() else {
+            return Err(CommandError::NotFound(
+                "there is no such certificate".to_owned(),
+            ));
+        };
+        if artifact == Artifact::PrivateKey && !by.is(owner) {
+            return Err(CommandError::Refused(
+                "only the owner can download the private key".to_owned(),
+            ));
+        }
+        let expires = Utc::now() + chrono::Duration::minutes(LINK_TTL_MINUTES);
+        let claims = LinkClaims {
+            c: certificate_id,
+            a: artifact.as_str().to_owned(),
+            u: ctx.email.to_string(),
+            p: ctx.platform.as_str().to_owned(),
+            e: expires.timestamp(),
+        };
+        let payload = serde_json::to_vec(&claims).map_err(CommandError::internal)?;
+        let tag = self.inner.kek.sign_link(&payload);
+        Ok((
+            format!("{}.{}", LINK_B64.encode(&payload), LINK_B64.encode(tag)),
+            expires,
+        ))
+    }
+
+    /// Verifies a link token (signature first, then expiry at `now`).
+    pub fn open_download_link(
+        &self,
+        token: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<DownloadLink, LinkError> {
+        let (payload, tag) = token.split_once('.').ok_or(LinkError::Forged)?;
+        let payload = LINK_B64.decode(payload).map_err(|_| LinkError::Forged)?;
+        let tag = LINK_B64.decode(tag).map_err(|_| LinkError::Forged)?;
+        if !self.inner.kek.verify_link(&payload, &tag) {
+            return Err(LinkError::Forged);
+        }
+        let claims: LinkClaims = serde_json::from_slice(&payload).map_err(|_| LinkError::Forged)?;
+        if now.timestamp() > claims.e {
+            return Err(LinkError::Expired);
+        }
+        Ok(DownloadLink {
+            email: crate::domain::values::Email::parse(&claims.u).map_err(|_| LinkError::Forged)?,
+            platform: crate::domain::actor::Platform::parse(&claims.p)
+                .map_err(|_| LinkError::Forged)?,
+            certificate_id: claims.c,
+            artifact: Artifact::parse(&claims.a).map_err(|_| LinkError::Forged)?,
+        })
+    }
+}
+
+/// Link tokens travel in URL paths.
+const LINK_B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use approvals::Decision;
 pub use certificates::RevocationForm;
-pub use downloads::Download;
+pub use downloads::{Download, DownloadLink, LINK_TTL_MINUTES, LinkError};
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 

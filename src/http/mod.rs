@@ -1,6 +1,7 @@
 //! The HTTP surface: one router for probes and the chat platforms' webhooks.
 
 mod ca;
+pub mod downloads;
 mod health;
 
 use std::sync::Arc;
@@ -23,7 +24,11 @@ pub struct AppState {
 
 /// The whole router, so tests can drive it in-process or over a real socket. Slack's routes
 /// are there when Slack is configured.
-pub fn router(state: AppState, slack: Option<SlackState>) -> Router {
+pub fn router(
+    state: AppState,
+    slack: Option<SlackState>,
+    downloads: Option<downloads::DownloadState>,
+) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -32,6 +37,9 @@ pub fn router(state: AppState, slack: Option<SlackState>) -> Router {
         .with_state(state);
     if let Some(slack) = slack {
         router = router.merge(slack::router(slack));
+    }
+    if let Some(downloads) = downloads {
+        router = router.merge(downloads::router(downloads));
     }
     router
 }

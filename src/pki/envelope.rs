@@ -41,6 +41,8 @@ pub enum EnvelopeError {
 pub struct KeyEncryptionKey {
     key: RandomizedNonceKey,
     id: String,
+    /// An HMAC key derived from the KEK for signing download links (never the KEK itself).
+    links: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for KeyEncryptionKey {
@@ -94,7 +96,12 @@ impl KeyEncryptionKey {
             .map_err(|_| EnvelopeError::BadKeyEncryptionKey)?;
         let digest = Sha256::digest(bytes);
         let id = format!("kek-{}", hex(&digest[..6]));
-        Ok(Self { key, id })
+        let derived = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
+            b"cert-assistant download links v1",
+        );
+        let links = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref());
+        Ok(Self { key, id, links })
     }
 
     /// 32 fresh random bytes in base64, for a new installation.
@@ -129,6 +136,18 @@ impl KeyEncryptionKey {
                 wrapped,
             },
         ))
+    }
+
+    /// Signs a download link's payload.
+    pub fn sign_link(&self, payload: &[u8]) -> Vec<u8> {
+        aws_lc_rs::hmac::sign(&self.links, payload)
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Whether `tag` is this service's signature of `payload` (constant time).
+    pub fn verify_link(&self, payload: &[u8], tag: &[u8]) -> bool {
+        aws_lc_rs::hmac::verify(&self.links, payload, tag).is_ok()
     }
 
     /// The data key of a stored, wrapped one.

@@ -76,3 +76,97 @@ async fn owners_download_the_certificate_and_their_key_once() {
     .expect("audit");
     assert_eq!(audited, 3, "certificate, chain and key");
 }
+
+/// The service with download links, on port 0; returns its base URL.
+async fn serve_downloads(db: &TestDb, s: &crate::saga::Saga) -> String {
+    let mut config = cert_assistant::config::Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = cert_assistant::app::Application::build(&config, db.pool.clone(), None)
+        .await
+        .expect("the service builds")
+        .with_downloads(s.commands.clone(), s.store.clone());
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    address
+}
+
+#[tokio::test]
+async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let serial = issued(&db, &s, "link.example.com").await;
+    let base = serve_downloads(&db, &s).await;
+    let http = reqwest::Client::new();
+    let john = ctx("john@example.com");
+
+    let (token, _) = s
+        .commands
+        .download_link(&john, &serial, Artifact::Certificate)
+        .await
+        .expect("link");
+    let response = http
+        .get(format!("{base}/downloads/{token}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .to_owned();
+    assert_eq!(
+        disposition,
+        format!("attachment; filename=\"link.example.com-{serial}.pem\"")
+    );
+    let pem = response.text().await.expect("body");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+
+    // Someone else's key: refused when asking, not only when downloading.
+    let theirs = s
+        .commands
+        .download_link(&ctx("mallory@example.com"), &serial, Artifact::PrivateKey)
+        .await;
+    assert!(theirs.is_err_and(|e| e.to_string().contains("only the owner")));
+
+    let (key, _) = s
+        .commands
+        .download_link(&john, &serial, Artifact::PrivateKey)
+        .await
+        .expect("key link");
+    let first = http
+        .get(format!("{base}/downloads/{key}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.expect("body").contains("PRIVATE KEY"));
+    let second = http
+        .get(format!("{base}/downloads/{key}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(second.status(), 403);
+    assert!(
+        second
+            .text()
+            .await
+            .expect("body")
+            .contains("already downloaded")
+    );
+
+    // A forged link (altered payload) and an expired one.
+    let (payload, tag) = token.split_once('.').expect("token");
+    let mut altered = payload.to_owned();
+    altered.replace_range(0..1, if payload.starts_with('e') { "f" } else { "e" });
+    let forged = http
+        .get(format!("{base}/downloads/{altered}.{tag}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(forged.status(), 403);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(16);
+    assert_eq!(
+        s.commands.open_download_link(&token, later),
+        Err(cert_assistant::commands::LinkError::Expired)
+    );
+}
