@@ -896,3 +896,70 @@ async fn the_questionnaire_works_in_one_line_too() {
     assert!(text.contains("public=…: please choose one"), "{text}");
     assert!(text.contains("browser=…: please choose one"), "{text}");
 }
+
+#[tokio::test]
+async fn a_certificate_lives_through_slack_request_approve_issue_download_renew_revoke() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let number_in = |text: &str| {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .find(|w| w.starts_with("REQ-"))
+            .unwrap_or_else(|| panic!("no request number in {text}"))
+            .to_owned()
+    };
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=life.example.com days=90 why=\"Whole life\"",
+        )
+        .await;
+    let number = number_in(&text_of(&reply));
+    let approved = text_of(&t.cert("UJANE", &format!("approve {number}")).await);
+    assert!(approved.contains("approved"), "{approved}");
+
+    // The issuance saga (embedded CA) picks the approval up.
+    let s = crate::saga::saga(&t.db).await;
+    crate::saga::feed(&t.db).await;
+    s.worker.step().await.expect("issued");
+
+    let status = t.cert("UJOHN", &format!("status {number}")).await;
+    let shown = status.to_string();
+    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("serial");
+    assert!(shown.contains(&serial), "status shows the serial: {shown}");
+
+    let link = text_of(&t.cert("UJOHN", &format!("download {serial}")).await);
+    assert!(link.contains("/downloads/"), "{link}");
+    let theirs = text_of(&t.cert("UJANE", &format!("download {serial} key")).await);
+    assert!(theirs.contains("only the owner"), "{theirs}");
+
+    let renewal = text_of(&t.cert("UJOHN", &format!("renew {serial}")).await);
+    let renewed = number_in(&renewal);
+    assert_ne!(renewed, number);
+    assert!(renewal.contains("superseded"), "{renewal}");
+
+    let revoked = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial} superseded"))
+            .await,
+    );
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let again = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial} superseded"))
+            .await,
+    );
+    assert!(again.contains("already revoked"), "{again}");
+}
