@@ -108,11 +108,7 @@ pub async fn required_approvals(
     certificate_type: CertificateType,
     criticality: Option<&str>,
 ) -> Result<u8, CommandError> {
-    let policy: Option<String> = sqlx::query_scalar(
-        "SELECT config_value FROM system_config WHERE config_key = 'approval.required_approvals'",
-    )
-    .fetch_optional(pool)
-    .await?;
+    let policy = crate::db::setting(pool, "approval.required_approvals").await?;
     let policy: serde_json::Value = policy
         .as_deref()
         .map(serde_json::from_str)
@@ -137,11 +133,7 @@ pub async fn required_approvals(
 
 /// `certificate.default_validity_days`, if set.
 pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, CommandError> {
-    Ok(sqlx::query_scalar(
-        "SELECT config_value FROM system_config WHERE config_key = 'certificate.default_validity_days'",
-    )
-    .fetch_optional(pool)
-    .await?)
+    Ok(crate::db::setting(pool, "certificate.default_validity_days").await?)
 }
 
 /// Finds a certificate's id by serial in the event store (until the read model has it).

@@ -122,6 +122,15 @@ impl Database {
     }
 }
 
+/// One `system_config` value as stored (`None` when the key is not set). Callers parse it
+/// and fall back to their documented default.
+pub async fn setting(pool: &PgPool, key: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT config_value FROM system_config WHERE config_key = $1")
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Applies every pending migration. Safe to run from several replicas at once: sqlx takes an
 /// advisory lock for the duration.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

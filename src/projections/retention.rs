@@ -64,11 +64,7 @@ fn first_of_month(day: NaiveDate) -> NaiveDate {
 
 /// `audit.retention.days` from the configuration (default 365).
 pub async fn retention_days(pool: &PgPool) -> anyhow::Result<i64> {
-    let value: Option<String> = sqlx::query_scalar(
-        "SELECT config_value FROM system_config WHERE config_key = 'audit.retention.days'",
-    )
-    .fetch_optional(pool)
-    .await?;
+    let value = crate::db::setting(pool, "audit.retention.days").await?;
     Ok(value
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|days| *days > 0)

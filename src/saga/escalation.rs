@@ -86,11 +86,7 @@ impl EscalationWorker {
     }
 
     async fn hours(&self) -> anyhow::Result<i64> {
-        let value: Option<String> = sqlx::query_scalar(
-            "SELECT config_value FROM system_config WHERE config_key = 'approval.escalation.hours'",
-        )
-        .fetch_optional(self.commands.pool())
-        .await?;
+        let value = crate::db::setting(self.commands.pool(), "approval.escalation.hours").await?;
         Ok(value
             .and_then(|v| v.trim().parse::<i64>().ok())
             .unwrap_or(DEFAULT_HOURS))

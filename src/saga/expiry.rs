@@ -108,11 +108,7 @@ impl ExpiryWorker {
 
     /// `expiry.notification.days`, or the documented default.
     async fn thresholds(&self) -> anyhow::Result<Vec<u32>> {
-        let value: Option<String> = sqlx::query_scalar(
-            "SELECT config_value FROM system_config WHERE config_key = 'expiry.notification.days'",
-        )
-        .fetch_optional(self.commands.pool())
-        .await?;
+        let value = crate::db::setting(self.commands.pool(), "expiry.notification.days").await?;
         match value.as_deref().map(serde_json::from_str::<Vec<u32>>) {
             Some(Ok(days)) if !days.is_empty() => Ok(days),
             None => Ok(DEFAULT_THRESHOLDS.to_vec()),

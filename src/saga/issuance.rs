@@ -183,11 +183,7 @@ impl IssuanceWorker {
     }
 
     async fn polling_interval(&self) -> anyhow::Result<f64> {
-        let value: Option<String> = sqlx::query_scalar(
-            "SELECT config_value FROM system_config WHERE config_key = 'adcs.polling.interval_seconds'",
-        )
-        .fetch_optional(self.pool())
-        .await?;
+        let value = crate::db::setting(self.pool(), "adcs.polling.interval_seconds").await?;
         Ok(value
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| *s > 0.0)
@@ -195,11 +191,7 @@ impl IssuanceWorker {
     }
 
     async fn max_retries(&self) -> anyhow::Result<u32> {
-        let value: Option<String> = sqlx::query_scalar(
-            "SELECT config_value FROM system_config WHERE config_key = 'issuance.max_retries'",
-        )
-        .fetch_optional(self.pool())
-        .await?;
+        let value = crate::db::setting(self.pool(), "issuance.max_retries").await?;
         Ok(value.and_then(|v| v.trim().parse().ok()).unwrap_or(5))
     }
 

@@ -75,12 +75,9 @@ impl MailWorker {
         )
         .fetch_all(pool)
         .await?;
-        let from: String = sqlx::query_scalar(
-            "SELECT config_value FROM system_config WHERE config_key = 'notification.email.from'",
-        )
-        .fetch_optional(pool)
-        .await?
-        .unwrap_or_else(|| "cert-assistant@example.com".to_owned());
+        let from = crate::db::setting(pool, "notification.email.from")
+            .await?
+            .unwrap_or_else(|| "cert-assistant@example.com".to_owned());
         let claimed = jobs.len();
         for job in jobs {
             let id: Uuid = job.try_get("notification_id")?;

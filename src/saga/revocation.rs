@@ -129,12 +129,8 @@ impl RevocationWorker {
     /// generated private key is destroyed. A revoked key has no legitimate use left; turn it
     /// off where old S/MIME mail must stay decryptable.
     async fn destroys_keys(&self) -> anyhow::Result<bool> {
-        let value: Option<String> = sqlx::query_scalar(
-            "SELECT config_value FROM system_config \
-              WHERE config_key = 'revocation.destroy_private_key'",
-        )
-        .fetch_optional(self.commands.pool())
-        .await?;
+        let value =
+            crate::db::setting(self.commands.pool(), "revocation.destroy_private_key").await?;
         Ok(value.is_none_or(|v| v.trim() != "false"))
     }
 
