@@ -188,16 +188,7 @@ impl EscalationWorker {
     }
 
     /// Runs a pass every `every` until `stopped` turns true.
-    pub async fn run(self, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
-        tracing::info!(every_s = every.as_secs(), "escalation job started");
-        loop {
-            if let Err(error) = self.step().await {
-                tracing::error!(error = format!("{error:#}"), "escalation pass failed");
-            }
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => break,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+    pub async fn run(self, every: Duration, stopped: tokio::sync::watch::Receiver<bool>) {
+        super::worker::every("escalation", every, stopped, || self.step()).await;
     }
 }

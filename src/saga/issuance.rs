@@ -495,22 +495,9 @@ impl IssuanceWorker {
     }
 
     /// Runs until `stopped` turns true, checking for due jobs every second.
-    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
         tracing::info!(ca = %self.ca.name(), "issuance worker started");
-        loop {
-            let pause = match self.step().await {
-                Ok(5) => Duration::ZERO,
-                Ok(_) => Duration::from_secs(1),
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "issuance step failed");
-                    Duration::from_secs(5)
-                }
-            };
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        super::worker::poll_jobs("issuance", 5, stopped, || self.step()).await;
         tracing::info!("issuance worker stopped");
     }
 }

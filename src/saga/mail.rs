@@ -4,7 +4,6 @@
 //! that cannot be sent never holds anything else up.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, Row};
@@ -133,21 +132,8 @@ impl MailWorker {
     }
 
     /// Runs until `stopped` turns true.
-    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            let pause = match self.step().await {
-                Ok(10) => Duration::ZERO,
-                Ok(_) => Duration::from_secs(1),
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "mail step failed");
-                    Duration::from_secs(5)
-                }
-            };
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
+        super::worker::poll_jobs("mail", 10, stopped, || self.step()).await;
     }
 }
 

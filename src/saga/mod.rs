@@ -7,3 +7,4 @@ pub mod issuance;
 mod lease;
 pub mod mail;
 pub mod revocation;
+pub mod worker;

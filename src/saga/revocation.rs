@@ -6,7 +6,6 @@
 //! `revocation.destroy_private_key` is false, the generated private key is crypto-shredded.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, Row};
@@ -162,20 +161,7 @@ impl RevocationWorker {
     }
 
     /// Runs until `stopped` turns true.
-    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            let pause = match self.step().await {
-                Ok(10) => Duration::ZERO,
-                Ok(_) => Duration::from_secs(1),
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "revocation step failed");
-                    Duration::from_secs(5)
-                }
-            };
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
+        super::worker::poll_jobs("revocation", 10, stopped, || self.step()).await;
     }
 }

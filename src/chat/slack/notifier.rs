@@ -328,22 +328,9 @@ impl SlackNotifier {
     }
 
     /// Runs until `stopped` turns true, checking for jobs every second.
-    pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
         tracing::info!("slack notifier started");
-        loop {
-            let pause = match self.step().await {
-                Ok(10) => Duration::ZERO,
-                Ok(_) => Duration::from_secs(1),
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "slack notifier step failed");
-                    Duration::from_secs(5)
-                }
-            };
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => break,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        crate::saga::worker::poll_jobs("slack notifier", 10, stopped, || self.step()).await;
         tracing::info!("slack notifier stopped");
     }
 }
