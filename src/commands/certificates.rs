@@ -283,16 +283,7 @@ impl Commands {
         &self,
         certificate_id: Uuid,
     ) -> Result<Uuid, CommandError> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' FROM events \
-              WHERE aggregate_type = 'Certificate' AND aggregate_id = $1 \
-                AND event_type = 'CertificateIssued'",
-        )
-        .bind(certificate_id.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        id.and_then(|id| id.parse().ok())
-            .ok_or_else(|| CommandError::NotFound("there is no such certificate".to_owned()))
+        Ok(self.issued(certificate_id).await?.request_id)
     }
 }
 
