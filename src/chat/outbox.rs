@@ -1,12 +1,15 @@
-//! The chat outbox: a durable feed consumer that turns approval events into jobs for the
-//! chat platforms (ask the approvers; announce the decision and update every message).
+//! The chat outbox: a durable feed consumer that turns events into jobs for the chat
+//! platforms (ask the approvers, remind them and escalate; announce the decision and update
+//! every message; tell the requester about issuance; remind owners before expiry).
 
 use cqrs_es::Aggregate;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::commands::store;
 use crate::domain::approval::{Approval, ApprovalEvent};
+use crate::domain::certificate::{Certificate, CertificateEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::projections::StoredEvent;
 use crate::projections::projector::FeedConsumer;
@@ -23,6 +26,10 @@ pub const ASK_APPROVERS: &str = "ask_approvers";
 pub const ANNOUNCE_DECISION: &str = "announce_decision";
 /// Tell the requester the certificate is ready, or why it is not.
 pub const ANNOUNCE_ISSUANCE: &str = "announce_issuance";
+/// Remind the owner that a certificate expires soon (with a Renew button).
+pub const REMIND_EXPIRY: &str = "remind_expiry";
+/// Remind the pending approvers of an overdue approval, and the admins it escalates to.
+pub const NUDGE_APPROVERS: &str = "nudge_approvers";
 
 /// The consumer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,6 +50,18 @@ impl FeedConsumer for ChatOutbox {
 }
 
 async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
+    if event.aggregate_type == Certificate::TYPE {
+        let CertificateEvent::ExpiryReminderSent { days_before, at } =
+            serde_json::from_value(event.payload.clone())?
+        else {
+            return Ok(());
+        };
+        let certificate_id: Uuid = event.aggregate_id.parse()?;
+        let issued = store::issued_certificate(&mut *conn, certificate_id).await?;
+        let payload =
+            json!({ "certificate_id": certificate_id, "days_before": days_before, "at": at });
+        return insert_job(conn, event, REMIND_EXPIRY, issued.request_id, payload).await;
+    }
     if event.aggregate_type == CertificateRequest::TYPE {
         let payload = match serde_json::from_value::<RequestEvent>(event.payload.clone())? {
             RequestEvent::RequestIssued { serial_number, .. } => {
@@ -53,7 +72,8 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
             }
             _ => return Ok(()),
         };
-        return insert_job(conn, event, ANNOUNCE_ISSUANCE, payload).await;
+        let request_id = event.aggregate_id.parse()?;
+        return insert_job(conn, event, ANNOUNCE_ISSUANCE, request_id, payload).await;
     }
     if event.aggregate_type != Approval::TYPE {
         return Ok(());
@@ -80,18 +100,33 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
             ANNOUNCE_DECISION,
             json!({ "outcome": "rejected", "by": by.email, "reason": reason, "at": at }),
         ),
+        ApprovalEvent::ApprovalReminderSent {
+            approvers,
+            reminder_count,
+            escalated_to,
+            at,
+        } => (
+            NUDGE_APPROVERS,
+            json!({
+                "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+                "escalated_to": escalated_to.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+                "reminder_count": reminder_count,
+                "at": at,
+            }),
+        ),
         _ => return Ok(()),
     };
-    insert_job(conn, event, kind, payload).await
+    let request_id = event.aggregate_id.parse()?;
+    insert_job(conn, event, kind, request_id, payload).await
 }
 
 async fn insert_job(
     conn: &mut PgConnection,
     event: &StoredEvent,
     kind: &str,
+    request_id: Uuid,
     payload: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let request_id: Uuid = event.aggregate_id.parse()?;
     let id = Uuid::new_v5(
         &JOB_NAMESPACE,
         format!(

@@ -1,5 +1,7 @@
 //! Replies in platform-neutral form; each platform renders them its own way.
 
+use super::command::ChatCommand;
+
 /// Who sees a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
@@ -41,6 +43,85 @@ impl Decision {
     }
 }
 
+/// A button that runs a chat command for whoever clicks it, as if they had typed it: the
+/// same role checks, the same audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Renew a certificate (`/cert renew SERIAL`).
+    Renew {
+        /// Its serial.
+        certificate: String,
+    },
+    /// Revoke a certificate that a renewal replaced (`/cert revoke SERIAL superseded`).
+    RevokeSuperseded {
+        /// Its serial.
+        certificate: String,
+    },
+}
+
+impl Action {
+    /// The action id platforms send back.
+    pub fn action_id(&self) -> &'static str {
+        match self {
+            Self::Renew { .. } => "renew",
+            Self::RevokeSuperseded { .. } => "revoke_superseded",
+        }
+    }
+
+    /// The button's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Renew { .. } => "Renew",
+            Self::RevokeSuperseded { .. } => "Revoke the old certificate",
+        }
+    }
+
+    /// The value the button carries back.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Renew { certificate } | Self::RevokeSuperseded { certificate } => certificate,
+        }
+    }
+
+    /// What a person is asked before the click counts, for actions that cannot be undone.
+    pub fn confirmation(&self) -> Option<String> {
+        match self {
+            Self::Renew { .. } => None,
+            Self::RevokeSuperseded { certificate } => Some(format!(
+                "Revoke certificate {certificate} as superseded? Anything still using it \
+                 stops trusting it once the CRL is published."
+            )),
+        }
+    }
+
+    /// From what a platform sent back.
+    pub fn from_parts(action_id: &str, value: &str) -> Option<Self> {
+        let certificate = value.trim().to_owned();
+        if certificate.is_empty() {
+            return None;
+        }
+        match action_id {
+            "renew" => Some(Self::Renew { certificate }),
+            "revoke_superseded" => Some(Self::RevokeSuperseded { certificate }),
+            _ => None,
+        }
+    }
+
+    /// The command a click runs.
+    pub fn command(&self) -> ChatCommand {
+        match self {
+            Self::Renew { certificate } => ChatCommand::Renew {
+                certificate: certificate.clone(),
+            },
+            Self::RevokeSuperseded { certificate } => ChatCommand::Revoke {
+                certificate: certificate.clone(),
+                reason: "superseded".to_owned(),
+                text: Some("replaced by its renewal".to_owned()),
+            },
+        }
+    }
+}
+
 /// A part of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Block {
@@ -55,6 +136,8 @@ pub enum Block {
         /// The request number the buttons act on.
         request_number: String,
     },
+    /// Buttons that run commands.
+    Actions(Vec<Action>),
 }
 
 /// A reply.
@@ -95,8 +178,38 @@ impl Reply {
                 Block::Decisions { request_number } => {
                     out.push(format!("[Approve] [Reject] [Delegate] {request_number}"));
                 }
+                Block::Actions(actions) => {
+                    for action in actions {
+                        out.push(format!("[{}] {}", action.label(), action.value()));
+                    }
+                }
             }
         }
         out.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_button_runs_the_command_a_person_would_type() {
+        let renew = Action::from_parts("renew", " 0A1B ").expect("renew");
+        assert_eq!(
+            renew.command(),
+            ChatCommand::Renew {
+                certificate: "0A1B".to_owned()
+            }
+        );
+        assert!(renew.confirmation().is_none());
+        let revoke = Action::from_parts("revoke_superseded", "0A1B").expect("revoke");
+        assert!(matches!(
+            revoke.command(),
+            ChatCommand::Revoke { ref reason, .. } if reason == "superseded"
+        ));
+        assert!(revoke.confirmation().is_some(), "revoking asks first");
+        assert_eq!(Action::from_parts("renew", "  "), None);
+        assert_eq!(Action::from_parts("approve", "REQ-1"), None);
     }
 }

@@ -46,12 +46,16 @@ impl Commands {
     pub async fn record_approval_reminder(
         &self,
         request_id: Uuid,
+        escalated_to: &[Actor],
         at: DateTime<Utc>,
     ) -> Result<(), CommandError> {
         self.inner
             .approvals
             .execute(request_id, &super::certificates::system_metadata(), || {
-                ApprovalCommand::RecordReminder { at }
+                ApprovalCommand::RecordReminder {
+                    escalated_to: escalated_to.to_vec(),
+                    at,
+                }
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the approval", e))

@@ -8,9 +8,7 @@ use uuid::Uuid;
 
 use super::{CommandContext, CommandError, Commands, store};
 use crate::adapters::artifacts::ArtifactStore;
-use crate::domain::certificate::{
-    Artifact, CertificateCommand, CertificateEvent, IssuedCertificate,
-};
+use crate::domain::certificate::{Artifact, CertificateCommand, IssuedCertificate};
 
 /// A downloaded artifact.
 #[derive(Clone)]
@@ -99,21 +97,7 @@ impl Commands {
         &self,
         certificate_id: Uuid,
     ) -> Result<IssuedCertificate, CommandError> {
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload FROM events WHERE aggregate_type = 'Certificate' \
-                AND aggregate_id = $1 AND event_type = 'CertificateIssued'",
-        )
-        .bind(certificate_id.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        let payload = payload
-            .ok_or_else(|| CommandError::NotFound("there is no such certificate".to_owned()))?;
-        match serde_json::from_value(payload).map_err(CommandError::internal)? {
-            CertificateEvent::CertificateIssued { certificate, .. } => Ok(*certificate),
-            _ => Err(CommandError::internal(anyhow::anyhow!(
-                "a CertificateIssued row holds another event"
-            ))),
-        }
+        store::issued_certificate(self.pool(), certificate_id).await
     }
 
     async fn private_key(&self, issued: &IssuedCertificate) -> Result<String, CommandError> {

@@ -33,7 +33,7 @@ impl Commands {
         }
         let request_id = self.request_of_certificate(certificate_id).await?;
         let form = self.renewal_form(request_id, serial.as_ref()).await?;
-        self.submit_request(ctx, form).await
+        self.submit(ctx, form, Some(serial.clone())).await
     }
 
     /// The original request's form, to be submitted again.

@@ -151,6 +151,16 @@ impl Commands {
         ctx: &CommandContext,
         form: RequestForm,
     ) -> Result<SubmittedRequest, CommandError> {
+        self.submit(ctx, form, None).await
+    }
+
+    /// [`submit_request`](Self::submit_request), recording which certificate it renews.
+    pub(super) async fn submit(
+        &self,
+        ctx: &CommandContext,
+        form: RequestForm,
+        renews: Option<SerialNumber>,
+    ) -> Result<SubmittedRequest, CommandError> {
         let requester = self.actor(ctx).await?;
         let today = Utc::now().date_naive();
         let default_days = store::default_validity_days(self.pool()).await?;
@@ -310,6 +320,7 @@ impl Commands {
             recommendation: recommendation.clone(),
             requested_ca_type,
             override_reason,
+            renews,
         };
         let metadata = ctx.metadata(Some(&requester));
         let at = Utc::now();

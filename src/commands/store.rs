@@ -2,9 +2,10 @@
 //! the policy rows of `system_config` that commands read.
 
 use chrono::NaiveDate;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use crate::domain::certificate::{CertificateEvent, IssuedCertificate};
 use crate::domain::values::{CertificateType, RequestNumber, ValueError};
 use crate::pki::envelope::WrappedDataKey;
 
@@ -150,6 +151,28 @@ pub async fn certificate_id_of(pool: &PgPool, serial: &str) -> Result<Uuid, Comm
     id.and_then(|id| id.parse().ok()).ok_or_else(|| {
         CommandError::NotFound(format!("there is no certificate with serial {serial}"))
     })
+}
+
+/// A certificate as its issuance event recorded it (the one reader of that event).
+pub async fn issued_certificate<'e>(
+    executor: impl PgExecutor<'e>,
+    certificate_id: Uuid,
+) -> Result<IssuedCertificate, CommandError> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = 'Certificate' \
+            AND aggregate_id = $1 AND event_type = 'CertificateIssued'",
+    )
+    .bind(certificate_id.to_string())
+    .fetch_optional(executor)
+    .await?;
+    let payload =
+        payload.ok_or_else(|| CommandError::NotFound("there is no such certificate".to_owned()))?;
+    match serde_json::from_value(payload).map_err(CommandError::internal)? {
+        CertificateEvent::CertificateIssued { certificate, .. } => Ok(*certificate),
+        _ => Err(CommandError::internal(anyhow::anyhow!(
+            "a CertificateIssued row holds another event"
+        ))),
+    }
 }
 
 /// The certificate issued for a request, if any.

@@ -74,5 +74,6 @@ pub fn new_request() -> NewRequest {
         recommendation: None,
         requested_ca_type: CaType::Internal,
         override_reason: None,
+        renews: None,
     }
 }

@@ -224,6 +224,8 @@ async fn requests(
             requested_ca_type,
             override_requested,
             override_reason,
+            // The renewal link lives in the events; `business.notes` says it for people.
+            renews: _,
             at,
         } => {
             ensure_user(conn, &requester, at).await?;
@@ -609,6 +611,7 @@ async fn approvals(
         ApprovalEvent::ApprovalReminderSent {
             approvers,
             reminder_count,
+            escalated_to,
             at,
         } => {
             sqlx::query(
@@ -623,6 +626,7 @@ async fn approvals(
             entry("approval_reminder_sent", "remind").details(json!({
                 "reminder_count": reminder_count,
                 "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
+                "escalated_to": escalated_to.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
             }))
         }
         ApprovalEvent::ApprovalPolicySatisfied { approvers, .. } => {

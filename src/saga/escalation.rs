@@ -125,8 +125,17 @@ impl EscalationWorker {
         } else {
             nudge
         };
+        let escalated_to: Vec<Actor> = if nudge == Nudge::Escalate {
+            store::admins(self.commands.pool())
+                .await?
+                .into_iter()
+                .filter(|admin| !pending.iter().any(|p| p.is(admin)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.commands
-            .record_approval_reminder(request_id, now)
+            .record_approval_reminder(request_id, &escalated_to, now)
             .await?;
         let waited = (now - opened_at).num_hours();
         let round = approval.reminder_count() + 1;
@@ -144,26 +153,21 @@ impl EscalationWorker {
                 )
             })
             .collect();
-        if nudge == Nudge::Escalate {
-            let names = pending
-                .iter()
-                .map(|a| a.email.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            for admin in store::admins(self.commands.pool()).await? {
-                if pending.iter().any(|p| p.is(&admin)) {
-                    continue;
-                }
-                recipients.push((
-                    admin,
-                    format!("Escalation: {number} has waited {waited} hours for approval"),
-                    format!(
-                        "{number} has waited {waited} hours; its approvers ({names}) were \
-                         reminded and have not decided. Decide on it yourself, or delegate it \
-                         (`cert-assistant request delegate {number} --to …`).\n"
-                    ),
-                ));
-            }
+        let names = pending
+            .iter()
+            .map(|a| a.email.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        for admin in escalated_to {
+            recipients.push((
+                admin,
+                format!("Escalation: {number} has waited {waited} hours for approval"),
+                format!(
+                    "{number} has waited {waited} hours; its approvers ({names}) were \
+                     reminded and have not decided. Decide on it yourself, or delegate it \
+                     (`cert-assistant request delegate {number} --to …`).\n"
+                ),
+            ));
         }
         for (recipient, subject, body) in recipients {
             let id = Uuid::new_v5(

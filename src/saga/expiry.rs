@@ -164,8 +164,10 @@ impl ExpiryWorker {
             subject: format!("Your certificate {serial} expires in {days_left} days"),
             body: format!(
                 "The certificate with serial {serial} expires on {} ({days_left} days from now).\n\n\
-                 Renew it before then: request a new certificate with /cert request (or \
-                 `cert-assistant request create`), then revoke this one as superseded.\n",
+                 Renew it before then: `/cert renew {serial}` in chat (or the Renew button \
+                 of the chat reminder, or `cert-assistant certificate renew {serial}`) asks \
+                 for a new certificate with the same details and a fresh key. Once the new \
+                 one is issued, revoke this one as superseded.\n",
                 valid_to.format("%Y-%m-%d %H:%M UTC")
             ),
             channel: Channel::Email,

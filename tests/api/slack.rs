@@ -39,10 +39,11 @@ async fn web_api(
     Path(method): Path<String>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    fake.calls
-        .lock()
-        .expect("lock")
-        .push((method.clone(), body.clone()));
+    let serial = {
+        let mut calls = fake.calls.lock().expect("lock");
+        calls.push((method.clone(), body.clone()));
+        calls.len()
+    };
     Json(match method.as_str() {
         "users.info" => {
             let id = body["user"].as_str().unwrap_or_default();
@@ -61,7 +62,7 @@ async fn web_api(
                 None => json!({ "ok": false, "error": "users_not_found" }),
             }
         }
-        "chat.postMessage" => json!({ "ok": true, "ts": "1700000000.000100" }),
+        "chat.postMessage" => json!({ "ok": true, "ts": format!("1700000000.{serial:06}") }),
         "conversations.open" => json!({
             "ok": true,
             "channel": { "id": format!("D-{}", body["users"].as_str().unwrap_or_default()) }
@@ -97,6 +98,7 @@ async fn slack_app() -> SlackTest {
         ("UJOHN", Some("john@example.com")),
         ("UJANE", Some("jane@example.com")),
         ("UROOT", Some("root@example.com")),
+        ("UOPS", Some("ops@example.com")),
         ("UNOMAIL", None),
     ]
     .into_iter()
@@ -583,7 +585,15 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
     notifier.step().await.expect("deliver");
     let updated = t.calls_to("chat.update");
     assert_eq!(updated.len(), 2, "every copy is updated");
-    assert_eq!(updated[0]["ts"], "1700000000.000100");
+    let posted_ts: Vec<&Value> = posted.iter().map(|p| &p["channel"]).collect();
+    assert!(posted_ts.contains(&&updated[0]["channel"]));
+    assert!(
+        updated[0]["ts"]
+            .as_str()
+            .is_some_and(|ts| ts.starts_with("1700000000.")),
+        "{}",
+        updated[0]
+    );
     assert!(
         text_of(&updated[0]).contains("Approved by jane@example.com"),
         "{}",
@@ -898,7 +908,121 @@ async fn the_questionnaire_works_in_one_line_too() {
 }
 
 #[tokio::test]
-async fn a_certificate_lives_through_slack_request_approve_issue_download_renew_revoke() {
+async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_the_admins() {
+    use cert_assistant::adapters::clock::SettableClock;
+    use cert_assistant::saga::escalation::EscalationWorker;
+
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    let root = ctx("root@example.com");
+    commands
+        .grant_role(
+            &root,
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    let project = || async {
+        Projector::new(t.db.pool.clone())
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("projected");
+    };
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let notifier = t.slack.notifier(None);
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    let posts_to = |channel: &str, containing: &str| {
+        t.calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|m| m["channel"] == channel && text_of(m).contains(containing))
+            .collect::<Vec<_>>()
+    };
+    project().await;
+    let reply = t
+        .cert("UJOHN", "request cn=slow.example.com why=testing days=90")
+        .await;
+    let number = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    deliver().await;
+    // An admin who joins later was not asked; the escalation reaches them.
+    commands
+        .grant_role(
+            &root,
+            &Email::parse("ops@example.com").expect("email"),
+            Role::Admin,
+        )
+        .await
+        .expect("grant");
+    project().await;
+
+    let clock = Arc::new(SettableClock::at(
+        chrono::Utc::now() + chrono::Duration::hours(49),
+    ));
+    let job = EscalationWorker::new(commands.clone(), clock.clone());
+    job.step().await.expect("pass").expect("lease");
+    project().await;
+    deliver().await;
+    for approver in ["D-UJANE", "D-UROOT"] {
+        let reminders = posts_to(approver, "Reminder:");
+        assert_eq!(reminders.len(), 1, "{approver}: {reminders:?}");
+        assert!(
+            text_of(&reminders[0]).contains("has waited 49 hours"),
+            "{}",
+            reminders[0]
+        );
+        assert!(
+            text_of(&reminders[0]).contains(&format!("\"value\":\"{number}\"")),
+            "the reminder carries the decision buttons: {}",
+            reminders[0]
+        );
+    }
+    assert!(posts_to("D-UOPS", "").is_empty(), "no escalation yet");
+
+    clock.advance(chrono::Duration::hours(49));
+    job.step().await.expect("pass").expect("lease");
+    deliver().await;
+    let escalation = posts_to("D-UOPS", "Escalation:");
+    assert_eq!(escalation.len(), 1, "{escalation:?}");
+    assert!(
+        text_of(&escalation[0]).contains("jane@example.com"),
+        "names who did not decide: {}",
+        escalation[0]
+    );
+    assert_eq!(posts_to("D-UJANE", "Reminder:").len(), 2);
+
+    // The admin decides from the escalation; every copy (asks and nudges) is updated.
+    t.interact(t.button("UOPS", "approve", &number, "ops"))
+        .await;
+    t.wait_for_response("ops", 1).await;
+    deliver().await;
+    let updated = t.calls_to("chat.update");
+    assert_eq!(
+        updated.len(),
+        7,
+        "2 asks, 2 + 2 reminders, 1 escalation: {updated:?}"
+    );
+    assert!(
+        updated
+            .iter()
+            .all(|u| text_of(u).contains("Approved by ops@example.com"))
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_lives_through_slack_request_approve_issue_remind_download_renew_revoke() {
+    use cert_assistant::adapters::clock::SettableClock;
+    use cert_assistant::saga::expiry::ExpiryWorker;
+
     let t = slack_app().await;
     let commands = service(&t.db);
     commands
@@ -909,16 +1033,36 @@ async fn a_certificate_lives_through_slack_request_approve_issue_download_renew_
         )
         .await
         .expect("grant");
-    Projector::new(t.db.pool.clone())
-        .catch_up(std::time::Duration::from_secs(30))
-        .await
-        .expect("projected");
+    let project = || async {
+        Projector::new(t.db.pool.clone())
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("projected");
+    };
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let notifier = t.slack.notifier(None);
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    let dms_to_john = || {
+        t.calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|m| m["channel"] == "D-UJOHN")
+            .collect::<Vec<_>>()
+    };
+    project().await;
     let number_in = |text: &str| {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
             .find(|w| w.starts_with("REQ-"))
             .unwrap_or_else(|| panic!("no request number in {text}"))
             .to_owned()
     };
+
+    // Request and approve in Slack; the issuance saga (embedded CA) issues it.
     let reply = t
         .cert(
             "UJOHN",
@@ -928,38 +1072,102 @@ async fn a_certificate_lives_through_slack_request_approve_issue_download_renew_
     let number = number_in(&text_of(&reply));
     let approved = text_of(&t.cert("UJANE", &format!("approve {number}")).await);
     assert!(approved.contains("approved"), "{approved}");
-
-    // The issuance saga (embedded CA) picks the approval up.
     let s = crate::saga::saga(&t.db).await;
     crate::saga::feed(&t.db).await;
     s.worker.step().await.expect("issued");
-
-    let status = t.cert("UJOHN", &format!("status {number}")).await;
-    let shown = status.to_string();
     let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
         .fetch_one(&t.db.pool)
         .await
         .expect("serial");
-    assert!(shown.contains(&serial), "status shows the serial: {shown}");
+    deliver().await;
+    assert!(
+        dms_to_john()
+            .iter()
+            .any(|m| text_of(m).contains("is issued (serial")),
+        "john hears of the certificate: {:?}",
+        dms_to_john()
+    );
+    let status = t.cert("UJOHN", &format!("status {number}")).await;
+    assert!(
+        status.to_string().contains(&serial),
+        "status shows the serial: {status}"
+    );
+
+    // A month later the expiry job reminds John in Slack, with a Renew button.
+    project().await;
+    let clock = Arc::new(SettableClock::at(
+        chrono::Utc::now() + chrono::Duration::days(31),
+    ));
+    let pass = ExpiryWorker::new(commands.clone(), clock)
+        .step()
+        .await
+        .expect("expiry pass")
+        .expect("lease");
+    assert_eq!(pass.reminded, 1);
+    deliver().await;
+    let reminder = dms_to_john()
+        .into_iter()
+        .find(|m| text_of(m).contains("expires on"))
+        .unwrap_or_else(|| panic!("no reminder among {:?}", dms_to_john()));
+    assert!(text_of(&reminder).contains("in 58 days"), "{reminder}");
+    let renew = &reminder["blocks"][1]["elements"][0];
+    assert_eq!(renew["action_id"], "renew");
+    assert_eq!(renew["value"], serial.as_str());
 
     let link = text_of(&t.cert("UJOHN", &format!("download {serial}")).await);
     assert!(link.contains("/downloads/"), "{link}");
     let theirs = text_of(&t.cert("UJANE", &format!("download {serial} key")).await);
     assert!(theirs.contains("only the owner"), "{theirs}");
 
-    let renewal = text_of(&t.cert("UJOHN", &format!("renew {serial}")).await);
+    // John clicks Renew; Jane approves the renewal with her button; it is issued.
+    t.interact(t.button("UJOHN", "renew", &serial, "renew"))
+        .await;
+    let renewal = text_of(&t.wait_for_response("renew", 1).await[0]);
     let renewed = number_in(&renewal);
     assert_ne!(renewed, number);
-    assert!(renewal.contains("superseded"), "{renewal}");
+    // Only the owner (or an admin) may renew: Jane's click is refused, and nothing is filed.
+    t.interact(t.button("UJANE", "renew", &serial, "renew-jane"))
+        .await;
+    let refused = text_of(&t.wait_for_response("renew-jane", 1).await[0]);
+    assert!(
+        refused.contains("only the certificate's owner"),
+        "{refused}"
+    );
+    t.interact(t.button("UJANE", "approve", &renewed, "approve-renewal"))
+        .await;
+    t.wait_for_response("approve-renewal", 1).await;
+    crate::saga::feed(&t.db).await;
+    s.worker.step().await.expect("renewal issued");
 
-    let revoked = text_of(
-        &t.cert("UJOHN", &format!("revoke {serial} superseded"))
-            .await,
-    );
-    assert!(revoked.contains("revoked"), "{revoked}");
-    let again = text_of(
-        &t.cert("UJOHN", &format!("revoke {serial} superseded"))
-            .await,
-    );
+    // The issuance message of the renewal offers to revoke the old certificate.
+    deliver().await;
+    let issued = dms_to_john()
+        .into_iter()
+        .find(|m| text_of(m).contains(&renewed) && text_of(m).contains("is issued"))
+        .unwrap_or_else(|| panic!("no issuance DM among {:?}", dms_to_john()));
+    let supersede = issued["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "actions"))
+        .map(|b| b["elements"][0].clone())
+        .expect("a revoke button");
+    assert_eq!(supersede["action_id"], "revoke_superseded");
+    assert_eq!(supersede["value"], serial.as_str());
+    assert!(supersede.get("confirm").is_some(), "revoking asks first");
+
+    t.interact(t.button("UJOHN", "revoke_superseded", &serial, "revoke"))
+        .await;
+    let revoked = text_of(&t.wait_for_response("revoke", 1).await[0]);
+    assert!(revoked.contains("revoked (superseded)"), "{revoked}");
+    t.interact(t.button("UJOHN", "revoke_superseded", &serial, "revoke-again"))
+        .await;
+    let again = text_of(&t.wait_for_response("revoke-again", 1).await[0]);
     assert!(again.contains("already revoked"), "{again}");
+    project().await;
+    let old: String =
+        sqlx::query_scalar("SELECT status FROM certificates WHERE serial_number = $1")
+            .bind(&serial)
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("old certificate");
+    assert_eq!(old, "revoked");
 }

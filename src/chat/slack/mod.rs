@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use slack_morphism::events::SlackCommandEvent;
 
 use super::command::{self, ChatCommand};
-use super::reply::{Decision, Reply};
+use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
@@ -217,14 +217,31 @@ async fn block_action(
     user_id: String,
 ) -> Response {
     let action = &payload["actions"][0];
-    let Some(decision) = action["action_id"]
-        .as_str()
-        .and_then(Decision::from_action_id)
-    else {
+    let action_id = action["action_id"].as_str().unwrap_or_default();
+    let value = action["value"].as_str().unwrap_or_default();
+    let response_url = payload["response_url"].as_str().map(str::to_owned);
+    if let Some(action) = Action::from_parts(action_id, value) {
+        // Ack now; run the command and answer privately in the background.
+        tokio::spawn(async move {
+            let reply = match state.context(&team_id, &user_id).await {
+                Ok(ctx) => state.chat.handle(&ctx, action.command()).await,
+                Err(message) => Reply::text(message),
+            };
+            let mut message = render::message(&reply);
+            message["response_type"] = json!("ephemeral");
+            message["replace_original"] = json!(false);
+            if let Some(url) = response_url
+                && let Err(error) = state.api.respond(&url, &message).await
+            {
+                tracing::warn!(error = format!("{error:#}"), "could not answer a button");
+            }
+        });
+        return StatusCode::OK.into_response();
+    }
+    let Some(decision) = Decision::from_action_id(action_id) else {
         return StatusCode::OK.into_response();
     };
-    let number = action["value"].as_str().unwrap_or_default().to_owned();
-    let response_url = payload["response_url"].as_str().map(str::to_owned);
+    let number = value.to_owned();
     match decision {
         Decision::Approve => {
             // Ack now; decide and update the message in the background.

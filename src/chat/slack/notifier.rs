@@ -12,7 +12,11 @@ use uuid::Uuid;
 
 use super::api::SlackApi;
 use super::render;
-use crate::chat::outbox::{ANNOUNCE_DECISION, ANNOUNCE_ISSUANCE, ASK_APPROVERS};
+use crate::chat::outbox::{
+    ANNOUNCE_DECISION, ANNOUNCE_ISSUANCE, ASK_APPROVERS, NUDGE_APPROVERS, REMIND_EXPIRY,
+};
+use crate::chat::reply::{Action, Block, Reply};
+use crate::commands::store;
 
 /// Attempts before a job is given up.
 const MAX_ATTEMPTS: i32 = 8;
@@ -68,6 +72,8 @@ impl SlackNotifier {
                     ASK_APPROVERS => self.ask(request_id, &payload).await,
                     ANNOUNCE_DECISION => self.announce(request_id, &payload).await,
                     ANNOUNCE_ISSUANCE => self.announce_issuance(request_id, &payload).await,
+                    NUDGE_APPROVERS => self.nudge(request_id, &payload).await,
+                    REMIND_EXPIRY => self.remind_expiry(&payload).await,
                     other => Err(anyhow::anyhow!("unknown job kind {other}")),
                 }
             };
@@ -189,22 +195,15 @@ impl SlackNotifier {
         Ok(())
     }
 
-    async fn ask(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
-        let request = self.request(request_id).await?;
+    /// An approval message: `intro`, the request's details, and the decision buttons.
+    fn approval_message(request: &Value, intro: &str) -> Value {
         let number = request["request_number"].as_str().unwrap_or_default();
         let sans: Vec<&str> = request["subject"]["subject_alternative_names"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let mut intro = format!("*{number}* needs your approval.");
-        if let Some(by) = payload["delegated_by"].as_str() {
-            intro = format!(
-                "*{number}* was delegated to you by {by}: {}",
-                payload["reason"].as_str().unwrap_or_default()
-            );
-        }
         let field = |label: &str, value: String| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") });
-        let message = json!({
+        json!({
             "text": format!("{number} needs your approval"),
             "blocks": [
                 { "type": "section", "text": { "type": "mrkdwn", "text": intro } },
@@ -218,7 +217,30 @@ impl SlackNotifier {
                 ] },
                 render::decisions(number),
             ],
-        });
+        })
+    }
+
+    /// DMs `message` to `email`; false when the person has no Slack account.
+    async fn direct(&self, request_id: Uuid, email: &str, message: &Value) -> anyhow::Result<bool> {
+        let Some(user) = self.slack_user(email).await? else {
+            return Ok(false);
+        };
+        let channel = self.api.open_dm(&user).await?;
+        self.post(request_id, email, &channel, message).await?;
+        Ok(true)
+    }
+
+    async fn ask(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let mut intro = format!("*{number}* needs your approval.");
+        if let Some(by) = payload["delegated_by"].as_str() {
+            intro = format!(
+                "*{number}* was delegated to you by {by}: {}",
+                payload["reason"].as_str().unwrap_or_default()
+            );
+        }
+        let message = Self::approval_message(&request, &intro);
         let recipients: Vec<String> = payload["approvers"]
             .as_array()
             .map(|a| {
@@ -232,21 +254,101 @@ impl SlackNotifier {
             if self.posted_to(request_id, &email).await? {
                 continue;
             }
-            let Some(user) = self.slack_user(&email).await? else {
+            if !self.direct(request_id, &email, &message).await? {
                 tracing::info!(
                     request = number,
                     "an approver has no Slack account; not messaged"
                 );
-                continue;
-            };
-            let channel = self.api.open_dm(&user).await?;
-            self.post(request_id, &email, &channel, &message).await?;
+            }
         }
         if let Some(channel) = &self.approvals_channel
             && !self.posted_to(request_id, "#approvals").await?
         {
             self.post(request_id, "#approvals", channel, &message)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Reminds the pending approvers of an overdue approval (and tells the admins it
+    /// escalates to) with fresh decision buttons; a decision updates these copies too.
+    async fn nudge(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let waited = self.waiting_hours(request_id, sent_at(payload)).await?;
+        let emails = |key: &str| -> Vec<String> {
+            payload[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let approvers = emails("approvers");
+        let reminder = Self::approval_message(
+            &request,
+            &format!("Reminder: *{number}* has waited {waited} hours for your decision."),
+        );
+        let names = if approvers.is_empty() {
+            "nobody could approve it yet".to_owned()
+        } else {
+            format!("{} did not decide yet", approvers.join(", "))
+        };
+        let escalation = Self::approval_message(
+            &request,
+            &format!(
+                "Escalation: *{number}* has waited {waited} hours for approval; {names}. \
+                 Decide on it yourself, or delegate it."
+            ),
+        );
+        for (email, message) in approvers.iter().map(|e| (e, &reminder)).chain(
+            emails("escalated_to")
+                .iter()
+                .map(|e| (e, &escalation))
+                .collect::<Vec<_>>(),
+        ) {
+            if !self.direct(request_id, email, message).await? {
+                tracing::info!(request = number, "a person to nudge has no Slack account");
+            }
+        }
+        Ok(())
+    }
+
+    /// Hours the request had waited for its approvers at `at`.
+    async fn waiting_hours(&self, request_id: Uuid, at: DateTime<Utc>) -> anyhow::Result<i64> {
+        let opened: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT coalesce(submitted_at, created_at) FROM certificate_requests WHERE id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(opened.map_or(0, |opened| (at - opened).num_hours()))
+    }
+
+    /// Reminds a certificate's owner of its expiry, with a Renew button.
+    async fn remind_expiry(&self, payload: &Value) -> anyhow::Result<()> {
+        let certificate_id: Uuid = serde_json::from_value(payload["certificate_id"].clone())?;
+        let issued = store::issued_certificate(&self.pool, certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let days_left = (issued.valid_to - sent_at(payload)).num_days().max(0);
+        let reply = Reply::text(format!(
+            "Your certificate *{}* (serial `{serial}`) expires on {} — in {days_left} days. \
+             Renew it now: you get a new request with the same details and a fresh key.",
+            issued.common_name,
+            issued.valid_to.format("%Y-%m-%d"),
+        ))
+        .with(Block::Actions(vec![Action::Renew {
+            certificate: serial.clone(),
+        }]));
+        let owner = issued.owner.email.to_string();
+        if !self
+            .direct(issued.request_id, &owner, &render::message(&reply))
+            .await?
+        {
+            tracing::info!(%serial, "the owner has no Slack account; reminded by e-mail only");
         }
         Ok(())
     }
@@ -310,19 +412,33 @@ impl SlackNotifier {
         let Some(user) = self.slack_user(requester).await? else {
             return Ok(());
         };
-        let text = match payload["outcome"].as_str() {
-            Some("issued") => format!(
-                "Your certificate for *{number}* is issued (serial `{}`).",
-                payload["serial"].as_str().unwrap_or_default()
-            ),
-            _ => format!(
+        let reply = match payload["outcome"].as_str() {
+            Some("issued") => {
+                let reply = Reply::text(format!(
+                    "Your certificate for *{number}* is issued (serial `{}`). Get it with \
+                     `/cert download {0}`.",
+                    payload["serial"].as_str().unwrap_or_default()
+                ));
+                match request["renews"].as_str() {
+                    Some(old) => reply
+                        .with(Block::Text(format!(
+                            "It renews `{old}`. Once the new one is in place, revoke the old \
+                             one as superseded."
+                        )))
+                        .with(Block::Actions(vec![Action::RevokeSuperseded {
+                            certificate: old.to_owned(),
+                        }])),
+                    None => reply,
+                }
+            }
+            _ => Reply::text(format!(
                 "*{number}* could not be issued. The CA said: {}",
                 payload["error"].as_str().unwrap_or_default()
-            ),
+            )),
         };
         let channel = self.api.open_dm(&user).await?;
         self.api
-            .post_message(&channel, &json!({ "text": text }))
+            .post_message(&channel, &render::message(&reply))
             .await
             .map(drop)
     }
@@ -333,4 +449,12 @@ impl SlackNotifier {
         crate::saga::worker::poll_jobs("slack notifier", 10, stopped, || self.step()).await;
         tracing::info!("slack notifier stopped");
     }
+}
+
+/// When the event behind a job happened (the job's `at`), else now.
+fn sent_at(payload: &Value) -> DateTime<Utc> {
+    payload["at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .unwrap_or_else(Utc::now)
 }

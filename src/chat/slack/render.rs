@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::chat::reply::{Block, Decision, Reply, Visibility};
+use crate::chat::reply::{Action, Block, Decision, Reply, Visibility};
 
 /// Slack allows at most 10 fields per section.
 const FIELDS_PER_SECTION: usize = 10;
@@ -24,6 +24,7 @@ pub fn message(reply: &Reply) -> Value {
                 }
             }
             Block::Decisions { request_number } => blocks.push(decisions(request_number)),
+            Block::Actions(actions) => blocks.push(buttons(actions)),
         }
     }
     json!({
@@ -69,6 +70,35 @@ pub fn decisions(request_number: &str) -> Value {
             button(Decision::Delegate, "Delegate", None),
         ],
     })
+}
+
+/// Buttons that run commands; irreversible ones ask for confirmation first.
+pub fn buttons(actions: &[Action]) -> Value {
+    let elements: Vec<Value> = actions
+        .iter()
+        .map(|action| {
+            let mut button = json!({
+                "type": "button",
+                "action_id": action.action_id(),
+                "text": { "type": "plain_text", "text": action.label() },
+                "value": action.value(),
+            });
+            if let Some(question) = action.confirmation() {
+                button["style"] = json!("danger");
+                button["confirm"] = json!({
+                    "title": { "type": "plain_text", "text": "Are you sure?" },
+                    "text": { "type": "mrkdwn", "text": question },
+                    "confirm": { "type": "plain_text", "text": action.label() },
+                    "deny": { "type": "plain_text", "text": "Not now" },
+                    "style": "danger",
+                });
+            } else {
+                button["style"] = json!("primary");
+            }
+            button
+        })
+        .collect();
+    json!({ "type": "actions", "elements": elements })
 }
 
 /// The modal asking why a request is rejected.

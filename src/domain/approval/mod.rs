@@ -77,6 +77,8 @@ pub enum ApprovalCommand {
     },
     /// Record a reminder sent to the approvers still pending.
     RecordReminder {
+        /// Besides the pending approvers, the admins this nudge escalates to.
+        escalated_to: Vec<Actor>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -148,6 +150,10 @@ pub enum ApprovalEvent {
         approvers: Vec<Actor>,
         /// Reminders so far, this one included.
         reminder_count: u32,
+        /// The admins it was escalated to (empty for a plain reminder, and in events written
+        /// before escalations were recorded).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        escalated_to: Vec<Actor>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -500,7 +506,7 @@ impl Aggregate for Approval {
                     at,
                 }]
             }
-            ApprovalCommand::RecordReminder { at } => {
+            ApprovalCommand::RecordReminder { escalated_to, at } => {
                 let state = self.existing()?;
                 state.already_decided()?;
                 let pending: Vec<Actor> = state
@@ -512,6 +518,7 @@ impl Aggregate for Approval {
                 vec![ApprovalEvent::ApprovalReminderSent {
                     approvers: pending,
                     reminder_count: state.reminder_count + 1,
+                    escalated_to,
                     at,
                 }]
             }

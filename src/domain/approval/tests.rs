@@ -346,14 +346,19 @@ async fn reminders_count_up_and_name_who_is_still_pending() {
             ApprovalEvent::ApprovalReminderSent {
                 approvers: vec![admin()],
                 reminder_count: 1,
+                escalated_to: vec![],
                 at: at(2),
             },
         ])
-        .when_async(ApprovalCommand::RecordReminder { at: at(3) })
+        .when_async(ApprovalCommand::RecordReminder {
+            escalated_to: vec![admin()],
+            at: at(3),
+        })
         .await
         .then_expect_events(vec![ApprovalEvent::ApprovalReminderSent {
             approvers: vec![admin()],
             reminder_count: 2,
+            escalated_to: vec![admin()],
             at: at(3),
         }]);
 }

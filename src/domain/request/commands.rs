@@ -41,6 +41,8 @@ pub struct NewRequest {
     pub requested_ca_type: CaType,
     /// Why, when going against the recommendation.
     pub override_reason: Option<Text>,
+    /// The certificate this one renews, if it is a renewal.
+    pub renews: Option<SerialNumber>,
 }
 
 /// A CSR that `crate::pki` parsed, verified and matched against the subject.

@@ -55,6 +55,10 @@ pub enum RequestEvent {
         override_requested: bool,
         /// Why, when it does.
         override_reason: Option<String>,
+        /// The certificate this request renews (absent in events written before renewals
+        /// were linked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        renews: Option<SerialNumber>,
         /// When.
         at: DateTime<Utc>,
     },

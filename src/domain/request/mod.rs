@@ -209,6 +209,7 @@ impl CertificateRequest {
             recommendation,
             requested_ca_type,
             override_reason,
+            renews,
         } = request;
         if requester.role == Role::Auditor {
             return Err(RequestError::NotAllowed(
@@ -290,6 +291,7 @@ impl CertificateRequest {
             } else {
                 None
             },
+            renews,
             at,
         })
     }
