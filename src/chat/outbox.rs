@@ -26,6 +26,8 @@ pub const ASK_APPROVERS: &str = "ask_approvers";
 pub const ANNOUNCE_DECISION: &str = "announce_decision";
 /// Tell the requester the certificate is ready, or why it is not.
 pub const ANNOUNCE_ISSUANCE: &str = "announce_issuance";
+/// Tell the requester that their request was cancelled for want of a decision.
+pub const ANNOUNCE_EXPIRY: &str = "announce_expiry";
 /// Remind the owner that a certificate expires soon (with a Renew button).
 pub const REMIND_EXPIRY: &str = "remind_expiry";
 /// Remind the pending approvers of an overdue approval, and the admins it escalates to.
@@ -63,17 +65,22 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
         return insert_job(conn, event, REMIND_EXPIRY, issued.request_id, payload).await;
     }
     if event.aggregate_type == CertificateRequest::TYPE {
-        let payload = match serde_json::from_value::<RequestEvent>(event.payload.clone())? {
-            RequestEvent::RequestIssued { serial_number, .. } => {
-                json!({ "outcome": "issued", "serial": serial_number })
+        let request_id = event.aggregate_id.parse()?;
+        let (kind, payload) = match serde_json::from_value::<RequestEvent>(event.payload.clone())? {
+            RequestEvent::RequestExpired { waited_days, .. } => {
+                (ANNOUNCE_EXPIRY, json!({ "waited_days": waited_days }))
             }
-            RequestEvent::IssuanceFailed { error, .. } => {
-                json!({ "outcome": "failed", "error": error })
-            }
+            RequestEvent::RequestIssued { serial_number, .. } => (
+                ANNOUNCE_ISSUANCE,
+                json!({ "outcome": "issued", "serial": serial_number }),
+            ),
+            RequestEvent::IssuanceFailed { error, .. } => (
+                ANNOUNCE_ISSUANCE,
+                json!({ "outcome": "failed", "error": error }),
+            ),
             _ => return Ok(()),
         };
-        let request_id = event.aggregate_id.parse()?;
-        return insert_job(conn, event, ANNOUNCE_ISSUANCE, request_id, payload).await;
+        return insert_job(conn, event, kind, request_id, payload).await;
     }
     if event.aggregate_type != Approval::TYPE {
         return Ok(());
@@ -99,6 +106,10 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
         ApprovalEvent::ApprovalRejected { by, reason, at } => (
             ANNOUNCE_DECISION,
             json!({ "outcome": "rejected", "by": by.email, "reason": reason, "at": at }),
+        ),
+        ApprovalEvent::ApprovalWithdrawn { reason, at } => (
+            ANNOUNCE_DECISION,
+            json!({ "outcome": "withdrawn", "reason": reason, "at": at }),
         ),
         ApprovalEvent::ApprovalReminderSent {
             approvers,

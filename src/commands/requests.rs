@@ -462,6 +462,48 @@ impl Commands {
         Ok(())
     }
 
+    /// Cancels a request that waited `waited_days` without a decision (the stale-request
+    /// job) and closes its approval; returns the requester, to be told. Refused when the
+    /// request is no longer waiting (decided or cancelled meanwhile).
+    pub async fn expire_request(
+        &self,
+        request_id: Uuid,
+        waited_days: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Actor, CommandError> {
+        let metadata = super::certificates::system_metadata();
+        let request = self
+            .inner
+            .requests
+            .load(request_id)
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        let requester = request
+            .requester()
+            .cloned()
+            .ok_or_else(|| CommandError::NotFound("there is no such request".to_owned()))?;
+        self.inner
+            .requests
+            .execute(request_id, &metadata, || RequestCommand::Expire {
+                waited_days,
+                at,
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))?;
+        let withdrawn = self
+            .inner
+            .approvals
+            .execute(request_id, &metadata, || ApprovalCommand::Withdraw {
+                reason: format!("no decision within {waited_days} days"),
+                at,
+            })
+            .await;
+        if let Err(e) = withdrawn {
+            tracing::debug!(error = %e, %request_id, "approval not withdrawn");
+        }
+        Ok(requester)
+    }
+
     async fn generate_csr(
         &self,
         subject: &Subject,

@@ -446,6 +446,13 @@ async fn requests(
                 .actor(&by)
                 .details(json!({ "reason": reason }))
         }
+        RequestEvent::RequestExpired { waited_days, at } => {
+            set_request(conn, id, "status = 'cancelled'", at).await?;
+            entry("request_expired", "cancel").details(json!({
+                "reason": format!("no decision within {waited_days} days"),
+                "waited_days": waited_days,
+            }))
+        }
         RequestEvent::RequestRevoked {
             certificate_id,
             reason,

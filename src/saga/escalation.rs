@@ -2,7 +2,10 @@
 //! `approval.escalation.hours` — first a reminder to the approvers still pending, then
 //! (after as long again) escalations that also tell the admins, at most
 //! [`MAX_NUDGES`](crate::domain::approval::escalation::MAX_NUDGES) in all. Every nudge is an
-//! `ApprovalReminderSent` event (`approvals.reminder_count`, `last_reminder_at`) and e-mails.
+//! `ApprovalReminderSent` event (`approvals.reminder_count`, `last_reminder_at`) and e-mails
+//! (the chat outbox turns it into chat messages with decision buttons). A request that waits
+//! longer than `approval.stale_request.days` (default 14; 0 = never) is cancelled instead,
+//! and its requester told why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use uuid::Uuid;
 
 use super::lease::try_lease;
 use crate::adapters::clock::Clock;
-use crate::commands::{Commands, store};
+use crate::commands::{CommandError, Commands, store};
 use crate::domain::actor::Actor;
 use crate::domain::approval::Part;
 use crate::domain::approval::escalation::{Nudge, due_nudge};
@@ -27,6 +30,21 @@ const NUDGE_NAMESPACE: Uuid = Uuid::from_u128(0x2b91_e6d0_5a47_4f8c_b3e2_8d10_c6
 
 /// `approval.escalation.hours` when it is missing or unreadable (the documented default).
 const DEFAULT_HOURS: i64 = 48;
+
+/// `approval.stale_request.days` when it is missing or unreadable.
+const DEFAULT_STALE_DAYS: i64 = 14;
+
+/// Namespace of the notification telling a requester that their request expired.
+const EXPIRED_NAMESPACE: Uuid = Uuid::from_u128(0x9e07_3b5c_d1a4_4e62_8f90_7c3a_12b6_e4d8);
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EscalationPass {
+    /// Requests nudged, and how.
+    pub nudged: Vec<(String, Nudge)>,
+    /// Requests cancelled because nobody decided in time.
+    pub expired: Vec<String>,
+}
 
 /// Requests waiting for approval, with how long and how often they were nudged. A request
 /// whose approval has nobody pending (no approver existed yet) still counts: it is
@@ -54,15 +72,16 @@ impl EscalationWorker {
         Self { commands, clock }
     }
 
-    /// One pass: the nudges sent; `None` when another replica holds the pass.
-    pub async fn step(&self) -> anyhow::Result<Option<Vec<(String, Nudge)>>> {
+    /// One pass; `None` when another replica holds the pass.
+    pub async fn step(&self) -> anyhow::Result<Option<EscalationPass>> {
         let pool = self.commands.pool();
         let Some(lease) = try_lease(pool, LOCK_KEY).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
         let after = chrono::Duration::hours(self.hours().await?);
-        let mut sent = Vec::new();
+        let stale_days = self.stale_days().await?;
+        let mut pass = EscalationPass::default();
         for row in sqlx::query(PENDING).fetch_all(pool).await? {
             let request_id: Uuid = row.try_get("id")?;
             let number: String = row.try_get("request_number")?;
@@ -70,6 +89,13 @@ impl EscalationWorker {
             let count: i32 = row.try_get("reminder_count")?;
             let last: Option<DateTime<Utc>> = row.try_get("last_reminder_at")?;
             let count = u32::try_from(count).unwrap_or(0);
+            let waited_days = (now - opened_at).num_days();
+            if stale_days > 0 && waited_days >= stale_days {
+                if self.expire(request_id, &number, waited_days, now).await? {
+                    pass.expired.push(number);
+                }
+                continue;
+            }
             // The read model may lag; the aggregate's count is checked again below.
             if due_nudge(now, opened_at, count, last, after).is_none() {
                 continue;
@@ -78,11 +104,60 @@ impl EscalationWorker {
                 .nudge(request_id, &number, opened_at, after, now)
                 .await?
             {
-                sent.push((number, nudge));
+                pass.nudged.push((number, nudge));
             }
         }
         lease.commit().await?;
-        Ok(Some(sent))
+        Ok(Some(pass))
+    }
+
+    /// `approval.stale_request.days`; 0 turns expiry off.
+    async fn stale_days(&self) -> anyhow::Result<i64> {
+        let value = crate::db::setting(self.commands.pool(), "approval.stale_request.days").await?;
+        Ok(value
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|days| *days >= 0)
+            .unwrap_or(DEFAULT_STALE_DAYS))
+    }
+
+    /// Cancels a request nobody decided on and tells its requester; false when it was
+    /// decided or cancelled meanwhile (the read model lagged).
+    async fn expire(
+        &self,
+        request_id: Uuid,
+        number: &str,
+        waited_days: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let waited = u32::try_from(waited_days).unwrap_or(u32::MAX);
+        let requester = match self.commands.expire_request(request_id, waited, now).await {
+            Ok(requester) => requester,
+            Err(CommandError::Refused(reason)) => {
+                tracing::debug!(request = number, %reason, "not expired");
+                return Ok(false);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let message = Message {
+            recipient: requester,
+            notification_type: NotificationType::RequestRejected,
+            subject: format!("{number} was cancelled: no decision within {waited_days} days"),
+            body: format!(
+                "Your request {number} waited {waited_days} days without a decision, so it was \
+                 cancelled (approval.stale_request.days). If you still need the certificate, \
+                 request it again with /cert request; its approvers were reminded and the \
+                 admins told while it waited.\n"
+            ),
+            channel: Channel::Email,
+            resource_type: Some("request".to_owned()),
+            resource_id: Some(request_id),
+        };
+        let id = Uuid::new_v5(&EXPIRED_NAMESPACE, request_id.as_bytes());
+        if let Err(error) = self.commands.queue_notification_as(id, message).await {
+            tracing::warn!(request = number, %error, "could not queue the expiry notice");
+        }
+        tracing::info!(request = number, waited_days, "stale request cancelled");
+        Ok(true)
     }
 
     async fn hours(&self) -> anyhow::Result<i64> {

@@ -23,7 +23,7 @@ async fn project(db: &TestDb) {
 async fn pass(db: &TestDb, job: &EscalationWorker) -> Vec<Nudge> {
     let sent = job.step().await.expect("pass").expect("the lease");
     project(db).await;
-    sent.into_iter().map(|(_, nudge)| nudge).collect()
+    sent.nudged.into_iter().map(|(_, nudge)| nudge).collect()
 }
 
 #[tokio::test]
@@ -126,4 +126,96 @@ async fn a_request_nobody_can_approve_goes_straight_to_the_admins() {
     .await
     .expect("notifications");
     assert_eq!(to, ["boss@example.com", "root@example.com"]);
+}
+
+#[tokio::test]
+async fn a_request_nobody_decides_on_is_cancelled_after_the_stale_days_and_its_requester_told() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    approver(&commands, "jane@example.com").await;
+    project(&db).await;
+    let stale = commands
+        .submit_request(&ctx("john@example.com"), web_request("stale.example.com"))
+        .await
+        .expect("submitted");
+    let clock = Arc::new(SettableClock::at(Utc::now()));
+    let job = EscalationWorker::new(commands.clone(), clock.clone());
+
+    // Off (0): nothing is cancelled, however long it waits.
+    commands
+        .set_config(
+            &ctx("root@example.com"),
+            "approval.stale_request.days",
+            "0",
+            None,
+        )
+        .await
+        .expect("config");
+    project(&db).await;
+    clock.advance(Duration::days(20));
+    let pass = job.step().await.expect("pass").expect("lease");
+    assert!(pass.expired.is_empty(), "{pass:?}");
+
+    commands
+        .set_config(
+            &ctx("root@example.com"),
+            "approval.stale_request.days",
+            "14",
+            None,
+        )
+        .await
+        .expect("config");
+    project(&db).await;
+    let pass = job.step().await.expect("pass").expect("lease");
+    assert_eq!(pass.expired, [stale.request_number.to_string()]);
+    project(&db).await;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM certificate_requests WHERE id = $1")
+            .bind(stale.request_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("request row");
+    assert_eq!(status, "cancelled");
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approvals WHERE request_id = $1 AND status = 'pending'",
+    )
+    .bind(stale.request_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("approvals");
+    assert_eq!(pending, 0, "nothing waits on the approvers any more");
+    let told: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.email, n.subject FROM notifications n JOIN users u ON u.id = n.user_id \
+          WHERE n.resource_id = $1 AND n.subject LIKE '%cancelled%'",
+    )
+    .bind(stale.request_id)
+    .fetch_all(&db.pool)
+    .await
+    .expect("notifications");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, "john@example.com");
+    assert!(told[0].1.contains("no decision within 20 days"), "{told:?}");
+    let audit: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE event_type = 'request_expired' AND resource_id = $1",
+    )
+    .bind(stale.request_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audit, 1);
+
+    // Once cancelled it is neither cancelled again nor approvable.
+    let pass = job.step().await.expect("pass").expect("lease");
+    assert!(
+        pass.expired.is_empty() && pass.nudged.is_empty(),
+        "{pass:?}"
+    );
+    let late = commands
+        .approve(&ctx("jane@example.com"), &stale.request_number, None)
+        .await
+        .expect_err("too late");
+    assert!(
+        late.to_string().contains("cancelled") || late.to_string().contains("withdrawn"),
+        "{late}"
+    );
 }

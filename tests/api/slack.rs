@@ -1016,6 +1016,50 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
             .iter()
             .all(|u| text_of(u).contains("Approved by ops@example.com"))
     );
+
+    // A request nobody decides on is cancelled after approval.stale_request.days (14):
+    // its approval messages say so and lose their buttons, and the requester is told.
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=forgotten.example.com why=testing days=90",
+        )
+        .await;
+    let forgotten = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    deliver().await;
+    project().await;
+    let later = EscalationWorker::new(
+        commands.clone(),
+        Arc::new(SettableClock::at(
+            chrono::Utc::now() + chrono::Duration::days(15),
+        )),
+    );
+    let pass = later.step().await.expect("pass").expect("lease");
+    assert_eq!(pass.expired, std::slice::from_ref(&forgotten));
+    deliver().await;
+    let told = posts_to("D-UJOHN", "without a decision");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(text_of(&told[0]).contains(&forgotten));
+    let withdrawn: Vec<Value> = t
+        .calls_to("chat.update")
+        .into_iter()
+        .filter(|u| text_of(u).contains(&forgotten))
+        .collect();
+    assert_eq!(
+        withdrawn.len(),
+        3,
+        "jane, root and ops were asked: {withdrawn:?}"
+    );
+    assert!(
+        withdrawn
+            .iter()
+            .all(|u| text_of(u).contains("no decision within 15 days")
+                && !text_of(u).contains("\"actions\""))
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::api::SlackApi;
 use super::render;
 use crate::chat::outbox::{
-    ANNOUNCE_DECISION, ANNOUNCE_ISSUANCE, ASK_APPROVERS, NUDGE_APPROVERS, REMIND_EXPIRY,
+    ANNOUNCE_DECISION, ANNOUNCE_EXPIRY, ANNOUNCE_ISSUANCE, ASK_APPROVERS, NUDGE_APPROVERS,
+    REMIND_EXPIRY,
 };
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::store;
@@ -74,6 +75,7 @@ impl SlackNotifier {
                     ANNOUNCE_ISSUANCE => self.announce_issuance(request_id, &payload).await,
                     NUDGE_APPROVERS => self.nudge(request_id, &payload).await,
                     REMIND_EXPIRY => self.remind_expiry(&payload).await,
+                    ANNOUNCE_EXPIRY => self.announce_expiry(request_id, &payload).await,
                     other => Err(anyhow::anyhow!("unknown job kind {other}")),
                 }
             };
@@ -182,6 +184,17 @@ impl SlackNotifier {
         message: &Value,
     ) -> anyhow::Result<()> {
         let ts = self.api.post_message(channel, message).await?;
+        self.remember(request_id, recipient, channel, &ts).await
+    }
+
+    /// Remembers a posted approval message.
+    async fn remember(
+        &self,
+        request_id: Uuid,
+        recipient: &str,
+        channel: &str,
+        ts: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO chat_messages (platform, channel, ts, request_id, recipient_email) \
              VALUES ('slack', $1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -220,13 +233,32 @@ impl SlackNotifier {
         })
     }
 
-    /// DMs `message` to `email`; false when the person has no Slack account.
-    async fn direct(&self, request_id: Uuid, email: &str, message: &Value) -> anyhow::Result<bool> {
+    /// DMs `message` to `email`: where it went (channel, ts), or `None` when the person has
+    /// no Slack account.
+    async fn direct(
+        &self,
+        email: &str,
+        message: &Value,
+    ) -> anyhow::Result<Option<(String, String)>> {
         let Some(user) = self.slack_user(email).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let channel = self.api.open_dm(&user).await?;
-        self.post(request_id, email, &channel, message).await?;
+        let ts = self.api.post_message(&channel, message).await?;
+        Ok(Some((channel, ts)))
+    }
+
+    /// DMs an approval message and remembers the copy, so the decision updates it.
+    async fn direct_approval(
+        &self,
+        request_id: Uuid,
+        email: &str,
+        message: &Value,
+    ) -> anyhow::Result<bool> {
+        let Some((channel, ts)) = self.direct(email, message).await? else {
+            return Ok(false);
+        };
+        self.remember(request_id, email, &channel, &ts).await?;
         Ok(true)
     }
 
@@ -254,7 +286,7 @@ impl SlackNotifier {
             if self.posted_to(request_id, &email).await? {
                 continue;
             }
-            if !self.direct(request_id, &email, &message).await? {
+            if !self.direct_approval(request_id, &email, &message).await? {
                 tracing::info!(
                     request = number,
                     "an approver has no Slack account; not messaged"
@@ -310,7 +342,7 @@ impl SlackNotifier {
                 .map(|e| (e, &escalation))
                 .collect::<Vec<_>>(),
         ) {
-            if !self.direct(request_id, email, message).await? {
+            if !self.direct_approval(request_id, email, message).await? {
                 tracing::info!(request = number, "a person to nudge has no Slack account");
             }
         }
@@ -344,10 +376,7 @@ impl SlackNotifier {
             certificate: serial.clone(),
         }]));
         let owner = issued.owner.email.to_string();
-        if !self
-            .direct(issued.request_id, &owner, &render::message(&reply))
-            .await?
-        {
+        if self.direct(&owner, &dm_body(&reply)).await?.is_none() {
             tracing::info!(%serial, "the owner has no Slack account; reminded by e-mail only");
         }
         Ok(())
@@ -361,8 +390,10 @@ impl SlackNotifier {
             .and_then(|at| at.parse::<DateTime<Utc>>().ok())
             .map_or_else(String::new, |at| format!(" at {} UTC", at.format("%H:%M")));
         let by = payload["by"].as_str().unwrap_or_default();
+        let reason = payload["reason"].as_str().unwrap_or_default();
         let outcome = match payload["outcome"].as_str() {
             Some("approved") => format!("Approved by {by}{at}"),
+            Some("withdrawn") => format!("Withdrawn{at}: {reason}"),
             _ => format!(
                 "Rejected by {by}{at}: {}",
                 payload["reason"].as_str().unwrap_or_default()
@@ -386,6 +417,10 @@ impl SlackNotifier {
             });
             self.api.update_message(&channel, &ts, &message).await?;
         }
+        if payload["outcome"] == "withdrawn" {
+            // The requester cancelled it, or was told of its expiry separately.
+            return Ok(());
+        }
         let requester = request["requester"]["email"].as_str().unwrap_or_default();
         if let Some(user) = self.slack_user(requester).await? {
             let channel = self.api.open_dm(&user).await?;
@@ -403,6 +438,19 @@ impl SlackNotifier {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Tells the requester that nobody decided in time and the request was cancelled.
+    async fn announce_expiry(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = request["request_number"].as_str().unwrap_or_default();
+        let requester = request["requester"]["email"].as_str().unwrap_or_default();
+        let reply = Reply::text(format!(
+            "Your request *{number}* waited {} days without a decision, so it was cancelled. \
+             If you still need the certificate, request it again with `/cert request`.",
+            payload["waited_days"]
+        ));
+        self.direct(requester, &dm_body(&reply)).await.map(drop)
     }
 
     async fn announce_issuance(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
@@ -438,7 +486,7 @@ impl SlackNotifier {
         };
         let channel = self.api.open_dm(&user).await?;
         self.api
-            .post_message(&channel, &render::message(&reply))
+            .post_message(&channel, &dm_body(&reply))
             .await
             .map(drop)
     }
@@ -457,4 +505,13 @@ fn sent_at(payload: &Value) -> DateTime<Utc> {
         .as_str()
         .and_then(|at| at.parse().ok())
         .unwrap_or_else(Utc::now)
+}
+
+/// A reply as a `chat.postMessage` body (`response_type` belongs to responses only).
+fn dm_body(reply: &Reply) -> Value {
+    let mut message = render::message(reply);
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("response_type");
+    }
+    message
 }

@@ -137,6 +137,13 @@ pub enum RequestCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Cancel a request that waited too long for a decision (the stale-request job).
+    Expire {
+        /// Whole days it waited (`approval.stale_request.days` or more).
+        waited_days: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Its certificate was revoked.
     MarkRevoked {
         /// The certificate.

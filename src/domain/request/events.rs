@@ -133,6 +133,13 @@ pub enum RequestEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Nobody decided in time: the service cancelled it (status `cancelled`).
+    RequestExpired {
+        /// Whole days it waited.
+        waited_days: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Its certificate was revoked.
     RequestRevoked {
         /// The certificate.
@@ -158,6 +165,7 @@ impl RequestEvent {
             | Self::RequestIssued { at, .. }
             | Self::IssuanceFailed { at, .. }
             | Self::RequestCancelled { at, .. }
+            | Self::RequestExpired { at, .. }
             | Self::RequestRevoked { at, .. } => *at,
         }
     }
@@ -176,6 +184,7 @@ impl DomainEvent for RequestEvent {
             Self::RequestIssued { .. } => "RequestIssued",
             Self::IssuanceFailed { .. } => "IssuanceFailed",
             Self::RequestCancelled { .. } => "RequestCancelled",
+            Self::RequestExpired { .. } => "RequestExpired",
             Self::RequestRevoked { .. } => "RequestRevoked",
         }
         .to_owned()

@@ -402,6 +402,10 @@ impl Aggregate for CertificateRequest {
                     at,
                 }]
             }
+            RequestCommand::Expire { waited_days, at } => {
+                self.expect_status("expiring", &[S::PendingApproval])?;
+                vec![RequestEvent::RequestExpired { waited_days, at }]
+            }
             RequestCommand::MarkRevoked {
                 certificate_id,
                 reason,
@@ -465,7 +469,9 @@ impl Aggregate for CertificateRequest {
                 state.certificate_id = Some(certificate_id);
             }
             RequestEvent::IssuanceFailed { .. } => state.status = S::Failed,
-            RequestEvent::RequestCancelled { .. } => state.status = S::Cancelled,
+            RequestEvent::RequestCancelled { .. } | RequestEvent::RequestExpired { .. } => {
+                state.status = S::Cancelled;
+            }
             RequestEvent::RequestRevoked { .. } => state.status = S::Revoked,
         }
     }

@@ -143,6 +143,37 @@ async fn an_admin_can_cancel_someone_elses_pending_request() {
 }
 
 #[tokio::test]
+async fn a_request_nobody_decided_on_expires_as_cancelled_but_a_decided_one_does_not() {
+    Framework::with(())
+        .given(vec![created(), submitted()])
+        .when_async(RequestCommand::Expire {
+            waited_days: 14,
+            at: at(3),
+        })
+        .await
+        .then_expect_events(vec![RequestEvent::RequestExpired {
+            waited_days: 14,
+            at: at(3),
+        }]);
+    let message = refusal(
+        vec![
+            created(),
+            submitted(),
+            RequestEvent::RequestExpired {
+                waited_days: 14,
+                at: at(3),
+            },
+        ],
+        RequestCommand::Expire {
+            waited_days: 15,
+            at: at(4),
+        },
+    )
+    .await;
+    assert!(message.contains("cancelled"), "{message}");
+}
+
+#[tokio::test]
 async fn a_request_cannot_be_cancelled_once_issuance_started() {
     let message = refusal(
         vec![
