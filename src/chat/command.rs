@@ -52,14 +52,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "approve",
-        usage: "REQ-… [comment]",
-        summary: "approve a request",
+        usage: "REQ-…|SERIAL [comment]",
+        summary: "approve a request, or a revocation waiting for an approver",
         role: Some(Role::Approver),
     },
     CommandSpec {
         name: "reject",
-        usage: "REQ-… reason",
-        summary: "reject a request (a reason is required)",
+        usage: "REQ-…|SERIAL reason",
+        summary: "reject a request or a waiting revocation (a reason is required)",
         role: Some(Role::Approver),
     },
     CommandSpec {
@@ -295,11 +295,11 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
         "list" | "mine" => ChatCommand::List,
         "approvals" | "queue" => ChatCommand::Approvals,
         "approve" => ChatCommand::Approve {
-            number: one("the request number")?,
+            number: one("the request number or serial")?,
             comment: rest(&args[1..]),
         },
         "reject" => {
-            let number = one("the request number")?;
+            let number = one("the request number or serial")?;
             let reason = rest(&args[1..]).ok_or_else(|| usage(&name, "a reason is required"))?;
             ChatCommand::Reject { number, reason }
         }
@@ -376,6 +376,12 @@ pub fn help() -> String {
     text
 }
 
+/// Whether an approve/reject argument names a certificate (a revocation waiting for an
+/// approver) rather than a request (`REQ-…`).
+pub fn names_certificate(argument: &str) -> bool {
+    !argument.trim().to_ascii_uppercase().starts_with("REQ-")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,7 +452,7 @@ mod tests {
         let error = parse("reject REQ-20261127-00001").expect_err("no reason");
         assert_eq!(
             error.message,
-            "a reason is required. Usage: `/cert reject REQ-… reason`"
+            "a reason is required. Usage: `/cert reject REQ-…|SERIAL reason`"
         );
         assert!(parse("frobnicate").is_err_and(|e| e.message.contains("/cert help")));
         assert!(parse("request cn").is_err_and(|e| e.message.contains("key=value")));

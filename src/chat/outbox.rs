@@ -28,6 +28,10 @@ pub const ANNOUNCE_DECISION: &str = "announce_decision";
 pub const ANNOUNCE_ISSUANCE: &str = "announce_issuance";
 /// Tell the requester that their request was cancelled for want of a decision.
 pub const ANNOUNCE_EXPIRY: &str = "announce_expiry";
+/// Ask the approvers to decide on a revocation (the job's `request_id` is the certificate).
+pub const ASK_REVOCATION: &str = "ask_revocation";
+/// Tell everyone involved how a revocation approval ended, and update every message.
+pub const ANNOUNCE_REVOCATION: &str = "announce_revocation";
 /// Remind the owner that a certificate expires soon (with a Renew button).
 pub const REMIND_EXPIRY: &str = "remind_expiry";
 /// Remind the pending approvers of an overdue approval, and the admins it escalates to.
@@ -53,16 +57,56 @@ impl FeedConsumer for ChatOutbox {
 
 async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
     if event.aggregate_type == Certificate::TYPE {
-        let CertificateEvent::ExpiryReminderSent { days_before, at } =
-            serde_json::from_value(event.payload.clone())?
-        else {
-            return Ok(());
-        };
         let certificate_id: Uuid = event.aggregate_id.parse()?;
-        let issued = store::issued_certificate(&mut *conn, certificate_id).await?;
-        let payload =
-            json!({ "certificate_id": certificate_id, "days_before": days_before, "at": at });
-        return insert_job(conn, event, REMIND_EXPIRY, issued.request_id, payload).await;
+        let (kind, subject, payload) = match serde_json::from_value(event.payload.clone())? {
+            CertificateEvent::ExpiryReminderSent { days_before, at } => {
+                let issued = store::issued_certificate(&mut *conn, certificate_id).await?;
+                (
+                    REMIND_EXPIRY,
+                    issued.request_id,
+                    json!({ "certificate_id": certificate_id, "days_before": days_before, "at": at }),
+                )
+            }
+            CertificateEvent::RevocationRequested {
+                by,
+                reason,
+                text,
+                at,
+            } => (
+                ASK_REVOCATION,
+                certificate_id,
+                json!({ "by": by.email, "reason": reason.as_str(), "text": text, "at": at }),
+            ),
+            CertificateEvent::CertificateRevoked {
+                by,
+                approved_by: Some(approver),
+                approval_required: true,
+                at,
+                ..
+            } if !approver.is(&by) => (
+                ANNOUNCE_REVOCATION,
+                certificate_id,
+                json!({ "outcome": "approved", "by": approver.email, "requester": by.email, "at": at }),
+            ),
+            CertificateEvent::RevocationRejected {
+                by,
+                requested_by,
+                comment,
+                at,
+            } => (
+                ANNOUNCE_REVOCATION,
+                certificate_id,
+                json!({
+                    "outcome": "rejected",
+                    "by": by.email,
+                    "requester": requested_by.email,
+                    "comment": comment,
+                    "at": at,
+                }),
+            ),
+            _ => return Ok(()),
+        };
+        return insert_job(conn, event, kind, subject, payload).await;
     }
     if event.aggregate_type == CertificateRequest::TYPE {
         let request_id = event.aggregate_id.parse()?;

@@ -9,7 +9,8 @@ use sqlx::Row;
 use super::command::{self, ChatCommand};
 use super::reply::{Block, Reply, Visibility};
 use crate::commands::{
-    CommandContext, CommandError, Commands, Decision as Outcome, RequestForm, RevocationForm,
+    CommandContext, CommandError, Commands, Decision as Outcome, RequestForm, Revocation,
+    RevocationForm,
 };
 use crate::domain::actor::{Actor, Role};
 use crate::domain::approval::Part;
@@ -80,6 +81,20 @@ impl ChatService {
                     .await?;
                 self.approvals().await
             }
+            ChatCommand::Approve { number, comment } if command::names_certificate(&number) => {
+                let decided = self
+                    .commands
+                    .decide_revocation(ctx, &number, true, comment.as_deref())
+                    .await?;
+                Ok(Reply::text(describe_revocation(&number, decided)))
+            }
+            ChatCommand::Reject { number, reason } if command::names_certificate(&number) => {
+                let decided = self
+                    .commands
+                    .decide_revocation(ctx, &number, false, Some(&reason))
+                    .await?;
+                Ok(Reply::text(describe_revocation(&number, decided)))
+            }
             ChatCommand::Approve { number, comment } => {
                 let number = RequestNumber::parse(&number)?;
                 let outcome = self
@@ -105,7 +120,7 @@ impl ChatService {
                 reason,
                 text,
             } => {
-                let (_, reason) = self
+                let revocation = self
                     .commands
                     .revoke(
                         ctx,
@@ -116,9 +131,7 @@ impl ChatService {
                         },
                     )
                     .await?;
-                Ok(Reply::text(format!(
-                    "Certificate {certificate} is revoked ({reason})."
-                )))
+                Ok(Reply::text(describe_revocation(&certificate, revocation)))
             }
             ChatCommand::Download {
                 certificate,
@@ -505,4 +518,20 @@ pub fn recommendation_reply(r: &Recommendation) -> Reply {
         reply = reply.with(Block::Text(format!("_Note:_ {note}")));
     }
     reply
+}
+
+fn describe_revocation(certificate: &str, revocation: Revocation) -> String {
+    match revocation {
+        Revocation::Revoked { reason, .. } => {
+            format!("Certificate {certificate} is revoked ({reason}).")
+        }
+        Revocation::AwaitingApproval { reason, .. } => format!(
+            "Revoking certificate {certificate} for {reason} needs an approver's consent; the \
+             approvers are asked, and the certificate stays valid until one approves."
+        ),
+        Revocation::Rejected { reason, .. } => format!(
+            "The revocation of certificate {certificate} ({reason}) is rejected; the \
+             certificate stays valid."
+        ),
+    }
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use clap::Subcommand;
 
 use crate::adapters::artifacts::ArtifactStore;
-use crate::commands::{CommandContext, CommandError, Commands, RevocationForm};
+use crate::commands::{CommandContext, CommandError, Commands, Revocation, RevocationForm};
 use crate::domain::actor::Platform;
 use crate::domain::certificate::Artifact;
 use crate::domain::values::Email;
@@ -27,6 +27,29 @@ pub enum CertificateCommand {
         /// Free text for the record.
         #[arg(long)]
         text: Option<String>,
+    },
+    /// Approve a revocation that waits for an approver (its reason is listed in
+    /// `revocation.approval_required_reasons`); the certificate is revoked at once.
+    ApproveRevocation {
+        /// The serial number or the certificate id.
+        certificate: String,
+        /// Who approves (e-mail of an approver or admin other than the one who asked).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+        /// A comment for the record.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a revocation that waits for an approver; the certificate stays valid.
+    RejectRevocation {
+        /// The serial number or the certificate id.
+        certificate: String,
+        /// Who rejects (e-mail of an approver or admin).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
     },
     /// Download a certificate (PEM), its chain, or — once, to its owner, when the service
     /// generated it — its private key. Every download is recorded and audited.
@@ -118,7 +141,7 @@ pub async fn run(
             text,
         } => {
             let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
-            let (id, reason) = commands
+            let revocation = commands
                 .revoke(
                     &ctx,
                     RevocationForm {
@@ -128,13 +151,29 @@ pub async fn run(
                     },
                 )
                 .await?;
-            let mut out = std::io::stdout().lock();
-            // A closed stdout (e.g. piped into `head`) is not an error worth failing for.
-            let _ = writeln!(
-                out,
-                "Certificate {id} revoked ({}); the CA is told in the background.",
-                reason.as_str()
-            );
+            say_revocation(revocation);
+        }
+        CertificateCommand::ApproveRevocation {
+            certificate,
+            actor,
+            comment,
+        } => {
+            let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
+            let decided = commands
+                .decide_revocation(&ctx, &certificate, true, comment.as_deref())
+                .await?;
+            say_revocation(decided);
+        }
+        CertificateCommand::RejectRevocation {
+            certificate,
+            actor,
+            reason,
+        } => {
+            let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
+            let decided = commands
+                .decide_revocation(&ctx, &certificate, false, Some(&reason))
+                .await?;
+            say_revocation(decided);
         }
         CertificateCommand::Renew { certificate, actor } => {
             let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
@@ -162,4 +201,31 @@ fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+fn say_revocation(revocation: Revocation) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (e.g. piped into `head`) is not an error worth failing for.
+    let _ = match revocation {
+        Revocation::Revoked {
+            certificate_id,
+            reason,
+        } => writeln!(
+            out,
+            "Certificate {certificate_id} revoked ({reason}); the CA is told in the background."
+        ),
+        Revocation::AwaitingApproval {
+            certificate_id,
+            reason,
+        } => writeln!(
+            out,
+            "Revoking certificate {certificate_id} for {reason} needs an approver: they are \
+             asked in chat, or run `cert-assistant certificate approve-revocation`. It stays \
+             valid until then."
+        ),
+        Revocation::Rejected { certificate_id, .. } => writeln!(
+            out,
+            "The revocation of certificate {certificate_id} is rejected; it stays valid."
+        ),
+    };
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, store};
-use crate::domain::actor::Platform;
+use crate::domain::actor::{Platform, Role};
 use crate::domain::certificate::{Certificate, CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
 use crate::domain::text::Text;
@@ -20,6 +20,32 @@ pub struct RevocationForm {
     pub reason: String,
     /// Free text.
     pub text: Option<String>,
+}
+
+/// What became of a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Revoked; the CA is told in the background.
+    Revoked {
+        /// The certificate.
+        certificate_id: Uuid,
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// Its reason needs an approver first; they are asked.
+    AwaitingApproval {
+        /// The certificate.
+        certificate_id: Uuid,
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// An approver turned it down.
+    Rejected {
+        /// The certificate.
+        certificate_id: Uuid,
+        /// Why it was asked for.
+        reason: RevocationReason,
+    },
 }
 
 impl Commands {
@@ -223,29 +249,47 @@ impl Commands {
             .map_err(|e| CommandError::from_aggregate("the request", e))
     }
 
-    /// Revokes a certificate as the acting user (its owner or an admin).
+    /// Revokes a certificate as the acting user (its owner or an admin). A reason listed in
+    /// `revocation.approval_required_reasons` first waits for an approver, unless an admin
+    /// asks (an admin's revocation is its own approval).
     pub async fn revoke(
         &self,
         ctx: &CommandContext,
         form: RevocationForm,
-    ) -> Result<(Uuid, RevocationReason), CommandError> {
+    ) -> Result<Revocation, CommandError> {
         let by = self.actor(ctx).await?;
         let reason = RevocationReason::parse(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
-        let certificate_id = self.certificate_id(&form.certificate).await?;
-        let certificate = self
-            .inner
-            .certificates
-            .load(certificate_id)
-            .await
-            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
-        if certificate.status().is_none() {
-            return Err(CommandError::NotFound(
-                "there is no such certificate".to_owned(),
-            ));
-        }
+        let certificate_id = self.existing_certificate(&form.certificate).await?;
+        let needs_approval = store::revocation_needs_approval(self.pool(), reason).await?;
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
+        let attempt = Attempt {
+            action: "revoke",
+            resource_type: "certificate",
+            resource_id: Some(certificate_id),
+            resource_identifier: None,
+        };
+        if needs_approval && by.role != Role::Admin {
+            let asked = self
+                .inner
+                .certificates
+                .execute(certificate_id, &metadata, || {
+                    CertificateCommand::RequestRevocation {
+                        by: by.clone(),
+                        reason,
+                        text: text.clone(),
+                        at,
+                    }
+                })
+                .await
+                .map_err(|e| CommandError::from_aggregate("the certificate", e));
+            self.audit_refusal(ctx, Some(&by), attempt, asked).await?;
+            return Ok(Revocation::AwaitingApproval {
+                certificate_id,
+                reason,
+            });
+        }
         let revoked = self
             .inner
             .certificates
@@ -253,30 +297,103 @@ impl Commands {
                 by: by.clone(),
                 reason,
                 text: text.clone(),
-                approval_required: false,
-                approved_by: None,
+                approval_required: needs_approval,
+                approved_by: needs_approval.then(|| by.clone()),
                 at,
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the certificate", e));
+        self.audit_refusal(ctx, Some(&by), attempt, revoked).await?;
+        self.mark_request_revoked(certificate_id, reason, &metadata, at)
+            .await?;
+        Ok(Revocation::Revoked {
+            certificate_id,
+            reason,
+        })
+    }
+
+    /// An approver's decision on a revocation that waits for one; approved revokes it.
+    pub async fn decide_revocation(
+        &self,
+        ctx: &CommandContext,
+        certificate: &str,
+        approve: bool,
+        comment: Option<&str>,
+    ) -> Result<Revocation, CommandError> {
+        let by = self.actor(ctx).await?;
+        let comment = Text::optional("comment", comment, 2000)?;
+        let certificate_id = self.existing_certificate(certificate).await?;
+        let pending = self
+            .certificate(certificate_id)
+            .await?
+            .pending_revocation()
+            .map(|p| p.reason);
+        let metadata = ctx.metadata(Some(&by));
+        let at = Utc::now();
+        let decided = self
+            .inner
+            .certificates
+            .execute(certificate_id, &metadata, || {
+                CertificateCommand::DecideRevocation {
+                    by: by.clone(),
+                    approve,
+                    comment: comment.clone(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e));
         let attempt = Attempt {
-            action: "revoke",
+            action: if approve { "approve" } else { "reject" },
             resource_type: "certificate",
             resource_id: Some(certificate_id),
             resource_identifier: None,
         };
-        self.audit_refusal(ctx, Some(&by), attempt, revoked).await?;
+        self.audit_refusal(ctx, Some(&by), attempt, decided).await?;
+        let reason = pending.unwrap_or(RevocationReason::Unspecified);
+        if !approve {
+            return Ok(Revocation::Rejected {
+                certificate_id,
+                reason,
+            });
+        }
+        self.mark_request_revoked(certificate_id, reason, &metadata, at)
+            .await?;
+        Ok(Revocation::Revoked {
+            certificate_id,
+            reason,
+        })
+    }
+
+    /// The id of a certificate that exists (serial or id).
+    async fn existing_certificate(&self, given: &str) -> Result<Uuid, CommandError> {
+        let certificate_id = self.certificate_id(given).await?;
+        if self.certificate(certificate_id).await?.status().is_none() {
+            return Err(CommandError::NotFound(
+                "there is no such certificate".to_owned(),
+            ));
+        }
+        Ok(certificate_id)
+    }
+
+    /// The request of a revoked certificate follows it.
+    async fn mark_request_revoked(
+        &self,
+        certificate_id: Uuid,
+        reason: RevocationReason,
+        metadata: &std::collections::HashMap<String, String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
         let request_id = self.request_of_certificate(certificate_id).await?;
         self.inner
             .requests
-            .execute(request_id, &metadata, || RequestCommand::MarkRevoked {
+            .execute(request_id, metadata, || RequestCommand::MarkRevoked {
                 certificate_id,
                 reason,
                 at,
             })
             .await
-            .map_err(|e| CommandError::from_aggregate("the request", e))?;
-        Ok((certificate_id, reason))
+            .map_err(|e| CommandError::from_aggregate("the request", e))
     }
 
     pub(super) async fn request_of_certificate(

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use approvals::Decision;
-pub use certificates::RevocationForm;
+pub use certificates::{Revocation, RevocationForm};
 pub use downloads::{Download, DownloadLink, LINK_TTL_MINUTES, LinkError};
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};

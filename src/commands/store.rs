@@ -6,7 +6,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::domain::certificate::{CertificateEvent, IssuedCertificate};
-use crate::domain::values::{CertificateType, RequestNumber, ValueError};
+use crate::domain::values::{CertificateType, RequestNumber, RevocationReason, ValueError};
 use crate::pki::envelope::WrappedDataKey;
 
 use super::CommandError;
@@ -190,6 +190,30 @@ pub async fn certificate_of_request(
     .fetch_optional(pool)
     .await?;
     Ok(id.and_then(|id| id.parse().ok()))
+}
+
+/// Whether revoking for `reason` needs an approver first
+/// (`revocation.approval_required_reasons`, a JSON list of reason codes; none by default).
+pub async fn revocation_needs_approval(
+    pool: &PgPool,
+    reason: RevocationReason,
+) -> Result<bool, CommandError> {
+    let Some(value) = crate::db::setting(pool, "revocation.approval_required_reasons").await?
+    else {
+        return Ok(false);
+    };
+    match serde_json::from_str::<Vec<String>>(&value) {
+        Ok(reasons) => Ok(reasons
+            .iter()
+            .any(|r| RevocationReason::parse(r).is_ok_and(|r| r == reason))),
+        Err(_) => {
+            tracing::warn!(
+                "revocation.approval_required_reasons is not a list of reason codes; \
+                 requiring approval for every reason until it is fixed"
+            );
+            Ok(true)
+        }
+    }
 }
 
 /// The people to ask for approvals: active approvers and admins, as the read model knows

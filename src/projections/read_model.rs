@@ -786,6 +786,29 @@ async fn certificates(
             .await?;
             entry("certificate_expired", "expire").severity("warning")
         }
+        CertificateEvent::RevocationRequested {
+            by,
+            reason,
+            text,
+            at,
+        } => {
+            ensure_user(conn, &by, at).await?;
+            // Not revoked yet: `certificate_revocations` gets its row when it is.
+            entry("revocation_requested", "revoke")
+                .actor(&by)
+                .details(json!({ "reason": reason.as_str(), "reason_text": text, "approval_required": true }))
+        }
+        CertificateEvent::RevocationRejected {
+            by,
+            requested_by,
+            comment,
+            at,
+        } => {
+            ensure_user(conn, &by, at).await?;
+            entry("revocation_rejected", "reject")
+                .actor(&by)
+                .details(json!({ "comment": comment, "requested_by": requested_by.email }))
+        }
         CertificateEvent::PrivateKeyDestroyed { at } => {
             sqlx::query(
                 "UPDATE private_keys SET download_allowed = false, deleted_at = $2 \

@@ -1215,3 +1215,226 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
             .expect("old certificate");
     assert_eq!(old, "revoked");
 }
+
+#[tokio::test]
+async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    let root = ctx("root@example.com");
+    commands
+        .grant_role(
+            &root,
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    commands
+        .set_config(
+            &root,
+            "revocation.approval_required_reasons",
+            r#"["cessation_of_operation"]"#,
+            None,
+        )
+        .await
+        .expect("config");
+    let project = || async {
+        Projector::new(t.db.pool.clone())
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("projected");
+    };
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let notifier = t.slack.notifier(None);
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    project().await;
+    let s = crate::saga::saga(&t.db).await;
+    let serial = crate::saga::issued(&t.db, &s, "retire.example.com").await;
+    project().await;
+    deliver().await;
+    let status = || async {
+        project().await;
+        sqlx::query_scalar::<_, String>("SELECT status FROM certificates WHERE serial_number = $1")
+            .bind(&serial)
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("certificate")
+    };
+
+    // John asks; the reason needs an approver, so nothing is revoked yet.
+    let asked = text_of(
+        &t.cert(
+            "UJOHN",
+            &format!("revoke {serial} cessation_of_operation service retired"),
+        )
+        .await,
+    );
+    assert!(asked.contains("needs an approver's consent"), "{asked}");
+    assert_eq!(status().await, "active");
+    let twice = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial} cessation_of_operation"))
+            .await,
+    );
+    assert!(twice.contains("already waits for an approver"), "{twice}");
+    let own = text_of(&t.cert("UJOHN", &format!("approve {serial}")).await);
+    assert!(own.contains("your own revocation"), "{own}");
+
+    // The approvers (not John) get Approve / Reject buttons carrying the serial.
+    let before = t.calls_to("chat.postMessage").len();
+    deliver().await;
+    let asks: Vec<Value> = t.calls_to("chat.postMessage")[before..]
+        .iter()
+        .filter(|m| text_of(m).contains("asks to revoke"))
+        .cloned()
+        .collect();
+    let mut to: Vec<&str> = asks.iter().filter_map(|m| m["channel"].as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["D-UJANE", "D-UROOT"], "{asks:?}");
+    let buttons = &asks[0]["blocks"][2]["elements"];
+    assert_eq!(
+        buttons.as_array().map(Vec::len),
+        Some(2),
+        "no Delegate: {buttons}"
+    );
+    assert_eq!(buttons[0]["value"], serial.as_str());
+
+    // Jane rejects with a reason in the modal: it stays active, John is told.
+    t.interact(t.button("UJANE", "reject", &serial, "reject-revocation"))
+        .await;
+    let view = t.calls_to("views.open").last().cloned().expect("modal")["view"].clone();
+    assert_eq!(view["title"]["text"], "Reject revocation");
+    let done = t
+        .interact(json!({
+            "type": "view_submission",
+            "team": { "id": "T1" },
+            "user": { "id": "UJANE", "team_id": "T1" },
+            "view": {
+                "callback_id": "reject",
+                "private_metadata": view["private_metadata"],
+                "state": { "values": { "reason": { "value": { "type": "plain_text_input", "value": "still in use by billing" } } } },
+            },
+        }))
+        .await;
+    assert_eq!(done.status(), 200);
+    let rejected = t.wait_for_response("reject-revocation", 1).await;
+    assert!(
+        text_of(&rejected[0]).contains("Revocation rejected by <@UJANE>"),
+        "{}",
+        rejected[0]
+    );
+    assert_eq!(status().await, "active");
+    deliver().await;
+    let updates: Vec<Value> = t
+        .calls_to("chat.update")
+        .into_iter()
+        .filter(|u| text_of(u).contains("Revocation of"))
+        .collect();
+    assert_eq!(updates.len(), 2, "both copies: {updates:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|u| text_of(u).contains("still in use by billing"))
+    );
+    assert!(
+        t.calls_to("chat.postMessage")
+            .iter()
+            .any(|m| m["channel"] == "D-UJOHN" && text_of(m).contains("rejected your revocation")),
+        "John is told"
+    );
+
+    // Asked again, Jane approves with the button: revoked, recorded as approved.
+    let again = text_of(
+        &t.cert(
+            "UJOHN",
+            &format!("revoke {serial} cessation_of_operation billing moved"),
+        )
+        .await,
+    );
+    assert!(again.contains("needs an approver's consent"), "{again}");
+    deliver().await;
+    t.interact(t.button("UJANE", "approve", &serial, "approve-revocation"))
+        .await;
+    let approved = t.wait_for_response("approve-revocation", 1).await;
+    assert!(
+        text_of(&approved[0]).contains("Revocation approved by <@UJANE>"),
+        "{}",
+        approved[0]
+    );
+    assert_eq!(status().await, "revoked");
+    let (required, approver): (bool, Option<String>) = sqlx::query_as(
+        "SELECT r.approval_required, u.email FROM certificate_revocations r \
+           JOIN certificates c ON c.id = r.certificate_id \
+           LEFT JOIN users u ON u.id = r.approver_id WHERE c.serial_number = $1",
+    )
+    .bind(&serial)
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("revocation row");
+    assert_eq!(
+        (required, approver.as_deref()),
+        (true, Some("jane@example.com"))
+    );
+    deliver().await;
+    assert!(
+        t.calls_to("chat.postMessage")
+            .iter()
+            .any(|m| m["channel"] == "D-UJOHN" && text_of(m).contains("approved your revocation")),
+        "John is told"
+    );
+
+    // Other reasons are not held: an admin's revocation never waits either.
+    let serial2 = crate::saga::issued(&t.db, &s, "urgent.example.com").await;
+    let urgent = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial2} key_compromise"))
+            .await,
+    );
+    assert!(urgent.contains("is revoked"), "{urgent}");
+}
+
+#[tokio::test]
+async fn a_decision_never_overtakes_the_message_it_updates() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    // Asked and decided before the notifier ran: both jobs arrive in one batch.
+    let submitted = commands
+        .submit_request(
+            &ctx("john@example.com"),
+            crate::fixtures::web_request("fast.example.com"),
+        )
+        .await
+        .expect("submitted");
+    commands
+        .approve(&ctx("jane@example.com"), &submitted.request_number, None)
+        .await
+        .expect("approved");
+    Projector::for_consumer(t.db.pool.clone(), ChatOutbox)
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    let notifier = t.slack.notifier(None);
+    let first = notifier.step().await.expect("deliver");
+    assert_eq!(first, 1, "the decision waits for the ask to be done");
+    while notifier.step().await.expect("deliver") > 0 {}
+    let asked = t.calls_to("chat.postMessage").len();
+    let updated = t.calls_to("chat.update");
+    assert!(asked >= 2, "jane and root were asked");
+    assert_eq!(updated.len(), 2, "every ask is updated: {updated:?}");
+}

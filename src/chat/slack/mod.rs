@@ -292,6 +292,23 @@ async fn approve(
         Ok(ctx) => ctx,
         Err(message) => return refused(message),
     };
+    if command::names_certificate(number) {
+        return match state
+            .chat
+            .commands()
+            .decide_revocation(&ctx, number, true, None)
+            .await
+        {
+            Ok(_) => render::decided(
+                original,
+                &format!(
+                    "Revocation approved by <@{user_id}> at {} UTC",
+                    Utc::now().format("%H:%M")
+                ),
+            ),
+            Err(error) => refused(polite(&error)),
+        };
+    }
     let number = match RequestNumber::parse(number) {
         Ok(number) => number,
         Err(e) => return refused(e.message),
@@ -377,48 +394,52 @@ async fn view_submission(
         Ok(ctx) => ctx,
         Err(message) => return field_error("reason", &message),
     };
-    let Ok(number) = RequestNumber::parse(&origin.number) else {
-        return StatusCode::OK.into_response();
-    };
+    let at = Utc::now().format("%H:%M");
+    let commands = state.chat.commands();
+    let number = origin.number.clone();
     let (result, outcome) = match callback {
-        "reject" => (
-            state.chat.commands().reject(&ctx, &number, &reason).await,
-            format!(
-                "Rejected by <@{user_id}> at {} UTC: {reason}",
-                Utc::now().format("%H:%M")
-            ),
+        "reject" if command::names_certificate(&number) => (
+            commands
+                .decide_revocation(&ctx, &number, false, Some(&reason))
+                .await
+                .map(drop),
+            format!("Revocation rejected by <@{user_id}> at {at} UTC: {reason}"),
         ),
-        "delegate" => {
-            let Some(delegate_id) = values["delegate"]["value"]["selected_user"].as_str() else {
-                return field_error("delegate", "Choose a person.");
+        "reject" | "delegate" => {
+            let parsed = match RequestNumber::parse(&number) {
+                Ok(parsed) => parsed,
+                Err(error) => return field_error("reason", &error.message),
             };
-            let email = match identity::resolve(
-                state.chat.commands().pool(),
-                &state.api,
-                &team_id,
-                delegate_id,
-            )
-            .await
-            {
-                Ok((email, _)) => email,
-                Err(error) => return field_error("delegate", &error.to_string()),
-            };
-            (
-                state
-                    .chat
-                    .commands()
-                    .delegate(&ctx, &number, &email, &reason)
-                    .await,
-                format!(
-                    "Delegated by <@{user_id}> to <@{delegate_id}> at {} UTC: {reason}",
-                    Utc::now().format("%H:%M")
-                ),
-            )
+            if callback == "reject" {
+                (
+                    commands.reject(&ctx, &parsed, &reason).await.map(drop),
+                    format!("Rejected by <@{user_id}> at {at} UTC: {reason}"),
+                )
+            } else {
+                let Some(delegate_id) = values["delegate"]["value"]["selected_user"].as_str()
+                else {
+                    return field_error("delegate", "Choose a person.");
+                };
+                let email =
+                    match identity::resolve(commands.pool(), &state.api, &team_id, delegate_id)
+                        .await
+                    {
+                        Ok((email, _)) => email,
+                        Err(error) => return field_error("delegate", &error.to_string()),
+                    };
+                (
+                    commands
+                        .delegate(&ctx, &parsed, &email, &reason)
+                        .await
+                        .map(drop),
+                    format!("Delegated by <@{user_id}> to <@{delegate_id}> at {at} UTC: {reason}"),
+                )
+            }
         }
         _ => return StatusCode::OK.into_response(),
     };
     match result {
-        Ok(_) => {
+        Ok(()) => {
             if let Some(url) = origin.response_url {
                 let api = state.api.clone();
                 let message = json!({

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::api::SlackApi;
 use super::render;
 use crate::chat::outbox::{
-    ANNOUNCE_DECISION, ANNOUNCE_EXPIRY, ANNOUNCE_ISSUANCE, ASK_APPROVERS, NUDGE_APPROVERS,
-    REMIND_EXPIRY,
+    ANNOUNCE_DECISION, ANNOUNCE_EXPIRY, ANNOUNCE_ISSUANCE, ANNOUNCE_REVOCATION, ASK_APPROVERS,
+    ASK_REVOCATION, NUDGE_APPROVERS, REMIND_EXPIRY,
 };
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::store;
@@ -49,10 +49,13 @@ impl SlackNotifier {
         let jobs = sqlx::query(
             "UPDATE chat_jobs SET locked_until = now() + make_interval(secs => $1), \
                     attempts = attempts + 1 \
-              WHERE id IN (SELECT id FROM chat_jobs \
+              WHERE id IN (SELECT id FROM chat_jobs j \
                             WHERE done_at IS NULL AND run_at <= now() \
                               AND (locked_until IS NULL OR locked_until < now()) \
-                            ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED) \
+                              AND NOT EXISTS (SELECT 1 FROM chat_jobs e \
+                                    WHERE e.request_id = j.request_id AND e.done_at IS NULL \
+                                      AND e.seq < j.seq) \
+                            ORDER BY run_at, seq LIMIT 10 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, request_id, payload, attempts, created_at",
         )
         .bind(LEASE.as_secs_f64())
@@ -76,6 +79,8 @@ impl SlackNotifier {
                     NUDGE_APPROVERS => self.nudge(request_id, &payload).await,
                     REMIND_EXPIRY => self.remind_expiry(&payload).await,
                     ANNOUNCE_EXPIRY => self.announce_expiry(request_id, &payload).await,
+                    ASK_REVOCATION => self.ask_revocation(request_id, &payload).await,
+                    ANNOUNCE_REVOCATION => self.announce_revocation(request_id, &payload).await,
                     other => Err(anyhow::anyhow!("unknown job kind {other}")),
                 }
             };
@@ -440,6 +445,100 @@ impl SlackNotifier {
         Ok(())
     }
 
+    /// Asks every approver but the one who asked to decide on a revocation, with Approve /
+    /// Reject buttons; the copies are remembered under the certificate's id.
+    async fn ask_revocation(&self, certificate_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let issued = store::issued_certificate(&self.pool, certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let by = payload["by"].as_str().unwrap_or_default();
+        let reason = payload["reason"].as_str().unwrap_or_default();
+        let why = payload["text"]
+            .as_str()
+            .map_or_else(String::new, |text| format!(": {text}"));
+        let field = |label: &str, value: String| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") });
+        let message = json!({
+            "text": format!("A revocation of {serial} needs your approval"),
+            "blocks": [
+                { "type": "section", "text": { "type": "mrkdwn", "text": format!(
+                    "{by} asks to revoke certificate `{serial}` for *{reason}*{why}. It stays valid until an approver agrees."
+                ) } },
+                { "type": "section", "fields": [
+                    field("Common name", issued.common_name.to_string()),
+                    field("Owner", issued.owner.email.to_string()),
+                    field("Expires", issued.valid_to.format("%Y-%m-%d").to_string()),
+                    field("Request", issued.request_number.to_string()),
+                ] },
+                render::revocation_decisions(&serial),
+            ],
+        });
+        for approver in store::approvers(&self.pool).await? {
+            let email = approver.email.to_string();
+            if email.eq_ignore_ascii_case(by) || self.posted_to(certificate_id, &email).await? {
+                continue;
+            }
+            if !self
+                .direct_approval(certificate_id, &email, &message)
+                .await?
+            {
+                tracing::info!(%serial, "an approver has no Slack account; not messaged");
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates every copy of a revocation approval and tells whoever asked for it.
+    async fn announce_revocation(
+        &self,
+        certificate_id: Uuid,
+        payload: &Value,
+    ) -> anyhow::Result<()> {
+        let issued = store::issued_certificate(&self.pool, certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let by = payload["by"].as_str().unwrap_or_default();
+        let at = sent_at(payload).format("%H:%M");
+        let (outcome, told) = match payload["outcome"].as_str() {
+            Some("approved") => (
+                format!("Revocation approved by {by} at {at} UTC"),
+                format!(
+                    "{by} approved your revocation of certificate `{serial}`; it is revoked \
+                     and the CA is told."
+                ),
+            ),
+            _ => {
+                let comment = payload["comment"].as_str().unwrap_or_default();
+                (
+                    format!("Revocation rejected by {by} at {at} UTC: {comment}"),
+                    format!(
+                        "{by} rejected your revocation of certificate `{serial}`: {comment}. \
+                         It stays valid."
+                    ),
+                )
+            }
+        };
+        let copies = sqlx::query(
+            "SELECT channel, ts FROM chat_messages WHERE platform = 'slack' AND request_id = $1",
+        )
+        .bind(certificate_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for copy in copies {
+            let channel: String = copy.try_get("channel")?;
+            let ts: String = copy.try_get("ts")?;
+            let message = json!({
+                "text": format!("{serial}: {outcome}"),
+                "blocks": [
+                    { "type": "section", "text": { "type": "mrkdwn", "text": format!("Revocation of `{serial}`") } },
+                    { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
+                ],
+            });
+            self.api.update_message(&channel, &ts, &message).await?;
+        }
+        if let Some(requester) = payload["requester"].as_str() {
+            self.direct(requester, &dm_body(&Reply::text(told))).await?;
+        }
+        Ok(())
+    }
+
     /// Tells the requester that nobody decided in time and the request was cancelled.
     async fn announce_expiry(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
         let request = self.request(request_id).await?;
@@ -494,7 +593,9 @@ impl SlackNotifier {
     /// Runs until `stopped` turns true, checking for jobs every second.
     pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
         tracing::info!("slack notifier started");
-        crate::saga::worker::poll_jobs("slack notifier", 10, stopped, || self.step()).await;
+        // Step again at once after any work: a request's next job (e.g. the decision after
+        // the ask) becomes claimable only when the one before it is done.
+        crate::saga::worker::poll_jobs("slack notifier", 1, stopped, || self.step()).await;
         tracing::info!("slack notifier stopped");
     }
 }

@@ -49,26 +49,43 @@ fn fallback(reply: &Reply) -> String {
 
 /// Approve / Reject / Delegate buttons for a request.
 pub fn decisions(request_number: &str) -> Value {
-    let button = |decision: Decision, label: &str, style: Option<&str>| {
-        let mut button = json!({
-            "type": "button",
-            "action_id": decision.action_id(),
-            "text": { "type": "plain_text", "text": label },
-            "value": request_number,
-        });
-        if let Some(style) = style {
-            button["style"] = json!(style);
-        }
-        button
-    };
+    decision_buttons(
+        request_number,
+        &[Decision::Approve, Decision::Reject, Decision::Delegate],
+    )
+}
+
+/// Approve / Reject buttons for a revocation waiting for an approver (its value is the
+/// certificate's serial; revocations are not delegated).
+pub fn revocation_decisions(serial: &str) -> Value {
+    decision_buttons(serial, &[Decision::Approve, Decision::Reject])
+}
+
+fn decision_buttons(value: &str, decisions: &[Decision]) -> Value {
+    let elements: Vec<Value> = decisions
+        .iter()
+        .map(|decision| {
+            let (label, style) = match decision {
+                Decision::Approve => ("Approve", Some("primary")),
+                Decision::Reject => ("Reject", Some("danger")),
+                Decision::Delegate => ("Delegate", None),
+            };
+            let mut button = json!({
+                "type": "button",
+                "action_id": decision.action_id(),
+                "text": { "type": "plain_text", "text": label },
+                "value": value,
+            });
+            if let Some(style) = style {
+                button["style"] = json!(style);
+            }
+            button
+        })
+        .collect();
     json!({
         "type": "actions",
-        "block_id": format!("decide:{request_number}"),
-        "elements": [
-            button(Decision::Approve, "Approve", Some("primary")),
-            button(Decision::Reject, "Reject", Some("danger")),
-            button(Decision::Delegate, "Delegate", None),
-        ],
+        "block_id": format!("decide:{value}"),
+        "elements": elements,
     })
 }
 
@@ -103,15 +120,23 @@ pub fn buttons(actions: &[Action]) -> Value {
 
 /// The modal asking why a request is rejected.
 pub fn reject_modal(request_number: &str, private_metadata: &str) -> Value {
+    let (title, subject) = if crate::chat::command::names_certificate(request_number) {
+        (
+            "Reject revocation",
+            format!("the revocation of certificate `{request_number}`"),
+        )
+    } else {
+        ("Reject request", format!("*{request_number}*"))
+    };
     json!({
         "type": "modal",
         "callback_id": "reject",
         "private_metadata": private_metadata,
-        "title": { "type": "plain_text", "text": "Reject request" },
+        "title": { "type": "plain_text", "text": title },
         "submit": { "type": "plain_text", "text": "Reject" },
         "close": { "type": "plain_text", "text": "Cancel" },
         "blocks": [
-            section(&format!("Why is *{request_number}* rejected? The requester will see this.")),
+            section(&format!("Why is {subject} rejected? The requester will see this.")),
             {
                 "type": "input",
                 "block_id": "reason",

@@ -150,6 +150,28 @@ pub enum CertificateCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Ask for a revocation whose reason needs an approver's consent first.
+    RequestRevocation {
+        /// Who asks (the owner or an admin).
+        by: Actor,
+        /// RFC 5280 reason.
+        reason: RevocationReason,
+        /// Free text.
+        text: Option<Text>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An approver decides on the pending revocation: approved revokes it.
+    DecideRevocation {
+        /// The approver.
+        by: Actor,
+        /// Whether it is approved.
+        approve: bool,
+        /// Why (required when rejecting).
+        comment: Option<Text>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Revoke it.
     Revoke {
         /// Who asked.
@@ -215,6 +237,28 @@ pub enum CertificateEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A revocation waits for an approver (its reason needs one).
+    RevocationRequested {
+        /// Who asked.
+        by: Actor,
+        /// RFC 5280 reason.
+        reason: RevocationReason,
+        /// Free text.
+        text: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An approver turned the pending revocation down.
+    RevocationRejected {
+        /// The approver.
+        by: Actor,
+        /// Who had asked for it.
+        requested_by: Actor,
+        /// Why.
+        comment: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// It was revoked.
     CertificateRevoked {
         /// Who asked.
@@ -240,6 +284,8 @@ impl DomainEvent for CertificateEvent {
             Self::ExpiryReminderSent { .. } => "ExpiryReminderSent",
             Self::CertificateExpired { .. } => "CertificateExpired",
             Self::CertificateRevoked { .. } => "CertificateRevoked",
+            Self::RevocationRequested { .. } => "RevocationRequested",
+            Self::RevocationRejected { .. } => "RevocationRejected",
             Self::CaRevocationRecorded { .. } => "CaRevocationRecorded",
             Self::PrivateKeyDestroyed { .. } => "PrivateKeyDestroyed",
         }
@@ -294,6 +340,17 @@ pub enum CertificateError {
     /// A reason that needs approval came without one.
     #[error("revoking for {0} needs an approval first")]
     ApprovalMissing(RevocationReason),
+    /// A revocation already waits for an approver.
+    #[error("a revocation of {serial} for {reason} already waits for an approver")]
+    RevocationPending {
+        /// Serial.
+        serial: String,
+        /// Its reason.
+        reason: RevocationReason,
+    },
+    /// No revocation waits for a decision.
+    #[error("no revocation of {0} waits for a decision")]
+    NoPendingRevocation(String),
 }
 
 /// The state rebuilt from events.
@@ -317,6 +374,21 @@ struct CertificateState {
     ca_revoked: bool,
     #[serde(default)]
     private_key_destroyed: bool,
+    #[serde(default)]
+    pending_revocation: Option<PendingRevocation>,
+}
+
+/// A revocation waiting for an approver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRevocation {
+    /// Who asked.
+    pub by: Actor,
+    /// RFC 5280 reason.
+    pub reason: RevocationReason,
+    /// Free text.
+    pub text: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 impl Certificate {
@@ -355,12 +427,39 @@ impl Certificate {
             .unwrap_or_default()
     }
 
+    /// The revocation waiting for an approver, if any.
+    pub fn pending_revocation(&self) -> Option<&PendingRevocation> {
+        self.state
+            .as_ref()
+            .and_then(|s| s.pending_revocation.as_ref())
+    }
+
     fn existing(&self) -> Result<&CertificateState, CertificateError> {
         self.state.as_ref().ok_or(CertificateError::NotFound)
     }
 }
 
 impl CertificateState {
+    /// What every revocation checks: not revoked yet, not expired, asked by its owner or an
+    /// admin.
+    fn expect_revocable(&self, by: &Actor, at: DateTime<Utc>) -> Result<(), CertificateError> {
+        if let Some(revoked_at) = self.revoked_at {
+            return Err(CertificateError::AlreadyRevoked {
+                serial: self.serial.to_string(),
+                at: revoked_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            });
+        }
+        if self.status == CertificateStatus::Expired || at >= self.valid_to {
+            return Err(CertificateError::Expired(self.serial.to_string()));
+        }
+        if !by.is(&self.owner) && by.role != Role::Admin {
+            return Err(CertificateError::NotAllowed(
+                "only the certificate's owner or an admin can revoke it".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     fn expect_active(&self) -> Result<(), CertificateError> {
         if self.status == CertificateStatus::Active {
             Ok(())
@@ -497,6 +596,74 @@ impl Aggregate for Certificate {
                 }
                 CertificateEvent::CertificateExpired { at }
             }
+            CertificateCommand::RequestRevocation {
+                by,
+                reason,
+                text,
+                at,
+            } => {
+                let state = self.existing()?;
+                state.expect_revocable(&by, at)?;
+                if let Some(pending) = &state.pending_revocation {
+                    return Err(CertificateError::RevocationPending {
+                        serial: state.serial.to_string(),
+                        reason: pending.reason,
+                    });
+                }
+                CertificateEvent::RevocationRequested {
+                    by,
+                    reason,
+                    text: text.map(|t| t.to_string()),
+                    at,
+                }
+            }
+            CertificateCommand::DecideRevocation {
+                by,
+                approve,
+                comment,
+                at,
+            } => {
+                let state = self.existing()?;
+                let Some(pending) = state.pending_revocation.clone() else {
+                    return Err(CertificateError::NoPendingRevocation(
+                        state.serial.to_string(),
+                    ));
+                };
+                if by.is(&pending.by) {
+                    return Err(CertificateError::NotAllowed(
+                        "you cannot approve your own revocation; another approver must".to_owned(),
+                    ));
+                }
+                if !by.role.may_approve() {
+                    return Err(CertificateError::NotAllowed(
+                        "only approvers and admins decide on revocations".to_owned(),
+                    ));
+                }
+                if approve {
+                    // Still revocable now (it may have expired meanwhile).
+                    state.expect_revocable(&pending.by, at)?;
+                    CertificateEvent::CertificateRevoked {
+                        by: pending.by,
+                        reason: pending.reason,
+                        text: pending.text,
+                        approval_required: true,
+                        approved_by: Some(by),
+                        at,
+                    }
+                } else {
+                    let Some(comment) = comment else {
+                        return Err(CertificateError::NotAllowed(
+                            "a rejected revocation needs a reason".to_owned(),
+                        ));
+                    };
+                    CertificateEvent::RevocationRejected {
+                        by,
+                        requested_by: pending.by,
+                        comment: comment.to_string(),
+                        at,
+                    }
+                }
+            }
             CertificateCommand::Revoke {
                 by,
                 reason,
@@ -506,20 +673,7 @@ impl Aggregate for Certificate {
                 at,
             } => {
                 let state = self.existing()?;
-                if let Some(revoked_at) = state.revoked_at {
-                    return Err(CertificateError::AlreadyRevoked {
-                        serial: state.serial.to_string(),
-                        at: revoked_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                    });
-                }
-                if state.status == CertificateStatus::Expired || at >= state.valid_to {
-                    return Err(CertificateError::Expired(state.serial.to_string()));
-                }
-                if !by.is(&state.owner) && by.role != Role::Admin {
-                    return Err(CertificateError::NotAllowed(
-                        "only the certificate's owner or an admin can revoke it".to_owned(),
-                    ));
-                }
+                state.expect_revocable(&by, at)?;
                 if approval_required && approved_by.is_none() {
                     return Err(CertificateError::ApprovalMissing(reason));
                 }
@@ -551,6 +705,7 @@ impl Aggregate for Certificate {
                 revoked_at: None,
                 ca_revoked: false,
                 private_key_destroyed: false,
+                pending_revocation: None,
             });
             return;
         }
@@ -578,7 +733,22 @@ impl Aggregate for Certificate {
             CertificateEvent::CertificateRevoked { at, .. } => {
                 state.status = CertificateStatus::Revoked;
                 state.revoked_at = Some(at);
+                state.pending_revocation = None;
             }
+            CertificateEvent::RevocationRequested {
+                by,
+                reason,
+                text,
+                at,
+            } => {
+                state.pending_revocation = Some(PendingRevocation {
+                    by,
+                    reason,
+                    text,
+                    at,
+                });
+            }
+            CertificateEvent::RevocationRejected { .. } => state.pending_revocation = None,
             CertificateEvent::CaRevocationRecorded { ca_status, .. } => {
                 state.ca_revoked = ca_status == "revoked";
             }

@@ -152,6 +152,134 @@ async fn a_reason_that_needs_approval_needs_an_approver() {
     );
 }
 
+fn revocation_requested(minute: u32) -> CertificateEvent {
+    CertificateEvent::RevocationRequested {
+        by: requester(),
+        reason: RevocationReason::CessationOfOperation,
+        text: Some("service retired".to_owned()),
+        at: at(minute),
+    }
+}
+
+fn decide(by: Actor, approve: bool, comment: Option<&str>, minute: u32) -> CertificateCommand {
+    CertificateCommand::DecideRevocation {
+        by,
+        approve,
+        comment: comment.map(text),
+        at: at(minute),
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_that_needs_approval_waits_then_an_approver_revokes() {
+    Framework::with(())
+        .given(vec![issued()])
+        .when_async(CertificateCommand::RequestRevocation {
+            by: requester(),
+            reason: RevocationReason::CessationOfOperation,
+            text: Some(text("service retired")),
+            at: at(3),
+        })
+        .await
+        .then_expect_events(vec![revocation_requested(3)]);
+    let jane = actor("jane", Role::Approver);
+    Framework::with(())
+        .given(vec![issued(), revocation_requested(3)])
+        .when_async(decide(jane.clone(), true, None, 4))
+        .await
+        .then_expect_events(vec![CertificateEvent::CertificateRevoked {
+            by: requester(),
+            reason: RevocationReason::CessationOfOperation,
+            text: Some("service retired".to_owned()),
+            approval_required: true,
+            approved_by: Some(jane),
+            at: at(4),
+        }]);
+}
+
+#[tokio::test]
+async fn a_pending_revocation_is_asked_once_and_decided_by_someone_else() {
+    let again = CertificateCommand::RequestRevocation {
+        by: requester(),
+        reason: RevocationReason::AffiliationChanged,
+        text: None,
+        at: at(4),
+    };
+    assert!(matches!(
+        refused(vec![issued(), revocation_requested(3)], again).await,
+        CertificateError::RevocationPending { .. }
+    ));
+    // The requester cannot approve it, even as an admin; a plain user cannot decide.
+    let own = refused(
+        vec![issued(), revocation_requested(3)],
+        decide(requester(), true, None, 4),
+    )
+    .await;
+    assert!(own.to_string().contains("your own revocation"), "{own}");
+    let user = refused(
+        vec![issued(), revocation_requested(3)],
+        decide(actor("bob", Role::User), true, None, 4),
+    )
+    .await;
+    assert!(matches!(user, CertificateError::NotAllowed(_)));
+    // Nothing to decide on.
+    assert_eq!(
+        refused(
+            vec![issued()],
+            decide(actor("jane", Role::Approver), true, None, 4)
+        )
+        .await,
+        CertificateError::NoPendingRevocation("0A1B".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_revocation_needs_a_reason_and_leaves_the_certificate_active() {
+    let jane = actor("jane", Role::Approver);
+    let bare = refused(
+        vec![issued(), revocation_requested(3)],
+        decide(jane.clone(), false, None, 4),
+    )
+    .await;
+    assert!(bare.to_string().contains("needs a reason"), "{bare}");
+    Framework::with(())
+        .given(vec![issued(), revocation_requested(3)])
+        .when_async(decide(
+            jane.clone(),
+            false,
+            Some("still serving traffic"),
+            4,
+        ))
+        .await
+        .then_expect_events(vec![CertificateEvent::RevocationRejected {
+            by: jane.clone(),
+            requested_by: requester(),
+            comment: "still serving traffic".to_owned(),
+            at: at(4),
+        }]);
+    // After the rejection a new request may be made.
+    Framework::with(())
+        .given(vec![
+            issued(),
+            revocation_requested(3),
+            CertificateEvent::RevocationRejected {
+                by: jane,
+                requested_by: requester(),
+                comment: "still serving traffic".to_owned(),
+                at: at(4),
+            },
+        ])
+        .when_async(CertificateCommand::RequestRevocation {
+            by: requester(),
+            reason: RevocationReason::CessationOfOperation,
+            text: None,
+            at: at(5),
+        })
+        .await
+        .inspect_result()
+        .expect("asked again");
+}
+
 #[tokio::test]
 async fn each_expiry_threshold_is_reminded_once() {
     Framework::with(())
