@@ -1159,7 +1159,43 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
     assert_eq!(renew["value"], serial.as_str());
 
     let link = text_of(&t.cert("UJOHN", &format!("download {serial}")).await);
-    assert!(link.contains("/downloads/"), "{link}");
+    let token: String = link
+        .split("/downloads/")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {link}"))
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    // The service that serves the links, over the saga's artifact store.
+    let mut config = Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let server = Application::build(&config, t.db.pool.clone(), None)
+        .await
+        .expect("build")
+        .with_downloads(commands.clone(), s.store.clone());
+    let server_url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run_until(std::future::pending()));
+    let pem = t
+        .http
+        .get(format!("{server_url}/downloads/{token}"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(pem.status(), 200);
+    assert!(
+        pem.text()
+            .await
+            .expect("body")
+            .contains("BEGIN CERTIFICATE")
+    );
+    project().await;
+    let downloads: i32 =
+        sqlx::query_scalar("SELECT download_count FROM certificates WHERE serial_number = $1")
+            .bind(&serial)
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(downloads, 1, "the download is counted");
     let theirs = text_of(&t.cert("UJANE", &format!("download {serial} key")).await);
     assert!(theirs.contains("only the owner"), "{theirs}");
 
