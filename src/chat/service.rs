@@ -141,23 +141,29 @@ impl ChatService {
                     Some(text) => Artifact::parse(&text)?,
                     None => Artifact::Certificate,
                 };
-                let (token, expires) = self
+                let link = self
                     .commands
                     .download_link(ctx, &certificate, artifact)
                     .await?;
-                let once = if artifact == Artifact::PrivateKey {
-                    " It works once: the key is handed out a single time."
-                } else {
-                    ""
-                };
-                Ok(Reply::text(format!(
-                    "Download the {} of {}: {}/downloads/{token} (valid until {} UTC, for you \
-                     only).{once}",
+                let mut reply = Reply::text(format!(
+                    "Download the {} of {}: {}/downloads/{} (valid until {} UTC, for you only).",
                     artifact.as_str().replace('_', " "),
                     certificate.trim(),
                     self.public_url,
-                    expires.format("%H:%M")
-                )))
+                    link.token,
+                    link.expires.format("%H:%M")
+                ));
+                if let Some(passphrase) = &link.passphrase {
+                    reply = reply.with(Block::Text(format!(
+                        "It works once: the key is handed out a single time, encrypted \
+                         (PKCS#8, AES-256) under this one-time passphrase, shown only here: \
+                         `{passphrase}`\nDecrypt it where it will be used: `openssl pkey -in \
+                         FILE -out key.pem` (it asks for the passphrase), or make a PKCS#12 for \
+                         Windows: `openssl pkcs12 -export -inkey FILE -in CERT.pem -out \
+                         cert.pfx`."
+                    )));
+                }
+                Ok(reply)
             }
             ChatCommand::Renew { certificate } => {
                 let submitted = self.commands.renew(ctx, &certificate).await?;

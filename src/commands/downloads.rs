@@ -41,6 +41,38 @@ impl Commands {
         artifact: Artifact,
         artifacts: &dyn ArtifactStore,
     ) -> Result<Download, CommandError> {
+        self.download_protected(ctx, certificate, artifact, artifacts, None)
+            .await
+    }
+
+    /// What a verified download link grants, for the person it was made for. A private key
+    /// comes encrypted under the link's one-time passphrase (shown only with the link).
+    pub async fn download_by_link(
+        &self,
+        link: &DownloadLink,
+        token: &str,
+        artifacts: &dyn ArtifactStore,
+    ) -> Result<Download, CommandError> {
+        let ctx = CommandContext::new(link.email.clone(), link.platform);
+        let passphrase = self.inner.kek.link_passphrase(token);
+        self.download_protected(
+            &ctx,
+            &link.certificate_id.to_string(),
+            link.artifact,
+            artifacts,
+            Some(&passphrase),
+        )
+        .await
+    }
+
+    async fn download_protected(
+        &self,
+        ctx: &CommandContext,
+        certificate: &str,
+        artifact: Artifact,
+        artifacts: &dyn ArtifactStore,
+        passphrase: Option<&str>,
+    ) -> Result<Download, CommandError> {
         let by = self.actor(ctx).await?;
         let certificate_id = self.certificate_id(certificate).await?;
         let issued = self.issued(certificate_id).await?;
@@ -58,7 +90,14 @@ impl Commands {
                 }
             },
             Artifact::PrivateKey => match &issued.private_key {
-                Some(_) => self.private_key(&issued).await?,
+                Some(_) => {
+                    let pem = self.private_key(&issued).await?;
+                    match passphrase {
+                        Some(passphrase) => crate::pki::key_file::encrypt_pem(&pem, passphrase)
+                            .map_err(CommandError::internal)?,
+                        None => pem,
+                    }
+                }
                 // Let the aggregate explain (it knows the key was not generated here).
                 None => String::new(),
             },
@@ -79,6 +118,7 @@ impl Commands {
         let suffix = match artifact {
             Artifact::Certificate => "",
             Artifact::Chain => "-chain",
+            Artifact::PrivateKey if passphrase.is_some() => "-key.encrypted",
             Artifact::PrivateKey => "-key",
         };
         Ok(Download {
@@ -155,6 +195,26 @@ pub enum LinkError {
     Expired,
 }
 
+/// A download link just made.
+#[derive(Clone)]
+pub struct NewLink {
+    /// The token (the last part of `/downloads/{token}`).
+    pub token: String,
+    /// When it stops working.
+    pub expires: chrono::DateTime<Utc>,
+    /// For a private key: the passphrase it is encrypted under. Show it only to the person.
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for NewLink {
+    // The passphrase stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLink")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A verified download link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadLink {
@@ -177,7 +237,7 @@ impl Commands {
         ctx: &CommandContext,
         certificate: &str,
         artifact: Artifact,
-    ) -> Result<(String, chrono::DateTime<Utc>), CommandError> {
+    ) -> Result<NewLink, CommandError> {
         let by = self.actor(ctx).await?;
         let certificate_id = self.certificate_id(certificate).await?;
         let current = self.certificate(certificate_id).await?;
@@ -201,10 +261,14 @@ impl Commands {
         };
         let payload = serde_json::to_vec(&claims).map_err(CommandError::internal)?;
         let tag = self.inner.kek.sign_link(&payload);
-        Ok((
-            format!("{}.{}", LINK_B64.encode(&payload), LINK_B64.encode(tag)),
+        let token = format!("{}.{}", LINK_B64.encode(&payload), LINK_B64.encode(tag));
+        let passphrase =
+            (artifact == Artifact::PrivateKey).then(|| self.inner.kek.link_passphrase(&token));
+        Ok(NewLink {
+            token,
             expires,
-        ))
+            passphrase,
+        })
     }
 
     /// Verifies a link token (signature first, then expiry at `now`).

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use approvals::Decision;
 pub use certificates::{Revocation, RevocationForm};
-pub use downloads::{Download, DownloadLink, LINK_TTL_MINUTES, LinkError};
+pub use downloads::{Download, DownloadLink, LINK_TTL_MINUTES, LinkError, NewLink};
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 

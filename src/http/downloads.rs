@@ -12,7 +12,7 @@ use axum::routing::get;
 use chrono::Utc;
 
 use crate::adapters::artifacts::ArtifactStore;
-use crate::commands::{CommandContext, CommandError, Commands, LinkError};
+use crate::commands::{CommandError, Commands, LinkError};
 
 /// What the download route needs.
 #[derive(Clone)]
@@ -49,15 +49,9 @@ async fn download(State(state): State<DownloadState>, Path(token): Path<String>)
             return (status, format!("{error}\n")).into_response();
         }
     };
-    let ctx = CommandContext::new(link.email, link.platform);
     let result = state
         .commands
-        .download(
-            &ctx,
-            &link.certificate_id.to_string(),
-            link.artifact,
-            state.artifacts.as_ref(),
-        )
+        .download_by_link(&link, &token, state.artifacts.as_ref())
         .await;
     match result {
         Ok(download) => (

@@ -145,6 +145,24 @@ impl KeyEncryptionKey {
             .to_vec()
     }
 
+    /// The one-time passphrase of a private-key download link: derived from the link by the
+    /// service's secret, so the link alone (in a proxy log, say) opens nothing, and nothing
+    /// needs storing. 128 bits, as four groups of eight hex digits.
+    pub fn link_passphrase(&self, token: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.links, format!("passphrase\0{token}").as_bytes());
+        let hex: String = tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..16],
+            &hex[16..24],
+            &hex[24..]
+        )
+    }
+
     /// Whether `tag` is this service's signature of `payload` (constant time).
     pub fn verify_link(&self, payload: &[u8], tag: &[u8]) -> bool {
         aws_lc_rs::hmac::verify(&self.links, payload, tag).is_ok()

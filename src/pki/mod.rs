@@ -3,4 +3,5 @@
 
 pub mod csr;
 pub mod envelope;
+pub mod key_file;
 pub mod keygen;

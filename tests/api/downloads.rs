@@ -99,11 +99,16 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
     let http = reqwest::Client::new();
     let john = ctx("john@example.com");
 
-    let (token, _) = s
+    let link = s
         .commands
         .download_link(&john, &serial, Artifact::Certificate)
         .await
         .expect("link");
+    assert!(
+        link.passphrase.is_none(),
+        "a certificate needs no passphrase"
+    );
+    let token = link.token;
     let response = http
         .get(format!("{base}/downloads/{token}"))
         .send()
@@ -128,18 +133,65 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
         .await;
     assert!(theirs.is_err_and(|e| e.to_string().contains("only the owner")));
 
-    let (key, _) = s
+    let key_link = s
         .commands
         .download_link(&john, &serial, Artifact::PrivateKey)
         .await
         .expect("key link");
+    let key = key_link.token.clone();
+    let passphrase = key_link.passphrase.clone().expect("a one-time passphrase");
+    assert!(
+        !key.contains(&passphrase),
+        "the link does not carry its passphrase"
+    );
     let first = http
         .get(format!("{base}/downloads/{key}"))
         .send()
         .await
         .expect("get");
     assert_eq!(first.status(), 200);
-    assert!(first.text().await.expect("body").contains("PRIVATE KEY"));
+    let encrypted = first.text().await.expect("body");
+    assert!(
+        encrypted.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{encrypted}"
+    );
+    // openssl opens it with the passphrase (and not without), and it is the certificate's key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&key_file, &encrypted).expect("write");
+    let public_of_key = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin"])
+        .arg(format!("pass:{passphrase}"))
+        .arg("-in")
+        .arg(&key_file)
+        .output()
+        .expect("openssl pkey");
+    assert!(public_of_key.status.success(), "{public_of_key:?}");
+    let wrong = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin", "pass:not-it", "-in"])
+        .arg(&key_file)
+        .output()
+        .expect("openssl pkey");
+    assert!(!wrong.status.success(), "a wrong passphrase opens nothing");
+    let certificate = http
+        .get(format!("{base}/downloads/{token}"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("certificate");
+    let cert_file = dir.path().join("cert.pem");
+    std::fs::write(&cert_file, certificate).expect("write");
+    let public_of_cert = std::process::Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(&cert_file)
+        .output()
+        .expect("openssl x509");
+    assert_eq!(
+        public_of_key.stdout, public_of_cert.stdout,
+        "the key matches the certificate"
+    );
     let second = http
         .get(format!("{base}/downloads/{key}"))
         .send()
