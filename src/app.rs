@@ -335,6 +335,10 @@ pub async fn certificate_authority(
             client_identity_pem: read(&config.adcs.client_identity)?.map(Into::into),
             timeout: std::time::Duration::from_secs(config.adcs.timeout_seconds.unwrap_or(30)),
             templates: config.adcs.templates.clone(),
+            revoke_hook: crate::adapters::ca::revoke_hook::RevokeHook::new(
+                config.adcs.revoke_command.clone(),
+                std::time::Duration::from_secs(config.adcs.revoke_timeout_seconds.unwrap_or(120)),
+            ),
         })
         .context("could not set up the ADCS client")?;
         tracing::info!(%url, "issuing through ADCS Web Enrollment");

@@ -84,6 +84,16 @@ pub struct AdcsConfig {
     /// `web_server=WebServer2026,user_auth=User` (environment).
     #[serde(default, deserialize_with = "template_map")]
     pub templates: std::collections::BTreeMap<String, String>,
+    /// The command that revokes at the CA, as words (TOML array) or one line split at
+    /// whitespace (environment), with `{serial}`, `{reason}` (CRL reason code) and
+    /// `{reason_name}` replaced; e.g. `["ssh", "ca01", "certutil", "-revoke", "{serial}",
+    /// "{reason}"]`. Without it every revocation becomes a task for an operator, which an
+    /// admin confirms (`/cert confirm-revocation SERIAL`).
+    #[serde(default, deserialize_with = "words")]
+    pub revoke_command: Vec<String>,
+    /// Seconds the revoke command may take (default 120).
+    #[serde(default, deserialize_with = "lenient_optional_number")]
+    pub revoke_timeout_seconds: Option<u64>,
 }
 
 /// The embedded CA (used while no ADCS is configured).
@@ -585,6 +595,23 @@ where
     })
 }
 
+/// A list of words (TOML array) or one line split at whitespace (environment variables).
+fn words<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(words) => words,
+        ListOrString::String(line) => line.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
 /// Accepts a number written as a number (TOML) or as a string (environment variables).
 fn lenient_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -724,6 +751,34 @@ mod tests {
         .expect("valid");
         assert_eq!(config.http.listen, "127.0.0.1:7001");
         assert_eq!(config.log.filter, "debug");
+    }
+
+    #[test]
+    fn the_revoke_command_comes_as_words_or_as_one_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cert-assistant.toml");
+        std::fs::write(
+            &path,
+            "[adcs]\nrevoke_command = [\"ssh\", \"ca01\", \"certutil\", \"-revoke\", \"{serial}\", \"{reason}\"]\n",
+        )
+        .expect("write");
+        let config = Config::load_from(Some(&path), env(&[])).expect("valid");
+        assert_eq!(
+            config.adcs.revoke_command,
+            ["ssh", "ca01", "certutil", "-revoke", "{serial}", "{reason}"]
+        );
+        let config = Config::load_from(
+            None,
+            env(&[(
+                "CERT_ASSISTANT_ADCS__REVOKE_COMMAND",
+                "/opt/revoke.sh  {serial} {reason}",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.adcs.revoke_command,
+            ["/opt/revoke.sh", "{serial}", "{reason}"]
+        );
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         role: None,
     },
     CommandSpec {
+        name: "confirm-revocation",
+        usage: "SERIAL",
+        summary: "confirm you revoked a certificate at the CA by hand (when the CA could not be told)",
+        role: Some(Role::Admin),
+    },
+    CommandSpec {
         name: "download",
         usage: "SERIAL [certificate|chain|private_key]",
         summary: "a short-lived link to download a certificate, its chain, or your generated key (once)",
@@ -168,6 +174,11 @@ pub enum ChatCommand {
     },
     /// `/cert renew SERIAL`.
     Renew {
+        /// Serial or id.
+        certificate: String,
+    },
+    /// `/cert confirm-revocation SERIAL`.
+    ConfirmRevocation {
         /// Serial or id.
         certificate: String,
     },
@@ -324,6 +335,9 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
             artifact: args.get(1).cloned(),
         },
         "renew" => ChatCommand::Renew {
+            certificate: one("the serial number")?,
+        },
+        "confirm-revocation" => ChatCommand::ConfirmRevocation {
             certificate: one("the serial number")?,
         },
         "audit" => ChatCommand::Audit {

@@ -32,6 +32,8 @@ pub const ANNOUNCE_EXPIRY: &str = "announce_expiry";
 pub const ASK_REVOCATION: &str = "ask_revocation";
 /// Tell everyone involved how a revocation approval ended, and update every message.
 pub const ANNOUNCE_REVOCATION: &str = "announce_revocation";
+/// Ask the admins to revoke a certificate at the CA by hand and confirm it (with a button).
+pub const OPERATOR_TASK: &str = "operator_task";
 /// Remind the owner that a certificate expires soon (with a Renew button).
 pub const REMIND_EXPIRY: &str = "remind_expiry";
 /// Remind the pending approvers of an overdue approval, and the admins it escalates to.
@@ -88,6 +90,24 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
                 certificate_id,
                 json!({ "outcome": "approved", "by": approver.email, "requester": by.email, "at": at }),
             ),
+            CertificateEvent::CaRevocationRecorded {
+                ca_status,
+                error,
+                confirmed_by,
+                at,
+            } => match confirmed_by {
+                Some(admin) => (
+                    ANNOUNCE_REVOCATION,
+                    certificate_id,
+                    json!({ "outcome": "confirmed", "by": admin.email, "at": at }),
+                ),
+                None if ca_status != "revoked" => (
+                    OPERATOR_TASK,
+                    certificate_id,
+                    json!({ "task": error, "at": at }),
+                ),
+                None => return Ok(()),
+            },
             CertificateEvent::RevocationRejected {
                 by,
                 requested_by,

@@ -57,6 +57,11 @@ pub enum Action {
         /// Its serial.
         certificate: String,
     },
+    /// Confirm a revocation done at the CA by hand (`/cert confirm-revocation SERIAL`).
+    ConfirmRevocation {
+        /// Its serial.
+        certificate: String,
+    },
 }
 
 impl Action {
@@ -65,6 +70,7 @@ impl Action {
         match self {
             Self::Renew { .. } => "renew",
             Self::RevokeSuperseded { .. } => "revoke_superseded",
+            Self::ConfirmRevocation { .. } => "confirm_revocation",
         }
     }
 
@@ -73,13 +79,16 @@ impl Action {
         match self {
             Self::Renew { .. } => "Renew",
             Self::RevokeSuperseded { .. } => "Revoke the old certificate",
+            Self::ConfirmRevocation { .. } => "Done: revoked at the CA",
         }
     }
 
     /// The value the button carries back.
     pub fn value(&self) -> &str {
         match self {
-            Self::Renew { certificate } | Self::RevokeSuperseded { certificate } => certificate,
+            Self::Renew { certificate }
+            | Self::RevokeSuperseded { certificate }
+            | Self::ConfirmRevocation { certificate } => certificate,
         }
     }
 
@@ -90,6 +99,10 @@ impl Action {
             Self::RevokeSuperseded { certificate } => Some(format!(
                 "Revoke certificate {certificate} as superseded? Anything still using it \
                  stops trusting it once the CRL is published."
+            )),
+            Self::ConfirmRevocation { certificate } => Some(format!(
+                "Certificate {certificate} is revoked at the CA and its CRL is published? \
+                 The revocation is then recorded as done."
             )),
         }
     }
@@ -103,6 +116,7 @@ impl Action {
         match action_id {
             "renew" => Some(Self::Renew { certificate }),
             "revoke_superseded" => Some(Self::RevokeSuperseded { certificate }),
+            "confirm_revocation" => Some(Self::ConfirmRevocation { certificate }),
             _ => None,
         }
     }
@@ -117,6 +131,9 @@ impl Action {
                 certificate: certificate.clone(),
                 reason: "superseded".to_owned(),
                 text: Some("replaced by its renewal".to_owned()),
+            },
+            Self::ConfirmRevocation { certificate } => ChatCommand::ConfirmRevocation {
+                certificate: certificate.clone(),
             },
         }
     }

@@ -165,6 +165,15 @@ impl ChatService {
                 }
                 Ok(reply)
             }
+            ChatCommand::ConfirmRevocation { certificate } => {
+                self.commands
+                    .confirm_ca_revocation(ctx, &certificate)
+                    .await?;
+                Ok(Reply::text(format!(
+                    "Recorded: certificate {} is revoked at the CA (confirmed by you).",
+                    certificate.trim()
+                )))
+            }
             ChatCommand::Renew { certificate } => {
                 let submitted = self.commands.renew(ctx, &certificate).await?;
                 Ok(Reply::text(format!(

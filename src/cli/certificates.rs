@@ -51,6 +51,15 @@ pub enum CertificateCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Confirm that you revoked a certificate at the CA by hand (the operator task left when
+    /// the CA could not be told, e.g. ADCS without `adcs.revoke_command`). Admins only.
+    ConfirmRevocation {
+        /// The serial number or the certificate id.
+        certificate: String,
+        /// The admin confirming (e-mail).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+    },
     /// Download a certificate (PEM), its chain, or — once, to its owner, when the service
     /// generated it — its private key. Every download is recorded and audited.
     Download {
@@ -163,6 +172,14 @@ pub async fn run(
                 .decide_revocation(&ctx, &certificate, true, comment.as_deref())
                 .await?;
             say_revocation(decided);
+        }
+        CertificateCommand::ConfirmRevocation { certificate, actor } => {
+            let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
+            let id = commands.confirm_ca_revocation(&ctx, &certificate).await?;
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "Recorded: certificate {id} is revoked at the CA (confirmed by {actor})."
+            );
         }
         CertificateCommand::RejectRevocation {
             certificate,

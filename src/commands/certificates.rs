@@ -67,11 +67,47 @@ impl Commands {
                 CertificateCommand::RecordCaRevocation {
                     ca_status: ca_status.clone(),
                     error: error.clone(),
+                    confirmed_by: None,
                     at,
                 }
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the certificate", e))
+    }
+
+    /// An admin confirms having revoked a certificate at the CA by hand (the operator task
+    /// left when the CA could not be told): the revocation counts as done at the CA.
+    pub async fn confirm_ca_revocation(
+        &self,
+        ctx: &CommandContext,
+        certificate: &str,
+    ) -> Result<Uuid, CommandError> {
+        let by = self.actor(ctx).await?;
+        let certificate_id = self.existing_certificate(certificate).await?;
+        let metadata = ctx.metadata(Some(&by));
+        let at = Utc::now();
+        let confirmed = self
+            .inner
+            .certificates
+            .execute(certificate_id, &metadata, || {
+                CertificateCommand::RecordCaRevocation {
+                    ca_status: "revoked".to_owned(),
+                    error: None,
+                    confirmed_by: Some(by.clone()),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e));
+        let attempt = Attempt {
+            action: "confirm_revocation",
+            resource_type: "certificate",
+            resource_id: Some(certificate_id),
+            resource_identifier: Some(certificate),
+        };
+        self.audit_refusal(ctx, Some(&by), attempt, confirmed)
+            .await?;
+        Ok(certificate_id)
     }
 
     /// The saga takes an approved request up.

@@ -823,8 +823,12 @@ async fn certificates(
         CertificateEvent::CaRevocationRecorded {
             ca_status,
             error,
+            confirmed_by,
             at,
         } => {
+            if let Some(admin) = &confirmed_by {
+                ensure_user(conn, admin, at).await?;
+            }
             sqlx::query(
                 "UPDATE certificate_revocations SET adcs_status = $2, adcs_error_message = $3, \
                      crl_updated_at = CASE WHEN $2 = 'revoked' THEN $4 ELSE crl_updated_at END \
@@ -836,8 +840,13 @@ async fn certificates(
             .bind(at)
             .execute(&mut *conn)
             .await?;
-            let entry = entry("ca_revocation_recorded", "revoke")
-                .details(json!({ "ca_status": ca_status }));
+            let mut entry = entry("ca_revocation_recorded", "revoke").details(json!({
+                "ca_status": ca_status,
+                "confirmed_by": confirmed_by.as_ref().map(|a| a.email.to_string()),
+            }));
+            if let Some(admin) = &confirmed_by {
+                entry = entry.actor(admin);
+            }
             match error {
                 Some(error) => entry.severity("error").failure(error),
                 None => entry,

@@ -78,7 +78,15 @@ impl RevocationWorker {
             let id: Uuid = job.try_get("certificate_id")?;
             let attempts: i32 = job.try_get("attempts")?;
             let (serial, reason) = self.revocation(id).await?;
-            let (done, error) = match self.ca.revoke(&serial, reason).await {
+            // An admin may have confirmed revoking it by hand meanwhile: nothing left to do.
+            let already = self.commands.certificate(id).await?.revoked_at_ca();
+            let outcome = if already {
+                Ok(())
+            } else {
+                self.ca.revoke(&serial, reason).await
+            };
+            let (done, error) = match outcome {
+                Ok(()) if already => (true, None),
                 Ok(()) => {
                     self.commands.record_ca_revocation(id, Ok(())).await?;
                     (true, None)
@@ -86,7 +94,8 @@ impl RevocationWorker {
                 Err(CaError::Permanent(message)) => {
                     let task = format!(
                         "{message}. Revoke serial {serial} at the CA by hand (for ADCS: \
-                         certutil -revoke {serial} {}).",
+                         certutil -revoke {serial} {}, then certutil -crl), and confirm it with \
+                         /cert confirm-revocation {serial}.",
                         reason.code()
                     );
                     self.commands
@@ -97,7 +106,7 @@ impl RevocationWorker {
                 Err(CaError::Transient(message)) if attempts >= MAX_ATTEMPTS => {
                     let task = format!(
                         "{message} (gave up after {attempts} attempts). Revoke serial {serial} \
-                         at the CA by hand."
+                         at the CA by hand and confirm it with /cert confirm-revocation {serial}."
                     );
                     self.commands
                         .record_ca_revocation(id, Err(task.clone()))

@@ -53,6 +53,7 @@ impl Certsrv {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
+            revoke_hook: None,
         })
         .expect("client")
     }
@@ -216,6 +217,7 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
         client_identity_pem: None,
         timeout: Duration::from_secs(2),
         templates: BTreeMap::new(),
+        revoke_hook: None,
     })
     .expect("client");
     assert!(matches!(
@@ -389,4 +391,141 @@ async fn a_held_request_is_issued_after_polling_once_the_officer_approves() {
         ca_id.as_str(),
         "no second submission"
     );
+}
+
+/// Issues a certificate over ADCS, revokes it, and runs the revocation worker with `hook`.
+async fn revoked_over_adcs(
+    s: &SagaOverAdcs,
+    cn: &str,
+    hook: Option<cert_assistant::adapters::ca::revoke_hook::RevokeHook>,
+) -> (String, serde_json::Value) {
+    use cert_assistant::commands::RevocationForm;
+    use cert_assistant::saga::revocation::{RevocationFeed, RevocationWorker};
+
+    let id = s.approved(cn).await;
+    s.step_now().await;
+    assert_eq!(s.request(id).await.0, RequestStatus::Issued);
+    let commands = service(&s.db);
+    let serial: String =
+        sqlx::query_scalar("SELECT serial_number FROM certificates WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&s.db.pool)
+            .await
+            .expect("serial");
+    commands
+        .revoke(
+            &ctx("john@example.com"),
+            RevocationForm {
+                certificate: serial.clone(),
+                reason: "key_compromise".to_owned(),
+                text: None,
+            },
+        )
+        .await
+        .expect("revoked");
+    Projector::for_consumer(s.db.pool.clone(), RevocationFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    let mut client = s.ca.client("s3cret", &[]);
+    if let Some(hook) = hook {
+        client = AdcsClient::new(AdcsSettings {
+            url: s.ca.url.clone(),
+            username: "EXAMPLE\\enroll".to_owned(),
+            password: "s3cret".to_owned().into(),
+            ca_bundle_pem: None,
+            client_identity_pem: None,
+            timeout: Duration::from_secs(5),
+            templates: BTreeMap::new(),
+            revoke_hook: Some(hook),
+        })
+        .expect("client");
+    }
+    RevocationWorker::new(commands, Arc::new(client))
+        .step()
+        .await
+        .expect("revocation step");
+    let row = revocation_row(s, &serial).await;
+    (serial, row)
+}
+
+async fn revocation_row(s: &SagaOverAdcs, serial: &str) -> serde_json::Value {
+    Projector::new(s.db.pool.clone())
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("projected");
+    sqlx::query_scalar(
+        "SELECT to_jsonb(r) FROM certificate_revocations r \
+           JOIN certificates c ON c.id = r.certificate_id WHERE c.serial_number = $1",
+    )
+    .bind(serial)
+    .fetch_one(&s.db.pool)
+    .await
+    .expect("revocation row")
+}
+
+#[tokio::test]
+async fn the_configured_revoke_command_revokes_at_adcs_with_serial_and_reason_code() {
+    use cert_assistant::adapters::ca::revoke_hook::RevokeHook;
+
+    let s = saga_over_adcs(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("certutil.log");
+    let hook = RevokeHook::new(
+        vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("echo certutil -revoke \"$0\" \"$1\" >> {}", log.display()),
+            "{serial}".to_owned(),
+            "{reason}".to_owned(),
+        ],
+        Duration::from_secs(10),
+    );
+    let (serial, row) = revoked_over_adcs(&s, "hooked.example.com", hook).await;
+    let ran = std::fs::read_to_string(&log).expect("the command ran");
+    assert_eq!(ran.trim(), format!("certutil -revoke {serial} 1"));
+    assert_eq!(row["adcs_status"], "revoked");
+    assert!(row["crl_updated_at"].is_string(), "{row}");
+    assert!(row["adcs_error_message"].is_null(), "{row}");
+}
+
+#[tokio::test]
+async fn without_a_revoke_command_an_admin_confirms_the_operator_task() {
+    let s = saga_over_adcs(&[]).await;
+    let (serial, row) = revoked_over_adcs(&s, "manual.example.com", None).await;
+    assert_eq!(row["adcs_status"], "failed");
+    assert!(row["crl_updated_at"].is_null());
+    let task = row["adcs_error_message"].as_str().unwrap_or_default();
+    assert!(
+        task.contains(&format!("certutil -revoke {serial} 1")),
+        "{task}"
+    );
+    assert!(task.contains("confirm-revocation"), "{task}");
+
+    let commands = service(&s.db);
+    let john = commands
+        .confirm_ca_revocation(&ctx("john@example.com"), &serial)
+        .await
+        .expect_err("only admins confirm");
+    assert!(john.to_string().contains("only an admin"), "{john}");
+    commands
+        .confirm_ca_revocation(&ctx("root@example.com"), &serial)
+        .await
+        .expect("confirmed");
+    let row = revocation_row(&s, &serial).await;
+    assert_eq!(row["adcs_status"], "revoked");
+    assert!(row["crl_updated_at"].is_string(), "{row}");
+    let again = commands
+        .confirm_ca_revocation(&ctx("root@example.com"), &serial)
+        .await
+        .expect_err("once");
+    assert!(again.to_string().contains("already revoked"), "{again}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE event_type = 'ca_revocation_recorded' \
+            AND user_email = 'root@example.com'",
+    )
+    .fetch_one(&s.db.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1);
 }

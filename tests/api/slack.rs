@@ -1474,3 +1474,70 @@ async fn a_decision_never_overtakes_the_message_it_updates() {
     assert!(asked >= 2, "jane and root were asked");
     assert_eq!(updated.len(), 2, "every ask is updated: {updated:?}");
 }
+
+#[tokio::test]
+async fn admins_get_the_operator_task_in_slack_and_confirm_it_with_a_button() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    let s = crate::saga::saga(&t.db).await;
+    let serial = crate::saga::issued(&t.db, &s, "by-hand.example.com").await;
+    let revoked = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial} key_compromise"))
+            .await,
+    );
+    assert!(revoked.contains("is revoked"), "{revoked}");
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM certificates WHERE serial_number = $1")
+        .bind(&serial)
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("id");
+    // The CA could not be told (as with ADCS and no revoke command).
+    commands
+        .record_ca_revocation(
+            id,
+            Err(format!("revoke {serial} by hand: certutil -revoke")),
+        )
+        .await
+        .expect("recorded");
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let notifier = t.slack.notifier(None);
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    deliver().await;
+    let tasks: Vec<Value> = t
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|m| text_of(m).contains("could not be told"))
+        .collect();
+    assert_eq!(tasks.len(), 1, "root is the admin: {tasks:?}");
+    assert_eq!(tasks[0]["channel"], "D-UROOT");
+    let button = &tasks[0]["blocks"][1]["elements"][0];
+    assert_eq!(button["action_id"], "confirm_revocation");
+    assert!(button.get("confirm").is_some());
+
+    // John may not confirm; root does, with the button.
+    t.interact(t.button("UJOHN", "confirm_revocation", &serial, "john-confirms"))
+        .await;
+    let refused = text_of(&t.wait_for_response("john-confirms", 1).await[0]);
+    assert!(refused.contains("only an admin"), "{refused}");
+    t.interact(t.button("UROOT", "confirm_revocation", &serial, "root-confirms"))
+        .await;
+    let confirmed = text_of(&t.wait_for_response("root-confirms", 1).await[0]);
+    assert!(confirmed.contains("is revoked at the CA"), "{confirmed}");
+    deliver().await;
+    let updated: Vec<Value> = t
+        .calls_to("chat.update")
+        .into_iter()
+        .filter(|u| text_of(u).contains("confirmed by root@example.com"))
+        .collect();
+    assert_eq!(updated.len(), 1, "the task message is closed: {updated:?}");
+}

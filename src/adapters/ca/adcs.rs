@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::revoke_hook::RevokeHook;
 use super::{CaError, CertificateAuthority, Submission};
 use crate::adapters::artifacts::BoxFuture;
 use crate::domain::values::{CertificateType, RevocationReason};
@@ -28,6 +29,8 @@ pub struct AdcsSettings {
     pub timeout: Duration,
     /// Certificate type → template name; unlisted types use the defaults.
     pub templates: BTreeMap<String, String>,
+    /// How revocations reach the CA; without one each becomes an operator's task.
+    pub revoke_hook: Option<RevokeHook>,
 }
 
 /// The client.
@@ -38,6 +41,7 @@ pub struct AdcsClient {
     username: String,
     password: SecretString,
     templates: BTreeMap<String, String>,
+    revoke_hook: Option<RevokeHook>,
 }
 
 /// Default templates of an ADCS installation.
@@ -76,6 +80,7 @@ impl AdcsClient {
             username: settings.username,
             password: settings.password,
             templates: settings.templates,
+            revoke_hook: settings.revoke_hook,
         })
     }
 
@@ -293,14 +298,17 @@ impl CertificateAuthority for AdcsClient {
 
     fn revoke<'a>(
         &'a self,
-        _serial: &'a str,
-        _reason: RevocationReason,
+        serial: &'a str,
+        reason: RevocationReason,
     ) -> BoxFuture<'a, Result<(), CaError>> {
-        Box::pin(async {
-            Err(CaError::Permanent(
-                "ADCS Web Enrollment cannot revoke; revoke with certutil -revoke on the CA"
-                    .to_owned(),
-            ))
+        Box::pin(async move {
+            match &self.revoke_hook {
+                Some(hook) => hook.revoke(serial, reason).await,
+                None => Err(CaError::Permanent(
+                    "ADCS Web Enrollment cannot revoke and no adcs.revoke_command is set"
+                        .to_owned(),
+                )),
+            }
         })
     }
 

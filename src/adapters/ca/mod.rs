@@ -3,6 +3,7 @@
 
 pub mod adcs;
 pub mod embedded;
+pub mod revoke_hook;
 
 use super::artifacts::BoxFuture;
 use crate::domain::values::{CertificateType, RevocationReason};

@@ -14,7 +14,7 @@ use super::api::SlackApi;
 use super::render;
 use crate::chat::outbox::{
     ANNOUNCE_DECISION, ANNOUNCE_EXPIRY, ANNOUNCE_ISSUANCE, ANNOUNCE_REVOCATION, ASK_APPROVERS,
-    ASK_REVOCATION, NUDGE_APPROVERS, REMIND_EXPIRY,
+    ASK_REVOCATION, NUDGE_APPROVERS, OPERATOR_TASK, REMIND_EXPIRY,
 };
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::store;
@@ -81,6 +81,7 @@ impl SlackNotifier {
                     ANNOUNCE_EXPIRY => self.announce_expiry(request_id, &payload).await,
                     ASK_REVOCATION => self.ask_revocation(request_id, &payload).await,
                     ANNOUNCE_REVOCATION => self.announce_revocation(request_id, &payload).await,
+                    OPERATOR_TASK => self.operator_task(request_id, &payload).await,
                     other => Err(anyhow::anyhow!("unknown job kind {other}")),
                 }
             };
@@ -497,6 +498,10 @@ impl SlackNotifier {
         let by = payload["by"].as_str().unwrap_or_default();
         let at = sent_at(payload).format("%H:%M");
         let (outcome, told) = match payload["outcome"].as_str() {
+            Some("confirmed") => (
+                format!("Revoked at the CA — confirmed by {by} at {at} UTC"),
+                String::new(),
+            ),
             Some("approved") => (
                 format!("Revocation approved by {by} at {at} UTC"),
                 format!(
@@ -535,6 +540,37 @@ impl SlackNotifier {
         }
         if let Some(requester) = payload["requester"].as_str() {
             self.direct(requester, &dm_body(&Reply::text(told))).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the admins to revoke a certificate at the CA by hand (the CA could not be told)
+    /// and to confirm it with the button; a confirmation updates every copy.
+    async fn operator_task(&self, certificate_id: Uuid, payload: &Value) -> anyhow::Result<()> {
+        let issued = store::issued_certificate(&self.pool, certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let reply = Reply::text(format!(
+            "Certificate `{serial}` ({}) is revoked here, but the CA could not be told: {}",
+            issued.common_name,
+            payload["task"]
+                .as_str()
+                .unwrap_or("revoke it at the CA by hand")
+        ))
+        .with(Block::Actions(vec![Action::ConfirmRevocation {
+            certificate: serial.clone(),
+        }]));
+        let message = dm_body(&reply);
+        for admin in store::admins(&self.pool).await? {
+            let email = admin.email.to_string();
+            if self.posted_to(certificate_id, &email).await? {
+                continue;
+            }
+            if !self
+                .direct_approval(certificate_id, &email, &message)
+                .await?
+            {
+                tracing::info!(%serial, "an admin has no Slack account; not messaged");
+            }
         }
         Ok(())
     }

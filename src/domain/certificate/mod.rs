@@ -147,6 +147,8 @@ pub enum CertificateCommand {
         ca_status: String,
         /// The CA's or the operator's words, when it did not.
         error: Option<String>,
+        /// The admin who confirms having revoked it at the CA by hand (operator task).
+        confirmed_by: Option<Actor>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -234,6 +236,9 @@ pub enum CertificateEvent {
         ca_status: String,
         /// Why not, when it failed.
         error: Option<String>,
+        /// The admin who confirmed a revocation done by hand.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirmed_by: Option<Actor>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -427,6 +432,11 @@ impl Certificate {
             .unwrap_or_default()
     }
 
+    /// Whether the CA revoked it (or an admin confirmed doing so by hand).
+    pub fn revoked_at_ca(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.ca_revoked)
+    }
+
     /// The revocation waiting for an approver, if any.
     pub fn pending_revocation(&self) -> Option<&PendingRevocation> {
         self.state
@@ -567,9 +577,18 @@ impl Aggregate for Certificate {
             CertificateCommand::RecordCaRevocation {
                 ca_status,
                 error,
+                confirmed_by,
                 at,
             } => {
                 let state = self.existing()?;
+                if confirmed_by
+                    .as_ref()
+                    .is_some_and(|by| by.role != Role::Admin)
+                {
+                    return Err(CertificateError::NotAllowed(
+                        "only an admin confirms a revocation done at the CA".to_owned(),
+                    ));
+                }
                 if state.revoked_at.is_none() {
                     return Err(CertificateError::NotActive {
                         serial: state.serial.to_string(),
@@ -585,6 +604,7 @@ impl Aggregate for Certificate {
                 CertificateEvent::CaRevocationRecorded {
                     ca_status,
                     error,
+                    confirmed_by,
                     at,
                 }
             }
