@@ -39,9 +39,20 @@ pub const REMIND_EXPIRY: &str = "remind_expiry";
 /// Remind the pending approvers of an overdue approval, and the admins it escalates to.
 pub const NUDGE_APPROVERS: &str = "nudge_approvers";
 
-/// The consumer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ChatOutbox;
+/// The consumer: one job per event and chat platform in use.
+#[derive(Debug, Clone, Default)]
+pub struct ChatOutbox {
+    platforms: Vec<&'static str>,
+}
+
+impl ChatOutbox {
+    /// Jobs for these platforms (their notifiers' [`name`](super::notifier::ChatPlatform::name)s).
+    pub fn new(platforms: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            platforms: platforms.into_iter().collect(),
+        }
+    }
+}
 
 impl FeedConsumer for ChatOutbox {
     fn name(&self) -> &'static str {
@@ -53,11 +64,18 @@ impl FeedConsumer for ChatOutbox {
         conn: &'a mut PgConnection,
         event: &'a StoredEvent,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
-        apply(conn, event)
+        apply(conn, event, &self.platforms)
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
+async fn apply(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    platforms: &[&'static str],
+) -> anyhow::Result<()> {
+    if platforms.is_empty() {
+        return Ok(());
+    }
     if event.aggregate_type == Certificate::TYPE {
         let certificate_id: Uuid = event.aggregate_id.parse()?;
         let (kind, subject, payload) = match serde_json::from_value(event.payload.clone())? {
@@ -126,7 +144,7 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
             ),
             _ => return Ok(()),
         };
-        return insert_job(conn, event, kind, subject, payload).await;
+        return insert_job(conn, event, platforms, kind, subject, payload).await;
     }
     if event.aggregate_type == CertificateRequest::TYPE {
         let request_id = event.aggregate_id.parse()?;
@@ -144,7 +162,7 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
             ),
             _ => return Ok(()),
         };
-        return insert_job(conn, event, kind, request_id, payload).await;
+        return insert_job(conn, event, platforms, kind, request_id, payload).await;
     }
     if event.aggregate_type != Approval::TYPE {
         return Ok(());
@@ -192,33 +210,37 @@ async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<(
         _ => return Ok(()),
     };
     let request_id = event.aggregate_id.parse()?;
-    insert_job(conn, event, kind, request_id, payload).await
+    insert_job(conn, event, platforms, kind, request_id, payload).await
 }
 
 async fn insert_job(
     conn: &mut PgConnection,
     event: &StoredEvent,
+    platforms: &[&'static str],
     kind: &str,
     request_id: Uuid,
     payload: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let id = Uuid::new_v5(
-        &JOB_NAMESPACE,
-        format!(
-            "{}/{}/{}",
-            event.aggregate_type, event.aggregate_id, event.sequence
+    for platform in platforms {
+        let id = Uuid::new_v5(
+            &JOB_NAMESPACE,
+            format!(
+                "{platform}/{}/{}/{}",
+                event.aggregate_type, event.aggregate_id, event.sequence
+            )
+            .as_bytes(),
+        );
+        sqlx::query(
+            "INSERT INTO chat_jobs (id, platform, kind, request_id, payload) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
         )
-        .as_bytes(),
-    );
-    sqlx::query(
-        "INSERT INTO chat_jobs (id, kind, request_id, payload) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(request_id)
-    .bind(payload)
-    .execute(&mut *conn)
-    .await?;
+        .bind(id)
+        .bind(platform)
+        .bind(kind)
+        .bind(request_id)
+        .bind(&payload)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }

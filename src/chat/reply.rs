@@ -153,6 +153,11 @@ pub enum Block {
         /// The request number the buttons act on.
         request_number: String,
     },
+    /// Approve / Reject buttons for a revocation waiting for an approver.
+    RevocationDecisions {
+        /// The certificate's serial the buttons act on.
+        serial: String,
+    },
     /// Buttons that run commands.
     Actions(Vec<Action>),
 }
@@ -194,6 +199,9 @@ impl Reply {
                 }
                 Block::Decisions { request_number } => {
                     out.push(format!("[Approve] [Reject] [Delegate] {request_number}"));
+                }
+                Block::RevocationDecisions { serial } => {
+                    out.push(format!("[Approve] [Reject] revocation of {serial}"));
                 }
                 Block::Actions(actions) => {
                     for action in actions {

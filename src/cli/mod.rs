@@ -380,9 +380,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let escalation = crate::saga::escalation::EscalationWorker::new(commands.clone(), clock);
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
         let slack = app::slack_state(&config, commands.clone());
-        let notifier = slack
+        let notifiers: Vec<crate::chat::notifier::ChatNotifier> = slack
             .as_ref()
-            .map(|slack| slack.notifier(config.slack.approvals_channel.clone()));
+            .map(|slack| slack.notifier(config.slack.approvals_channel.clone()))
+            .into_iter()
+            .collect();
         let application =
             Application::build_with_ca(&config, database.pool().clone(), slack, embedded)
                 .await?
@@ -444,18 +446,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tokio::spawn(escalation.run(SCHEDULED_PASS_EVERY, stopped.clone())),
             ),
         ];
-        if let Some(notifier) = notifier {
+        if !notifiers.is_empty() {
+            let outbox =
+                crate::chat::outbox::ChatOutbox::new(notifiers.iter().map(|n| n.platform()));
             workers.push((
                 "chat outbox",
                 tokio::spawn(
-                    Projector::for_consumer(
-                        database.pool().clone(),
-                        crate::chat::outbox::ChatOutbox,
-                    )
-                    .run(app::when_stopped(stopped.clone())),
+                    Projector::for_consumer(database.pool().clone(), outbox)
+                        .run(app::when_stopped(stopped.clone())),
                 ),
             ));
-            workers.push(("slack notifier", tokio::spawn(notifier.run(stopped))));
+        }
+        for notifier in notifiers {
+            workers.push(("chat notifier", tokio::spawn(notifier.run(stopped.clone()))));
         }
         let served = application
             .run_until(async move {

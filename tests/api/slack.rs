@@ -538,7 +538,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         .expect("number")
         .to_owned();
 
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
     outbox
         .catch_up(std::time::Duration::from_secs(30))
@@ -686,7 +686,7 @@ async fn the_manifest_names_only_routes_we_serve_and_scopes_we_use() {
     // Every scope is used by the code, and every Web API method we call has its scope.
     let source: String = [
         "src/chat/slack/api.rs",
-        "src/chat/slack/notifier.rs",
+        "src/chat/slack/platform.rs",
         "src/chat/slack/mod.rs",
     ]
     .iter()
@@ -929,7 +929,7 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
             .await
             .expect("projected");
     };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
     let deliver = || async {
         outbox
@@ -1083,7 +1083,7 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
             .await
             .expect("projected");
     };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
     let deliver = || async {
         outbox
@@ -1280,7 +1280,7 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
             .await
             .expect("projected");
     };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
     let deliver = || async {
         outbox
@@ -1461,7 +1461,7 @@ async fn a_decision_never_overtakes_the_message_it_updates() {
         .approve(&ctx("jane@example.com"), &submitted.request_number, None)
         .await
         .expect("approved");
-    Projector::for_consumer(t.db.pool.clone(), ChatOutbox)
+    Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]))
         .catch_up(std::time::Duration::from_secs(30))
         .await
         .expect("outbox");
@@ -1503,7 +1503,7 @@ async fn admins_get_the_operator_task_in_slack_and_confirm_it_with_a_button() {
         )
         .await
         .expect("recorded");
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
     let deliver = || async {
         outbox

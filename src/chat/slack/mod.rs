@@ -5,7 +5,7 @@
 pub mod api;
 pub mod forms;
 pub mod identity;
-pub mod notifier;
+pub mod platform;
 pub mod render;
 pub mod verify;
 
@@ -44,10 +44,14 @@ pub struct SlackState {
 
 impl SlackState {
     /// The worker that delivers the chat outbox to Slack.
-    pub fn notifier(&self, approvals_channel: Option<String>) -> notifier::SlackNotifier {
-        notifier::SlackNotifier::new(
-            self.chat.commands().pool().clone(),
-            self.api.clone(),
+    pub fn notifier(
+        &self,
+        approvals_channel: Option<String>,
+    ) -> crate::chat::notifier::ChatNotifier {
+        let pool = self.chat.commands().pool().clone();
+        crate::chat::notifier::ChatNotifier::new(
+            pool.clone(),
+            std::sync::Arc::new(platform::SlackPlatform::new(pool, self.api.clone())),
             approvals_channel,
         )
     }

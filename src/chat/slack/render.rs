@@ -24,6 +24,7 @@ pub fn message(reply: &Reply) -> Value {
                 }
             }
             Block::Decisions { request_number } => blocks.push(decisions(request_number)),
+            Block::RevocationDecisions { serial } => blocks.push(revocation_decisions(serial)),
             Block::Actions(actions) => blocks.push(buttons(actions)),
         }
     }

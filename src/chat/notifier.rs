@@ -1,17 +1,20 @@
-//! Delivers the chat outbox to Slack: approval requests as DMs with buttons (and to an
-//! approvals channel, if configured), then, once decided, every copy updated in place and
-//! the requester told. Jobs are claimed with `FOR UPDATE SKIP LOCKED` and a lease; no
-//! transaction stays open while Slack is called, and several replicas may run this.
+//! Delivers the chat outbox to one chat platform: approval requests as DMs with buttons (and
+//! to an approvals channel, if configured), then, once decided, every copy updated in place
+//! and the requester told; reminders, escalations, expiry notices and operator tasks alike.
+//! The messages are platform-neutral [`Reply`]s; a [`ChatPlatform`] finds people and posts
+//! them its own way. Jobs are claimed per platform with `FOR UPDATE SKIP LOCKED` and a lease,
+//! in event order per request; no transaction stays open while the platform is called, and
+//! several replicas may run this.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::api::SlackApi;
-use super::render;
+use crate::adapters::artifacts::BoxFuture;
 use crate::chat::outbox::{
     ANNOUNCE_DECISION, ANNOUNCE_EXPIRY, ANNOUNCE_ISSUANCE, ANNOUNCE_REVOCATION, ASK_APPROVERS,
     ASK_REVOCATION, NUDGE_APPROVERS, OPERATOR_TASK, REMIND_EXPIRY,
@@ -21,27 +24,71 @@ use crate::commands::store;
 
 /// Attempts before a job is given up.
 const MAX_ATTEMPTS: i32 = 8;
-/// Jobs older than this are stale (e.g. Slack was configured long after): dropped, not sent.
+/// Jobs older than this are stale (e.g. the platform was configured long after): dropped.
 const STALE_AFTER: chrono::Duration = chrono::Duration::hours(24);
 /// How long a claimed job is reserved for its worker.
 const LEASE: Duration = Duration::from_secs(60);
 
-/// The Slack side of the chat outbox.
+/// Where a message went, so it can be updated later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The conversation (Slack channel, Discord channel, Teams conversation).
+    pub channel: String,
+    /// The message in it (Slack `ts`, Discord message id, Teams activity id).
+    pub message_id: String,
+}
+
+/// What the notifier needs of a chat platform.
+pub trait ChatPlatform: Send + Sync + std::fmt::Debug {
+    /// Its name in `chat_jobs`, `chat_messages` and `chat_identities` (`slack`, ...).
+    fn name(&self) -> &'static str;
+    /// The platform's user id of the person with `email`, if they can be reached there.
+    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    /// Sends `reply` to `user` privately.
+    fn send_direct<'a>(
+        &'a self,
+        user: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>>;
+    /// Posts `reply` to a channel.
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>>;
+    /// Replaces a message posted before.
+    fn update<'a>(
+        &'a self,
+        posted: &'a Posted,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// The chat outbox's delivery to one platform.
 #[derive(Debug, Clone)]
-pub struct SlackNotifier {
+pub struct ChatNotifier {
     pool: PgPool,
-    api: SlackApi,
+    platform: Arc<dyn ChatPlatform>,
     approvals_channel: Option<String>,
 }
 
-impl SlackNotifier {
-    /// A notifier posting with `api`, also to `approvals_channel` when given.
-    pub fn new(pool: PgPool, api: SlackApi, approvals_channel: Option<String>) -> Self {
+impl ChatNotifier {
+    /// A notifier delivering through `platform`, also to `approvals_channel` when given.
+    pub fn new(
+        pool: PgPool,
+        platform: Arc<dyn ChatPlatform>,
+        approvals_channel: Option<String>,
+    ) -> Self {
         Self {
             pool,
-            api,
+            platform,
             approvals_channel,
         }
+    }
+
+    /// The platform it delivers to.
+    pub fn platform(&self) -> &'static str {
+        self.platform.name()
     }
 
     /// Claims due jobs and runs them; returns how many were claimed.
@@ -50,15 +97,16 @@ impl SlackNotifier {
             "UPDATE chat_jobs SET locked_until = now() + make_interval(secs => $1), \
                     attempts = attempts + 1 \
               WHERE id IN (SELECT id FROM chat_jobs j \
-                            WHERE done_at IS NULL AND run_at <= now() \
+                            WHERE platform = $2 AND done_at IS NULL AND run_at <= now() \
                               AND (locked_until IS NULL OR locked_until < now()) \
                               AND NOT EXISTS (SELECT 1 FROM chat_jobs e \
-                                    WHERE e.request_id = j.request_id AND e.done_at IS NULL \
-                                      AND e.seq < j.seq) \
+                                    WHERE e.platform = j.platform AND e.request_id = j.request_id \
+                                      AND e.done_at IS NULL AND e.seq < j.seq) \
                             ORDER BY run_at, seq LIMIT 10 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, request_id, payload, attempts, created_at",
         )
         .bind(LEASE.as_secs_f64())
+        .bind(self.platform.name())
         .fetch_all(&self.pool)
         .await?;
         let claimed = jobs.len();
@@ -109,7 +157,14 @@ impl SlackNotifier {
             Err(error) => {
                 let give_up = attempts >= MAX_ATTEMPTS || Utc::now() - created_at > STALE_AFTER;
                 let message = format!("{error:#}");
-                tracing::warn!(job = %id, attempts, give_up, error = %message, "slack notification failed");
+                tracing::warn!(
+                    job = %id,
+                    platform = self.platform.name(),
+                    attempts,
+                    give_up,
+                    error = %message,
+                    "chat notification failed"
+                );
                 // Exponential backoff: 2, 4, 8, ... seconds, at most five minutes.
                 let delay = 2_f64.powi(attempts.min(8)).min(300.0);
                 sqlx::query(
@@ -142,42 +197,14 @@ impl SlackNotifier {
         Ok(payload)
     }
 
-    /// The Slack user id of `email`: known from an earlier `/cert`, or looked up in Slack
-    /// (and remembered).
-    async fn slack_user(&self, email: &str) -> anyhow::Result<Option<String>> {
-        let known: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM chat_identities WHERE platform = 'slack' AND lower(email) = lower($1) \
-              ORDER BY refreshed_at DESC LIMIT 1",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        if known.is_some() {
-            return Ok(known);
-        }
-        let Some((user_id, team_id)) = self.api.lookup_by_email(email).await? else {
-            return Ok(None);
-        };
-        sqlx::query(
-            "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
-             VALUES ('slack', $1, $2, $3) ON CONFLICT (platform, workspace_id, user_id) \
-             DO UPDATE SET email = EXCLUDED.email, refreshed_at = now()",
-        )
-        .bind(team_id)
-        .bind(&user_id)
-        .bind(email)
-        .execute(&self.pool)
-        .await?;
-        Ok(Some(user_id))
-    }
-
     async fn posted_to(&self, request_id: Uuid, recipient: &str) -> anyhow::Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM chat_messages \
-                WHERE platform = 'slack' AND request_id = $1 AND recipient_email = $2)",
+                WHERE platform = $3 AND request_id = $1 AND recipient_email = $2)",
         )
         .bind(request_id)
         .bind(recipient)
+        .bind(self.platform.name())
         .fetch_one(&self.pool)
         .await?)
     }
@@ -187,10 +214,10 @@ impl SlackNotifier {
         request_id: Uuid,
         recipient: &str,
         channel: &str,
-        message: &Value,
+        message: &Reply,
     ) -> anyhow::Result<()> {
-        let ts = self.api.post_message(channel, message).await?;
-        self.remember(request_id, recipient, channel, &ts).await
+        let posted = self.platform.post(channel, message).await?;
+        self.remember(request_id, recipient, &posted).await
     }
 
     /// Remembers a posted approval message.
@@ -198,60 +225,87 @@ impl SlackNotifier {
         &self,
         request_id: Uuid,
         recipient: &str,
-        channel: &str,
-        ts: &str,
+        posted: &Posted,
     ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO chat_messages (platform, channel, ts, request_id, recipient_email) \
-             VALUES ('slack', $1, $2, $3, $4) ON CONFLICT DO NOTHING",
+             VALUES ($5, $1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind(channel)
-        .bind(ts)
+        .bind(&posted.channel)
+        .bind(&posted.message_id)
         .bind(request_id)
         .bind(recipient)
+        .bind(self.platform.name())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// An approval message: `intro`, the request's details, and the decision buttons.
-    fn approval_message(request: &Value, intro: &str) -> Value {
+    fn approval_message(request: &Value, intro: &str) -> Reply {
         let number = request["request_number"].as_str().unwrap_or_default();
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
         let sans: Vec<&str> = request["subject"]["subject_alternative_names"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let field = |label: &str, value: String| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") });
-        json!({
-            "text": format!("{number} needs your approval"),
-            "blocks": [
-                { "type": "section", "text": { "type": "mrkdwn", "text": intro } },
-                { "type": "section", "fields": [
-                    field("Requester", request["requester"]["email"].as_str().unwrap_or_default().to_owned()),
-                    field("Common name", request["subject"]["common_name"].as_str().unwrap_or_default().to_owned()),
-                    field("Type", request["certificate_type"].as_str().unwrap_or_default().to_owned()),
-                    field("Validity", format!("{} days", request["validity_days"])),
-                    field("SANs", if sans.is_empty() { "—".to_owned() } else { sans.join(", ") }),
-                    field("Why", request["business"]["justification"].as_str().unwrap_or_default().to_owned()),
-                ] },
-                render::decisions(number),
-            ],
-        })
+        Reply::text(intro)
+            .with(Block::Fields(vec![
+                ("Requester".to_owned(), text(&request["requester"]["email"])),
+                (
+                    "Common name".to_owned(),
+                    text(&request["subject"]["common_name"]),
+                ),
+                ("Type".to_owned(), text(&request["certificate_type"])),
+                (
+                    "Validity".to_owned(),
+                    format!("{} days", request["validity_days"]),
+                ),
+                (
+                    "SANs".to_owned(),
+                    if sans.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        sans.join(", ")
+                    },
+                ),
+                (
+                    "Why".to_owned(),
+                    text(&request["business"]["justification"]),
+                ),
+            ]))
+            .with(Block::Decisions {
+                request_number: number.to_owned(),
+            })
     }
 
-    /// DMs `message` to `email`: where it went (channel, ts), or `None` when the person has
-    /// no Slack account.
-    async fn direct(
-        &self,
-        email: &str,
-        message: &Value,
-    ) -> anyhow::Result<Option<(String, String)>> {
-        let Some(user) = self.slack_user(email).await? else {
+    /// Every copy of the approval messages about `subject` (a request, or a certificate whose
+    /// revocation waits), replaced by `reply`.
+    async fn update_copies(&self, subject: Uuid, reply: &Reply) -> anyhow::Result<()> {
+        let copies = sqlx::query(
+            "SELECT channel, ts FROM chat_messages WHERE platform = $2 AND request_id = $1",
+        )
+        .bind(subject)
+        .bind(self.platform.name())
+        .fetch_all(&self.pool)
+        .await?;
+        for copy in copies {
+            let posted = Posted {
+                channel: copy.try_get("channel")?,
+                message_id: copy.try_get("ts")?,
+            };
+            self.platform.update(&posted, reply).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to `email` privately: where it went, or `None` when the person cannot
+    /// be reached on this platform.
+    async fn direct(&self, email: &str, message: &Reply) -> anyhow::Result<Option<Posted>> {
+        let Some(user) = self.platform.user_for(email).await? else {
             return Ok(None);
         };
-        let channel = self.api.open_dm(&user).await?;
-        let ts = self.api.post_message(&channel, message).await?;
-        Ok(Some((channel, ts)))
+        Ok(Some(self.platform.send_direct(&user, message).await?))
     }
 
     /// DMs an approval message and remembers the copy, so the decision updates it.
@@ -259,12 +313,12 @@ impl SlackNotifier {
         &self,
         request_id: Uuid,
         email: &str,
-        message: &Value,
+        message: &Reply,
     ) -> anyhow::Result<bool> {
-        let Some((channel, ts)) = self.direct(email, message).await? else {
+        let Some(posted) = self.direct(email, message).await? else {
             return Ok(false);
         };
-        self.remember(request_id, email, &channel, &ts).await?;
+        self.remember(request_id, email, &posted).await?;
         Ok(true)
     }
 
@@ -295,7 +349,7 @@ impl SlackNotifier {
             if !self.direct_approval(request_id, &email, &message).await? {
                 tracing::info!(
                     request = number,
-                    "an approver has no Slack account; not messaged"
+                    "an approver cannot be reached on this platform"
                 );
             }
         }
@@ -349,7 +403,10 @@ impl SlackNotifier {
                 .collect::<Vec<_>>(),
         ) {
             if !self.direct_approval(request_id, email, message).await? {
-                tracing::info!(request = number, "a person to nudge has no Slack account");
+                tracing::info!(
+                    request = number,
+                    "a person to nudge cannot be reached on this platform"
+                );
             }
         }
         Ok(())
@@ -382,8 +439,8 @@ impl SlackNotifier {
             certificate: serial.clone(),
         }]));
         let owner = issued.owner.email.to_string();
-        if self.direct(&owner, &dm_body(&reply)).await?.is_none() {
-            tracing::info!(%serial, "the owner has no Slack account; reminded by e-mail only");
+        if self.direct(&owner, &reply).await?.is_none() {
+            tracing::info!(%serial, "the owner cannot be reached on this platform; reminded by e-mail only");
         }
         Ok(())
     }
@@ -405,45 +462,20 @@ impl SlackNotifier {
                 payload["reason"].as_str().unwrap_or_default()
             ),
         };
-        let copies = sqlx::query(
-            "SELECT channel, ts FROM chat_messages WHERE platform = 'slack' AND request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_all(&self.pool)
-        .await?;
-        for copy in copies {
-            let channel: String = copy.try_get("channel")?;
-            let ts: String = copy.try_get("ts")?;
-            let message = json!({
-                "text": format!("{number}: {outcome}"),
-                "blocks": [
-                    { "type": "section", "text": { "type": "mrkdwn", "text": format!("*{number}*") } },
-                    { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
-                ],
-            });
-            self.api.update_message(&channel, &ts, &message).await?;
-        }
+        let decided = Reply::text(format!("*{number}*")).with(Block::Text(outcome));
+        self.update_copies(request_id, &decided).await?;
         if payload["outcome"] == "withdrawn" {
             // The requester cancelled it, or was told of its expiry separately.
             return Ok(());
         }
         let requester = request["requester"]["email"].as_str().unwrap_or_default();
-        if let Some(user) = self.slack_user(requester).await? {
-            let channel = self.api.open_dm(&user).await?;
-            let text = match payload["outcome"].as_str() {
-                Some("approved") => format!(
-                    "Your request *{number}* is approved ({by}). The certificate is being issued."
-                ),
-                _ => format!(
-                    "Your request *{number}* was rejected by {by}: {}",
-                    payload["reason"].as_str().unwrap_or_default()
-                ),
-            };
-            self.api
-                .post_message(&channel, &json!({ "text": text }))
-                .await?;
-        }
-        Ok(())
+        let text = match payload["outcome"].as_str() {
+            Some("approved") => format!(
+                "Your request *{number}* is approved ({by}). The certificate is being issued."
+            ),
+            _ => format!("Your request *{number}* was rejected by {by}: {reason}"),
+        };
+        self.direct(requester, &Reply::text(text)).await.map(drop)
     }
 
     /// Asks every approver but the one who asked to decide on a revocation, with Approve /
@@ -456,21 +488,21 @@ impl SlackNotifier {
         let why = payload["text"]
             .as_str()
             .map_or_else(String::new, |text| format!(": {text}"));
-        let field = |label: &str, value: String| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") });
-        let message = json!({
-            "text": format!("A revocation of {serial} needs your approval"),
-            "blocks": [
-                { "type": "section", "text": { "type": "mrkdwn", "text": format!(
-                    "{by} asks to revoke certificate `{serial}` for *{reason}*{why}. It stays valid until an approver agrees."
-                ) } },
-                { "type": "section", "fields": [
-                    field("Common name", issued.common_name.to_string()),
-                    field("Owner", issued.owner.email.to_string()),
-                    field("Expires", issued.valid_to.format("%Y-%m-%d").to_string()),
-                    field("Request", issued.request_number.to_string()),
-                ] },
-                render::revocation_decisions(&serial),
-            ],
+        let message = Reply::text(format!(
+            "{by} asks to revoke certificate `{serial}` for *{reason}*{why}. It stays valid \
+             until an approver agrees."
+        ))
+        .with(Block::Fields(vec![
+            ("Common name".to_owned(), issued.common_name.to_string()),
+            ("Owner".to_owned(), issued.owner.email.to_string()),
+            (
+                "Expires".to_owned(),
+                issued.valid_to.format("%Y-%m-%d").to_string(),
+            ),
+            ("Request".to_owned(), issued.request_number.to_string()),
+        ]))
+        .with(Block::RevocationDecisions {
+            serial: serial.clone(),
         });
         for approver in store::approvers(&self.pool).await? {
             let email = approver.email.to_string();
@@ -481,7 +513,7 @@ impl SlackNotifier {
                 .direct_approval(certificate_id, &email, &message)
                 .await?
             {
-                tracing::info!(%serial, "an approver has no Slack account; not messaged");
+                tracing::info!(%serial, "an approver cannot be reached on this platform");
             }
         }
         Ok(())
@@ -520,26 +552,10 @@ impl SlackNotifier {
                 )
             }
         };
-        let copies = sqlx::query(
-            "SELECT channel, ts FROM chat_messages WHERE platform = 'slack' AND request_id = $1",
-        )
-        .bind(certificate_id)
-        .fetch_all(&self.pool)
-        .await?;
-        for copy in copies {
-            let channel: String = copy.try_get("channel")?;
-            let ts: String = copy.try_get("ts")?;
-            let message = json!({
-                "text": format!("{serial}: {outcome}"),
-                "blocks": [
-                    { "type": "section", "text": { "type": "mrkdwn", "text": format!("Revocation of `{serial}`") } },
-                    { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
-                ],
-            });
-            self.api.update_message(&channel, &ts, &message).await?;
-        }
+        let decided = Reply::text(format!("Revocation of `{serial}`")).with(Block::Text(outcome));
+        self.update_copies(certificate_id, &decided).await?;
         if let Some(requester) = payload["requester"].as_str() {
-            self.direct(requester, &dm_body(&Reply::text(told))).await?;
+            self.direct(requester, &Reply::text(told)).await?;
         }
         Ok(())
     }
@@ -559,17 +575,13 @@ impl SlackNotifier {
         .with(Block::Actions(vec![Action::ConfirmRevocation {
             certificate: serial.clone(),
         }]));
-        let message = dm_body(&reply);
         for admin in store::admins(&self.pool).await? {
             let email = admin.email.to_string();
             if self.posted_to(certificate_id, &email).await? {
                 continue;
             }
-            if !self
-                .direct_approval(certificate_id, &email, &message)
-                .await?
-            {
-                tracing::info!(%serial, "an admin has no Slack account; not messaged");
+            if !self.direct_approval(certificate_id, &email, &reply).await? {
+                tracing::info!(%serial, "an admin cannot be reached on this platform");
             }
         }
         Ok(())
@@ -585,16 +597,13 @@ impl SlackNotifier {
              If you still need the certificate, request it again with `/cert request`.",
             payload["waited_days"]
         ));
-        self.direct(requester, &dm_body(&reply)).await.map(drop)
+        self.direct(requester, &reply).await.map(drop)
     }
 
     async fn announce_issuance(&self, request_id: Uuid, payload: &Value) -> anyhow::Result<()> {
         let request = self.request(request_id).await?;
         let number = request["request_number"].as_str().unwrap_or_default();
         let requester = request["requester"]["email"].as_str().unwrap_or_default();
-        let Some(user) = self.slack_user(requester).await? else {
-            return Ok(());
-        };
         let reply = match payload["outcome"].as_str() {
             Some("issued") => {
                 let reply = Reply::text(format!(
@@ -619,20 +628,17 @@ impl SlackNotifier {
                 payload["error"].as_str().unwrap_or_default()
             )),
         };
-        let channel = self.api.open_dm(&user).await?;
-        self.api
-            .post_message(&channel, &dm_body(&reply))
-            .await
-            .map(drop)
+        self.direct(requester, &reply).await.map(drop)
     }
 
     /// Runs until `stopped` turns true, checking for jobs every second.
     pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
-        tracing::info!("slack notifier started");
+        let platform = self.platform.name();
+        tracing::info!(platform, "chat notifier started");
         // Step again at once after any work: a request's next job (e.g. the decision after
         // the ask) becomes claimable only when the one before it is done.
-        crate::saga::worker::poll_jobs("slack notifier", 1, stopped, || self.step()).await;
-        tracing::info!("slack notifier stopped");
+        crate::saga::worker::poll_jobs("chat notifier", 1, stopped, || self.step()).await;
+        tracing::info!(platform, "chat notifier stopped");
     }
 }
 
@@ -642,13 +648,4 @@ fn sent_at(payload: &Value) -> DateTime<Utc> {
         .as_str()
         .and_then(|at| at.parse().ok())
         .unwrap_or_else(Utc::now)
-}
-
-/// A reply as a `chat.postMessage` body (`response_type` belongs to responses only).
-fn dm_body(reply: &Reply) -> Value {
-    let mut message = render::message(reply);
-    if let Some(fields) = message.as_object_mut() {
-        fields.remove("response_type");
-    }
-    message
 }

@@ -1,0 +1,114 @@
+//! Slack as a [`ChatPlatform`] for the outbox notifier: people are found by e-mail (from an
+//! earlier `/cert`, or `users.lookupByEmail`), DMs go through `conversations.open` and
+//! `chat.postMessage`, updates through `chat.update`.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::api::SlackApi;
+use super::render;
+use crate::adapters::artifacts::BoxFuture;
+use crate::chat::notifier::{ChatPlatform, Posted};
+use crate::chat::reply::Reply;
+
+/// Slack, for the notifier.
+#[derive(Debug, Clone)]
+pub struct SlackPlatform {
+    pool: PgPool,
+    api: SlackApi,
+}
+
+impl SlackPlatform {
+    /// Slack through `api`, remembering people in `chat_identities`.
+    pub fn new(pool: PgPool, api: SlackApi) -> Self {
+        Self { pool, api }
+    }
+
+    async fn find(&self, email: &str) -> anyhow::Result<Option<String>> {
+        let known: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM chat_identities WHERE platform = 'slack' AND lower(email) = lower($1) \
+              ORDER BY refreshed_at DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        if known.is_some() {
+            return Ok(known);
+        }
+        let Some((user_id, team_id)) = self.api.lookup_by_email(email).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
+             VALUES ('slack', $1, $2, $3) ON CONFLICT (platform, workspace_id, user_id) \
+             DO UPDATE SET email = EXCLUDED.email, refreshed_at = now()",
+        )
+        .bind(team_id)
+        .bind(&user_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(user_id))
+    }
+}
+
+/// A reply as a `chat.postMessage` / `chat.update` body (`response_type` belongs to
+/// responses only).
+fn body(reply: &Reply) -> Value {
+    let mut message = render::message(reply);
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("response_type");
+    }
+    message
+}
+
+impl ChatPlatform for SlackPlatform {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(self.find(email))
+    }
+
+    fn send_direct<'a>(
+        &'a self,
+        user: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>> {
+        Box::pin(async move {
+            let channel = self.api.open_dm(user).await?;
+            let message_id = self.api.post_message(&channel, &body(reply)).await?;
+            Ok(Posted {
+                channel,
+                message_id,
+            })
+        })
+    }
+
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>> {
+        Box::pin(async move {
+            let message_id = self.api.post_message(channel, &body(reply)).await?;
+            Ok(Posted {
+                channel: channel.to_owned(),
+                message_id,
+            })
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        posted: &'a Posted,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.api
+                .update_message(&posted.channel, &posted.message_id, &body(reply))
+                .await
+        })
+    }
+}
