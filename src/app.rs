@@ -19,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     slack: Option<crate::chat::slack::SlackState>,
+    discord: Option<crate::chat::discord::DiscordState>,
     downloads: Option<http::downloads::DownloadState>,
 }
 
@@ -51,8 +52,16 @@ impl Application {
             listener,
             state: AppState { pool, ca },
             slack,
+            discord: None,
             downloads: None,
         })
+    }
+
+    /// Also serves Discord's interactions endpoint (`/discord/interactions`).
+    #[must_use]
+    pub fn with_discord(mut self, discord: Option<crate::chat::discord::DiscordState>) -> Self {
+        self.discord = discord;
+        self
     }
 
     /// Also serves signed download links (`/downloads/{token}`).
@@ -85,7 +94,7 @@ impl Application {
         tracing::info!(%addr, "listening");
         axum::serve(
             self.listener,
-            http::router(self.state, self.slack, self.downloads),
+            http::router(self.state, self.slack, self.discord, self.downloads),
         )
         .with_graceful_shutdown(shutdown)
         .await
@@ -279,6 +288,33 @@ pub fn slack_state(
         crate::chat::slack::verify::Verifier::new(secret.expose_secret()),
         crate::chat::slack::api::SlackApi::new(&config.slack.api_base_url, token.clone()),
         crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+    ))
+}
+
+/// Discord's state when it is configured (the configuration was validated on load).
+pub fn discord_state(
+    config: &Config,
+    commands: crate::commands::Commands,
+    mailer: std::sync::Arc<dyn crate::adapters::mail::Mailer>,
+) -> Option<crate::chat::discord::DiscordState> {
+    let (Some(key), Some(application_id), Some(token)) = (
+        &config.discord.public_key,
+        &config.discord.application_id,
+        &config.discord.bot_token,
+    ) else {
+        tracing::info!("Discord is not configured");
+        return None;
+    };
+    let verifier = crate::chat::discord::verify::Verifier::new(key)?;
+    Some(crate::chat::discord::DiscordState::new(
+        verifier,
+        crate::chat::discord::api::DiscordApi::new(
+            &config.discord.api_base_url,
+            application_id,
+            token.clone(),
+        ),
+        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+        mailer,
     ))
 }
 

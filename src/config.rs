@@ -47,6 +47,9 @@ pub struct Config {
     /// Slack (enabled when both secrets are set).
     #[serde(default)]
     pub slack: SlackConfig,
+    /// Discord (enabled when the application's public key, id and bot token are set).
+    #[serde(default)]
+    pub discord: DiscordConfig,
     /// The embedded CA.
     #[serde(default)]
     pub ca: CaConfig,
@@ -123,6 +126,47 @@ pub struct SlackConfig {
     /// a DM.
     #[serde(default)]
     pub approvals_channel: Option<String>,
+}
+
+/// The Discord application (HTTP interactions endpoint).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application's public key, 64 hex digits ("General Information").
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// The application id.
+    #[serde(default)]
+    pub application_id: Option<String>,
+    /// The bot token ("Bot").
+    #[serde(default)]
+    pub bot_token: Option<SecretString>,
+    /// The REST API's base URL (default `https://discord.com/api/v10`; tests use a local
+    /// server).
+    #[serde(default = "default_discord_api")]
+    pub api_base_url: String,
+}
+
+fn default_discord_api() -> String {
+    "https://discord.com/api/v10".to_owned()
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            public_key: None,
+            application_id: None,
+            bot_token: None,
+            api_base_url: default_discord_api(),
+        }
+    }
+}
+
+impl DiscordConfig {
+    /// Whether Discord is configured at all.
+    pub fn enabled(&self) -> bool {
+        self.public_key.is_some() || self.application_id.is_some() || self.bot_token.is_some()
+    }
 }
 
 fn default_slack_api() -> String {
@@ -438,6 +482,32 @@ impl Config {
                  (CERT_ASSISTANT_SLACK__SIGNING_SECRET, CERT_ASSISTANT_SLACK__BOT_TOKEN)"
                     .to_owned(),
             );
+        }
+        if self.discord.enabled() {
+            if self.discord.public_key.is_none()
+                || self.discord.application_id.is_none()
+                || self.discord.bot_token.is_none()
+            {
+                problems.push(
+                    "Discord needs discord.public_key, discord.application_id and \
+                     discord.bot_token (CERT_ASSISTANT_DISCORD__PUBLIC_KEY, …__APPLICATION_ID, \
+                     …__BOT_TOKEN)"
+                        .to_owned(),
+                );
+            }
+            if let Some(key) = &self.discord.public_key
+                && crate::chat::discord::verify::Verifier::new(key).is_none()
+            {
+                problems.push(
+                    "discord.public_key must be the application's public key: 64 hex digits"
+                        .to_owned(),
+                );
+            }
+            if !(self.discord.api_base_url.starts_with("https://")
+                || self.discord.api_base_url.starts_with("http://"))
+            {
+                problems.push("discord.api_base_url must be an http(s) URL".to_owned());
+            }
         }
         if let Some(url) = &self.http.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

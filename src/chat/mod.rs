@@ -4,6 +4,7 @@
 //! that platform exists.
 
 pub mod command;
+pub mod discord;
 pub mod notifier;
 pub mod outbox;
 pub mod reply;

@@ -6,6 +6,7 @@ mod config;
 mod dev;
 mod requests;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -78,6 +79,9 @@ pub enum Command {
     /// Manage users' roles.
     #[command(subcommand)]
     User(requests::UserCommand),
+    /// Discord: register the `/cert` command.
+    #[command(subcommand)]
+    Discord(DiscordCommand),
     /// Read and change the settings in system_config.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -108,6 +112,18 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+}
+
+/// `discord` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DiscordCommand {
+    /// Register (or update) the `/cert` command with Discord: globally, or in one guild
+    /// (guild commands appear at once; global ones can take a while).
+    Register {
+        /// A guild (server) id.
+        #[arg(long)]
+        guild: Option<String>,
     },
 }
 
@@ -347,6 +363,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Discord(DiscordCommand::Register { guild }) => {
+            let (Some(application_id), Some(token)) =
+                (&config.discord.application_id, &config.discord.bot_token)
+            else {
+                anyhow::bail!(
+                    "Discord is not configured: set discord.application_id and discord.bot_token \
+                     (CERT_ASSISTANT_DISCORD__APPLICATION_ID, …__BOT_TOKEN)"
+                );
+            };
+            let api = crate::chat::discord::api::DiscordApi::new(
+                &config.discord.api_base_url,
+                application_id,
+                token.clone(),
+            );
+            let registered = api
+                .register_commands(
+                    guild.as_deref(),
+                    &crate::chat::discord::application_commands(),
+                )
+                .await?;
+            let count = registered.as_array().map_or(0, Vec::len);
+            let mut out = std::io::stdout().lock();
+            // A closed stdout is not worth failing a registration that happened.
+            let _ = writeln!(
+                out,
+                "Registered {count} command(s) {}.",
+                guild.map_or_else(|| "globally".to_owned(), |g| format!("in guild {g}"))
+            );
+            Ok(())
+        }
         Command::User(command) => {
             with_commands(&config, |commands| async move {
                 requests::run_user(&commands, command).await
@@ -378,16 +424,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let clock = Arc::new(crate::adapters::clock::SystemClock);
         let expiry = crate::saga::expiry::ExpiryWorker::new(commands.clone(), clock.clone());
         let escalation = crate::saga::escalation::EscalationWorker::new(commands.clone(), clock);
-        let mail = crate::saga::mail::MailWorker::new(commands.clone(), app::mailer(&config).await);
+        let mailer = app::mailer(&config).await;
+        let mail = crate::saga::mail::MailWorker::new(commands.clone(), mailer.clone());
         let slack = app::slack_state(&config, commands.clone());
+        let discord = app::discord_state(&config, commands.clone(), mailer);
         let notifiers: Vec<crate::chat::notifier::ChatNotifier> = slack
             .as_ref()
             .map(|slack| slack.notifier(config.slack.approvals_channel.clone()))
             .into_iter()
+            .chain(
+                discord
+                    .as_ref()
+                    .map(crate::chat::discord::DiscordState::notifier),
+            )
             .collect();
         let application =
             Application::build_with_ca(&config, database.pool().clone(), slack, embedded)
                 .await?
+                .with_discord(discord)
                 .with_downloads(commands, store.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(

@@ -27,6 +27,7 @@ pub struct AppState {
 pub fn router(
     state: AppState,
     slack: Option<SlackState>,
+    discord: Option<crate::chat::discord::DiscordState>,
     downloads: Option<downloads::DownloadState>,
 ) -> Router {
     let mut router = Router::new()
@@ -37,6 +38,9 @@ pub fn router(
         .with_state(state);
     if let Some(slack) = slack {
         router = router.merge(slack::router(slack));
+    }
+    if let Some(discord) = discord {
+        router = router.merge(crate::chat::discord::router(discord));
     }
     if let Some(downloads) = downloads {
         router = router.merge(downloads::router(downloads));

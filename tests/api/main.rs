@@ -4,6 +4,7 @@ mod adcs;
 mod aws;
 mod ca;
 mod cli;
+mod discord;
 mod domain;
 mod downloads;
 mod escalation;

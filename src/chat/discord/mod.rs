@@ -1,0 +1,444 @@
+//! Discord: the `/cert` application command over the HTTP interactions endpoint, with the
+//! request form as a modal and approvals as buttons, all behind Ed25519 verification.
+//! Payloads are read as JSON; answers are interaction responses (message, deferred message,
+//! update of the clicked message, modal). Everything runs through the same chat core as Slack.
+
+pub mod api;
+pub mod identity;
+pub mod platform;
+pub mod render;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use axum::{Router, middleware};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::command::{self, COMMANDS, ChatCommand};
+use super::reply::{Action, Decision, Reply};
+use super::service::ChatService;
+use crate::adapters::mail::Mailer;
+use crate::commands::{CommandContext, CommandError, RequestForm};
+use crate::domain::actor::Platform;
+use crate::domain::values::{Email, RequestNumber};
+use api::DiscordApi;
+use verify::Verifier;
+
+/// Discord wants the first answer within 3 s; longer work is deferred and the answer edited
+/// in afterwards.
+const ACK_BUDGET: Duration = Duration::from_millis(2500);
+
+/// Interaction types.
+const PING: u64 = 1;
+const APPLICATION_COMMAND: u64 = 2;
+const MESSAGE_COMPONENT: u64 = 3;
+const MODAL_SUBMIT: u64 = 5;
+
+/// Response types.
+const PONG: u64 = 1;
+const CHANNEL_MESSAGE: u64 = 4;
+const DEFERRED_CHANNEL_MESSAGE: u64 = 5;
+const UPDATE_MESSAGE: u64 = 7;
+const MODAL: u64 = 9;
+
+/// What the Discord route needs.
+#[derive(Debug, Clone)]
+pub struct DiscordState {
+    verifier: Verifier,
+    api: DiscordApi,
+    chat: ChatService,
+    mailer: Arc<dyn Mailer>,
+}
+
+impl DiscordState {
+    /// Discord on top of the chat service; `mailer` sends account-link codes.
+    pub fn new(
+        verifier: Verifier,
+        api: DiscordApi,
+        chat: ChatService,
+        mailer: Arc<dyn Mailer>,
+    ) -> Self {
+        Self {
+            verifier,
+            api,
+            chat,
+            mailer,
+        }
+    }
+
+    /// The worker that delivers the chat outbox to Discord.
+    pub fn notifier(&self) -> crate::chat::notifier::ChatNotifier {
+        let pool = self.chat.commands().pool().clone();
+        crate::chat::notifier::ChatNotifier::new(
+            pool.clone(),
+            Arc::new(platform::DiscordPlatform::new(pool, self.api.clone())),
+            None,
+        )
+    }
+
+    /// The REST client (for `discord register`).
+    pub fn api(&self) -> &DiscordApi {
+        &self.api
+    }
+}
+
+/// The Discord route, verified before its handler runs.
+pub fn router(state: DiscordState) -> Router {
+    let verifier = state.verifier.clone();
+    Router::new()
+        .route("/discord/interactions", post(interactions))
+        .route_layer(middleware::from_fn_with_state(verifier, verify::verified))
+        .with_state(state)
+}
+
+/// The `/cert` command as Discord registers it: one subcommand per chat command (each with
+/// its arguments as one text option, as typed in Slack), plus `link`.
+pub fn application_commands() -> Value {
+    let mut options: Vec<Value> = COMMANDS
+        .iter()
+        .map(|spec| {
+            let mut description: String = spec.summary.chars().take(100).collect();
+            if description.is_empty() {
+                description = spec.name.to_owned();
+            }
+            let mut sub = json!({ "type": 1, "name": spec.name, "description": description });
+            if !spec.usage.is_empty() {
+                sub["options"] = json!([{
+                    "type": 3,
+                    "name": "text",
+                    "description": spec.usage.chars().take(100).collect::<String>(),
+                    "required": false,
+                }]);
+            }
+            sub
+        })
+        .collect();
+    options.push(json!({
+        "type": 1,
+        "name": "link",
+        "description": "link this Discord account to your work e-mail (a code is mailed to it)",
+        "options": [{
+            "type": 3,
+            "name": "text",
+            "description": "you@example.com, then: you@example.com CODE",
+            "required": true,
+        }],
+    }));
+    json!([{
+        "name": "cert",
+        "type": 1,
+        "description": "Certificates: request, approve, download, renew, revoke",
+        "options": options,
+    }])
+}
+
+fn answer(kind: u64, data: Value) -> Response {
+    Json(json!({ "type": kind, "data": data })).into_response()
+}
+
+fn private(text: impl Into<String>) -> Response {
+    answer(CHANNEL_MESSAGE, render::message(&Reply::text(text)))
+}
+
+/// The person behind an interaction: their Discord id and display name.
+fn who(body: &Value) -> (String, Option<String>) {
+    let user = if body["member"]["user"].is_object() {
+        &body["member"]["user"]
+    } else {
+        &body["user"]
+    };
+    (
+        user["id"].as_str().unwrap_or_default().to_owned(),
+        user["global_name"]
+            .as_str()
+            .or_else(|| user["username"].as_str())
+            .map(str::to_owned),
+    )
+}
+
+impl DiscordState {
+    /// The command context of a linked user, or what to tell an unlinked one.
+    async fn context(&self, body: &Value) -> Result<CommandContext, String> {
+        let (user_id, name) = who(body);
+        match identity::linked(self.chat.commands().pool(), &user_id).await {
+            Ok(Some(email)) => {
+                let mut ctx = CommandContext::new(email, Platform::Discord);
+                ctx.display_name = name;
+                Ok(ctx)
+            }
+            Ok(None) => Err(
+                "Link your Discord account to your work e-mail first: `/cert link \
+                 you@example.com` (a code is mailed to you)."
+                    .to_owned(),
+            ),
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "discord identity lookup failed"
+                );
+                Err("Your account could not be looked up; try again.".to_owned())
+            }
+        }
+    }
+
+    /// `<@123>` → the linked e-mail of user 123; anything else is kept.
+    async fn unmention(&self, text: &str) -> Result<String, String> {
+        let Some(id) = text
+            .strip_prefix("<@")
+            .and_then(|t| t.strip_suffix('>'))
+            .map(|t| t.trim_start_matches('!'))
+        else {
+            return Ok(text.to_owned());
+        };
+        match identity::linked(self.chat.commands().pool(), id).await {
+            Ok(Some(email)) => Ok(email.to_string()),
+            _ => Err("That person has not linked their Discord account yet.".to_owned()),
+        }
+    }
+}
+
+/// `POST /discord/interactions`.
+async fn interactions(State(state): State<DiscordState>, Json(body): Json<Value>) -> Response {
+    match body["type"].as_u64() {
+        Some(PING) => Json(json!({ "type": PONG })).into_response(),
+        Some(APPLICATION_COMMAND) => application_command(state, body).await,
+        Some(MESSAGE_COMPONENT) => component(state, body).await,
+        Some(MODAL_SUBMIT) => modal_submit(state, body).await,
+        _ => (StatusCode::BAD_REQUEST, "unknown interaction type").into_response(),
+    }
+}
+
+async fn application_command(state: DiscordState, body: Value) -> Response {
+    let sub = &body["data"]["options"][0];
+    let name = sub["name"].as_str().unwrap_or("help");
+    let text = sub["options"]
+        .as_array()
+        .and_then(|options| options.iter().find(|o| o["name"] == "text"))
+        .and_then(|o| o["value"].as_str())
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if name == "link" {
+        return link(&state, &body, &text).await;
+    }
+    let ctx = match state.context(&body).await {
+        Ok(ctx) => ctx,
+        Err(message) => return private(message),
+    };
+    let mut parsed = match command::parse(&format!("{name} {text}")) {
+        Ok(parsed) => parsed,
+        Err(usage) => return private(usage.message),
+    };
+    if parsed == ChatCommand::RequestForm {
+        return answer(MODAL, render::request_modal());
+    }
+    if let ChatCommand::Grant { user, .. } = &mut parsed {
+        match state.unmention(user).await {
+            Ok(email) => *user = email,
+            Err(message) => return private(message),
+        }
+    }
+    let chat = state.chat.clone();
+    let mut work = tokio::spawn(async move { chat.handle(&ctx, parsed).await });
+    match tokio::time::timeout(ACK_BUDGET, &mut work).await {
+        Ok(Ok(reply)) => answer(CHANNEL_MESSAGE, render::message(&reply)),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "discord command task failed");
+            private("Something went wrong on our side; the details are in the service log.")
+        }
+        Err(_) => {
+            let api = state.api.clone();
+            let token = body["token"].as_str().unwrap_or_default().to_owned();
+            tokio::spawn(async move {
+                let reply = work
+                    .await
+                    .unwrap_or_else(|_| Reply::text("Something went wrong on our side."));
+                if let Err(error) = api.edit_original(&token, &render::posted(&reply)).await {
+                    tracing::warn!(error = format!("{error:#}"), "could not send a late reply");
+                }
+            });
+            answer(
+                DEFERRED_CHANNEL_MESSAGE,
+                json!({ "flags": render::EPHEMERAL }),
+            )
+        }
+    }
+}
+
+/// `/cert link you@example.com [CODE]`.
+async fn link(state: &DiscordState, body: &Value, text: &str) -> Response {
+    let (user_id, name) = who(body);
+    let mut words = text.split_whitespace();
+    let Some(Ok(email)) = words.next().map(Email::parse) else {
+        return private("Give your work e-mail: `/cert link you@example.com`.");
+    };
+    let pool = state.chat.commands().pool();
+    let outcome = match words.next() {
+        None => identity::start(pool, &state.mailer, &user_id, &email).await,
+        Some(code) => identity::finish(pool, &user_id, &email, code, name.as_deref()).await,
+    };
+    private(outcome.unwrap_or_else(|message| message))
+}
+
+/// A button: a decision (approve at once; reject and delegate ask in a modal) or an action
+/// that runs a command.
+async fn component(state: DiscordState, body: Value) -> Response {
+    let custom_id = body["data"]["custom_id"].as_str().unwrap_or_default();
+    let Some((kind, value)) = custom_id.split_once(':') else {
+        return private("That button is not known.");
+    };
+    let ctx = match state.context(&body).await {
+        Ok(ctx) => ctx,
+        Err(message) => return private(message),
+    };
+    if let Some(action) = Action::from_parts(kind, value) {
+        let reply = state.chat.handle(&ctx, action.command()).await;
+        return answer(CHANNEL_MESSAGE, render::message(&reply));
+    }
+    match Decision::from_action_id(kind) {
+        Some(Decision::Approve) => {
+            decided(&state, &ctx, &body, Decision::Approve, value, None, None).await
+        }
+        Some(decision) => answer(MODAL, render::reason_modal(decision, value)),
+        None => private("That button is not known."),
+    }
+}
+
+/// The values of a modal's text inputs.
+fn modal_value<'a>(body: &'a Value, id: &str) -> Option<&'a str> {
+    body["data"]["components"]
+        .as_array()?
+        .iter()
+        .filter_map(|row| row["components"].as_array())
+        .flatten()
+        .find(|input| input["custom_id"] == id)
+        .and_then(|input| input["value"].as_str())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+async fn modal_submit(state: DiscordState, body: Value) -> Response {
+    let custom_id = body["data"]["custom_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ctx = match state.context(&body).await {
+        Ok(ctx) => ctx,
+        Err(message) => return private(message),
+    };
+    if custom_id == "request" {
+        let text = |id: &str| modal_value(&body, id).map(str::to_owned);
+        let form = RequestForm {
+            common_name: text("common_name").unwrap_or_default(),
+            subject_alternative_names: text("subject_alternative_names")
+                .map(|s| vec![s])
+                .unwrap_or_default(),
+            certificate_type: text("certificate_type").unwrap_or_else(|| "web_server".to_owned()),
+            validity_days: text("validity_days"),
+            justification: text("justification").unwrap_or_default(),
+            ..RequestForm::default()
+        };
+        let reply = match state.chat.commands().submit_request(&ctx, form).await {
+            Ok(submitted) => Reply::text(format!(
+                "*{}* is submitted and needs {} approval(s). You'll hear back here.",
+                submitted.request_number, submitted.required_approvals
+            )),
+            Err(error) => Reply::text(format!("The request was not filed: {error}")),
+        };
+        return answer(CHANNEL_MESSAGE, render::message(&reply));
+    }
+    let Some((kind, subject)) = custom_id.split_once(':') else {
+        return private("That form is not known.");
+    };
+    let Some(decision) = Decision::from_action_id(kind) else {
+        return private("That form is not known.");
+    };
+    let reason = modal_value(&body, "reason").map(str::to_owned);
+    let to = modal_value(&body, "to").map(str::to_owned);
+    decided(&state, &ctx, &body, decision, subject, reason, to).await
+}
+
+/// Takes a decision from a button or its modal and answers by updating the clicked message
+/// (or privately, when refused).
+async fn decided(
+    state: &DiscordState,
+    ctx: &CommandContext,
+    body: &Value,
+    decision: Decision,
+    subject: &str,
+    reason: Option<String>,
+    to: Option<String>,
+) -> Response {
+    let commands = state.chat.commands();
+    let (user_id, _) = who(body);
+    let at = Utc::now().format("%H:%M");
+    let reason_text = reason.clone().unwrap_or_default();
+    let result: Result<String, CommandError> = if command::names_certificate(subject) {
+        let approve = decision == Decision::Approve;
+        commands
+            .decide_revocation(ctx, subject, approve, reason.as_deref())
+            .await
+            .map(|_| {
+                if approve {
+                    format!("Revocation approved by <@{user_id}> at {at} UTC")
+                } else {
+                    format!("Revocation rejected by <@{user_id}> at {at} UTC: {reason_text}")
+                }
+            })
+    } else {
+        match RequestNumber::parse(subject) {
+            Err(error) => Err(CommandError::from(error)),
+            Ok(number) => {
+                match decision {
+                    Decision::Approve => match commands.approve(ctx, &number, None).await {
+                        Ok(crate::commands::Decision::Recorded {
+                            approvals,
+                            required,
+                        }) => {
+                            return private(format!(
+                                "Your approval of {number} is recorded ({approvals} of {required})."
+                            ));
+                        }
+                        Ok(_) => Ok(format!("Approved by <@{user_id}> at {at} UTC")),
+                        Err(error) => Err(error),
+                    },
+                    Decision::Reject => commands
+                        .reject(ctx, &number, &reason_text)
+                        .await
+                        .map(|_| format!("Rejected by <@{user_id}> at {at} UTC: {reason_text}")),
+                    Decision::Delegate => {
+                        let Some(Ok(email)) = to.as_deref().map(Email::parse) else {
+                            return private("Give the e-mail of the person to delegate to.");
+                        };
+                        commands
+                        .delegate(ctx, &number, &email, &reason_text)
+                        .await
+                        .map(|_| {
+                            format!("Delegated by <@{user_id}> to {email} at {at} UTC: {reason_text}")
+                        })
+                    }
+                }
+            }
+        }
+    };
+    match result {
+        Ok(outcome) if body["message"].is_object() => {
+            let reply =
+                Reply::text(format!("*{subject}*")).with(super::reply::Block::Text(outcome));
+            answer(UPDATE_MESSAGE, render::posted(&reply))
+        }
+        Ok(outcome) => private(outcome),
+        Err(error) => {
+            if let CommandError::Internal(cause) = &error {
+                tracing::error!(error = format!("{cause:#}"), "discord decision failed");
+            }
+            private(format!(":warning: {error}"))
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Discord, driven the way Discord drives it: Ed25519-signed interactions over real HTTP to
+//! the service, and a local server that speaks the REST calls the service makes.
+
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use axum::extract::{Path, State};
+use axum::routing::{patch, post, put};
+use axum::{Json, Router};
+use cert_assistant::adapters::mail::LocalMailer;
+use cert_assistant::app::Application;
+use cert_assistant::chat::discord::DiscordState;
+use cert_assistant::chat::discord::api::DiscordApi;
+use cert_assistant::chat::discord::verify::Verifier;
+use cert_assistant::chat::outbox::ChatOutbox;
+use cert_assistant::chat::service::ChatService;
+use cert_assistant::config::Config;
+use cert_assistant::projections::projector::Projector;
+use serde_json::{Value, json};
+
+use crate::fixtures::{approver, service};
+use crate::helpers::TestDb;
+
+/// What the fake Discord saw: (method and path, body).
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn open_dm(State(calls): State<Calls>, Json(body): Json<Value>) -> Json<Value> {
+    let user = body["recipient_id"].as_str().unwrap_or_default().to_owned();
+    calls
+        .lock()
+        .expect("lock")
+        .push(("POST /users/@me/channels".to_owned(), body));
+    Json(json!({ "id": format!("DM-{user}"), "type": 1 }))
+}
+
+async fn create_message(
+    State(calls): State<Calls>,
+    Path(channel): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let mut calls = calls.lock().expect("lock");
+    calls.push((format!("POST /channels/{channel}/messages"), body));
+    Json(json!({ "id": format!("M{}", calls.len()), "channel_id": channel }))
+}
+
+async fn edit_message(
+    State(calls): State<Calls>,
+    Path((channel, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    calls
+        .lock()
+        .expect("lock")
+        .push((format!("PATCH /channels/{channel}/messages/{id}"), body));
+    Json(json!({ "id": id }))
+}
+
+async fn register(State(calls): State<Calls>, Json(body): Json<Value>) -> Json<Value> {
+    calls
+        .lock()
+        .expect("lock")
+        .push(("PUT commands".to_owned(), body.clone()));
+    Json(body)
+}
+
+struct DiscordTest {
+    db: TestDb,
+    app: String,
+    key: Ed25519KeyPair,
+    calls: Calls,
+    mail: tempfile::TempDir,
+    state: DiscordState,
+    http: reqwest::Client,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn discord_app() -> DiscordTest {
+    let db = TestDb::new().await;
+    let calls: Calls = Arc::default();
+    let router = Router::new()
+        .route("/api/users/@me/channels", post(open_dm))
+        .route("/api/channels/{channel}/messages", post(create_message))
+        .route("/api/channels/{channel}/messages/{id}", patch(edit_message))
+        .route("/api/applications/{app}/commands", put(register))
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake = format!("http://{}/api", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+    let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
+    let mail = tempfile::tempdir().expect("tempdir");
+    let state = DiscordState::new(
+        Verifier::new(&hex(key.public_key().as_ref())).expect("verifier"),
+        DiscordApi::new(&fake, "APP1", "bot-token".to_owned().into()),
+        ChatService::new(service(&db)),
+        Arc::new(LocalMailer::new(mail.path())),
+    );
+    let mut config = Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = Application::build(&config, db.pool.clone(), None)
+        .await
+        .expect("build")
+        .with_discord(Some(state.clone()));
+    let app = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    DiscordTest {
+        db,
+        app,
+        key,
+        calls,
+        mail,
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl DiscordTest {
+    async fn send(
+        &self,
+        body: &Value,
+        signature: Option<String>,
+        timestamp: i64,
+    ) -> reqwest::Response {
+        let body = body.to_string();
+        let signature = signature.unwrap_or_else(|| {
+            hex(self
+                .key
+                .sign(format!("{timestamp}{body}").as_bytes())
+                .as_ref())
+        });
+        self.http
+            .post(format!("{}/discord/interactions", self.app))
+            .header("content-type", "application/json")
+            .header("x-signature-ed25519", signature)
+            .header("x-signature-timestamp", timestamp.to_string())
+            .body(body)
+            .send()
+            .await
+            .expect("the request reaches the service")
+    }
+
+    async fn interact(&self, body: Value) -> Value {
+        let response = self.send(&body, None, chrono::Utc::now().timestamp()).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json answer")
+    }
+
+    async fn cert(&self, user: &str, sub: &str, text: &str) -> Value {
+        let options = if text.is_empty() {
+            json!([])
+        } else {
+            json!([{ "name": "text", "type": 3, "value": text }])
+        };
+        self.interact(json!({
+            "type": 2,
+            "id": "1",
+            "application_id": "APP1",
+            "token": format!("token-{user}"),
+            "guild_id": "G1",
+            "member": { "user": { "id": user, "username": user.to_lowercase() } },
+            "data": { "name": "cert", "type": 1, "options": [{ "name": sub, "type": 1, "options": options }] },
+        }))
+        .await
+    }
+
+    async fn click(&self, user: &str, custom_id: &str) -> Value {
+        self.interact(json!({
+            "type": 3,
+            "id": "2",
+            "application_id": "APP1",
+            "token": "click",
+            "user": { "id": user, "username": user },
+            "message": { "id": "M1", "channel_id": format!("DM-{user}") },
+            "data": { "custom_id": custom_id, "component_type": 2 },
+        }))
+        .await
+    }
+
+    async fn submit(&self, user: &str, custom_id: &str, values: &[(&str, &str)]) -> Value {
+        let rows: Vec<Value> = values
+            .iter()
+            .map(|(id, value)| json!({ "type": 1, "components": [{ "type": 4, "custom_id": id, "value": value }] }))
+            .collect();
+        self.interact(json!({
+            "type": 5,
+            "id": "3",
+            "application_id": "APP1",
+            "token": "modal",
+            "user": { "id": user, "username": user },
+            "message": { "id": "M1", "channel_id": format!("DM-{user}") },
+            "data": { "custom_id": custom_id, "components": rows },
+        }))
+        .await
+    }
+
+    fn calls_to(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Links a Discord user to `email` the way a person does: the code comes by mail.
+    async fn link(&self, user: &str, email: &str) {
+        let asked = self.cert(user, "link", email).await;
+        assert!(content(&asked).contains("on its way"), "{asked}");
+        let code = std::fs::read_dir(self.mail.path())
+            .expect("mail dir")
+            .filter_map(Result::ok)
+            .map(|entry| std::fs::read_to_string(entry.path()).expect("mail"))
+            .filter(|mail| mail.contains(email))
+            .find_map(|mail| {
+                mail.split("Your code is ")
+                    .nth(1)
+                    .map(|rest| rest.chars().take(6).collect::<String>())
+            })
+            .expect("a code in the mail");
+        let linked = self.cert(user, "link", &format!("{email} {code}")).await;
+        assert!(content(&linked).contains("Linked"), "{linked}");
+    }
+
+    async fn events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+}
+
+fn content(answer: &Value) -> String {
+    answer["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_forged_or_stale_interactions_are_refused_with_nothing_changed() {
+    let t = discord_app().await;
+    let pong = t.interact(json!({ "type": 1 })).await;
+    assert_eq!(pong, json!({ "type": 1 }));
+
+    let before = t.events().await;
+    let body = json!({ "type": 2, "data": { "name": "cert", "options": [{ "name": "list", "type": 1 }] } });
+    let now = chrono::Utc::now().timestamp();
+    let forged = t.send(&body, Some("00".repeat(64)), now).await;
+    assert_eq!(forged.status(), 401);
+    let garbled = t.send(&body, Some("not-hex".to_owned()), now).await;
+    assert_eq!(garbled.status(), 401);
+    // Signed, then the body altered.
+    let signature = hex(t.key.sign(format!("{now}{body}").as_bytes()).as_ref());
+    let tampered = t
+        .http
+        .post(format!("{}/discord/interactions", t.app))
+        .header("x-signature-ed25519", &signature)
+        .header("x-signature-timestamp", now.to_string())
+        .body(body.to_string().replace("list", "help"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(tampered.status(), 401);
+    let stale = t.send(&body, None, now - 600).await;
+    assert_eq!(stale.status(), 401);
+    let unsigned = t
+        .http
+        .post(format!("{}/discord/interactions", t.app))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(t.events().await, before, "nothing was appended");
+}
+
+#[tokio::test]
+async fn an_unlinked_person_is_told_to_link_and_a_wrong_code_links_nothing() {
+    let t = discord_app().await;
+    let answer = t.cert("U1", "list", "").await;
+    assert!(content(&answer).contains("/cert link"), "{answer}");
+    assert_eq!(answer["data"]["flags"], 64, "only they see it");
+    let asked = t.cert("U1", "link", "john@example.com").await;
+    assert!(content(&asked).contains("on its way"), "{asked}");
+    let again = t.cert("U1", "link", "john@example.com").await;
+    assert!(content(&again).contains("less than a minute"), "{again}");
+    let wrong = t.cert("U1", "link", "john@example.com 000000x").await;
+    assert!(content(&wrong).contains("not right"), "{wrong}");
+    let other = t.cert("U1", "link", "root@example.com 123456").await;
+    assert!(
+        content(&other).contains("not right") || content(&other).contains("first"),
+        "a code for one address never links another: {other}"
+    );
+    let still = t.cert("U1", "list", "").await;
+    assert!(content(&still).contains("/cert link"), "{still}");
+}
+
+#[tokio::test]
+async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_follows() {
+    let t = discord_app().await;
+    let commands = service(&t.db);
+    approver(&commands, "jane@example.com").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    t.link("UJOHN", "john@example.com").await;
+    t.link("UJANE", "jane@example.com").await;
+
+    // The request form is a modal.
+    let modal = t.cert("UJOHN", "request", "").await;
+    assert_eq!(modal["type"], 9, "{modal}");
+    assert_eq!(modal["data"]["custom_id"], "request");
+    let filed = t
+        .submit(
+            "UJOHN",
+            "request",
+            &[
+                ("common_name", "discord.example.com"),
+                ("validity_days", "90"),
+                ("justification", "Team dashboard"),
+            ],
+        )
+        .await;
+    let text = content(&filed);
+    assert!(text.contains("is submitted"), "{filed}");
+    let number = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+
+    // Jane (linked) gets a DM with the buttons; root (never linked) cannot be reached here.
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["discord"]));
+    let notifier = t.state.notifier();
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    deliver().await;
+    let dms = t.calls_to("POST /channels/DM-UJANE/messages");
+    assert_eq!(dms.len(), 1, "{dms:?}");
+    let buttons = &dms[0].1["components"][0]["components"];
+    assert_eq!(buttons[0]["custom_id"], format!("approve:{number}"));
+    assert!(
+        dms[0].1["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("discord.example.com")
+    );
+
+    // John cannot approve his own request; Jane's click updates the message in place.
+    let own = t.click("UJOHN", &format!("approve:{number}")).await;
+    assert!(content(&own).contains("own"), "{own}");
+    let approved = t.click("UJANE", &format!("approve:{number}")).await;
+    assert_eq!(approved["type"], 7, "{approved}");
+    assert!(
+        content(&approved).contains("Approved by <@UJANE>"),
+        "{approved}"
+    );
+    assert_eq!(
+        approved["data"]["components"],
+        json!([]),
+        "the buttons are gone"
+    );
+
+    deliver().await;
+    let edits = t.calls_to("PATCH /channels/DM-UJANE/messages/");
+    assert_eq!(edits.len(), 1, "the DM copy is updated: {edits:?}");
+    assert!(
+        edits[0].1["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Approved by jane@example.com")
+    );
+    let told = t.calls_to("POST /channels/DM-UJOHN/messages");
+    assert!(
+        told.iter().any(|(_, m)| m["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is approved")),
+        "the requester hears it: {told:?}"
+    );
+    // One identity per e-mail: the approval is Jane's, whichever platform she used.
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let approver: String = sqlx::query_scalar(
+        "SELECT u.email FROM approvals a JOIN users u ON u.id = a.approver_id \
+          WHERE a.status = 'approved'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("approval");
+    assert_eq!(approver, "jane@example.com");
+}
+
+#[tokio::test]
+async fn a_rejection_asks_the_reason_in_a_modal() {
+    let t = discord_app().await;
+    let commands = service(&t.db);
+    approver(&commands, "jane@example.com").await;
+    t.link("UJOHN", "john@example.com").await;
+    t.link("UJANE", "jane@example.com").await;
+    let filed = t
+        .cert("UJOHN", "request", "cn=no.example.com days=90 why=testing")
+        .await;
+    let number = content(&filed)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    let modal = t.click("UJANE", &format!("reject:{number}")).await;
+    assert_eq!(modal["type"], 9);
+    assert_eq!(modal["data"]["custom_id"], format!("reject:{number}"));
+    let rejected = t
+        .submit(
+            "UJANE",
+            &format!("reject:{number}"),
+            &[("reason", "wrong team")],
+        )
+        .await;
+    assert_eq!(rejected["type"], 7, "{rejected}");
+    assert!(
+        content(&rejected).contains("Rejected by <@UJANE>"),
+        "{rejected}"
+    );
+    assert!(content(&rejected).contains("wrong team"));
+    let status = t.cert("UJOHN", "status", &number).await;
+    assert!(content(&status).contains("rejected"), "{status}");
+}
+
+#[tokio::test]
+async fn the_registered_command_fits_discords_limits() {
+    let t = discord_app().await;
+    let commands = cert_assistant::chat::discord::application_commands();
+    let subcommands = commands[0]["options"].as_array().expect("subcommands");
+    assert!(subcommands.len() <= 25);
+    for sub in subcommands {
+        let name = sub["name"].as_str().expect("name");
+        assert!(
+            name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_'),
+            "{name}"
+        );
+        assert!(
+            sub["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty() && d.chars().count() <= 100)
+        );
+    }
+    let registered = t
+        .state
+        .api()
+        .register_commands(None, &commands)
+        .await
+        .expect("registered");
+    assert_eq!(registered, commands);
+    assert_eq!(t.calls_to("PUT commands").len(), 1);
+}
