@@ -20,6 +20,7 @@ pub struct Application {
     state: AppState,
     slack: Option<crate::chat::slack::SlackState>,
     discord: Option<crate::chat::discord::DiscordState>,
+    teams: Option<crate::chat::teams::TeamsState>,
     downloads: Option<http::downloads::DownloadState>,
 }
 
@@ -53,6 +54,7 @@ impl Application {
             state: AppState { pool, ca },
             slack,
             discord: None,
+            teams: None,
             downloads: None,
         })
     }
@@ -61,6 +63,13 @@ impl Application {
     #[must_use]
     pub fn with_discord(mut self, discord: Option<crate::chat::discord::DiscordState>) -> Self {
         self.discord = discord;
+        self
+    }
+
+    /// Also serves the Teams bot endpoint (`/api/messages`).
+    #[must_use]
+    pub fn with_teams(mut self, teams: Option<crate::chat::teams::TeamsState>) -> Self {
+        self.teams = teams;
         self
     }
 
@@ -94,7 +103,13 @@ impl Application {
         tracing::info!(%addr, "listening");
         axum::serve(
             self.listener,
-            http::router(self.state, self.slack, self.discord, self.downloads),
+            http::router(
+                self.state,
+                self.slack,
+                self.discord,
+                self.teams,
+                self.downloads,
+            ),
         )
         .with_graceful_shutdown(shutdown)
         .await
@@ -315,6 +330,30 @@ pub fn discord_state(
         ),
         crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
         mailer,
+    ))
+}
+
+/// Teams' state when the bot is configured.
+pub fn teams_state(
+    config: &Config,
+    commands: crate::commands::Commands,
+) -> Option<crate::chat::teams::TeamsState> {
+    let (Some(app_id), Some(password)) = (&config.teams.app_id, &config.teams.app_password) else {
+        tracing::info!("Teams is not configured");
+        return None;
+    };
+    Some(crate::chat::teams::TeamsState::new(
+        crate::chat::teams::auth::Authenticator::new(
+            &config.teams.openid_metadata_url,
+            &config.teams.issuer,
+            app_id,
+        ),
+        crate::chat::teams::api::TeamsApi::new(
+            app_id,
+            password.clone(),
+            &config.teams.token_endpoint(),
+        ),
+        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
     ))
 }
 

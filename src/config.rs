@@ -50,6 +50,9 @@ pub struct Config {
     /// Discord (enabled when the application's public key, id and bot token are set).
     #[serde(default)]
     pub discord: DiscordConfig,
+    /// Microsoft Teams (enabled when the bot's app id and password are set).
+    #[serde(default)]
+    pub teams: TeamsConfig,
     /// The embedded CA.
     #[serde(default)]
     pub ca: CaConfig,
@@ -145,6 +148,64 @@ pub struct DiscordConfig {
     /// server).
     #[serde(default = "default_discord_api")]
     pub api_base_url: String,
+}
+
+/// The Teams bot (Azure Bot registration).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    /// The bot's Microsoft App ID (the audience of the tokens Teams sends).
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// The bot's client secret.
+    #[serde(default)]
+    pub app_password: Option<SecretString>,
+    /// For a single-tenant bot: its tenant id (tokens for replies come from that tenant).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Where Bot Framework publishes its signing keys.
+    #[serde(default = "default_teams_openid")]
+    pub openid_metadata_url: String,
+    /// The token issuer Bot Framework uses.
+    #[serde(default = "default_teams_issuer")]
+    pub issuer: String,
+    /// Where the bot gets its own tokens (default: Bot Framework's, or the tenant's when
+    /// `tenant_id` is set).
+    #[serde(default)]
+    pub token_url: Option<String>,
+}
+
+fn default_teams_openid() -> String {
+    "https://login.botframework.com/v1/.well-known/openidconfiguration".to_owned()
+}
+
+fn default_teams_issuer() -> String {
+    "https://api.botframework.com".to_owned()
+}
+
+impl Default for TeamsConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_password: None,
+            tenant_id: None,
+            openid_metadata_url: default_teams_openid(),
+            issuer: default_teams_issuer(),
+            token_url: None,
+        }
+    }
+}
+
+impl TeamsConfig {
+    /// The token endpoint for the bot's own tokens.
+    pub fn token_endpoint(&self) -> String {
+        self.token_url.clone().unwrap_or_else(|| {
+            format!(
+                "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                self.tenant_id.as_deref().unwrap_or("botframework.com")
+            )
+        })
+    }
 }
 
 fn default_discord_api() -> String {
@@ -508,6 +569,13 @@ impl Config {
             {
                 problems.push("discord.api_base_url must be an http(s) URL".to_owned());
             }
+        }
+        if self.teams.app_id.is_some() != self.teams.app_password.is_some() {
+            problems.push(
+                "Teams needs both teams.app_id and teams.app_password \
+                 (CERT_ASSISTANT_TEAMS__APP_ID, CERT_ASSISTANT_TEAMS__APP_PASSWORD)"
+                    .to_owned(),
+            );
         }
         if let Some(url) = &self.http.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -4,9 +4,11 @@
 //! that platform exists.
 
 pub mod command;
+pub mod decide;
 pub mod discord;
 pub mod notifier;
 pub mod outbox;
 pub mod reply;
 pub mod service;
 pub mod slack;
+pub mod teams;

@@ -82,6 +82,9 @@ pub enum Command {
     /// Discord: register the `/cert` command.
     #[command(subcommand)]
     Discord(DiscordCommand),
+    /// App manifests for chat platforms.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Read and change the settings in system_config.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -124,6 +127,21 @@ pub enum DiscordCommand {
         /// A guild (server) id.
         #[arg(long)]
         guild: Option<String>,
+    },
+}
+
+/// `manifest` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Write the Teams app manifest (`manifest.json`) for `teams.app_id`; zip it with a
+    /// 192×192 `color.png` and a 32×32 `outline.png` and upload it in Teams.
+    Teams {
+        /// The public host Teams reaches the service at (`validDomains`).
+        #[arg(long)]
+        host: String,
+        /// Where to write it.
+        #[arg(long, default_value = "manifest.json")]
+        out: PathBuf,
     },
 }
 
@@ -393,6 +411,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Manifest(ManifestCommand::Teams { host, out }) => {
+            let Some(app_id) = &config.teams.app_id else {
+                anyhow::bail!("set teams.app_id (CERT_ASSISTANT_TEAMS__APP_ID) first");
+            };
+            let manifest = crate::chat::teams::manifest::manifest(app_id, &host);
+            std::fs::write(&out, serde_json::to_string_pretty(&manifest)?)
+                .with_context(|| format!("could not write {}", out.display()))?;
+            let _ = writeln!(std::io::stdout().lock(), "Wrote {}.", out.display());
+            Ok(())
+        }
         Command::User(command) => {
             with_commands(&config, |commands| async move {
                 requests::run_user(&commands, command).await
@@ -428,6 +456,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let mail = crate::saga::mail::MailWorker::new(commands.clone(), mailer.clone());
         let slack = app::slack_state(&config, commands.clone());
         let discord = app::discord_state(&config, commands.clone(), mailer);
+        let teams = app::teams_state(&config, commands.clone());
         let notifiers: Vec<crate::chat::notifier::ChatNotifier> = slack
             .as_ref()
             .map(|slack| slack.notifier(config.slack.approvals_channel.clone()))
@@ -442,6 +471,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Application::build_with_ca(&config, database.pool().clone(), slack, embedded)
                 .await?
                 .with_discord(discord)
+                .with_teams(teams)
                 .with_downloads(commands, store.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let projector = tokio::spawn(

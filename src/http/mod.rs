@@ -28,6 +28,7 @@ pub fn router(
     state: AppState,
     slack: Option<SlackState>,
     discord: Option<crate::chat::discord::DiscordState>,
+    teams: Option<crate::chat::teams::TeamsState>,
     downloads: Option<downloads::DownloadState>,
 ) -> Router {
     let mut router = Router::new()
@@ -41,6 +42,9 @@ pub fn router(
     }
     if let Some(discord) = discord {
         router = router.merge(crate::chat::discord::router(discord));
+    }
+    if let Some(teams) = teams {
+        router = router.merge(crate::chat::teams::router(teams));
     }
     if let Some(downloads) = downloads {
         router = router.merge(downloads::router(downloads));

@@ -19,4 +19,5 @@ mod retention;
 mod saga;
 mod schema;
 mod slack;
+mod teams;
 mod views;

@@ -17,16 +17,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use axum::{Router, middleware};
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::command::{self, COMMANDS, ChatCommand};
+use super::decide::Decided;
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::adapters::mail::Mailer;
 use crate::commands::{CommandContext, CommandError, RequestForm};
 use crate::domain::actor::Platform;
-use crate::domain::values::{Email, RequestNumber};
+use crate::domain::values::Email;
 use api::DiscordApi;
 use verify::Verifier;
 
@@ -365,7 +365,7 @@ async fn modal_submit(state: DiscordState, body: Value) -> Response {
 }
 
 /// Takes a decision from a button or its modal and answers by updating the clicked message
-/// (or privately, when refused).
+/// (or privately, when refused or not final yet).
 async fn decided(
     state: &DiscordState,
     ctx: &CommandContext,
@@ -375,65 +375,25 @@ async fn decided(
     reason: Option<String>,
     to: Option<String>,
 ) -> Response {
-    let commands = state.chat.commands();
     let (user_id, _) = who(body);
-    let at = Utc::now().format("%H:%M");
-    let reason_text = reason.clone().unwrap_or_default();
-    let result: Result<String, CommandError> = if command::names_certificate(subject) {
-        let approve = decision == Decision::Approve;
-        commands
-            .decide_revocation(ctx, subject, approve, reason.as_deref())
-            .await
-            .map(|_| {
-                if approve {
-                    format!("Revocation approved by <@{user_id}> at {at} UTC")
-                } else {
-                    format!("Revocation rejected by <@{user_id}> at {at} UTC: {reason_text}")
-                }
-            })
-    } else {
-        match RequestNumber::parse(subject) {
-            Err(error) => Err(CommandError::from(error)),
-            Ok(number) => {
-                match decision {
-                    Decision::Approve => match commands.approve(ctx, &number, None).await {
-                        Ok(crate::commands::Decision::Recorded {
-                            approvals,
-                            required,
-                        }) => {
-                            return private(format!(
-                                "Your approval of {number} is recorded ({approvals} of {required})."
-                            ));
-                        }
-                        Ok(_) => Ok(format!("Approved by <@{user_id}> at {at} UTC")),
-                        Err(error) => Err(error),
-                    },
-                    Decision::Reject => commands
-                        .reject(ctx, &number, &reason_text)
-                        .await
-                        .map(|_| format!("Rejected by <@{user_id}> at {at} UTC: {reason_text}")),
-                    Decision::Delegate => {
-                        let Some(Ok(email)) = to.as_deref().map(Email::parse) else {
-                            return private("Give the e-mail of the person to delegate to.");
-                        };
-                        commands
-                        .delegate(ctx, &number, &email, &reason_text)
-                        .await
-                        .map(|_| {
-                            format!("Delegated by <@{user_id}> to {email} at {at} UTC: {reason_text}")
-                        })
-                    }
-                }
-            }
-        }
-    };
-    match result {
-        Ok(outcome) if body["message"].is_object() => {
+    let by = format!("<@{user_id}>");
+    let outcome = super::decide::decide(
+        state.chat.commands(),
+        ctx,
+        decision,
+        subject,
+        reason.as_deref(),
+        to.as_deref(),
+        &by,
+    )
+    .await;
+    match outcome {
+        Ok(Decided::Final(outcome)) if body["message"].is_object() => {
             let reply =
                 Reply::text(format!("*{subject}*")).with(super::reply::Block::Text(outcome));
             answer(UPDATE_MESSAGE, render::posted(&reply))
         }
-        Ok(outcome) => private(outcome),
+        Ok(Decided::Final(text) | Decided::Partial(text)) => private(text),
         Err(error) => {
             if let CommandError::Internal(cause) = &error {
                 tracing::error!(error = format!("{cause:#}"), "discord decision failed");

@@ -1,0 +1,351 @@
+//! Microsoft Teams through the Bot Framework: activities arrive at `/api/messages` with a
+//! Bearer JWT that is checked before anything changes; text commands (`cert status REQ-…`,
+//! with the @mention stripped), a dialog for the request form (`task/fetch` / `task/submit`),
+//! and Adaptive Card approvals whose `Action.Execute` is answered with the card that
+//! replaces the clicked one. Everything runs through the same chat core as Slack and Discord.
+
+pub mod api;
+pub mod auth;
+pub mod manifest;
+pub mod platform;
+pub mod render;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::command::{self, ChatCommand};
+use super::decide::{Decided, decide};
+use super::reply::{Action, Block, Decision, Reply};
+use super::service::ChatService;
+use crate::commands::{CommandContext, CommandError, RequestForm};
+use crate::domain::actor::Platform;
+use crate::domain::values::Email;
+use api::TeamsApi;
+use auth::{AuthError, Authenticator};
+
+/// `chat_identities.platform` of Teams users (their `workspace_id` is the tenant).
+pub const PLATFORM: &str = "teams";
+
+/// What the Teams route needs.
+#[derive(Debug, Clone)]
+pub struct TeamsState {
+    auth: Authenticator,
+    api: TeamsApi,
+    chat: ChatService,
+}
+
+impl TeamsState {
+    /// Teams on top of the chat service.
+    pub fn new(auth: Authenticator, api: TeamsApi, chat: ChatService) -> Self {
+        Self { auth, api, chat }
+    }
+
+    /// The worker that delivers the chat outbox to Teams.
+    pub fn notifier(&self) -> crate::chat::notifier::ChatNotifier {
+        let pool = self.chat.commands().pool().clone();
+        crate::chat::notifier::ChatNotifier::new(
+            pool.clone(),
+            std::sync::Arc::new(platform::TeamsPlatform::new(pool, self.api.clone())),
+            None,
+        )
+    }
+}
+
+/// The Teams route.
+pub fn router(state: TeamsState) -> Router {
+    Router::new()
+        .route("/api/messages", post(messages))
+        .with_state(state)
+}
+
+/// The activity's tenant.
+fn tenant(activity: &Value) -> &str {
+    activity["conversation"]["tenantId"]
+        .as_str()
+        .or_else(|| activity["channelData"]["tenant"]["id"].as_str())
+        .unwrap_or_default()
+}
+
+/// `<at>cert-assistant</at> cert status REQ-1` → `status REQ-1`.
+fn command_text(text: &str) -> String {
+    let mut rest = text.to_owned();
+    while let (Some(start), Some(end)) = (rest.find("<at>"), rest.find("</at>")) {
+        if end < start {
+            break;
+        }
+        rest.replace_range(start..end + "</at>".len(), "");
+    }
+    let rest = rest.replace("&nbsp;", " ");
+    let rest = rest.trim();
+    let lower = rest.to_ascii_lowercase();
+    let rest = if lower == "cert" || lower.starts_with("cert ") || lower.starts_with("/cert") {
+        rest.trim_start_matches('/')[4..].trim()
+    } else {
+        rest
+    };
+    rest.to_owned()
+}
+
+impl TeamsState {
+    /// The person behind an activity, by the e-mail Teams knows them by (looked up once,
+    /// then remembered).
+    async fn context(&self, activity: &Value) -> Result<CommandContext, String> {
+        let pool = self.chat.commands().pool();
+        let tenant = tenant(activity);
+        let user_id = activity["from"]["id"].as_str().unwrap_or_default();
+        let known: Option<String> = sqlx::query_scalar(
+            "SELECT email FROM chat_identities WHERE platform = $1 AND workspace_id = $2 \
+               AND user_id = $3 AND refreshed_at > now() - interval '24 hours'",
+        )
+        .bind(PLATFORM)
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| internal(&e))?;
+        let name = activity["from"]["name"].as_str().map(str::to_owned);
+        let email = match known {
+            Some(email) => email,
+            None => {
+                let member = self
+                    .api
+                    .member(
+                        activity["serviceUrl"].as_str().unwrap_or_default(),
+                        activity["conversation"]["id"].as_str().unwrap_or_default(),
+                        user_id,
+                    )
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = format!("{e:#}"), "teams member lookup failed");
+                        "Your Teams profile could not be read; try again.".to_owned()
+                    })?;
+                let email = member.email.ok_or_else(|| {
+                    "Your Teams profile has no e-mail address; ask an admin.".to_owned()
+                })?;
+                sqlx::query(
+                    "INSERT INTO chat_identities (platform, workspace_id, user_id, email, display_name) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, workspace_id, user_id) \
+                     DO UPDATE SET email = EXCLUDED.email, display_name = EXCLUDED.display_name, \
+                         refreshed_at = now()",
+                )
+                .bind(PLATFORM)
+                .bind(tenant)
+                .bind(user_id)
+                .bind(&email)
+                .bind(member.name.as_deref().or(name.as_deref()))
+                .execute(pool)
+                .await
+                .map_err(|e| internal(&e))?;
+                email
+            }
+        };
+        let email = Email::parse(&email).map_err(|e| e.message)?;
+        let mut ctx = CommandContext::new(email, Platform::Teams);
+        ctx.display_name = name;
+        Ok(ctx)
+    }
+
+    async fn remember_service_url(&self, activity: &Value) {
+        let (tenant, Some(url)) = (tenant(activity), activity["serviceUrl"].as_str()) else {
+            return;
+        };
+        if tenant.is_empty() {
+            return;
+        }
+        let stored = sqlx::query(
+            "INSERT INTO teams_service_urls (tenant_id, service_url) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET service_url = EXCLUDED.service_url, \
+                 updated_at = now() WHERE teams_service_urls.service_url <> EXCLUDED.service_url",
+        )
+        .bind(tenant)
+        .bind(url)
+        .execute(self.chat.commands().pool())
+        .await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, "could not remember the Teams service URL");
+        }
+    }
+}
+
+fn internal(error: &dyn std::fmt::Display) -> String {
+    tracing::error!(%error, "teams");
+    "Something went wrong on our side; the details are in the service log.".to_owned()
+}
+
+/// `POST /api/messages`.
+async fn messages(State(state): State<TeamsState>, headers: HeaderMap, body: String) -> Response {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if authorization.is_none() {
+        return (StatusCode::UNAUTHORIZED, "missing bearer token").into_response();
+    }
+    let Ok(activity) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the activity is not JSON").into_response();
+    };
+    let checked = state
+        .auth
+        .check(
+            authorization,
+            activity["channelId"].as_str().unwrap_or_default(),
+            activity["serviceUrl"].as_str().unwrap_or_default(),
+        )
+        .await;
+    match checked {
+        Ok(()) => {}
+        Err(AuthError::Unauthorized(why)) => {
+            tracing::warn!(%why, "teams activity rejected");
+            return (StatusCode::UNAUTHORIZED, why).into_response();
+        }
+        Err(AuthError::Forbidden(why)) => {
+            tracing::warn!(%why, "teams activity rejected");
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
+    }
+    state.remember_service_url(&activity).await;
+    match activity["type"].as_str() {
+        Some("message") => message(&state, &activity).await,
+        Some("invoke") => invoke(&state, &activity).await,
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// A text command; the answer is a reply in the conversation.
+async fn message(state: &TeamsState, activity: &Value) -> Response {
+    let text = command_text(activity["text"].as_str().unwrap_or_default());
+    let reply = match state.context(activity).await {
+        Err(message) => Reply::text(message),
+        Ok(ctx) => match command::parse(&text) {
+            Err(usage) => Reply::text(usage.message),
+            Ok(ChatCommand::RequestForm) => Reply::text(
+                "Open the request form with the button, or type it in one line: `cert request \
+                 cn=app.example.com why=\"…\"`.",
+            ),
+            Ok(parsed) => state.chat.handle(&ctx, parsed).await,
+        },
+    };
+    let mut answer = render::activity(&reply);
+    if text.trim() == "request" {
+        answer["attachments"][0]["content"]["actions"] = json!([{
+            "type": "Action.Submit",
+            "title": "Open the request form",
+            "data": { "msteams": { "type": "task/fetch" } },
+        }]);
+    }
+    let sent = state
+        .api
+        .reply(
+            activity["serviceUrl"].as_str().unwrap_or_default(),
+            activity["conversation"]["id"].as_str().unwrap_or_default(),
+            activity["id"].as_str().unwrap_or_default(),
+            &answer,
+        )
+        .await;
+    if let Err(error) = sent {
+        tracing::warn!(error = format!("{error:#}"), "could not reply in Teams");
+    }
+    StatusCode::OK.into_response()
+}
+
+/// Card actions and dialogs; answered in the HTTP body.
+async fn invoke(state: &TeamsState, activity: &Value) -> Response {
+    let ctx = match state.context(activity).await {
+        Ok(ctx) => ctx,
+        Err(message) => return Json(render::message_response(&message)).into_response(),
+    };
+    match activity["name"].as_str() {
+        Some("adaptiveCard/action") => card_action(state, &ctx, activity).await,
+        Some("task/fetch") => Json(render::request_dialog()).into_response(),
+        Some("task/submit") => {
+            let data = &activity["value"]["data"];
+            let text = |id: &str| {
+                data[id]
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+            };
+            let form = RequestForm {
+                common_name: text("common_name").unwrap_or_default(),
+                subject_alternative_names: text("subject_alternative_names")
+                    .map(|s| vec![s])
+                    .unwrap_or_default(),
+                certificate_type: text("certificate_type")
+                    .unwrap_or_else(|| "web_server".to_owned()),
+                validity_days: text("validity_days"),
+                justification: text("justification").unwrap_or_default(),
+                ..RequestForm::default()
+            };
+            let answer = match state.chat.commands().submit_request(&ctx, form).await {
+                Ok(submitted) => format!(
+                    "{} is submitted and needs {} approval(s).",
+                    submitted.request_number, submitted.required_approvals
+                ),
+                Err(error) => format!("The request was not filed: {error}"),
+            };
+            Json(json!({ "task": { "type": "message", "value": answer } })).into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+async fn card_action(state: &TeamsState, ctx: &CommandContext, activity: &Value) -> Response {
+    let action = &activity["value"]["action"];
+    let verb = action["verb"].as_str().unwrap_or_default();
+    let data = &action["data"];
+    let subject = data["subject"].as_str().unwrap_or_default();
+    if let Some(action) = Action::from_parts(verb, subject) {
+        let reply = state.chat.handle(ctx, action.command()).await;
+        return Json(render::message_response(&reply.plain_text())).into_response();
+    }
+    let Some(decision) = Decision::from_action_id(verb) else {
+        return Json(render::message_response("That button is not known.")).into_response();
+    };
+    let by = ctx
+        .display_name
+        .clone()
+        .unwrap_or_else(|| ctx.email.to_string());
+    let outcome = decide(
+        state.chat.commands(),
+        ctx,
+        decision,
+        subject,
+        data["reason"].as_str(),
+        data["to"].as_str(),
+        &by,
+    )
+    .await;
+    let answer = match outcome {
+        Ok(Decided::Final(outcome)) => {
+            render::card_response(&Reply::text(format!("*{subject}*")).with(Block::Text(outcome)))
+        }
+        Ok(Decided::Partial(text)) => render::message_response(&text),
+        Err(error) => {
+            if let CommandError::Internal(cause) = &error {
+                tracing::error!(error = format!("{cause:#}"), "teams decision failed");
+            }
+            render::message_response(&error.to_string())
+        }
+    };
+    Json(answer).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_text;
+
+    #[test]
+    fn mentions_and_the_cert_prefix_are_stripped() {
+        assert_eq!(
+            command_text("<at>cert-assistant</at> cert status REQ-1"),
+            "status REQ-1"
+        );
+        assert_eq!(command_text("cert help"), "help");
+        assert_eq!(command_text("/cert list"), "list");
+        assert_eq!(command_text("status REQ-1"), "status REQ-1");
+        assert_eq!(command_text("<at>Bot</at>&nbsp;list"), "list");
+        assert_eq!(command_text("certificate"), "certificate");
+    }
+}

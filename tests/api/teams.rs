@@ -1,0 +1,485 @@
+//! Microsoft Teams, driven the way the Bot Framework drives it: activities with RS256 Bearer
+//! tokens (signed by a locally generated key published through local OpenID metadata) over
+//! real HTTP, and a local connector that records replies, conversations and card updates.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use cert_assistant::app::Application;
+use cert_assistant::chat::outbox::ChatOutbox;
+use cert_assistant::chat::service::ChatService;
+use cert_assistant::chat::teams::TeamsState;
+use cert_assistant::chat::teams::api::TeamsApi;
+use cert_assistant::chat::teams::auth::Authenticator;
+use cert_assistant::config::Config;
+use cert_assistant::projections::projector::Projector;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rcgen::PublicKeyData as _;
+use serde_json::{Value, json};
+use x509_parser::prelude::FromDer as _;
+
+use crate::fixtures::{approver, service};
+use crate::helpers::TestDb;
+
+const APP_ID: &str = "11111111-2222-3333-4444-555555555555";
+const TENANT: &str = "tenant-1";
+const PASSWORD: &str = "bot-password";
+
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+#[derive(Clone)]
+struct Fake {
+    base: String,
+    jwks: Value,
+    calls: Calls,
+    emails: Arc<HashMap<&'static str, &'static str>>,
+}
+
+impl Fake {
+    fn record(&self, what: String, body: Value) -> usize {
+        let mut calls = self.calls.lock().expect("lock");
+        calls.push((what, body));
+        calls.len()
+    }
+}
+
+async fn openid(State(fake): State<Fake>) -> Json<Value> {
+    Json(
+        json!({ "issuer": "https://api.botframework.com", "jwks_uri": format!("{}/keys", fake.base) }),
+    )
+}
+
+async fn keys(State(fake): State<Fake>) -> Json<Value> {
+    Json(fake.jwks.clone())
+}
+
+async fn token(
+    State(fake): State<Fake>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Json<Value>, axum::http::StatusCode> {
+    fake.record(
+        "token".to_owned(),
+        json!({ "client_id": form.get("client_id") }),
+    );
+    if form.get("client_secret").map(String::as_str) != Some(PASSWORD) {
+        return Err(axum::http::StatusCode::UNAUTHORIZED);
+    }
+    Ok(Json(
+        json!({ "access_token": "connector-token", "expires_in": 3600 }),
+    ))
+}
+
+async fn create_conversation(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<Value> {
+    let member = body["members"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    fake.record("create conversation".to_owned(), body);
+    Json(json!({ "id": format!("conv-{member}") }))
+}
+
+async fn send(
+    State(fake): State<Fake>,
+    Path(conversation): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let n = fake.record(format!("send {conversation}"), body);
+    Json(json!({ "id": format!("A{n}") }))
+}
+
+async fn reply(
+    State(fake): State<Fake>,
+    Path((conversation, _id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let n = fake.record(format!("reply {conversation}"), body);
+    Json(json!({ "id": format!("A{n}") }))
+}
+
+async fn update(
+    State(fake): State<Fake>,
+    Path((conversation, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    fake.record(format!("update {conversation} {id}"), body);
+    Json(json!({ "id": id }))
+}
+
+async fn member(
+    State(fake): State<Fake>,
+    Path((_conversation, user)): Path<(String, String)>,
+) -> Json<Value> {
+    let email = fake.emails.get(user.as_str()).copied().unwrap_or_default();
+    Json(json!({ "id": user, "name": user, "email": email, "userPrincipalName": email }))
+}
+
+struct TeamsTest {
+    db: TestDb,
+    app: String,
+    service_url: String,
+    key: EncodingKey,
+    other_key: EncodingKey,
+    calls: Calls,
+    state: TeamsState,
+    http: reqwest::Client,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    let bytes = match bytes {
+        [0, rest @ ..] => rest,
+        all => all,
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rsa_key() -> (EncodingKey, Value) {
+    let pair = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .expect("rsa");
+    let spki = pair.subject_public_key_info();
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).expect("spki");
+    let x509_parser::public_key::PublicKey::RSA(rsa) = info.parsed().expect("parsed") else {
+        panic!("not RSA");
+    };
+    let jwk = json!({ "kty": "RSA", "kid": "k1", "use": "sig", "n": b64(rsa.modulus), "e": b64(rsa.exponent), "endorsements": ["msteams"] });
+    (
+        EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("encoding key"),
+        jwk,
+    )
+}
+
+async fn teams_app() -> TeamsTest {
+    let db = TestDb::new().await;
+    let (key, jwk) = rsa_key();
+    let (other_key, _) = rsa_key();
+    let calls: Calls = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let fake = Fake {
+        base: base.clone(),
+        jwks: json!({ "keys": [jwk] }),
+        calls: calls.clone(),
+        emails: Arc::new(HashMap::from([
+            ("29:john", "john@example.com"),
+            ("29:jane", "jane@example.com"),
+        ])),
+    };
+    let router = Router::new()
+        .route("/openid", get(openid))
+        .route("/keys", get(keys))
+        .route("/token", post(token))
+        .route("/teams/v3/conversations", post(create_conversation))
+        .route(
+            "/teams/v3/conversations/{conversation}/activities",
+            post(send),
+        )
+        .route(
+            "/teams/v3/conversations/{conversation}/activities/{id}",
+            post(reply).put(update),
+        )
+        .route(
+            "/teams/v3/conversations/{conversation}/members/{user}",
+            get(member),
+        )
+        .with_state(fake);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let state = TeamsState::new(
+        Authenticator::new(
+            &format!("{base}/openid"),
+            "https://api.botframework.com",
+            APP_ID,
+        ),
+        TeamsApi::new(APP_ID, PASSWORD.to_owned().into(), &format!("{base}/token")),
+        ChatService::new(service(&db)),
+    );
+    let mut config = Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = Application::build(&config, db.pool.clone(), None)
+        .await
+        .expect("build")
+        .with_teams(Some(state.clone()));
+    let app = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    TeamsTest {
+        db,
+        app,
+        service_url: format!("{base}/teams/"),
+        key,
+        other_key,
+        calls,
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TeamsTest {
+    fn token(&self, key: &EncodingKey, audience: &str, service_url: &str) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("k1".to_owned());
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": "https://api.botframework.com",
+            "aud": audience,
+            "exp": now + 600,
+            "nbf": now - 10,
+            "serviceurl": service_url,
+        });
+        jsonwebtoken::encode(&header, &claims, key).expect("token")
+    }
+
+    fn activity(&self, user: &str, kind: &str, extra: Value) -> Value {
+        let mut activity = json!({
+            "type": kind,
+            "id": "act-1",
+            "channelId": "msteams",
+            "serviceUrl": self.service_url,
+            "from": { "id": user, "name": user.trim_start_matches("29:"), "aadObjectId": "aad" },
+            "conversation": { "id": format!("personal-{user}"), "conversationType": "personal", "tenantId": TENANT },
+            "recipient": { "id": format!("28:{APP_ID}") },
+            "channelData": { "tenant": { "id": TENANT } },
+        });
+        if let (Some(activity), Some(extra)) = (activity.as_object_mut(), extra.as_object()) {
+            activity.extend(extra.clone());
+        }
+        activity
+    }
+
+    async fn post(&self, activity: &Value, token: Option<String>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/messages", self.app))
+            .json(activity);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("reaches the service")
+    }
+
+    async fn send(&self, activity: Value) -> Value {
+        let token = self.token(&self.key, APP_ID, &self.service_url);
+        let response = self.post(&activity, Some(token)).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Types a message to the bot; returns the text of the bot's reply.
+    async fn say(&self, user: &str, text: &str) -> String {
+        self.send(self.activity(user, "message", json!({ "text": text })))
+            .await;
+        let replies = self.calls_to(&format!("reply personal-{user}"));
+        replies
+            .last()
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default()
+    }
+
+    async fn click(&self, user: &str, verb: &str, data: Value) -> Value {
+        self.send(self.activity(
+            user,
+            "invoke",
+            json!({ "name": "adaptiveCard/action", "value": { "action": { "type": "Action.Execute", "verb": verb, "data": data } } }),
+        ))
+        .await
+    }
+
+    fn calls_to(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    async fn events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+}
+
+#[tokio::test]
+async fn tokens_that_are_missing_forged_or_meant_for_something_else_are_refused() {
+    let t = teams_app().await;
+    let before = t.events().await;
+    let activity = t.activity(
+        "29:john",
+        "message",
+        json!({ "text": "cert request cn=x.example.com why=y" }),
+    );
+    assert_eq!(t.post(&activity, None).await.status(), 401);
+    assert_eq!(
+        t.post(&activity, Some("garbage".to_owned())).await.status(),
+        401
+    );
+    let forged = t.token(&t.other_key, APP_ID, &t.service_url);
+    assert_eq!(
+        t.post(&activity, Some(forged)).await.status(),
+        401,
+        "signed by another key"
+    );
+    let other_bot = t.token(&t.key, "another-app", &t.service_url);
+    assert_eq!(
+        t.post(&activity, Some(other_bot)).await.status(),
+        401,
+        "another audience"
+    );
+    let elsewhere = t.token(&t.key, APP_ID, "https://evil.example.com/");
+    assert_eq!(
+        t.post(&activity, Some(elsewhere)).await.status(),
+        403,
+        "another service URL"
+    );
+    let mut skype = activity.clone();
+    skype["channelId"] = json!("skype");
+    let token = t.token(&t.key, APP_ID, &t.service_url);
+    assert_eq!(
+        t.post(&skype, Some(token)).await.status(),
+        403,
+        "key not endorsed for the channel"
+    );
+    assert_eq!(t.events().await, before, "nothing was appended");
+    assert!(t.calls_to("reply").is_empty(), "nobody was answered");
+}
+
+#[tokio::test]
+async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_same_story() {
+    let t = teams_app().await;
+    let commands = service(&t.db);
+    approver(&commands, "jane@example.com").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    // Jane has talked to the bot once, so she can be reached proactively.
+    let help = t.say("29:jane", "<at>cert-assistant</at> cert help").await;
+    assert!(help.contains("/cert"), "{help}");
+
+    let answer = t
+        .say(
+            "29:john",
+            "<at>cert-assistant</at> cert request cn=teams.example.com days=90 why=\"Intranet\"",
+        )
+        .await;
+    let number = answer
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .unwrap_or_else(|| panic!("no request number in {answer}"))
+        .to_owned();
+
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["teams"]));
+    let notifier = t.state.notifier();
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while notifier.step().await.expect("deliver") > 0 {}
+    };
+    deliver().await;
+    let opened = t.calls_to("create conversation");
+    assert!(
+        opened
+            .iter()
+            .any(|(_, c)| c["members"][0]["id"] == "29:jane" && c["tenantId"] == TENANT),
+        "a proactive conversation with Jane: {opened:?}"
+    );
+    let cards = t.calls_to("send conv-29:jane");
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    let card = &cards[0].1["attachments"][0]["content"];
+    assert_eq!(card["actions"][0]["verb"], "approve");
+    assert_eq!(card["actions"][0]["data"]["subject"], number.as_str());
+    assert!(!t.calls_to("token").is_empty(), "the bot used its own token");
+
+    // John cannot approve his own request; Jane's click replaces the card.
+    let own = t
+        .click("29:john", "approve", json!({ "subject": number }))
+        .await;
+    assert_eq!(own["type"], "application/vnd.microsoft.activity.message");
+    assert!(
+        own["value"].as_str().unwrap_or_default().contains("own"),
+        "{own}"
+    );
+    let approved = t
+        .click("29:jane", "approve", json!({ "subject": number }))
+        .await;
+    assert_eq!(approved["statusCode"], 200);
+    assert_eq!(approved["type"], "application/vnd.microsoft.card.adaptive");
+    assert!(
+        approved["value"].to_string().contains("Approved by jane"),
+        "{approved}"
+    );
+    assert_eq!(approved["value"]["actions"], json!([]), "no buttons left");
+
+    deliver().await;
+    let updates = t.calls_to("update conv-29:jane");
+    assert_eq!(updates.len(), 1, "Jane's copy is updated: {updates:?}");
+    assert!(
+        updates[0]
+            .1
+            .to_string()
+            .contains("Approved by jane@example.com")
+    );
+    let told = t.calls_to("send conv-29:john");
+    assert!(
+        told.iter()
+            .any(|(_, m)| m.to_string().contains("is approved")),
+        "John hears of it: {told:?}"
+    );
+    // The same story from either side.
+    let status = t.say("29:john", &format!("cert status {number}")).await;
+    assert!(
+        status.contains("approved") || status.contains("in_progress"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn the_request_dialog_opens_and_files_a_request() {
+    let t = teams_app().await;
+    let dialog = t
+        .send(t.activity(
+            "29:john",
+            "invoke",
+            json!({ "name": "task/fetch", "value": {} }),
+        ))
+        .await;
+    assert_eq!(dialog["task"]["type"], "continue");
+    assert_eq!(
+        dialog["task"]["value"]["card"]["content"]["body"][0]["id"],
+        "common_name"
+    );
+    let filed = t
+        .send(t.activity(
+            "29:john",
+            "invoke",
+            json!({ "name": "task/submit", "value": { "data": {
+                "common_name": "dialog.example.com", "validity_days": "90", "justification": "From the dialog"
+            } } }),
+        ))
+        .await;
+    let message = filed["task"]["value"].as_str().unwrap_or_default();
+    assert!(message.contains("is submitted"), "{filed}");
+    let rejected = t
+        .send(t.activity(
+            "29:john",
+            "invoke",
+            json!({ "name": "task/submit", "value": { "data": { "common_name": "not a name!" } } }),
+        ))
+        .await;
+    assert!(
+        rejected["task"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not filed"),
+        "{rejected}"
+    );
+}
