@@ -83,8 +83,8 @@ async fn response_url(
     Json(json!({ "ok": true }))
 }
 
-struct SlackTest {
-    slack: SlackState,
+pub(crate) struct SlackTest {
+    pub(crate) slack: SlackState,
     db: TestDb,
     app: String,
     fake: String,
@@ -93,7 +93,11 @@ struct SlackTest {
 }
 
 async fn slack_app() -> SlackTest {
-    let db = TestDb::new().await;
+    slack_app_on(TestDb::new().await).await
+}
+
+/// Slack over an existing test database (to meet other platforms on it).
+pub(crate) async fn slack_app_on(db: TestDb) -> SlackTest {
     let users: HashMap<String, Option<String>> = [
         ("UJOHN", Some("john@example.com")),
         ("UJANE", Some("jane@example.com")),
@@ -203,7 +207,7 @@ impl SlackTest {
         ])
     }
 
-    async fn cert(&self, user: &str, text: &str) -> Value {
+    pub(crate) async fn cert(&self, user: &str, text: &str) -> Value {
         let response = self
             .post("/slack/commands", self.command_body(user, text))
             .await;
@@ -216,7 +220,7 @@ impl SlackTest {
         self.post("/slack/interactivity", body).await
     }
 
-    fn calls_to(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn calls_to(&self, name: &str) -> Vec<Value> {
         self.calls
             .lock()
             .expect("lock")
@@ -254,7 +258,7 @@ impl SlackTest {
     }
 }
 
-fn text_of(reply: &Value) -> String {
+pub(crate) fn text_of(reply: &Value) -> String {
     reply.to_string()
 }
 

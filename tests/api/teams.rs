@@ -152,7 +152,10 @@ fn rsa_key() -> (EncodingKey, Value) {
 }
 
 async fn teams_app() -> TeamsTest {
-    let db = TestDb::new().await;
+    teams_app_on(TestDb::new().await).await
+}
+
+async fn teams_app_on(db: TestDb) -> TeamsTest {
     let (key, jwk) = rsa_key();
     let (other_key, _) = rsa_key();
     let calls: Calls = Arc::default();
@@ -397,7 +400,10 @@ async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_
     let card = &cards[0].1["attachments"][0]["content"];
     assert_eq!(card["actions"][0]["verb"], "approve");
     assert_eq!(card["actions"][0]["data"]["subject"], number.as_str());
-    assert!(!t.calls_to("token").is_empty(), "the bot used its own token");
+    assert!(
+        !t.calls_to("token").is_empty(),
+        "the bot used its own token"
+    );
 
     // John cannot approve his own request; Jane's click replaces the card.
     let own = t
@@ -481,5 +487,92 @@ async fn the_request_dialog_opens_and_files_a_request() {
             .unwrap_or_default()
             .contains("not filed"),
         "{rejected}"
+    );
+}
+
+#[tokio::test]
+async fn a_requester_in_slack_and_an_approver_in_teams_see_one_story() {
+    use crate::slack::{slack_app_on, text_of};
+
+    let db = TestDb::new().await;
+    let slack = slack_app_on(TestDb {
+        pool: db.pool.clone(),
+        name: db.name.clone(),
+    })
+    .await;
+    let t = teams_app_on(db).await;
+    let commands = service(&t.db);
+    approver(&commands, "jane@example.com").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    t.say("29:jane", "cert help").await;
+
+    // John asks in Slack.
+    let reply = slack
+        .cert(
+            "UJOHN",
+            "request cn=both.example.com days=90 why=\"Shared\"",
+        )
+        .await;
+    let number = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack", "teams"]));
+    let to_slack = slack.slack.notifier(None);
+    let to_teams = t.state.notifier();
+    let deliver = || async {
+        outbox
+            .catch_up(std::time::Duration::from_secs(30))
+            .await
+            .expect("outbox");
+        while to_slack.step().await.expect("slack") + to_teams.step().await.expect("teams") > 0 {}
+    };
+    deliver().await;
+    // Jane is asked on both platforms; she decides in Teams.
+    assert!(
+        slack
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|m| m["channel"] == "D-UJANE" && text_of(m).contains(&number))
+    );
+    assert_eq!(t.calls_to("send conv-29:jane").len(), 1);
+    let approved = t
+        .click("29:jane", "approve", json!({ "subject": number }))
+        .await;
+    assert!(
+        approved["value"].to_string().contains("Approved by"),
+        "{approved}"
+    );
+    deliver().await;
+
+    // Slack shows the same outcome: its copies lose their buttons, John is told there.
+    let slack_updates = slack.calls_to("chat.update");
+    assert!(
+        !slack_updates.is_empty()
+            && slack_updates
+                .iter()
+                .all(|u| text_of(u).contains("Approved by jane@example.com")),
+        "{slack_updates:?}"
+    );
+    assert!(
+        slack
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|m| m["channel"] == "D-UJOHN" && text_of(m).contains("is approved")),
+        "John is told in Slack"
+    );
+    assert_eq!(
+        t.calls_to("update conv-29:jane").len(),
+        1,
+        "and Jane's Teams card too"
+    );
+    let status = text_of(&slack.cert("UJOHN", &format!("status {number}")).await);
+    assert!(
+        status.contains("jane@example.com") || status.contains("approved"),
+        "{status}"
     );
 }
