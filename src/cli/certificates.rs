@@ -154,13 +154,13 @@ pub async fn run(
                 .revoke(
                     &ctx,
                     RevocationForm {
-                        certificate,
+                        certificate: certificate.clone(),
                         reason,
                         text,
                     },
                 )
                 .await?;
-            say_revocation(revocation);
+            say_revocation(&certificate, revocation);
         }
         CertificateCommand::ApproveRevocation {
             certificate,
@@ -171,7 +171,7 @@ pub async fn run(
             let decided = commands
                 .decide_revocation(&ctx, &certificate, true, comment.as_deref())
                 .await?;
-            say_revocation(decided);
+            say_revocation(&certificate, decided);
         }
         CertificateCommand::ConfirmRevocation { certificate, actor } => {
             let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
@@ -190,7 +190,7 @@ pub async fn run(
             let decided = commands
                 .decide_revocation(&ctx, &certificate, false, Some(&reason))
                 .await?;
-            say_revocation(decided);
+            say_revocation(&certificate, decided);
         }
         CertificateCommand::Renew { certificate, actor } => {
             let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
@@ -220,29 +220,23 @@ fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn say_revocation(revocation: Revocation) {
+fn say_revocation(certificate: &str, revocation: Revocation) {
     let mut out = std::io::stdout().lock();
     // A closed stdout (e.g. piped into `head`) is not an error worth failing for.
     let _ = match revocation {
-        Revocation::Revoked {
-            certificate_id,
-            reason,
-        } => writeln!(
+        Revocation::Revoked { reason, .. } => writeln!(
             out,
-            "Certificate {certificate_id} revoked ({reason}); the CA is told in the background."
+            "Certificate {certificate} revoked ({reason}); the CA is told in the background."
         ),
-        Revocation::AwaitingApproval {
-            certificate_id,
-            reason,
-        } => writeln!(
+        Revocation::AwaitingApproval { reason, .. } => writeln!(
             out,
-            "Revoking certificate {certificate_id} for {reason} needs an approver: they are \
-             asked in chat, or run `cert-assistant certificate approve-revocation`. It stays \
-             valid until then."
+            "Revoking certificate {certificate} for {reason} needs an approver: they are \
+             asked in chat, or run `cert-assistant certificate approve-revocation \
+             {certificate} --as APPROVER`. It stays valid until then."
         ),
-        Revocation::Rejected { certificate_id, .. } => writeln!(
+        Revocation::Rejected { .. } => writeln!(
             out,
-            "The revocation of certificate {certificate_id} is rejected; it stays valid."
+            "The revocation of certificate {certificate} is rejected; it stays valid."
         ),
     };
 }
