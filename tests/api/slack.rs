@@ -1545,3 +1545,186 @@ async fn admins_get_the_operator_task_in_slack_and_confirm_it_with_a_button() {
         .collect();
     assert_eq!(updated.len(), 1, "the task message is closed: {updated:?}");
 }
+
+/// Collects everything the service logs while alive.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_env_filter("debug")
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::Approver,
+        )
+        .await
+        .expect("grant");
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let mut replies = Vec::new();
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=secret.example.com days=90 why=\"Secrets test\"",
+        )
+        .await;
+    let number = text_of(&reply)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .expect("number")
+        .to_owned();
+    replies.push(reply);
+    replies.push(t.cert("UJANE", &format!("approve {number}")).await);
+    let s = crate::saga::saga(&t.db).await;
+    crate::saga::feed(&t.db).await;
+    s.worker.step().await.expect("issued");
+    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("serial");
+    let link = t
+        .cert("UJOHN", &format!("download {serial} private_key"))
+        .await;
+    let link_text = text_of(&link);
+    replies.push(link.clone());
+    let token: String = link_text
+        .split("/downloads/")
+        .nth(1)
+        .expect("a link")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let passphrase: String = link_text
+        .split("shown only here: `")
+        .nth(1)
+        .expect("a passphrase")
+        .chars()
+        .take_while(|c| *c != '`')
+        .collect();
+    let mut config = Config::load_from(None, Vec::new()).expect("config");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let server = Application::build(&config, t.db.pool.clone(), None)
+        .await
+        .expect("build")
+        .with_downloads(commands.clone(), s.store.clone());
+    let server_url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run_until(std::future::pending()));
+    let encrypted = t
+        .http
+        .get(format!("{server_url}/downloads/{token}"))
+        .send()
+        .await
+        .expect("download")
+        .text()
+        .await
+        .expect("body");
+    assert!(encrypted.contains("ENCRYPTED PRIVATE KEY"), "{encrypted}");
+    // The key in the clear, to search for it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("key.pem"), &encrypted).expect("write");
+    let plain = std::process::Command::new("openssl")
+        .args(["pkey", "-passin"])
+        .arg(format!("pass:{passphrase}"))
+        .arg("-in")
+        .arg(dir.path().join("key.pem"))
+        .output()
+        .expect("openssl");
+    assert!(plain.status.success(), "{plain:?}");
+    let plain = String::from_utf8(plain.stdout).expect("pem");
+    let key_body: Vec<String> = plain
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]))
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    let notifier = t.slack.notifier(None);
+    while notifier.step().await.expect("deliver") > 0 {}
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+
+    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logged.contains("listening"), "the logs were captured");
+    let events: String = sqlx::query_scalar(
+        "SELECT string_agg(payload::text || ' ' || metadata::text, '\n') FROM events",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("events");
+    let read_model: String = sqlx::query_scalar(
+        "SELECT coalesce(string_agg(to_jsonb(a)::text, '\n'), '') FROM audit_logs a",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("audit");
+    let mut said: Vec<String> = replies.iter().map(text_of).collect();
+    said.extend(
+        t.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, body)| body.to_string()),
+    );
+    let said = said.join("\n");
+    let secrets = [
+        ("the Slack signing secret", SECRET.to_owned()),
+        ("the bot token", "xoxb-test".to_owned()),
+        ("the key-encryption key", crate::fixtures::KEK.to_owned()),
+        (
+            "a private key in the clear",
+            "PRIVATE KEY-----\nMI".to_owned(),
+        ),
+        ("the private key's body", key_body[0].clone()),
+        (
+            "the private key's body",
+            key_body[key_body.len() / 2].clone(),
+        ),
+    ];
+    for (what, secret) in &secrets {
+        for (place, text) in [
+            ("the logs", &logged),
+            ("the events", &events),
+            ("the audit trail", &read_model),
+            ("the replies and messages", &said),
+        ] {
+            assert!(!text.contains(secret.as_str()), "{what} is in {place}");
+        }
+    }
+    // The passphrase is shown to the owner once, in the private reply, and nowhere else.
+    for (place, text) in [
+        ("the logs", &logged),
+        ("the events", &events),
+        ("the audit trail", &read_model),
+    ] {
+        assert!(!text.contains(&passphrase), "the passphrase is in {place}");
+    }
+}
