@@ -247,9 +247,16 @@ impl Commands {
             ));
         };
         if artifact == Artifact::PrivateKey && !by.is(owner) {
-            return Err(CommandError::Refused(
+            let refused: Result<(), _> = Err(CommandError::Refused(
                 "only the owner can download the private key".to_owned(),
             ));
+            let attempt = super::Attempt {
+                action: "download",
+                resource_type: "certificate",
+                resource_id: Some(certificate_id),
+                resource_identifier: Some(certificate),
+            };
+            self.audit_refusal(ctx, Some(&by), attempt, refused).await?;
         }
         let expires = Utc::now() + chrono::Duration::minutes(LINK_TTL_MINUTES);
         let claims = LinkClaims {

@@ -27,9 +27,16 @@ impl Commands {
             ));
         };
         if !by.is(owner) && by.role != Role::Admin {
-            return Err(CommandError::Refused(
+            let refused: Result<(), _> = Err(CommandError::Refused(
                 "only the certificate's owner or an admin can renew it".to_owned(),
             ));
+            let attempt = super::Attempt {
+                action: "renew",
+                resource_type: "certificate",
+                resource_id: Some(certificate_id),
+                resource_identifier: Some(certificate),
+            };
+            self.audit_refusal(ctx, Some(&by), attempt, refused).await?;
         }
         let request_id = self.request_of_certificate(certificate_id).await?;
         let form = self.renewal_form(request_id, serial.as_ref()).await?;

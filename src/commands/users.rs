@@ -57,7 +57,9 @@ impl Commands {
             ..ctx.clone()
         };
         let target = self.actor(&target_ctx).await?;
-        if target.role == role {
+        // Granting a role someone already has changes nothing, but only for those who may
+        // grant at all: everyone else is refused (and audited) like any other attempt.
+        if target.role == role && by.role == Role::Admin {
             return Ok(target);
         }
         let at = Utc::now();

@@ -1561,16 +1561,29 @@ impl std::io::Write for LogBuffer {
     }
 }
 
+/// Everything the service logs (at debug) in this test binary, from every test running in it:
+/// a subscriber for the whole process, because a thread-local one misses events whose
+/// callsites other threads registered first.
+fn captured_logs() -> LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_env_filter("cert_assistant=debug,info")
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test installs a global subscriber");
+        logs
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_env_filter("debug")
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
 
     let t = slack_app().await;
     let commands = service(&t.db);
