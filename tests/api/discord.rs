@@ -271,6 +271,28 @@ async fn pings_are_answered_and_forged_or_stale_interactions_are_refused_with_no
     assert_eq!(tampered.status(), 401);
     let stale = t.send(&body, None, now - 600).await;
     assert_eq!(stale.status(), 401);
+    let future = t.send(&body, None, now + 600).await;
+    assert_eq!(future.status(), 401, "a timestamp from the future");
+    let huge = json!({ "type": 2, "pad": "a".repeat(2 * 1024 * 1024) });
+    assert_eq!(
+        t.send(&huge, None, now).await.status(),
+        413,
+        "oversized body"
+    );
+    // Signed, but not JSON as declared: refused after verification, without acting.
+    let text = "type=2";
+    let signature = hex(t.key.sign(format!("{now}{text}").as_bytes()).as_ref());
+    let plain = t
+        .http
+        .post(format!("{}/discord/interactions", t.app))
+        .header("content-type", "text/plain")
+        .header("x-signature-ed25519", signature)
+        .header("x-signature-timestamp", now.to_string())
+        .body(text)
+        .send()
+        .await
+        .expect("send");
+    assert!(plain.status().is_client_error(), "{}", plain.status());
     let unsigned = t
         .http
         .post(format!("{}/discord/interactions", t.app))

@@ -1741,3 +1741,154 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
         assert!(!text.contains(&passphrase), "the passphrase is in {place}");
     }
 }
+
+#[tokio::test]
+async fn the_forged_input_matrix_for_every_slack_route_appends_nothing() {
+    let t = slack_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let command = t.command_body("UJOHN", "request cn=app.example.com why=x");
+    let click = form(&[(
+        "payload",
+        &t.button("UJANE", "approve", "REQ-20261127-00001", "x")
+            .to_string(),
+    )]);
+    /// (what, route, body, timestamp, signature override, content type, status)
+    type Case<'a> = (&'a str, &'a str, String, i64, Option<String>, &'a str, u16);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "missing signature",
+            "/slack/commands",
+            command.clone(),
+            now,
+            Some(String::new()),
+            "application/x-www-form-urlencoded",
+            401,
+        ),
+        (
+            "garbled signature",
+            "/slack/commands",
+            command.clone(),
+            now,
+            Some("v0=zz".to_owned()),
+            "application/x-www-form-urlencoded",
+            401,
+        ),
+        (
+            "wrong secret",
+            "/slack/commands",
+            command.clone(),
+            now,
+            Some(sign(now, "other")),
+            "application/x-www-form-urlencoded",
+            401,
+        ),
+        (
+            "stale timestamp",
+            "/slack/commands",
+            command.clone(),
+            now - 600,
+            None,
+            "application/x-www-form-urlencoded",
+            400,
+        ),
+        (
+            "future timestamp",
+            "/slack/commands",
+            command.clone(),
+            now + 600,
+            None,
+            "application/x-www-form-urlencoded",
+            400,
+        ),
+        (
+            "forged click",
+            "/slack/interactivity",
+            click.clone(),
+            now,
+            Some(sign(now, "other")),
+            "application/x-www-form-urlencoded",
+            401,
+        ),
+        (
+            "stale click",
+            "/slack/interactivity",
+            click.clone(),
+            now - 600,
+            None,
+            "application/x-www-form-urlencoded",
+            400,
+        ),
+        (
+            "oversized body",
+            "/slack/commands",
+            "a".repeat(2 * 1024 * 1024),
+            now,
+            None,
+            "application/x-www-form-urlencoded",
+            413,
+        ),
+    ];
+    for (what, route, body, timestamp, signature, content_type, status) in cases {
+        let signature = signature.unwrap_or_else(|| sign(timestamp, &body));
+        let mut request = t
+            .http
+            .post(format!("{}{route}", t.app))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .body(body.clone());
+        if !signature.is_empty() {
+            request = request.header("x-slack-signature", signature);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{what}");
+    }
+    // Tampered after signing: the signature covered another body.
+    let signature = sign(now, &command);
+    let tampered = command.replace("app.example.com", "evil.example.com");
+    let response = t
+        .post_signed("/slack/commands", tampered, now, &signature)
+        .await;
+    assert_eq!(response.status(), 401, "tampered body");
+    // Well signed but not what the route reads: refused without acting.
+    let json_body = r#"{"text":"request cn=x.example.com"}"#.to_owned();
+    let response = t
+        .http
+        .post(format!("{}/slack/commands", t.app))
+        .header("content-type", "application/json")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", sign(now, &json_body))
+        .body(json_body)
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        response.status().is_client_error(),
+        "wrong content type: {}",
+        response.status()
+    );
+    // A redelivery (Slack retries when it thinks it got no answer) is acknowledged, not acted on.
+    let retried = t
+        .http
+        .post(format!("{}/slack/events", t.app))
+        .header("content-type", "application/json")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-retry-num", "1")
+        .header(
+            "x-slack-signature",
+            sign(now, r#"{"type":"event_callback"}"#),
+        )
+        .body(r#"{"type":"event_callback"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(retried.status(), 200);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(events, 0, "nothing was appended");
+    assert!(
+        t.calls_to("users.info").is_empty(),
+        "nothing was even looked up"
+    );
+}

@@ -349,6 +349,24 @@ async fn tokens_that_are_missing_forged_or_meant_for_something_else_are_refused(
         403,
         "key not endorsed for the channel"
     );
+    let mut huge = activity.clone();
+    huge["text"] = json!("a".repeat(3 * 1024 * 1024));
+    let token = t.token(&t.key, APP_ID, &t.service_url);
+    assert_eq!(
+        t.post(&huge, Some(token)).await.status(),
+        413,
+        "oversized body"
+    );
+    let token = t.token(&t.key, APP_ID, &t.service_url);
+    let garbage = t
+        .http
+        .post(format!("{}/api/messages", t.app))
+        .bearer_auth(token)
+        .body("not an activity")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(garbage.status(), 400, "not JSON");
     assert_eq!(t.events().await, before, "nothing was appended");
     assert!(t.calls_to("reply").is_empty(), "nobody was answered");
 }
