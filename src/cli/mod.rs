@@ -1,6 +1,7 @@
 //! The command line: `cert-assistant <command>`. Each command is a thin shell around the
 //! library; `main.rs` only parses and calls [`run`].
 
+mod bench;
 mod certificates;
 mod config;
 mod dev;
@@ -82,6 +83,10 @@ pub enum Command {
     /// Discord: register the `/cert` command.
     #[command(subcommand)]
     Discord(DiscordCommand),
+    /// Measure a scenario against a baseline taken in the same run, in a scratch database;
+    /// the table is printed and appended to BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// App manifests for chat platforms.
     #[command(subcommand)]
     Manifest(ManifestCommand),
@@ -410,6 +415,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 guild.map_or_else(|| "globally".to_owned(), |g| format!("in guild {g}"))
             );
             Ok(())
+        }
+        Command::Bench(command) => {
+            let kek = app::load_key_encryption_key(&config)?;
+            with_database(&config, |pool| async move {
+                bench::run(pool, kek, command).await
+            })
+            .await
         }
         Command::Manifest(ManifestCommand::Teams { host, out }) => {
             let Some(app_id) = &config.teams.app_id else {

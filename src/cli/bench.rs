@@ -1,0 +1,426 @@
+//! `cert-assistant bench SCENARIO`: measurements against a baseline taken in the same run (on
+//! shared machines absolute numbers drift; ratios hold). Each scenario works in a scratch
+//! database on the configured server (or the private cluster), which it drops afterwards, and
+//! appends its table to a Markdown file with the command, the machine and the PostgreSQL
+//! settings.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+use crate::commands::{CommandContext, Commands, RequestForm};
+use crate::domain::actor::Platform;
+use crate::domain::values::Email;
+use crate::pki::envelope::KeyEncryptionKey;
+
+/// `bench` scenarios.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time to find the certificates due for expiry reminders among N active ones (the
+    /// expiry job's query, on `idx_certificates_active_expiring`), against the same query
+    /// with index scans disabled.
+    ExpiryScan {
+        /// Active certificates to scan.
+        #[arg(long, default_value_t = 1_000_000)]
+        certificates: u32,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+    /// Commands/s through the full write path (submit a request: validate, generate the key
+    /// and CSR, append request and approval events) at each number of concurrent callers,
+    /// against pgbench single-row INSERT transactions at the same concurrency.
+    Append {
+        /// Concurrent callers, comma-separated.
+        #[arg(long, default_value = "1,8,32")]
+        callers: String,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+}
+
+/// A database for one benchmark, dropped afterwards.
+struct Scratch {
+    server: PgPool,
+    name: String,
+    pool: PgPool,
+}
+
+impl Scratch {
+    async fn create(server: &PgPool, connections: u32) -> anyhow::Result<Self> {
+        let name = format!("cert_assistant_bench_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(server)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(server)
+            .await
+            .context("creating the scratch database")?;
+        let options = server.connect_options().as_ref().clone().database(&name);
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        crate::db::migrate(&pool).await?;
+        Ok(Self {
+            server: server.clone(),
+            name,
+            pool,
+        })
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&self.server)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Runs a scenario against the server behind `server`.
+pub async fn run(
+    server: PgPool,
+    kek: KeyEncryptionKey,
+    command: BenchCommand,
+) -> anyhow::Result<()> {
+    let invoked = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let (out, section) = match command {
+        BenchCommand::ExpiryScan { certificates, out } => {
+            let scratch = Scratch::create(&server, 4).await?;
+            let section = expiry_scan(&scratch.pool, certificates).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+        BenchCommand::Append {
+            callers,
+            seconds,
+            out,
+        } => {
+            let callers: Vec<u32> = callers
+                .split(',')
+                .map(|c| c.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--callers takes numbers, e.g. 1,8,32")?;
+            let most = callers.iter().copied().max().unwrap_or(1);
+            let scratch = Scratch::create(&server, most + 4).await?;
+            let section = append(&scratch, kek, &callers, Duration::from_secs(seconds)).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+    };
+    let report = format!(
+        "{section}\nCommand: `cert-assistant {invoked}`. {}\n\n",
+        environment(&server).await?
+    );
+    super::say_raw(&report);
+    append_report(&out, &report)
+}
+
+fn append_report(out: &Path, report: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let fresh = !out.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .with_context(|| format!("could not open {}", out.display()))?;
+    if fresh {
+        writeln!(
+            file,
+            "# Benchmarks\n\nEach figure is measured against a baseline in the same run \
+             (`cert-assistant bench …`); sections are appended as they are run.\n"
+        )?;
+    }
+    file.write_all(report.as_bytes())?;
+    Ok(())
+}
+
+/// The machine and the server's relevant settings.
+async fn environment(pool: &PgPool) -> anyhow::Result<String> {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "?".to_owned(),
+            |kb| format!("{:.1} GiB", kb as f64 / 1_048_576.0),
+        );
+    let row = sqlx::query(
+        "SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, \
+                current_setting('synchronous_commit') AS sync, \
+                current_setting('shared_buffers') AS buffers",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(format!(
+        "Machine: {cores} cores, {memory}; {} build; PostgreSQL {} (fsync {}, synchronous_commit {}, shared_buffers {}).",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        row.try_get::<String, _>("version")?,
+        row.try_get::<String, _>("fsync")?,
+        row.try_get::<String, _>("sync")?,
+        row.try_get::<String, _>("buffers")?,
+    ))
+}
+
+/// Median and worst of `runs` timings of `query`.
+async fn time_query(
+    pool: &PgPool,
+    setup: &str,
+    query: &str,
+    runs: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(setup).execute(&mut *conn).await?;
+    let horizon = chrono::Utc::now() + chrono::Duration::days(90);
+    let mut times = Vec::with_capacity(runs);
+    let mut rows = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        rows = sqlx::query(query)
+            .bind(horizon)
+            .fetch_all(&mut *conn)
+            .await?
+            .len();
+        times.push(started.elapsed());
+    }
+    sqlx::query("RESET ALL").execute(&mut *conn).await?;
+    times.sort();
+    Ok((times[times.len() / 2], times[times.len() - 1], rows))
+}
+
+async fn expiry_scan(pool: &PgPool, certificates: u32) -> anyhow::Result<String> {
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO users (id, email) VALUES ('00000000-0000-0000-0000-0000000000b1', 'bench@example.com')",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO certificate_requests (id, request_number, user_id, common_name, certificate_type, \
+             key_algorithm, validity_period_days, csr_type, csr_content, business_justification) \
+         VALUES ('00000000-0000-0000-0000-0000000000b2', 'REQ-20260101-00001', \
+             '00000000-0000-0000-0000-0000000000b1', 'bench.example.com', 'web_server', 'ECC_P256', \
+             365, 'generated', 'csr', 'benchmark')",
+    )
+    .execute(pool)
+    .await?;
+    // Validity spread evenly over the next two years; a tenth revoked or expired, as in life.
+    sqlx::query(
+        "INSERT INTO certificates (request_id, user_id, serial_number, common_name, subject_dn, \
+             issuer_dn, valid_from, valid_to, key_algorithm, key_size, s3_bucket, s3_key_certificate, status) \
+         SELECT '00000000-0000-0000-0000-0000000000b2', '00000000-0000-0000-0000-0000000000b1', \
+                lpad(to_hex(i), 32, '0'), 'host' || i || '.example.com', 'CN=host' || i, 'CN=Bench CA', \
+                now() - interval '30 days', now() + (i % 730) * interval '1 day' + (i % 86400) * interval '1 second', \
+                'ECC_P256', 256, 'local', 'certs/' || i, \
+                CASE WHEN i % 10 = 0 THEN 'revoked' ELSE 'active' END \
+           FROM generate_series(1, $1) AS i",
+    )
+    .bind(i64::from(certificates))
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE certificates").execute(pool).await?;
+    let loaded = started.elapsed();
+    let query = crate::saga::expiry::DUE_CERTIFICATES;
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN {}",
+        query.replace("$1", "now() + interval '90 days'")
+    ))
+    .fetch_all(pool)
+    .await?;
+    let uses_index = plan
+        .iter()
+        .any(|line| line.contains("idx_certificates_active_expiring"));
+    let (indexed, indexed_worst, due) =
+        time_query(pool, "SET enable_seqscan = on", query, 7).await?;
+    let (baseline, baseline_worst, _) = time_query(
+        pool,
+        "SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off",
+        query,
+        7,
+    )
+    .await?;
+    let mut out = String::new();
+    writeln!(out, "## Expiry scan: {certificates} certificates\n")?;
+    writeln!(out, "| query | median | worst | due rows |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| expiry job (partial index) | {:.1} ms | {:.1} ms | {due} |",
+        ms(indexed),
+        ms(indexed_worst)
+    )?;
+    writeln!(
+        out,
+        "| baseline: same query, index scans off | {:.1} ms | {:.1} ms | {due} |",
+        ms(baseline),
+        ms(baseline_worst)
+    )?;
+    writeln!(
+        out,
+        "\nRatio baseline/indexed: {:.1}×. The plan {} `idx_certificates_active_expiring`:\n\n```\n{}\n```\nLoading the rows took {:.1} s (not measured).",
+        baseline.as_secs_f64() / indexed.as_secs_f64().max(1e-9),
+        if uses_index { "uses" } else { "does NOT use" },
+        plan.join("\n"),
+        loaded.as_secs_f64()
+    )?;
+    Ok(out)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn append(
+    scratch: &Scratch,
+    kek: KeyEncryptionKey,
+    callers: &[u32],
+    window: Duration,
+) -> anyhow::Result<String> {
+    let commands = Commands::new(
+        scratch.pool.clone(),
+        kek,
+        &["bench-admin@example.com".to_owned()],
+    );
+    sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, v integer NOT NULL)")
+        .execute(&scratch.pool)
+        .await?;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "## Command append throughput ({} s per measurement)\n",
+        window.as_secs()
+    )?;
+    writeln!(
+        out,
+        "| callers | commands/s (submit request) | baseline: pgbench INSERT tx/s | ratio |"
+    )?;
+    writeln!(out, "|---|---|---|---|")?;
+    for &n in callers {
+        let commands_per_second = submit_load(&commands, n, window).await?;
+        let baseline = pgbench(scratch, n, window)?;
+        writeln!(
+            out,
+            "| {n} | {commands_per_second:.0} | {baseline:.0} | {:.2} |",
+            commands_per_second / baseline.max(1e-9)
+        )?;
+    }
+    Ok(out)
+}
+
+/// Requests submitted per second by `callers` concurrent callers during `window`.
+async fn submit_load(commands: &Commands, callers: u32, window: Duration) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + window;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let commands = commands.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = CommandContext::new(
+                Email::parse(&format!("bench{caller}@example.com"))
+                    .map_err(|e| anyhow::anyhow!(e.message))?,
+                Platform::Cli,
+            );
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let form = RequestForm {
+                    common_name: format!("b{caller}-{done}.example.com"),
+                    certificate_type: "web_server".to_owned(),
+                    validity_days: Some("90".to_owned()),
+                    justification: "benchmark".to_owned(),
+                    ..RequestForm::default()
+                };
+                commands.submit_request(&ctx, form).await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// pgbench's transactions per second for single-row INSERTs at `clients` connections.
+fn pgbench(scratch: &Scratch, clients: u32, window: Duration) -> anyhow::Result<f64> {
+    let options = scratch.pool.connect_options();
+    let script =
+        std::env::temp_dir().join(format!("cert-assistant-bench-{}.sql", std::process::id()));
+    std::fs::write(&script, "INSERT INTO bench_baseline (v) VALUES (1);\n")?;
+    let host = options.get_socket().map_or_else(
+        || options.get_host().to_owned(),
+        |s| s.display().to_string(),
+    );
+    let output = std::process::Command::new(pgbench_program())
+        .args(["-n", "-c", &clients.to_string(), "-j", &clients.to_string()])
+        .args(["-T", &window.as_secs().to_string(), "-f"])
+        .arg(&script)
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &options.get_port().to_string(),
+            "-U",
+            options.get_username(),
+        ])
+        .arg(&scratch.name)
+        .output()
+        .context("running pgbench (it comes with the PostgreSQL server programs)")?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .with_context(|| {
+            format!(
+                "pgbench said: {text} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+/// `pgbench` from PATH, else from the server programs' directory.
+fn pgbench_program() -> PathBuf {
+    let on_path = std::process::Command::new("pgbench")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if on_path {
+        return PathBuf::from("pgbench");
+    }
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin/pgbench"))
+        .filter(|path| path.is_file())
+        .max()
+        .unwrap_or_else(|| PathBuf::from("pgbench"))
+}
