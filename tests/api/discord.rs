@@ -12,7 +12,6 @@ use cert_assistant::app::Application;
 use cert_assistant::chat::discord::DiscordState;
 use cert_assistant::chat::discord::api::DiscordApi;
 use cert_assistant::chat::discord::verify::Verifier;
-use cert_assistant::chat::outbox::ChatOutbox;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::config::Config;
 use cert_assistant::projections::projector::Projector;
@@ -354,22 +353,11 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
         .await;
     let text = content(&filed);
     assert!(text.contains("is submitted"), "{filed}");
-    let number = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text);
 
     // Jane (linked) gets a DM with the buttons; root (never linked) cannot be reached here.
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["discord"]));
     let notifier = t.state.notifier();
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["discord"], [&notifier]);
     deliver().await;
     let dms = t.calls_to("POST /channels/DM-UJANE/messages");
     assert_eq!(dms.len(), 1, "{dms:?}");
@@ -439,11 +427,7 @@ async fn a_rejection_asks_the_reason_in_a_modal() {
     let filed = t
         .cert("UJOHN", "request", "cn=no.example.com days=90 why=testing")
         .await;
-    let number = content(&filed)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&content(&filed));
     let modal = t.click("UJANE", &format!("reject:{number}")).await;
     assert_eq!(modal["type"], 9);
     assert_eq!(modal["data"]["custom_id"], format!("reject:{number}"));

@@ -288,3 +288,44 @@ pub async fn spawn_app() -> TestApp {
         http: reqwest::Client::new(),
     }
 }
+
+/// Brings the read model up to date.
+pub async fn project(pool: &PgPool) {
+    cert_assistant::projections::projector::Projector::new(pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("the read model catches up");
+}
+
+/// Turns pending events into chat jobs for `platforms`, then delivers every job with
+/// `notifiers` until none is left.
+pub async fn deliver<const P: usize, const N: usize>(
+    pool: &PgPool,
+    platforms: [&'static str; P],
+    notifiers: [&cert_assistant::chat::notifier::ChatNotifier; N],
+) {
+    cert_assistant::projections::projector::Projector::for_consumer(
+        pool.clone(),
+        cert_assistant::chat::outbox::ChatOutbox::new(platforms),
+    )
+    .catch_up(std::time::Duration::from_secs(30))
+    .await
+    .expect("the chat outbox catches up");
+    loop {
+        let mut claimed = 0;
+        for notifier in &notifiers {
+            claimed += notifier.step().await.expect("delivered");
+        }
+        if claimed == 0 {
+            break;
+        }
+    }
+}
+
+/// The first request number (`REQ-…`) in a text.
+pub fn request_number_in(text: &str) -> String {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| w.starts_with("REQ-"))
+        .unwrap_or_else(|| panic!("no request number in {text}"))
+        .to_owned()
+}

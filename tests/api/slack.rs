@@ -346,14 +346,7 @@ async fn ssl_checks_and_url_verification_are_answered() {
 async fn a_request_in_one_line_then_an_approval_by_button_updates_the_message() {
     let t = slack_app().await;
     let commands = service(&t.db);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&commands, "jane@example.com").await;
 
     let reply = t
         .cert(
@@ -362,11 +355,7 @@ async fn a_request_in_one_line_then_an_approval_by_button_updates_the_message() 
         )
         .await;
     let text = text_of(&reply);
-    let number = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .unwrap_or_else(|| panic!("no request number in {text}"))
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text);
     // Looked up once, then cached.
     t.cert("UJOHN", &format!("status {number}")).await;
     assert_eq!(t.calls_to("users.info").len(), 1);
@@ -444,22 +433,11 @@ async fn a_request_in_one_line_then_an_approval_by_button_updates_the_message() 
 #[tokio::test]
 async fn reject_asks_for_a_reason_in_a_modal() {
     let t = slack_app().await;
-    service(&t.db)
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
     let reply = t
         .cert("UJOHN", "request cn=no.example.com why=testing days=90")
         .await;
-    let number = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text_of(&reply));
     t.interact(t.button("UJANE", "reject", &number, "reject"))
         .await;
     let opened = t.calls_to("views.open");
@@ -520,14 +498,7 @@ async fn malformed_commands_get_a_usage_message() {
 #[tokio::test]
 async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_decision() {
     let t = slack_app().await;
-    service(&t.db)
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
     // Jane never used /cert: she is found by her e-mail.
     Projector::new(t.db.pool.clone())
         .catch_up(std::time::Duration::from_secs(30))
@@ -536,11 +507,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
     let reply = t
         .cert("UJOHN", "request cn=dm.example.com why=testing days=90")
         .await;
-    let number = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text_of(&reply));
 
     let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
@@ -927,21 +894,9 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
         )
         .await
         .expect("grant");
-    let project = || async {
-        Projector::new(t.db.pool.clone())
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("projected");
-    };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
+    let project = || crate::helpers::project(&t.db.pool);
     let notifier = t.slack.notifier(None);
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
     let posts_to = |channel: &str, containing: &str| {
         t.calls_to("chat.postMessage")
             .into_iter()
@@ -952,11 +907,7 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
     let reply = t
         .cert("UJOHN", "request cn=slow.example.com why=testing days=90")
         .await;
-    let number = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text_of(&reply));
     deliver().await;
     // An admin who joins later was not asked; the escalation reaches them.
     commands
@@ -1029,11 +980,7 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
             "request cn=forgotten.example.com why=testing days=90",
         )
         .await;
-    let forgotten = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let forgotten = crate::helpers::request_number_in(&text_of(&reply));
     deliver().await;
     project().await;
     let later = EscalationWorker::new(
@@ -1073,29 +1020,10 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
 
     let t = slack_app().await;
     let commands = service(&t.db);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
-    let project = || async {
-        Projector::new(t.db.pool.clone())
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("projected");
-    };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
+    crate::fixtures::approver(&commands, "jane@example.com").await;
+    let project = || crate::helpers::project(&t.db.pool);
     let notifier = t.slack.notifier(None);
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
     let dms_to_john = || {
         t.calls_to("chat.postMessage")
             .into_iter()
@@ -1103,12 +1031,7 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
             .collect::<Vec<_>>()
     };
     project().await;
-    let number_in = |text: &str| {
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .find(|w| w.starts_with("REQ-"))
-            .unwrap_or_else(|| panic!("no request number in {text}"))
-            .to_owned()
-    };
+    let number_in = crate::helpers::request_number_in;
 
     // Request and approve in Slack; the issuance saga (embedded CA) issues it.
     let reply = t
@@ -1278,21 +1201,9 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
         )
         .await
         .expect("config");
-    let project = || async {
-        Projector::new(t.db.pool.clone())
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("projected");
-    };
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
+    let project = || crate::helpers::project(&t.db.pool);
     let notifier = t.slack.notifier(None);
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
     project().await;
     let s = crate::saga::saga(&t.db).await;
     let serial = crate::saga::issued(&t.db, &s, "retire.example.com").await;
@@ -1441,14 +1352,7 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
 async fn a_decision_never_overtakes_the_message_it_updates() {
     let t = slack_app().await;
     let commands = service(&t.db);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&commands, "jane@example.com").await;
     Projector::new(t.db.pool.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -1507,15 +1411,8 @@ async fn admins_get_the_operator_task_in_slack_and_confirm_it_with_a_button() {
         )
         .await
         .expect("recorded");
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
     let notifier = t.slack.notifier(None);
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
     deliver().await;
     let tasks: Vec<Value> = t
         .calls_to("chat.postMessage")
@@ -1587,14 +1484,7 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
 
     let t = slack_app().await;
     let commands = service(&t.db);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&commands, "jane@example.com").await;
     Projector::new(t.db.pool.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -1606,11 +1496,7 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
             "request cn=secret.example.com days=90 why=\"Secrets test\"",
         )
         .await;
-    let number = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
+    let number = crate::helpers::request_number_in(&text_of(&reply));
     replies.push(reply);
     replies.push(t.cert("UJANE", &format!("approve {number}")).await);
     let s = crate::saga::saga(&t.db).await;

@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
 use cert_assistant::app::Application;
-use cert_assistant::chat::outbox::ChatOutbox;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::chat::teams::TeamsState;
 use cert_assistant::chat::teams::api::TeamsApi;
@@ -390,21 +389,10 @@ async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_
             "<at>cert-assistant</at> cert request cn=teams.example.com days=90 why=\"Intranet\"",
         )
         .await;
-    let number = answer
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .unwrap_or_else(|| panic!("no request number in {answer}"))
-        .to_owned();
+    let number = crate::helpers::request_number_in(&answer);
 
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["teams"]));
     let notifier = t.state.notifier();
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while notifier.step().await.expect("deliver") > 0 {}
-    };
+    let deliver = || crate::helpers::deliver(&t.db.pool, ["teams"], [&notifier]);
     deliver().await;
     let opened = t.calls_to("create conversation");
     assert!(
@@ -534,21 +522,11 @@ async fn a_requester_in_slack_and_an_approver_in_teams_see_one_story() {
             "request cn=both.example.com days=90 why=\"Shared\"",
         )
         .await;
-    let number = text_of(&reply)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .find(|w| w.starts_with("REQ-"))
-        .expect("number")
-        .to_owned();
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack", "teams"]));
+    let number = crate::helpers::request_number_in(&text_of(&reply));
     let to_slack = slack.slack.notifier(None);
     let to_teams = t.state.notifier();
-    let deliver = || async {
-        outbox
-            .catch_up(std::time::Duration::from_secs(30))
-            .await
-            .expect("outbox");
-        while to_slack.step().await.expect("slack") + to_teams.step().await.expect("teams") > 0 {}
-    };
+    let deliver =
+        || crate::helpers::deliver(&t.db.pool, ["slack", "teams"], [&to_slack, &to_teams]);
     deliver().await;
     // Jane is asked on both platforms; she decides in Teams.
     assert!(
