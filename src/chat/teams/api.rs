@@ -122,6 +122,15 @@ impl TeamsApi {
         service_url.trim_end_matches('/')
     }
 
+    /// POSTs `body` to `url` and returns the id the connector gives back (`what` it is).
+    async fn post_for_id(&self, url: String, body: &Value, what: &str) -> anyhow::Result<String> {
+        let answer = self.call(reqwest::Method::POST, url, Some(body)).await?;
+        answer["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("the Bot Framework returned no {what} id"))
+    }
+
     /// Replies in the conversation of `activity_id`; returns the new activity's id.
     pub async fn reply(
         &self,
@@ -130,17 +139,9 @@ impl TeamsApi {
         activity_id: &str,
         activity: &Value,
     ) -> anyhow::Result<String> {
-        let answer = self
-            .call(
-                reqwest::Method::POST,
-                format!(
-                    "{}/v3/conversations/{conversation}/activities/{activity_id}",
-                    Self::base(service_url)
-                ),
-                Some(activity),
-            )
-            .await?;
-        Ok(answer["id"].as_str().unwrap_or_default().to_owned())
+        let base = Self::base(service_url);
+        let url = format!("{base}/v3/conversations/{conversation}/activities/{activity_id}");
+        self.post_for_id(url, activity, "activity").await
     }
 
     /// Opens a one-to-one conversation with a user; returns its id.
@@ -150,23 +151,15 @@ impl TeamsApi {
         tenant_id: &str,
         user_id: &str,
     ) -> anyhow::Result<String> {
-        let answer = self
-            .call(
-                reqwest::Method::POST,
-                format!("{}/v3/conversations", Self::base(service_url)),
-                Some(&json!({
-                    "bot": { "id": format!("28:{}", self.app_id) },
-                    "members": [{ "id": user_id }],
-                    "tenantId": tenant_id,
-                    "channelData": { "tenant": { "id": tenant_id } },
-                    "isGroup": false,
-                })),
-            )
-            .await?;
-        answer["id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("the Bot Framework returned no conversation id")
+        let conversation = json!({
+            "bot": { "id": format!("28:{}", self.app_id) },
+            "members": [{ "id": user_id }],
+            "tenantId": tenant_id,
+            "channelData": { "tenant": { "id": tenant_id } },
+            "isGroup": false,
+        });
+        let url = format!("{}/v3/conversations", Self::base(service_url));
+        self.post_for_id(url, &conversation, "conversation").await
     }
 
     /// Posts an activity to a conversation; returns its id.
@@ -176,20 +169,9 @@ impl TeamsApi {
         conversation: &str,
         activity: &Value,
     ) -> anyhow::Result<String> {
-        let answer = self
-            .call(
-                reqwest::Method::POST,
-                format!(
-                    "{}/v3/conversations/{conversation}/activities",
-                    Self::base(service_url)
-                ),
-                Some(activity),
-            )
-            .await?;
-        answer["id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("the Bot Framework returned no activity id")
+        let base = Self::base(service_url);
+        let url = format!("{base}/v3/conversations/{conversation}/activities");
+        self.post_for_id(url, activity, "activity").await
     }
 
     /// Replaces an activity (a card) the bot posted.
