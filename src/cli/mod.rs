@@ -542,17 +542,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tokio::spawn(escalation.run(SCHEDULED_PASS_EVERY, stopped.clone())),
             ),
         ];
-        if !notifiers.is_empty() {
-            let outbox =
-                crate::chat::outbox::ChatOutbox::new(notifiers.iter().map(|n| n.platform()));
-            workers.push((
-                "chat outbox",
-                tokio::spawn(
-                    Projector::for_consumer(database.pool().clone(), outbox)
-                        .run(app::when_stopped(stopped.clone())),
-                ),
-            ));
-        }
+        // The outbox runs even with no chat platform configured (it then makes no jobs), so
+        // its checkpoint keeps up and `projections status` tells the truth.
+        let outbox = crate::chat::outbox::ChatOutbox::new(notifiers.iter().map(|n| n.platform()));
+        workers.push((
+            "chat outbox",
+            tokio::spawn(
+                Projector::for_consumer(database.pool().clone(), outbox)
+                    .run(app::when_stopped(stopped.clone())),
+            ),
+        ));
         for notifier in notifiers {
             workers.push(("chat notifier", tokio::spawn(notifier.run(stopped.clone()))));
         }
