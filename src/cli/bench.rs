@@ -192,7 +192,7 @@ async fn time_query(
     runs: usize,
 ) -> anyhow::Result<(Duration, Duration, usize)> {
     let mut conn = pool.acquire().await?;
-    sqlx::query(setup).execute(&mut *conn).await?;
+    sqlx::raw_sql(setup).execute(&mut *conn).await?;
     let horizon = chrono::Utc::now() + chrono::Duration::days(90);
     let mut times = Vec::with_capacity(runs);
     let mut rows = 0;
