@@ -47,6 +47,9 @@ pub struct Emulator {
     requests: Arc<Mutex<BTreeMap<u32, Request>>>,
     next_id: Arc<AtomicU32>,
     fail_next: Arc<AtomicU32>,
+    /// SHA-256 (hex) of every CSR accepted for processing, in order: how tests see that
+    /// nothing was submitted twice.
+    submitted: Arc<Mutex<Vec<String>>>,
 }
 
 impl Emulator {
@@ -59,6 +62,7 @@ impl Emulator {
             requests: Arc::default(),
             next_id: Arc::new(AtomicU32::new(100)),
             fail_next: Arc::default(),
+            submitted: Arc::default(),
         })
     }
 
@@ -76,6 +80,7 @@ impl Emulator {
             .route("/admin/requests/{id}/approve", post(approve))
             .route("/admin/requests/{id}/deny", post(deny))
             .route("/admin/fail-next/{count}", post(fail_next))
+            .route("/admin/submissions", get(submissions))
             .with_state(self)
     }
 
@@ -181,6 +186,16 @@ async fn submit(
     }
     let id = emulator.next_id.fetch_add(1, Ordering::SeqCst);
     let csr = form.cert_request.unwrap_or_default();
+    {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(csr.trim().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        emulator
+            .submitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hex);
+    }
     let template = form
         .cert_attrib
         .unwrap_or_default()
@@ -222,6 +237,19 @@ async fn submit(
     };
     emulator.requests().insert(id, request);
     response
+}
+
+/// `GET /admin/submissions`: the CSR hashes of every accepted submission.
+async fn submissions(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
+    if !emulator.authorized(&headers) {
+        return unauthorized();
+    }
+    let submitted = emulator
+        .submitted
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    axum::Json(submitted).into_response()
 }
 
 #[derive(Debug, Deserialize)]

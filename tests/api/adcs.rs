@@ -529,3 +529,62 @@ async fn without_a_revoke_command_an_admin_confirms_the_operator_task() {
     .expect("audit");
     assert_eq!(audited, 1);
 }
+
+#[tokio::test]
+async fn two_replicas_against_a_flaky_ca_issue_every_request_and_submit_none_twice() {
+    let s = saga_over_adcs(&[]).await;
+    // A second replica: its own worker and its own client, on the same database.
+    let other = IssuanceWorker::new(
+        service(&s.db),
+        Arc::new(s.ca.client("s3cret", &[])),
+        Arc::new(LocalArtifactStore::new(s._dir.path())),
+    );
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(s.approved(&format!("replica{i}.example.com")).await);
+    }
+    // The CA fails now and then while both replicas work.
+    for round in 0..40 {
+        if round % 3 == 0 {
+            s.ca.admin("/admin/fail-next/2").await;
+        }
+        sqlx::query("UPDATE issuance_jobs SET run_at = now() WHERE done_at IS NULL")
+            .execute(&s.db.pool)
+            .await
+            .expect("due now");
+        let (a, b) = tokio::join!(s.worker.step(), other.step());
+        a.expect("replica a");
+        b.expect("replica b");
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM issuance_jobs WHERE done_at IS NULL")
+                .fetch_one(&s.db.pool)
+                .await
+                .expect("open jobs");
+        if open == 0 {
+            break;
+        }
+    }
+    for id in &ids {
+        let (status, _) = s.request(*id).await;
+        assert_eq!(status, RequestStatus::Issued, "request {id}");
+    }
+    let submitted: Vec<String> =
+        s.ca.http
+            .get(format!("{}/admin/submissions", s.ca.url))
+            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+            .send()
+            .await
+            .expect("submissions")
+            .json()
+            .await
+            .expect("json");
+    let mut distinct = submitted.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        submitted.len(),
+        ids.len(),
+        "one accepted submission per request: {submitted:?}"
+    );
+    assert_eq!(distinct.len(), ids.len(), "no CSR was submitted twice");
+}
