@@ -32,6 +32,19 @@ pub enum BenchCommand {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Latency of signed `/cert status` slash commands under an open-loop load at fixed
+    /// rates, against a bare endpoint (`/healthz`) of the same server at the same rates.
+    Ack {
+        /// Requests per second, comma-separated.
+        #[arg(long, default_value = "100,300,1000")]
+        rates: String,
+        /// Seconds per rate.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// Commands/s through the full write path (submit a request: validate, generate the key
     /// and CSR, append request and approval events) at each number of concurrent callers,
     /// against pgbench single-row INSERT transactions at the same concurrency.
@@ -101,6 +114,21 @@ pub async fn run(
         BenchCommand::ExpiryScan { certificates, out } => {
             let scratch = Scratch::create(&server, 4).await?;
             let section = expiry_scan(&scratch.pool, certificates).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+        BenchCommand::Ack {
+            rates,
+            seconds,
+            out,
+        } => {
+            let rates: Vec<u32> = rates
+                .split(',')
+                .map(|r| r.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--rates takes numbers, e.g. 100,300,1000")?;
+            let scratch = Scratch::create(&server, 20).await?;
+            let section = ack(&scratch, kek, &rates, Duration::from_secs(seconds)).await;
             scratch.drop().await?;
             (out, section?)
         }
@@ -423,4 +451,163 @@ fn pgbench_program() -> PathBuf {
         .filter(|path| path.is_file())
         .max()
         .unwrap_or_else(|| PathBuf::from("pgbench"))
+}
+
+/// Latencies of an open-loop load: each request is due at its own time (`i / rate` after the
+/// start) whether or not earlier ones have answered, and is timed from when it was due, so a
+/// slow server cannot hide its queueing (no coordinated omission).
+async fn open_loop(
+    http: &reqwest::Client,
+    rate: u32,
+    window: Duration,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> (Vec<Duration>, usize, f64) {
+    let total = (f64::from(rate) * window.as_secs_f64()) as u64;
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        let pending = request(http);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(due).await;
+            let ok = pending
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            (ok, due.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut failed = 0;
+    for task in tasks {
+        match task.await {
+            Ok((true, latency)) => latencies.push(latency),
+            _ => failed += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let achieved = latencies.len() as f64 / elapsed.max(1e-9);
+    (latencies, failed, achieved)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+/// Signed `/cert status` slash commands against a bare endpoint of the same server.
+async fn ack(
+    scratch: &Scratch,
+    kek: KeyEncryptionKey,
+    rates: &[u32],
+    window: Duration,
+) -> anyhow::Result<String> {
+    const SECRET: &str = "bench-signing-secret";
+    let commands = Commands::new(
+        scratch.pool.clone(),
+        kek,
+        &["bench-admin@example.com".to_owned()],
+    );
+    // The person is known already (as after their first command), so Slack is never called.
+    sqlx::query(
+        "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
+         VALUES ('slack', 'T1', 'UBENCH', 'bench@example.com')",
+    )
+    .execute(&scratch.pool)
+    .await?;
+    let submitted = commands
+        .submit_request(
+            &CommandContext::new(
+                Email::parse("bench@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
+                Platform::Cli,
+            ),
+            RequestForm {
+                common_name: "ack.example.com".to_owned(),
+                certificate_type: "web_server".to_owned(),
+                validity_days: Some("90".to_owned()),
+                justification: "benchmark".to_owned(),
+                ..RequestForm::default()
+            },
+        )
+        .await?;
+    crate::projections::projector::Projector::new(scratch.pool.clone())
+        .catch_up(Duration::from_secs(60))
+        .await?;
+    let slack = crate::chat::slack::SlackState::new(
+        crate::chat::slack::verify::Verifier::new(SECRET),
+        crate::chat::slack::api::SlackApi::new(
+            "http://127.0.0.1:9/api",
+            "xoxb-bench".to_owned().into(),
+        ),
+        crate::chat::service::ChatService::new(commands),
+    );
+    let mut config = crate::config::Config::load_from(None, Vec::new())?;
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application =
+        crate::app::Application::build(&config, scratch.pool.clone(), Some(slack)).await?;
+    let base = format!("http://{}", application.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let body = format!(
+        "token=x&team_id=T1&team_domain=bench&channel_id=C1&channel_name=bench&user_id=UBENCH\
+         &user_name=bench&command=%2Fcert&text=status+{}&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr\
+         &trigger_id=t",
+        submitted.request_number
+    );
+    let signed = |http: &reqwest::Client| {
+        let timestamp = chrono::Utc::now().timestamp();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
+        let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        http.post(format!("{base}/slack/commands"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .header("x-slack-signature", format!("v0={signature}"))
+            .body(body.clone())
+    };
+    let bare = |http: &reqwest::Client| http.get(format!("{base}/healthz"));
+    // Warm the connection pool and the caches.
+    let _ = open_loop(&http, 50, Duration::from_secs(1), &signed).await;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "## Slash-command ack latency ({} s per rate, open loop, load generator in the same process)\n",
+        window.as_secs()
+    )?;
+    writeln!(
+        out,
+        "| endpoint | rate req/s | achieved req/s | p50 | p99 | max | failed |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|")?;
+    for &rate in rates {
+        for (name, which) in [
+            ("`/cert status` (signed, verified, one indexed read)", 0),
+            ("baseline: `/healthz`", 1),
+        ] {
+            let (latencies, failed, achieved) = if which == 0 {
+                open_loop(&http, rate, window, &signed).await
+            } else {
+                open_loop(&http, rate, window, &bare).await
+            };
+            writeln!(
+                out,
+                "| {name} | {rate} | {achieved:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {failed} |",
+                ms(percentile(&latencies, 0.50)),
+                ms(percentile(&latencies, 0.99)),
+                ms(latencies.last().copied().unwrap_or_default()),
+            )?;
+        }
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(out)
 }
