@@ -590,7 +590,10 @@ async fn ack(
     writeln!(out, "|---|---|---|---|---|---|---|")?;
     for &rate in rates {
         for (name, which) in [
-            ("`/cert status` (signed, verified, one indexed read)", 0),
+            (
+                "`/cert status REQ-…` (signature check, identity, request read)",
+                0,
+            ),
             ("baseline: `/healthz`", 1),
         ] {
             let (latencies, failed, achieved) = if which == 0 {
