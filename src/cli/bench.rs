@@ -612,5 +612,24 @@ async fn ack(
     }
     let _ = stop.send(());
     server.await??;
+    if let Some(peak) = peak_rss_mib() {
+        writeln!(
+            out,
+            "\nPeak RSS of the process (server and load generator together): {peak:.0} MiB."
+        )?;
+    }
     Ok(out)
+}
+
+/// The process's peak resident set (`VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
