@@ -329,3 +329,13 @@ pub fn request_number_in(text: &str) -> String {
         .unwrap_or_else(|| panic!("no request number in {text}"))
         .to_owned()
 }
+
+/// The token of the first download link (`…/downloads/TOKEN`) in a text.
+pub fn download_token_in(text: &str) -> String {
+    text.split("/downloads/")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no download link in {text}"))
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect()
+}

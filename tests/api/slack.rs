@@ -1086,22 +1086,9 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
     assert_eq!(renew["value"], serial.as_str());
 
     let link = text_of(&t.cert("UJOHN", &format!("download {serial}")).await);
-    let token: String = link
-        .split("/downloads/")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no link in {link}"))
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
+    let token = crate::helpers::download_token_in(&link);
     // The service that serves the links, over the saga's artifact store.
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let server = Application::build(&config, t.db.pool.clone(), None)
-        .await
-        .expect("build")
-        .with_downloads(commands.clone(), s.store.clone());
-    let server_url = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run_until(std::future::pending()));
+    let server_url = crate::downloads::serve_downloads(&t.db, &s).await;
     let pem = t
         .http
         .get(format!("{server_url}/downloads/{token}"))
@@ -1511,13 +1498,7 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
         .await;
     let link_text = text_of(&link);
     replies.push(link.clone());
-    let token: String = link_text
-        .split("/downloads/")
-        .nth(1)
-        .expect("a link")
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
+    let token = crate::helpers::download_token_in(&link_text);
     let passphrase: String = link_text
         .split("shown only here: `")
         .nth(1)
@@ -1525,14 +1506,7 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
         .chars()
         .take_while(|c| *c != '`')
         .collect();
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let server = Application::build(&config, t.db.pool.clone(), None)
-        .await
-        .expect("build")
-        .with_downloads(commands.clone(), s.store.clone());
-    let server_url = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run_until(std::future::pending()));
+    let server_url = crate::downloads::serve_downloads(&t.db, &s).await;
     let encrypted = t
         .http
         .get(format!("{server_url}/downloads/{token}"))
