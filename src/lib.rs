@@ -2,18 +2,25 @@
 //!
 //! The map of the crate (data flows top to bottom):
 //!
-//! - [`cli`] — the `cert-assistant` commands; `main.rs` only parses and calls it.
+//! - [`cli`] — the `cert-assistant` commands (serve, operators' commands, `bench`); `main.rs`
+//!   only parses and calls it.
 //! - [`config`] — one typed configuration, from defaults, an optional file and the environment.
-//! - [`app`] — the running service: listener, graceful shutdown.
-//! - [`http`] — the HTTP surface: health probes, later the chat platforms' webhooks.
+//! - [`app`] and [`http`] — the running service: listener, routes, graceful shutdown.
+//! - [`chat`] — Slack, Discord and Microsoft Teams over one platform-neutral core: the command
+//!   table and parser, the chat service, neutral replies, shared decisions, and the chat
+//!   outbox with its notifier.
+//! - [`commands`] — the application layer: who acts, validation of what people type, and the
+//!   commands on the aggregates.
+//! - [`domain`] — aggregates, commands, events and value types; no I/O.
+//! - [`projections`] — the documented tables and views built from the event feed, the audit
+//!   trail, replay and retention.
+//! - [`saga`] — background work: issuance, revocation at the CA, mail, expiry, escalation.
+//! - [`adapters`] — the outside: CAs (embedded, ADCS), artifact stores (local, S3), mail
+//!   (local, SES), the clock.
+//! - [`pki`] — keys, CSRs, envelope encryption, the key file people download.
 //! - [`db`] — PostgreSQL: connecting (to `DATABASE_URL` or a private cluster the service runs
-//!   itself) and the migrations, which hold the event store and the documented read model.
-//! - [`telemetry`] — logging.
-//!
-//! Coming with later work, each in its own module: `domain` (aggregates, commands, events,
-//! value types; no I/O crates), `projections` (the read model built from the event feed),
-//! `chat` (Slack, Teams, Discord over one platform-neutral core), `saga` (issuance and
-//! lifecycle jobs) and `adapters` (CA, artifact store, mail).
+//!   itself) and the migrations.
+//! - [`dev`] — the certsrv emulator and demo data; [`telemetry`] — logging.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +33,8 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod domain;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod pki;
 pub mod projections;

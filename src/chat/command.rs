@@ -490,4 +490,18 @@ mod tests {
             assert!(known, "{}", spec.name);
         }
     }
+
+    #[test]
+    fn no_line_a_person_types_makes_the_parser_panic() {
+        let mut inputs = crate::fuzz::Inputs::new(0x5eed_0001);
+        for _ in 0..20_000 {
+            let line = inputs.text(12);
+            if let Err(usage) = parse(&line) {
+                assert!(!usage.message.is_empty(), "{line:?}");
+            }
+            let mutated =
+                inputs.mutate("request cn=app.example.com san=www.example.com why=\"a b\" days=90");
+            let _ = parse(&mutated);
+        }
+    }
 }

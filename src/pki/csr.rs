@@ -381,4 +381,17 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    fn no_uploaded_text_makes_the_csr_parser_panic() {
+        let valid = include_str!("testdata/rsa3072.csr");
+        let mut inputs = crate::fuzz::Inputs::new(0x5eed_0002);
+        for _ in 0..3_000 {
+            for text in [inputs.mutate(valid), inputs.text(20)] {
+                if let Err(error) = parse(&text) {
+                    assert!(!error.to_string().is_empty());
+                }
+            }
+        }
+    }
 }

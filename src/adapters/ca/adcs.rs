@@ -382,4 +382,24 @@ mod tests {
             pem_certificate("MIIB\r\nAAAA").starts_with("-----BEGIN CERTIFICATE-----\nMIIBAAAA\n")
         );
     }
+
+    #[test]
+    fn no_page_a_server_returns_makes_the_certsrv_reader_panic() {
+        let issued =
+            "<html>Certificate Issued <a href=\"certnew.cer?ReqID=12&amp;Enc=b64\">x</a></html>";
+        let pending = "<html>Certificate Pending Your Request Id is 13.</html>";
+        let denied = "Disposition message:\r\n\t\tDenied by Policy Module  0x80094800, no.";
+        let mut inputs = crate::fuzz::Inputs::new(0x5eed_0003);
+        for _ in 0..10_000 {
+            for page in [
+                inputs.mutate(issued),
+                inputs.mutate(pending),
+                inputs.mutate(denied),
+                inputs.text(16),
+            ] {
+                let _ = classify_submission(&page);
+                let _ = disposition(&page);
+            }
+        }
+    }
 }

@@ -348,4 +348,13 @@ mod tests {
         assert_eq!(command_text("<at>Bot</at>&nbsp;list"), "list");
         assert_eq!(command_text("certificate"), "certificate");
     }
+
+    #[test]
+    fn no_message_text_makes_the_mention_stripper_panic() {
+        let mut inputs = crate::fuzz::Inputs::new(0x5eed_0004);
+        for _ in 0..20_000 {
+            let _ = command_text(&inputs.text(10));
+            let _ = command_text(&inputs.mutate("<at>cert-assistant</at>&nbsp;cert status REQ-1"));
+        }
+    }
 }

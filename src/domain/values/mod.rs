@@ -78,3 +78,27 @@ macro_rules! string_value {
     };
 }
 pub(crate) use string_value;
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn no_text_makes_a_value_parser_panic() {
+        let mut inputs = crate::fuzz::Inputs::new(0x5eed_0005);
+        for _ in 0..20_000 {
+            let text = inputs.text(8);
+            let _ = Email::parse(&text);
+            let _ = RequestNumber::parse(&text);
+            let _ = SerialNumber::parse(&text);
+            let _ = CommonName::parse(&text);
+            let _ = DnsName::parse(&text);
+            let _ = Country::parse(&text);
+            let _ = RevocationReason::parse(&text);
+            let _ = ValidityDays::parse(&text);
+            let _ = RequestNumber::parse(&inputs.mutate("REQ-20261127-00001"));
+            let _ = SerialNumber::parse(&inputs.mutate("0a:1b:2c"));
+            let _ = Email::parse(&inputs.mutate("jane.doe@example.com"));
+        }
+    }
+}
