@@ -194,6 +194,30 @@ impl PrivateCluster {
         .map(drop)
     }
 
+    /// Restarts the server (fast shutdown, then start): every connection breaks, as in a real
+    /// database restart. For operators' maintenance and for tests of reconnection.
+    pub async fn restart(&self) -> Result<(), PrivateClusterError> {
+        let data_dir = self.data_dir();
+        let log = self.root.join("postgres.log");
+        self.run_program(
+            "pg_ctl",
+            &[
+                "restart".as_ref(),
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Starts a watcher process that stops the server and deletes the cluster's directory once
     /// the process `pid` has exited. Test runs use it: a test binary has no exit hook.
     pub fn remove_when_process_exits(&self, pid: u32) -> Result<(), PrivateClusterError> {

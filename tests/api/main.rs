@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod projections;
 mod renewal;
+mod restart;
 mod retention;
 mod saga;
 mod schema;
