@@ -14,11 +14,10 @@ async fn the_service_reconnects_after_a_postgresql_restart_and_loses_nothing() {
     let root = tempfile::Builder::new()
         .prefix("cert-assistant-restart-")
         .tempdir()
-        .expect("tempdir")
-        .keep();
+        .expect("tempdir");
     let mut config = Config::load_from(None, Vec::new()).expect("config");
     config.database.url = None;
-    config.database.private.data_dir = Some(root);
+    config.database.private.data_dir = Some(root.path().to_owned());
     let database = Database::open(&config.database)
         .await
         .expect("private cluster");
@@ -65,5 +64,6 @@ async fn the_service_reconnects_after_a_postgresql_restart_and_loses_nothing() {
         .await
         .expect("count");
     assert!(events >= 4, "both requests' events survive: {events}");
+    // Stops the cluster; the directory goes with `root`.
     database.close().await.expect("stopped");
 }
