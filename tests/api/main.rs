@@ -5,6 +5,7 @@ mod authorization;
 mod aws;
 mod ca;
 mod cli;
+mod crash;
 mod discord;
 mod domain;
 mod downloads;
