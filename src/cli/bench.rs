@@ -41,6 +41,9 @@ pub enum BenchCommand {
         /// Seconds per rate.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Approve clicks per second (each on its own pending request; 0 skips them).
+        #[arg(long, default_value_t = 300)]
+        click_rate: u32,
         /// Where to append the results.
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
@@ -120,6 +123,7 @@ pub async fn run(
         BenchCommand::Ack {
             rates,
             seconds,
+            click_rate,
             out,
         } => {
             let rates: Vec<u32> = rates
@@ -128,7 +132,14 @@ pub async fn run(
                 .collect::<Result<_, _>>()
                 .context("--rates takes numbers, e.g. 100,300,1000")?;
             let scratch = Scratch::create(&server, 20).await?;
-            let section = ack(&scratch, kek, &rates, Duration::from_secs(seconds)).await;
+            let section = ack(
+                &scratch,
+                kek,
+                &rates,
+                click_rate,
+                Duration::from_secs(seconds),
+            )
+            .await;
             scratch.drop().await?;
             (out, section?)
         }
@@ -504,6 +515,7 @@ async fn ack(
     scratch: &Scratch,
     kek: KeyEncryptionKey,
     rates: &[u32],
+    click_rate: u32,
     window: Duration,
 ) -> anyhow::Result<String> {
     const SECRET: &str = "bench-signing-secret";
@@ -543,7 +555,7 @@ async fn ack(
             "http://127.0.0.1:9/api",
             "xoxb-bench".to_owned().into(),
         ),
-        crate::chat::service::ChatService::new(commands),
+        crate::chat::service::ChatService::new(commands.clone()),
     );
     let mut config = crate::config::Config::load_from(None, Vec::new())?;
     config.http.listen = "127.0.0.1:0".to_owned();
@@ -610,6 +622,12 @@ async fn ack(
             )?;
         }
     }
+    if click_rate > 0 {
+        clicks(
+            scratch, &commands, &http, &base, SECRET, click_rate, window, &mut out,
+        )
+        .await?;
+    }
     let _ = stop.send(());
     server.await??;
     if let Some(peak) = peak_rss_mib() {
@@ -632,4 +650,131 @@ fn peak_rss_mib() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+/// Approve clicks at `rate`, each on its own pending request; acknowledged at once, decided
+/// (durably appended) in the background — the table says how long until all were recorded.
+#[expect(clippy::too_many_arguments, reason = "one benchmark's whole setting")]
+async fn clicks(
+    scratch: &Scratch,
+    commands: &Commands,
+    http: &reqwest::Client,
+    base: &str,
+    secret: &'static str,
+    rate: u32,
+    window: Duration,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let total = usize::try_from(u64::from(rate) * window.as_secs()).unwrap_or(usize::MAX);
+    let root = CommandContext::new(
+        Email::parse("bench-admin@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
+        Platform::Cli,
+    );
+    commands
+        .grant_role(
+            &root,
+            &Email::parse("approver@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
+            crate::domain::actor::Role::Approver,
+        )
+        .await?;
+    sqlx::query(
+        "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
+         VALUES ('slack', 'T1', 'UAPPROVER', 'approver@example.com')",
+    )
+    .execute(&scratch.pool)
+    .await?;
+    // The pending requests, submitted by 8 callers.
+    let numbers = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
+    let mut tasks = Vec::new();
+    for caller in 0..8 {
+        let commands = commands.clone();
+        let numbers = numbers.clone();
+        tasks.push(tokio::spawn(async move {
+            let ctx = CommandContext::new(
+                Email::parse(&format!("requester{caller}@example.com"))
+                    .map_err(|e| anyhow::anyhow!(e.message))?,
+                Platform::Cli,
+            );
+            for i in (caller..total).step_by(8) {
+                let form = RequestForm {
+                    common_name: format!("click{i}.example.com"),
+                    certificate_type: "web_server".to_owned(),
+                    validity_days: Some("90".to_owned()),
+                    justification: "benchmark".to_owned(),
+                    ..RequestForm::default()
+                };
+                let submitted = commands.submit_request(&ctx, form).await?;
+                numbers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(submitted.request_number.to_string());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let numbers: Vec<String> = numbers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let click = |http: &reqwest::Client| {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % numbers.len().max(1);
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "team": { "id": "T1" },
+            "user": { "id": "UAPPROVER", "team_id": "T1" },
+            "trigger_id": "t",
+            "response_url": "http://127.0.0.1:9/r",
+            "message": { "blocks": [] },
+            "actions": [ { "action_id": "approve", "value": numbers[i] } ],
+        });
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let timestamp = chrono::Utc::now().timestamp();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
+        let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        http.post(format!("{base}/slack/interactivity"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .header("x-slack-signature", format!("v0={signature}"))
+            .body(body)
+    };
+    let (latencies, failed, achieved) = open_loop(http, rate, window, &click).await;
+    let clicked_at = Instant::now();
+    let mut recorded = 0_i64;
+    for _ in 0..600 {
+        recorded = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'ApprovalPolicySatisfied'",
+        )
+        .fetch_one(&scratch.pool)
+        .await?;
+        if usize::try_from(recorded).unwrap_or_default() >= latencies.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writeln!(
+        out,
+        "\n| Approve click (ack; decided and appended in the background) | rate req/s | achieved req/s | p50 | p99 | max | failed |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| each on its own pending request | {rate} | {achieved:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {failed} |",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    )?;
+    writeln!(
+        out,
+        "\n{recorded} of {} approvals were recorded as events {:.1} s after the last click.",
+        latencies.len(),
+        clicked_at.elapsed().as_secs_f64()
+    )?;
+    Ok(())
 }
