@@ -395,20 +395,10 @@ async fn submit_load(commands: &Commands, callers: u32, window: Duration) -> any
     for caller in 0..callers {
         let commands = commands.clone();
         tasks.push(tokio::spawn(async move {
-            let ctx = CommandContext::new(
-                Email::parse(&format!("bench{caller}@example.com"))
-                    .map_err(|e| anyhow::anyhow!(e.message))?,
-                Platform::Cli,
-            );
+            let ctx = person(&format!("bench{caller}@example.com"))?;
             let mut done = 0u64;
             while Instant::now() < deadline {
-                let form = RequestForm {
-                    common_name: format!("b{caller}-{done}.example.com"),
-                    certificate_type: "web_server".to_owned(),
-                    validity_days: Some("90".to_owned()),
-                    justification: "benchmark".to_owned(),
-                    ..RequestForm::default()
-                };
+                let form = bench_request(format!("b{caller}-{done}.example.com"));
                 commands.submit_request(&ctx, form).await?;
                 done += 1;
             }
@@ -552,17 +542,8 @@ async fn ack(
     .await?;
     let submitted = commands
         .submit_request(
-            &CommandContext::new(
-                Email::parse("bench@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
-                Platform::Cli,
-            ),
-            RequestForm {
-                common_name: "ack.example.com".to_owned(),
-                certificate_type: "web_server".to_owned(),
-                validity_days: Some("90".to_owned()),
-                justification: "benchmark".to_owned(),
-                ..RequestForm::default()
-            },
+            &person("bench@example.com")?,
+            bench_request("ack.example.com".to_owned()),
         )
         .await?;
     crate::projections::projector::Projector::new(scratch.pool.clone())
@@ -595,14 +576,11 @@ async fn ack(
         submitted.request_number
     );
     let signed = |http: &reqwest::Client| {
-        let timestamp = chrono::Utc::now().timestamp();
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
-        let tag = aws_lc_rs::hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
-        let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let (timestamp, signature) = slack_signature(SECRET, &body);
         http.post(format!("{base}/slack/commands"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", timestamp.to_string())
-            .header("x-slack-signature", format!("v0={signature}"))
+            .header("x-slack-request-timestamp", timestamp)
+            .header("x-slack-signature", signature)
             .body(body.clone())
     };
     let bare = |http: &reqwest::Client| http.get(format!("{base}/healthz"));
@@ -685,10 +663,7 @@ async fn clicks(
     out: &mut String,
 ) -> anyhow::Result<()> {
     let total = usize::try_from(u64::from(rate) * window.as_secs()).unwrap_or(usize::MAX);
-    let root = CommandContext::new(
-        Email::parse("bench-admin@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
-        Platform::Cli,
-    );
+    let root = person("bench-admin@example.com")?;
     commands
         .grant_role(
             &root,
@@ -709,19 +684,9 @@ async fn clicks(
         let commands = commands.clone();
         let numbers = numbers.clone();
         tasks.push(tokio::spawn(async move {
-            let ctx = CommandContext::new(
-                Email::parse(&format!("requester{caller}@example.com"))
-                    .map_err(|e| anyhow::anyhow!(e.message))?,
-                Platform::Cli,
-            );
+            let ctx = person(&format!("requester{caller}@example.com"))?;
             for i in (caller..total).step_by(8) {
-                let form = RequestForm {
-                    common_name: format!("click{i}.example.com"),
-                    certificate_type: "web_server".to_owned(),
-                    validity_days: Some("90".to_owned()),
-                    justification: "benchmark".to_owned(),
-                    ..RequestForm::default()
-                };
+                let form = bench_request(format!("click{i}.example.com"));
                 let submitted = commands.submit_request(&ctx, form).await?;
                 numbers
                     .lock()
@@ -753,14 +718,11 @@ async fn clicks(
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", &payload.to_string())
             .finish();
-        let timestamp = chrono::Utc::now().timestamp();
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
-        let tag = aws_lc_rs::hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
-        let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let (timestamp, signature) = slack_signature(secret, &body);
         http.post(format!("{base}/slack/interactivity"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", timestamp.to_string())
-            .header("x-slack-signature", format!("v0={signature}"))
+            .header("x-slack-request-timestamp", timestamp)
+            .header("x-slack-signature", signature)
             .body(body)
     };
     let (latencies, failed, achieved) = open_loop(http, rate, window, &click).await;
@@ -827,18 +789,8 @@ async fn projection_lag(
         let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(due).await;
-            let ctx = CommandContext::new(
-                Email::parse(&format!("lag{}@example.com", i % 16))
-                    .map_err(|e| anyhow::anyhow!(e.message))?,
-                Platform::Cli,
-            );
-            let form = RequestForm {
-                common_name: format!("lag{i}.example.com"),
-                certificate_type: "web_server".to_owned(),
-                validity_days: Some("90".to_owned()),
-                justification: "benchmark".to_owned(),
-                ..RequestForm::default()
-            };
+            let ctx = person(&format!("lag{}@example.com", i % 16))?;
+            let form = bench_request(format!("lag{i}.example.com"));
             let submitted = commands.submit_request(&ctx, form).await?;
             committed
                 .lock()
@@ -907,4 +859,30 @@ async fn projection_lag(
         "\nFrom the command's return (its commit) to the row in `certificate_requests`, polled every 5 ms; the projector wakes on NOTIFY (and polls every 500 ms)."
     )?;
     Ok(out)
+}
+
+/// A person acting from the command line, by e-mail.
+fn person(email: &str) -> anyhow::Result<CommandContext> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(CommandContext::new(email, Platform::Cli))
+}
+
+/// A request for `common_name` as the benchmarks submit it (generated P-256 key, 90 days).
+fn bench_request(common_name: String) -> RequestForm {
+    RequestForm {
+        common_name,
+        certificate_type: "web_server".to_owned(),
+        validity_days: Some("90".to_owned()),
+        justification: "benchmark".to_owned(),
+        ..RequestForm::default()
+    }
+}
+
+/// Slack's signature headers for `body`, now: (timestamp, `v0=…`).
+fn slack_signature(secret: &str, body: &str) -> (String, String) {
+    let timestamp = chrono::Utc::now().timestamp();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    (timestamp.to_string(), format!("v0={hex}"))
 }
