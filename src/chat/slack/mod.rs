@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use slack_morphism::events::SlackCommandEvent;
 
 use super::command::{self, ChatCommand};
+use super::decide::{Decided, decide};
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
-use crate::domain::values::RequestNumber;
 use api::SlackApi;
 use verify::Verifier;
 
@@ -296,42 +296,11 @@ async fn approve(
         Ok(ctx) => ctx,
         Err(message) => return refused(message),
     };
-    if command::names_certificate(number) {
-        return match state
-            .chat
-            .commands()
-            .decide_revocation(&ctx, number, true, None)
-            .await
-        {
-            Ok(_) => render::decided(
-                original,
-                &format!(
-                    "Revocation approved by <@{user_id}> at {} UTC",
-                    Utc::now().format("%H:%M")
-                ),
-            ),
-            Err(error) => refused(polite(&error)),
-        };
-    }
-    let number = match RequestNumber::parse(number) {
-        Ok(number) => number,
-        Err(e) => return refused(e.message),
-    };
-    match state.chat.commands().approve(&ctx, &number, None).await {
-        Ok(crate::commands::Decision::Approved) => render::decided(
-            original,
-            &format!(
-                "Approved by <@{user_id}> at {} UTC",
-                Utc::now().format("%H:%M")
-            ),
-        ),
-        Ok(crate::commands::Decision::Recorded {
-            approvals,
-            required,
-        }) => refused(format!(
-            "Your approval of {number} is recorded ({approvals} of {required})."
-        )),
-        Ok(other) => refused(format!("{number}: {other:?}")),
+    let by = format!("<@{user_id}>");
+    let commands = state.chat.commands();
+    match decide(commands, &ctx, Decision::Approve, number, None, None, &by).await {
+        Ok(Decided::Final(outcome)) => render::decided(original, &outcome),
+        Ok(Decided::Partial(note)) => refused(note),
         Err(error) => refused(polite(&error)),
     }
 }
@@ -398,52 +367,59 @@ async fn view_submission(
         Ok(ctx) => ctx,
         Err(message) => return field_error("reason", &message),
     };
-    let at = Utc::now().format("%H:%M");
     let commands = state.chat.commands();
     let number = origin.number.clone();
-    let (result, outcome) = match callback {
-        "reject" if command::names_certificate(&number) => (
-            commands
-                .decide_revocation(&ctx, &number, false, Some(&reason))
-                .await
-                .map(drop),
-            format!("Revocation rejected by <@{user_id}> at {at} UTC: {reason}"),
-        ),
-        "reject" | "delegate" => {
-            let parsed = match RequestNumber::parse(&number) {
-                Ok(parsed) => parsed,
-                Err(error) => return field_error("reason", &error.message),
+    let by = format!("<@{user_id}>");
+    let decided = match callback {
+        "reject" => {
+            decide(
+                commands,
+                &ctx,
+                Decision::Reject,
+                &number,
+                Some(&reason),
+                None,
+                &by,
+            )
+            .await
+        }
+        "delegate" => {
+            let Some(delegate_id) = values["delegate"]["value"]["selected_user"].as_str() else {
+                return field_error("delegate", "Choose a person.");
             };
-            if callback == "reject" {
-                (
-                    commands.reject(&ctx, &parsed, &reason).await.map(drop),
-                    format!("Rejected by <@{user_id}> at {at} UTC: {reason}"),
-                )
-            } else {
-                let Some(delegate_id) = values["delegate"]["value"]["selected_user"].as_str()
-                else {
-                    return field_error("delegate", "Choose a person.");
+            let email =
+                match identity::resolve(commands.pool(), &state.api, &team_id, delegate_id).await {
+                    Ok((email, _)) => email,
+                    Err(error) => return field_error("delegate", &error.to_string()),
                 };
-                let email =
-                    match identity::resolve(commands.pool(), &state.api, &team_id, delegate_id)
-                        .await
-                    {
-                        Ok((email, _)) => email,
-                        Err(error) => return field_error("delegate", &error.to_string()),
-                    };
-                (
-                    commands
-                        .delegate(&ctx, &parsed, &email, &reason)
-                        .await
-                        .map(drop),
-                    format!("Delegated by <@{user_id}> to <@{delegate_id}> at {at} UTC: {reason}"),
-                )
-            }
+            let to = email.to_string();
+            let at = Utc::now().format("%H:%M");
+            decide(
+                commands,
+                &ctx,
+                Decision::Delegate,
+                &number,
+                Some(&reason),
+                Some(&to),
+                &by,
+            )
+            .await
+            // In Slack the delegate is shown as a mention, not an address.
+            .map(|_| {
+                Decided::Final(format!(
+                    "Delegated by {by} to <@{delegate_id}> at {at} UTC: {reason}"
+                ))
+            })
         }
         _ => return StatusCode::OK.into_response(),
     };
+    let result = match decided {
+        Ok(Decided::Final(outcome)) => Ok(outcome),
+        Ok(Decided::Partial(note)) => return field_error("reason", &note),
+        Err(error) => Err(error),
+    };
     match result {
-        Ok(()) => {
+        Ok(outcome) => {
             if let Some(url) = origin.response_url {
                 let api = state.api.clone();
                 let message = json!({
