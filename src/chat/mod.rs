@@ -10,5 +10,6 @@ pub mod notifier;
 pub mod outbox;
 pub mod reply;
 pub mod service;
+pub mod short_form;
 pub mod slack;
 pub mod teams;

@@ -24,7 +24,7 @@ use super::decide::Decided;
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::adapters::mail::Mailer;
-use crate::commands::{CommandContext, CommandError, RequestForm};
+use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
 use crate::domain::values::Email;
 use api::DiscordApi;
@@ -333,17 +333,7 @@ async fn modal_submit(state: DiscordState, body: Value) -> Response {
         Err(message) => return private(message),
     };
     if custom_id == "request" {
-        let text = |id: &str| modal_value(&body, id).map(str::to_owned);
-        let form = RequestForm {
-            common_name: text("common_name").unwrap_or_default(),
-            subject_alternative_names: text("subject_alternative_names")
-                .map(|s| vec![s])
-                .unwrap_or_default(),
-            certificate_type: text("certificate_type").unwrap_or_else(|| "web_server".to_owned()),
-            validity_days: text("validity_days"),
-            justification: text("justification").unwrap_or_default(),
-            ..RequestForm::default()
-        };
+        let form = super::short_form::request_form(|id| modal_value(&body, id).map(str::to_owned));
         let reply = match state.chat.commands().submit_request(&ctx, form).await {
             Ok(submitted) => Reply::text(format!(
                 "*{}* is submitted and needs {} approval(s). You'll hear back here.",

@@ -21,7 +21,7 @@ use super::command::{self, ChatCommand};
 use super::decide::{Decided, decide};
 use super::reply::{Action, Block, Decision, Reply};
 use super::service::ChatService;
-use crate::commands::{CommandContext, CommandError, RequestForm};
+use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
 use crate::domain::values::Email;
 use api::TeamsApi;
@@ -260,24 +260,13 @@ async fn invoke(state: &TeamsState, activity: &Value) -> Response {
         Some("task/fetch") => Json(render::request_dialog()).into_response(),
         Some("task/submit") => {
             let data = &activity["value"]["data"];
-            let text = |id: &str| {
+            let form = super::short_form::request_form(|id| {
                 data[id]
                     .as_str()
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
                     .map(str::to_owned)
-            };
-            let form = RequestForm {
-                common_name: text("common_name").unwrap_or_default(),
-                subject_alternative_names: text("subject_alternative_names")
-                    .map(|s| vec![s])
-                    .unwrap_or_default(),
-                certificate_type: text("certificate_type")
-                    .unwrap_or_else(|| "web_server".to_owned()),
-                validity_days: text("validity_days"),
-                justification: text("justification").unwrap_or_default(),
-                ..RequestForm::default()
-            };
+            });
             let answer = match state.chat.commands().submit_request(&ctx, form).await {
                 Ok(submitted) => format!(
                     "{} is submitted and needs {} approval(s).",
