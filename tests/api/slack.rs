@@ -886,14 +886,7 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
     let t = slack_app().await;
     let commands = service(&t.db);
     let root = ctx("root@example.com");
-    commands
-        .grant_role(
-            &root,
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&commands, "jane@example.com").await;
     let project = || crate::helpers::project(&t.db.pool);
     let notifier = t.slack.notifier(None);
     let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
@@ -1171,14 +1164,7 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
     let t = slack_app().await;
     let commands = service(&t.db);
     let root = ctx("root@example.com");
-    commands
-        .grant_role(
-            &root,
-            &Email::parse("jane@example.com").expect("email"),
-            Role::Approver,
-        )
-        .await
-        .expect("grant");
+    crate::fixtures::approver(&commands, "jane@example.com").await;
     commands
         .set_config(
             &root,
