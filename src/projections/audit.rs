@@ -106,91 +106,145 @@ pub fn audit_id(event: &StoredEvent) -> Uuid {
     )
 }
 
-/// Writes the audit row of `event` and appends it to the hash chain.
-pub(crate) async fn write(
-    conn: &mut PgConnection,
-    event: &StoredEvent,
+/// An event's audit row, ready to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditRow {
+    id: Uuid,
     entry: AuditEntry,
-) -> anyhow::Result<()> {
-    let id = audit_id(event);
-    let (user_id, email, role) = match &entry.actor {
-        Some(actor) => (
-            Some(actor.user_id),
-            Some(actor.email.to_string()),
-            Some(actor.role.as_str().to_owned()),
-        ),
-        None => (
-            event
-                .meta("actor_id")
-                .and_then(|id| id.parse::<Uuid>().ok()),
-            event.meta("actor_email").map(str::to_owned),
-            event.meta("actor_role").map(str::to_owned),
-        ),
-    };
-    if let (Some(user_id), Some(email), Some(role)) = (user_id, &email, &role) {
-        super::read_model::ensure_user_row(conn, user_id, email, role, event.at()).await?;
-    }
-    let mut metadata = json!({
-        "event": event.event_type,
-        "event_version": event.event_version,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "sequence": event.sequence,
-        "global_seq": event.global_seq,
-    });
-    for key in ["correlation_id", "platform"] {
-        if let Some(value) = event.meta(key) {
-            metadata[key] = json!(value);
+    user_id: Option<Uuid>,
+    email: Option<String>,
+    role: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    session_id: Option<String>,
+    metadata: Value,
+    timestamp: DateTime<Utc>,
+}
+
+impl AuditRow {
+    /// The row of `event`, described by `entry`; the actor falls back to the event's metadata.
+    pub(crate) fn new(event: &StoredEvent, mut entry: AuditEntry) -> Self {
+        let (user_id, email, role) = match &entry.actor {
+            Some(actor) => (
+                Some(actor.user_id),
+                Some(actor.email.to_string()),
+                Some(actor.role.as_str().to_owned()),
+            ),
+            None => (
+                event
+                    .meta("actor_id")
+                    .and_then(|id| id.parse::<Uuid>().ok()),
+                event.meta("actor_email").map(str::to_owned),
+                event.meta("actor_role").map(str::to_owned),
+            ),
+        };
+        let mut metadata = json!({
+            "event": event.event_type,
+            "event_version": event.event_version,
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": event.aggregate_id,
+            "sequence": event.sequence,
+            "global_seq": event.global_seq,
+        });
+        for key in ["correlation_id", "platform"] {
+            if let Some(value) = event.meta(key) {
+                metadata[key] = json!(value);
+            }
+        }
+        let details = std::mem::take(&mut entry.details);
+        if !details.is_null() {
+            metadata["details"] = details;
+        }
+        Self {
+            id: audit_id(event),
+            entry,
+            user_id,
+            email,
+            role,
+            ip_address: event.meta("ip_address").map(str::to_owned),
+            user_agent: event.meta("user_agent").map(str::to_owned),
+            session_id: event.meta("correlation_id").map(str::to_owned),
+            metadata,
+            timestamp: event.at().trunc_subsecs(6),
         }
     }
-    if !entry.details.is_null() {
-        metadata["details"] = entry.details;
+
+    /// The acting user (id, e-mail, role), when the row names one completely; the `users`
+    /// row must exist before the audit row refers to it.
+    pub(crate) fn actor(&self) -> Option<(Uuid, &str, &str)> {
+        match (self.user_id, &self.email, &self.role) {
+            (Some(id), Some(email), Some(role)) => Some((id, email, role)),
+            _ => None,
+        }
     }
-    let timestamp: DateTime<Utc> = event.at().trunc_subsecs(6);
+}
+
+/// Writes `rows` and appends them to the hash chain in their order, in one statement however
+/// many rows there are. The chain hashes the rows as the insert returned them, so it never
+/// searches `audit_logs` (whose statistics a replay has just emptied) for them.
+pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, user_email, \
-             user_role, ip_address, user_agent, session_id, resource_type, resource_id, \
-             resource_identifier, action, result, error_message, metadata, \"timestamp\") \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::inet, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18) \
-         ON CONFLICT (id, \"timestamp\") DO NOTHING",
-    )
-    .bind(id)
-    .bind(&entry.event_type)
-    .bind(entry.category)
-    .bind(entry.severity)
-    .bind(user_id)
-    .bind(email)
-    .bind(role)
-    .bind(event.meta("ip_address"))
-    .bind(event.meta("user_agent"))
-    .bind(event.meta("correlation_id"))
-    .bind(entry.resource_type)
-    .bind(entry.resource_id)
-    .bind(entry.resource_identifier)
-    .bind(&entry.action)
-    .bind(entry.result)
-    .bind(entry.error_message)
-    .bind(metadata)
-    .bind(timestamp)
-    .execute(&mut *conn)
-    .await
-    .context("writing the audit row")?;
-    sqlx::query(
-        "WITH last AS (SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1) \
+        "WITH RECURSIVE \
+         written AS ( \
+             INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, \
+                 user_email, user_role, ip_address, user_agent, session_id, resource_type, \
+                 resource_id, resource_identifier, action, result, error_message, metadata, \
+                 \"timestamp\") \
+             SELECT id, event_type, event_category, severity, user_id, user_email, user_role, \
+                    ip_address::inet, user_agent, session_id, resource_type, resource_id, \
+                    resource_identifier, action, result, error_message, metadata, ts \
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
+                           $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                           $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], \
+                           $16::text[], $17::jsonb[], $18::timestamptz[]) \
+                    AS r(id, event_type, event_category, severity, user_id, user_email, \
+                         user_role, ip_address, user_agent, session_id, resource_type, \
+                         resource_id, resource_identifier, action, result, error_message, \
+                         metadata, ts) \
+             ON CONFLICT (id, \"timestamp\") DO NOTHING \
+             RETURNING audit_logs AS row, id), \
+         todo AS MATERIALIZED ( \
+             SELECT array_agg(w.row ORDER BY t.n) AS rows \
+               FROM written w JOIN unnest($1::uuid[]) WITH ORDINALITY AS t(id, n) USING (id)), \
+         last AS (SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1), \
+         chain (n, position, audit_id, audit_timestamp, prev_hash, hash) AS ( \
+             SELECT 0, coalesce((SELECT position FROM last), 0), NULL::uuid, \
+                    NULL::timestamptz, NULL::bytea, coalesce((SELECT hash FROM last), $19) \
+             UNION ALL \
+             SELECT c.n + 1, c.position + 1, (todo.rows[c.n + 1]).id, \
+                    (todo.rows[c.n + 1]).\"timestamp\", c.hash, \
+                    sha256(c.hash || convert_to(audit_log_content(todo.rows[c.n + 1]), 'UTF8')) \
+               FROM chain c CROSS JOIN todo \
+              WHERE c.n < coalesce(cardinality(todo.rows), 0)) \
          INSERT INTO audit_log_chain (position, audit_id, audit_timestamp, prev_hash, hash) \
-         SELECT coalesce((SELECT position FROM last), 0) + 1, a.id, a.\"timestamp\", \
-                coalesce((SELECT hash FROM last), $2), \
-                sha256(coalesce((SELECT hash FROM last), $2) || convert_to(audit_log_content(a), 'UTF8')) \
-           FROM audit_logs a WHERE a.id = $1 AND a.\"timestamp\" = $3 \
-         ON CONFLICT (audit_id) DO NOTHING",
+         SELECT position, audit_id, audit_timestamp, prev_hash, hash FROM chain WHERE n > 0",
     )
-    .bind(id)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(column(|r| Some(r.entry.event_type.clone())))
+    .bind(column(|r| Some(r.entry.category.to_owned())))
+    .bind(column(|r| Some(r.entry.severity.to_owned())))
+    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind(column(|r| r.email.clone()))
+    .bind(column(|r| r.role.clone()))
+    .bind(column(|r| r.ip_address.clone()))
+    .bind(column(|r| r.user_agent.clone()))
+    .bind(column(|r| r.session_id.clone()))
+    .bind(column(|r| Some(r.entry.resource_type.to_owned())))
+    .bind(rows.iter().map(|r| r.entry.resource_id).collect::<Vec<_>>())
+    .bind(column(|r| r.entry.resource_identifier.clone()))
+    .bind(column(|r| Some(r.entry.action.clone())))
+    .bind(column(|r| Some(r.entry.result.to_owned())))
+    .bind(column(|r| r.entry.error_message.clone()))
+    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
     .bind(GENESIS.as_slice())
-    .bind(timestamp)
     .execute(&mut *conn)
     .await
-    .context("chaining the audit row")?;
+    .context("writing and chaining the audit rows")?;
     Ok(())
 }
 

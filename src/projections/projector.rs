@@ -35,6 +35,25 @@ pub trait FeedConsumer: Clone + Send + Sync + std::fmt::Debug + 'static {
         conn: &'a mut PgConnection,
         event: &'a StoredEvent,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+
+    /// Applies a batch in feed order; by default one event after the other.
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [StoredEvent],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        async move {
+            for event in events {
+                self.apply(conn, event).await.with_context(|| {
+                    format!(
+                        "applying {} #{} of {} {}",
+                        event.event_type, event.sequence, event.aggregate_type, event.aggregate_id
+                    )
+                })?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The documented tables and views.
@@ -58,7 +77,15 @@ impl FeedConsumer for ReadModel {
         conn: &'a mut PgConnection,
         event: &'a StoredEvent,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
-        read_model::apply(conn, event)
+        read_model::apply_batch(conn, std::slice::from_ref(event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [StoredEvent],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        read_model::apply_batch(conn, events)
     }
 }
 
@@ -151,18 +178,10 @@ impl<C: FeedConsumer> Projector<C> {
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
         self.consumer.begin(&mut tx).await?;
-        for event in &events {
-            self.consumer.apply(&mut tx, event).await.with_context(|| {
-                format!(
-                    "{}: applying {} #{} of {} {}",
-                    self.consumer.name(),
-                    event.event_type,
-                    event.sequence,
-                    event.aggregate_type,
-                    event.aggregate_id
-                )
-            })?;
-        }
+        self.consumer
+            .apply_batch(&mut tx, &events)
+            .await
+            .with_context(|| self.consumer.name())?;
         sqlx::query(
             "UPDATE projector_checkpoints \
                 SET last_tx_id = $2::text::xid8, last_global_seq = $3, \

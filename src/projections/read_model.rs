@@ -2,6 +2,8 @@
 //! the event (times included), ids of derived rows are UUIDv5s of their identity, and the
 //! per-aggregate position guard makes re-applying an event a no-op.
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -36,41 +38,142 @@ pub(crate) async fn begin(conn: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies one event (and its audit row), unless it was applied before.
-pub(crate) async fn apply(conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
-    let fresh = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO projection_positions (aggregate_type, aggregate_id, last_sequence) \
-         VALUES ($1, $2, $3) \
-         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence \
-           WHERE projection_positions.last_sequence < EXCLUDED.last_sequence \
-         RETURNING last_sequence",
-    )
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
-    .fetch_optional(&mut *conn)
-    .await?
-    .is_some();
-    if !fresh {
-        return Ok(());
+/// One batch's writer: its connection, and the `users` rows it knows exist (every event
+/// names its actor, so most batches would otherwise ask for the same few rows again).
+pub(crate) struct Cx<'c> {
+    conn: &'c mut PgConnection,
+    users: HashSet<Uuid>,
+}
+
+/// Applies a batch of events in feed order (each with its audit row), skipping those
+/// applied before. Per event only its own table writes go to the server; the position
+/// guard, the audit rows and their hash chain are read and written once per batch.
+pub(crate) async fn apply_batch(
+    conn: &mut PgConnection,
+    events: &[StoredEvent],
+) -> anyhow::Result<()> {
+    let mut positions = Positions::load(conn, events).await?;
+    let mut audit_rows = Vec::with_capacity(events.len());
+    let mut cx = Cx {
+        conn,
+        users: HashSet::new(),
+    };
+    for event in events {
+        if !positions.advance(event) {
+            continue;
+        }
+        let row = apply_one(&mut cx, event).await.with_context(|| {
+            format!(
+                "applying {} #{} of {} {}",
+                event.event_type, event.sequence, event.aggregate_type, event.aggregate_id
+            )
+        })?;
+        audit_rows.extend(row);
     }
+    positions.save(cx.conn).await?;
+    audit::append(cx.conn, &audit_rows).await
+}
+
+/// Each aggregate's last applied sequence, for the aggregates of one batch.
+struct Positions {
+    last: HashMap<(String, String), i64>,
+    moved: HashSet<(String, String)>,
+}
+
+impl Positions {
+    async fn load(conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<Self> {
+        let keys: HashSet<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
+            .collect();
+        let (types, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT p.aggregate_type, p.aggregate_id, p.last_sequence \
+               FROM projection_positions p \
+               JOIN unnest($1::text[], $2::text[]) AS k(aggregate_type, aggregate_id) \
+                 USING (aggregate_type, aggregate_id)",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading the projection positions")?;
+        Ok(Self {
+            last: rows.into_iter().map(|(t, i, s)| ((t, i), s)).collect(),
+            moved: HashSet::new(),
+        })
+    }
+
+    /// Whether `event` is new to the tables; if so, it becomes its aggregate's position.
+    fn advance(&mut self, event: &StoredEvent) -> bool {
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if self
+            .last
+            .get(&key)
+            .is_some_and(|&last| last >= event.sequence)
+        {
+            return false;
+        }
+        self.last.insert(key.clone(), event.sequence);
+        self.moved.insert(key);
+        true
+    }
+
+    async fn save(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        if self.moved.is_empty() {
+            return Ok(());
+        }
+        let mut types = Vec::with_capacity(self.moved.len());
+        let mut ids = Vec::with_capacity(self.moved.len());
+        let mut sequences = Vec::with_capacity(self.moved.len());
+        for key in self.moved {
+            sequences.push(self.last[&key]);
+            types.push(key.0);
+            ids.push(key.1);
+        }
+        sqlx::query(
+            "INSERT INTO projection_positions (aggregate_type, aggregate_id, last_sequence) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                SET last_sequence = EXCLUDED.last_sequence \
+              WHERE projection_positions.last_sequence < EXCLUDED.last_sequence",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .bind(&sequences)
+        .execute(&mut *conn)
+        .await
+        .context("moving the projection positions")?;
+        Ok(())
+    }
+}
+
+/// Writes one event's rows; returns its audit row (none for unknown aggregate types).
+async fn apply_one(
+    cx: &mut Cx<'_>,
+    event: &StoredEvent,
+) -> anyhow::Result<Option<audit::AuditRow>> {
     let entry = match event.aggregate_type.as_str() {
-        User::TYPE => users(conn, parse(event)?).await?,
-        CertificateRequest::TYPE => requests(conn, event, parse(event)?).await?,
-        Approval::TYPE => approvals(conn, event, parse(event)?).await?,
-        Certificate::TYPE => certificates(conn, event, parse(event)?).await?,
+        User::TYPE => users(cx, parse(event)?).await?,
+        CertificateRequest::TYPE => requests(cx, event, parse(event)?).await?,
+        Approval::TYPE => approvals(cx, event, parse(event)?).await?,
+        Certificate::TYPE => certificates(cx, event, parse(event)?).await?,
         Refusal::TYPE => refusal(parse(event)?),
-        Config::TYPE => config(conn, parse(event)?).await?,
-        Notification::TYPE => notifications(conn, event, parse(event)?).await?,
+        Config::TYPE => config(cx, parse(event)?).await?,
+        Notification::TYPE => notifications(cx, event, parse(event)?).await?,
         other => {
             tracing::warn!(
                 aggregate_type = other,
                 "projector: unknown aggregate type; skipped"
             );
-            return Ok(());
+            return Ok(None);
         }
     };
-    audit::write(conn, event, entry).await
+    let row = audit::AuditRow::new(event, entry);
+    if let Some((user_id, email, role)) = row.actor() {
+        ensure_user_row(cx, user_id, email, role, event.at()).await?;
+    }
+    Ok(Some(row))
 }
 
 fn parse<E: serde::de::DeserializeOwned>(event: &StoredEvent) -> anyhow::Result<E> {
@@ -90,14 +193,17 @@ fn aggregate_uuid(event: &StoredEvent) -> anyhow::Result<Uuid> {
 }
 
 /// Inserts a minimal `users` row for an actor the table does not know yet (foreign keys need
-/// it); `UserRegistered` fills in the rest.
-pub(crate) async fn ensure_user_row(
-    conn: &mut PgConnection,
+/// it); `UserRegistered` fills in the rest. Once per user and batch.
+async fn ensure_user_row(
+    cx: &mut Cx<'_>,
     user_id: Uuid,
     email: &str,
     role: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    if cx.users.contains(&user_id) {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO users (id, email, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
          ON CONFLICT (id) DO NOTHING",
@@ -106,18 +212,15 @@ pub(crate) async fn ensure_user_row(
     .bind(email)
     .bind(role)
     .bind(at)
-    .execute(&mut *conn)
+    .execute(&mut *cx.conn)
     .await?;
+    cx.users.insert(user_id);
     Ok(())
 }
 
-async fn ensure_user(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
+async fn ensure_user(cx: &mut Cx<'_>, actor: &Actor, at: DateTime<Utc>) -> anyhow::Result<()> {
     ensure_user_row(
-        conn,
+        cx,
         actor.user_id,
         actor.email.as_ref(),
         actor.role.as_str(),
@@ -126,7 +229,7 @@ async fn ensure_user(
     .await
 }
 
-async fn users(conn: &mut PgConnection, event: UserEvent) -> anyhow::Result<AuditEntry> {
+async fn users(cx: &mut Cx<'_>, event: UserEvent) -> anyhow::Result<AuditEntry> {
     Ok(match event {
         UserEvent::UserRegistered {
             user,
@@ -145,7 +248,7 @@ async fn users(conn: &mut PgConnection, event: UserEvent) -> anyhow::Result<Audi
             .bind(display_name)
             .bind(user.role.as_str())
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             AuditEntry::new("user_registered", "authentication", "user", "create")
                 .actor(&user)
@@ -162,7 +265,7 @@ async fn users(conn: &mut PgConnection, event: UserEvent) -> anyhow::Result<Audi
                 .bind(user.user_id)
                 .bind(user.role.as_str())
                 .bind(at)
-                .execute(&mut *conn)
+                .execute(&mut *cx.conn)
                 .await?;
             AuditEntry::new("role_granted", "authorization", "user", "update")
                 .actor(&by)
@@ -199,7 +302,7 @@ async fn request_number(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Opt
 }
 
 async fn requests(
-    conn: &mut PgConnection,
+    cx: &mut Cx<'_>,
     stored: &StoredEvent,
     event: RequestEvent,
 ) -> anyhow::Result<AuditEntry> {
@@ -228,7 +331,7 @@ async fn requests(
             renews: _,
             at,
         } => {
-            ensure_user(conn, &requester, at).await?;
+            ensure_user(cx, &requester, at).await?;
             let sans: Vec<String> = subject
                 .subject_alternative_names
                 .iter()
@@ -272,7 +375,7 @@ async fn requests(
             .bind(override_requested)
             .bind(&override_reason)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             if let (Some(answers), Some(recommendation)) = (&answers, &recommendation) {
                 let compliance: Vec<&str> = answers
@@ -306,7 +409,7 @@ async fn requests(
                 .bind(&recommendation.reason)
                 .bind(recommendation.confidence.to_string())
                 .bind(at)
-                .execute(&mut *conn)
+                .execute(&mut *cx.conn)
                 .await?;
             }
             entry("request_created", "create")
@@ -330,7 +433,7 @@ async fn requests(
             )
             .bind(id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("request_submitted", "submit").actor(&by)
         }
@@ -343,7 +446,7 @@ async fn requests(
             .bind(id)
             .bind(at)
             .bind(last)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             let mut e = entry("request_approved", "approve").details(json!({
                 "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>()
@@ -361,14 +464,14 @@ async fn requests(
             .bind(id)
             .bind(at)
             .bind(by.user_id)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("request_rejected", "reject")
                 .actor(&by)
                 .details(json!({ "reason": reason }))
         }
         RequestEvent::IssuanceStarted { at } => {
-            set_request(conn, id, "status = 'in_progress'", at).await?;
+            set_request(cx.conn, id, "status = 'in_progress'", at).await?;
             entry("issuance_started", "issue")
         }
         RequestEvent::CaRequestRecorded {
@@ -384,7 +487,7 @@ async fn requests(
             .bind(&ca_request_id)
             .bind(&ca_status)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("ca_request_recorded", "update")
                 .details(json!({ "ca_request_id": ca_request_id, "ca_status": ca_status }))
@@ -402,7 +505,7 @@ async fn requests(
             .bind(i32::try_from(retry_count).unwrap_or(i32::MAX))
             .bind(&error)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("issuance_retry_scheduled", "issue")
                 .severity("warning")
@@ -419,7 +522,7 @@ async fn requests(
             )
             .bind(id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("request_issued", "issue").details(json!({
                 "certificate_id": certificate_id,
@@ -434,20 +537,20 @@ async fn requests(
             .bind(id)
             .bind(&error)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("issuance_failed", "issue")
                 .severity("error")
                 .failure(error)
         }
         RequestEvent::RequestCancelled { by, reason, at } => {
-            set_request(conn, id, "status = 'cancelled'", at).await?;
+            set_request(cx.conn, id, "status = 'cancelled'", at).await?;
             entry("request_cancelled", "cancel")
                 .actor(&by)
                 .details(json!({ "reason": reason }))
         }
         RequestEvent::RequestExpired { waited_days, at } => {
-            set_request(conn, id, "status = 'cancelled'", at).await?;
+            set_request(cx.conn, id, "status = 'cancelled'", at).await?;
             entry("request_expired", "cancel").details(json!({
                 "reason": format!("no decision within {waited_days} days"),
                 "waited_days": waited_days,
@@ -458,12 +561,12 @@ async fn requests(
             reason,
             at,
         } => {
-            set_request(conn, id, "status = 'revoked'", at).await?;
+            set_request(cx.conn, id, "status = 'revoked'", at).await?;
             entry("request_revoked", "revoke")
                 .details(json!({ "certificate_id": certificate_id, "reason": reason }))
         }
     };
-    let number = request_number(conn, id).await?;
+    let number = request_number(cx.conn, id).await?;
     Ok(if entry.resource_id.is_none() {
         entry.resource(Some(id), number)
     } else {
@@ -477,7 +580,7 @@ async fn requests(
     reason = "one row, many columns; a struct would only rename them"
 )]
 async fn approval_row(
-    conn: &mut PgConnection,
+    cx: &mut Cx<'_>,
     request_id: Uuid,
     approver: &Actor,
     status: &str,
@@ -487,7 +590,7 @@ async fn approval_row(
     delegation_reason: Option<&str>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    ensure_user(conn, approver, at).await?;
+    ensure_user(cx, approver, at).await?;
     let decided_at = (status != "pending").then_some(at);
     let notified_at = (status == "pending").then_some(at);
     sqlx::query(
@@ -514,7 +617,7 @@ async fn approval_row(
     .bind(delegation_reason)
     .bind(notified_at)
     .bind(at)
-    .execute(&mut *conn)
+    .execute(&mut *cx.conn)
     .await?;
     Ok(())
 }
@@ -530,7 +633,7 @@ async fn drop_pending(conn: &mut PgConnection, request_id: Uuid) -> anyhow::Resu
 }
 
 async fn approvals(
-    conn: &mut PgConnection,
+    cx: &mut Cx<'_>,
     stored: &StoredEvent,
     event: ApprovalEvent,
 ) -> anyhow::Result<AuditEntry> {
@@ -546,7 +649,7 @@ async fn approvals(
         } => {
             for approver in &approvers {
                 approval_row(
-                    conn, request_id, approver, "pending", None, None, None, None, at,
+                    cx, request_id, approver, "pending", None, None, None, None, at,
                 )
                 .await?;
             }
@@ -563,7 +666,7 @@ async fn approvals(
             at,
         } => {
             approval_row(
-                conn,
+                cx,
                 request_id,
                 &by,
                 "approved",
@@ -580,7 +683,7 @@ async fn approvals(
         }
         ApprovalEvent::ApprovalRejected { by, reason, at } => {
             approval_row(
-                conn,
+                cx,
                 request_id,
                 &by,
                 "rejected",
@@ -591,15 +694,15 @@ async fn approvals(
                 at,
             )
             .await?;
-            drop_pending(conn, request_id).await?;
+            drop_pending(cx.conn, request_id).await?;
             entry("approval_rejected", "reject")
                 .actor(&by)
                 .details(json!({ "reason": reason }))
         }
         ApprovalEvent::ApprovalDelegated { by, to, reason, at } => {
-            ensure_user(conn, &to, at).await?;
+            ensure_user(cx, &to, at).await?;
             approval_row(
-                conn,
+                cx,
                 request_id,
                 &by,
                 "delegated",
@@ -610,7 +713,7 @@ async fn approvals(
                 at,
             )
             .await?;
-            approval_row(conn, request_id, &to, "pending", None, None, None, None, at).await?;
+            approval_row(cx, request_id, &to, "pending", None, None, None, None, at).await?;
             entry("approval_delegated", "delegate")
                 .actor(&by)
                 .details(json!({ "to": to.email, "reason": reason }))
@@ -628,7 +731,7 @@ async fn approvals(
             .bind(request_id)
             .bind(i32::try_from(reminder_count).unwrap_or(i32::MAX))
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("approval_reminder_sent", "remind").details(json!({
                 "reminder_count": reminder_count,
@@ -637,22 +740,22 @@ async fn approvals(
             }))
         }
         ApprovalEvent::ApprovalPolicySatisfied { approvers, .. } => {
-            drop_pending(conn, request_id).await?;
+            drop_pending(cx.conn, request_id).await?;
             entry("approval_policy_satisfied", "approve").details(json!({
                 "approvers": approvers.iter().map(|a| a.email.to_string()).collect::<Vec<_>>(),
             }))
         }
         ApprovalEvent::ApprovalWithdrawn { reason, .. } => {
-            drop_pending(conn, request_id).await?;
+            drop_pending(cx.conn, request_id).await?;
             entry("approval_withdrawn", "cancel").details(json!({ "reason": reason }))
         }
     };
-    let number = request_number(conn, request_id).await?;
+    let number = request_number(cx.conn, request_id).await?;
     Ok(entry.resource(Some(request_id), number))
 }
 
 async fn certificates(
-    conn: &mut PgConnection,
+    cx: &mut Cx<'_>,
     stored: &StoredEvent,
     event: CertificateEvent,
 ) -> anyhow::Result<AuditEntry> {
@@ -662,7 +765,7 @@ async fn certificates(
     };
     let entry = match event {
         CertificateEvent::CertificateIssued { certificate: c, at } => {
-            ensure_user(conn, &c.owner, at).await?;
+            ensure_user(cx, &c.owner, at).await?;
             let sans: Vec<String> = c
                 .subject_alternative_names
                 .iter()
@@ -697,7 +800,7 @@ async fn certificates(
             .bind(&c.storage.chain)
             .bind(&c.storage.private_key)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             if let Some(key) = &c.private_key {
                 sqlx::query(
@@ -713,7 +816,7 @@ async fn certificates(
                 .bind(&key.algorithm)
                 .bind(key.data_key_id.to_string())
                 .bind(at)
-                .execute(&mut *conn)
+                .execute(&mut *cx.conn)
                 .await?;
             }
             entry("certificate_issued", "create")
@@ -741,7 +844,7 @@ async fn certificates(
                     .bind(id)
                     .bind(i32::try_from(download_count).unwrap_or(i32::MAX))
                     .bind(at)
-                    .execute(&mut *conn)
+                    .execute(&mut *cx.conn)
                     .await?;
                 }
                 Artifact::PrivateKey => {
@@ -753,7 +856,7 @@ async fn certificates(
                     )
                     .bind(id)
                     .bind(at)
-                    .execute(&mut *conn)
+                    .execute(&mut *cx.conn)
                     .await?;
                 }
                 Artifact::Chain => {}
@@ -772,7 +875,7 @@ async fn certificates(
             .bind(id)
             .bind(at)
             .bind(i32::try_from(days_before).unwrap_or(i32::MAX))
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("expiry_reminder_sent", "remind").details(json!({ "days_before": days_before }))
         }
@@ -782,7 +885,7 @@ async fn certificates(
             )
             .bind(id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("certificate_expired", "expire").severity("warning")
         }
@@ -792,7 +895,7 @@ async fn certificates(
             text,
             at,
         } => {
-            ensure_user(conn, &by, at).await?;
+            ensure_user(cx, &by, at).await?;
             // Not revoked yet: `certificate_revocations` gets its row when it is.
             entry("revocation_requested", "revoke")
                 .actor(&by)
@@ -804,7 +907,7 @@ async fn certificates(
             comment,
             at,
         } => {
-            ensure_user(conn, &by, at).await?;
+            ensure_user(cx, &by, at).await?;
             entry("revocation_rejected", "reject")
                 .actor(&by)
                 .details(json!({ "comment": comment, "requested_by": requested_by.email }))
@@ -816,7 +919,7 @@ async fn certificates(
             )
             .bind(id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("private_key_destroyed", "delete").severity("warning")
         }
@@ -827,7 +930,7 @@ async fn certificates(
             at,
         } => {
             if let Some(admin) = &confirmed_by {
-                ensure_user(conn, admin, at).await?;
+                ensure_user(cx, admin, at).await?;
             }
             sqlx::query(
                 "UPDATE certificate_revocations SET adcs_status = $2, adcs_error_message = $3, \
@@ -838,7 +941,7 @@ async fn certificates(
             .bind(&ca_status)
             .bind(&error)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             let mut entry = entry("ca_revocation_recorded", "revoke").details(json!({
                 "ca_status": ca_status,
@@ -865,11 +968,11 @@ async fn certificates(
             )
             .bind(id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
-            ensure_user(conn, &by, at).await?;
+            ensure_user(cx, &by, at).await?;
             if let Some(approver) = &approved_by {
-                ensure_user(conn, approver, at).await?;
+                ensure_user(cx, approver, at).await?;
             }
             sqlx::query(
                 "INSERT INTO certificate_revocations (id, certificate_id, request_id, user_id, \
@@ -892,7 +995,7 @@ async fn certificates(
             .bind(approved_by.as_ref().map(|_| at))
             .bind(approval_required)
             .bind(id)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             let severity = match reason {
                 RevocationReason::KeyCompromise | RevocationReason::CaCompromise => "critical",
@@ -912,7 +1015,7 @@ async fn certificates(
     let serial: Option<String> =
         sqlx::query_scalar("SELECT serial_number FROM certificates WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut *cx.conn)
             .await?;
     Ok(entry.resource(Some(id), serial))
 }
@@ -940,14 +1043,14 @@ fn refusal(event: RefusalEvent) -> AuditEntry {
     entry
 }
 
-async fn config(conn: &mut PgConnection, event: ConfigEvent) -> anyhow::Result<AuditEntry> {
+async fn config(cx: &mut Cx<'_>, event: ConfigEvent) -> anyhow::Result<AuditEntry> {
     let ConfigEvent::ConfigValueSet {
         setting,
         previous_value,
         by,
         at,
     } = event;
-    ensure_user(conn, &by, at).await?;
+    ensure_user(cx, &by, at).await?;
     let sensitive: bool = sqlx::query_scalar(
         "INSERT INTO system_config (id, config_key, config_value, value_type, updated_by, \
              created_at, updated_at) \
@@ -963,7 +1066,7 @@ async fn config(conn: &mut PgConnection, event: ConfigEvent) -> anyhow::Result<A
     .bind(setting.value_type.as_str())
     .bind(by.user_id)
     .bind(at)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *cx.conn)
     .await?;
     // Sensitive values never reach the audit trail.
     let details = if sensitive {
@@ -981,7 +1084,7 @@ async fn config(conn: &mut PgConnection, event: ConfigEvent) -> anyhow::Result<A
 }
 
 async fn notifications(
-    conn: &mut PgConnection,
+    cx: &mut Cx<'_>,
     stored: &StoredEvent,
     event: NotificationEvent,
 ) -> anyhow::Result<AuditEntry> {
@@ -991,7 +1094,7 @@ async fn notifications(
     };
     let entry = match event {
         NotificationEvent::NotificationQueued { message, at } => {
-            ensure_user(conn, &message.recipient, at).await?;
+            ensure_user(cx, &message.recipient, at).await?;
             sqlx::query(
                 "INSERT INTO notifications (id, user_id, recipient_email, notification_type, \
                      subject, body, channel, resource_type, resource_id, status, created_at) \
@@ -1008,7 +1111,7 @@ async fn notifications(
             .bind(&message.resource_type)
             .bind(message.resource_id)
             .bind(at)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("notification_queued", "create")
                 .actor(&message.recipient)
@@ -1030,7 +1133,7 @@ async fn notifications(
             .bind(id)
             .bind(at)
             .bind(&external_message_id)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             entry("notification_sent", "send")
         }
@@ -1048,7 +1151,7 @@ async fn notifications(
             .bind(i32::try_from(retry_count).unwrap_or(i32::MAX))
             .bind(&error)
             .bind(gave_up)
-            .execute(&mut *conn)
+            .execute(&mut *cx.conn)
             .await?;
             let e = entry("notification_failed", "send")
                 .severity(if gave_up { "error" } else { "warning" })
@@ -1058,7 +1161,7 @@ async fn notifications(
         NotificationEvent::NotificationBounced { .. } => {
             sqlx::query("UPDATE notifications SET status = 'bounced' WHERE id = $1")
                 .bind(id)
-                .execute(&mut *conn)
+                .execute(&mut *cx.conn)
                 .await?;
             entry("notification_bounced", "send").severity("warning")
         }

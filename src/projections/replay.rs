@@ -64,14 +64,9 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
             break;
         };
         (after_tx, after_seq) = (last.tx_id.clone(), last.global_seq);
-        for event in &batch {
-            read_model::apply(&mut tx, event).await.with_context(|| {
-                format!(
-                    "replaying {} #{} of {} {}",
-                    event.event_type, event.sequence, event.aggregate_type, event.aggregate_id
-                )
-            })?;
-        }
+        read_model::apply_batch(&mut tx, &batch)
+            .await
+            .context("replaying")?;
         events += batch.len();
     }
     sqlx::query(
@@ -85,6 +80,28 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok(ReplayReport {
+        events,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Reads every event in batches of `batch_size`, as [`replay`] does, and applies nothing:
+/// the baseline a replay is measured against.
+pub async fn read_feed(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayReport> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    let (mut after_tx, mut after_seq) = ("0".to_owned(), 0_i64);
+    let mut events = 0;
+    loop {
+        let batch = feed::next_batch(&mut tx, &after_tx, after_seq, batch_size).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        (after_tx, after_seq) = (last.tx_id.clone(), last.global_seq);
+        events += batch.len();
+    }
+    tx.rollback().await?;
     Ok(ReplayReport {
         events,
         elapsed: started.elapsed(),

@@ -18,6 +18,8 @@ use crate::domain::actor::Platform;
 use crate::domain::values::Email;
 use crate::pki::envelope::KeyEncryptionKey;
 
+mod replay;
+
 /// `bench` scenarios.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -57,6 +59,19 @@ pub enum BenchCommand {
         /// Seconds of load.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+    /// Events/s rebuilding every projection (tables and audit chain) from N events, against
+    /// reading the same events in the same batches and applying nothing.
+    Replay {
+        /// Events in the store to replay.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
         /// Where to append the results.
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
@@ -159,6 +174,12 @@ pub async fn run(
         BenchCommand::ProjectionLag { rate, seconds, out } => {
             let scratch = Scratch::create(&server, 40).await?;
             let section = projection_lag(&scratch, kek, rate, Duration::from_secs(seconds)).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+        BenchCommand::Replay { events, batch, out } => {
+            let scratch = Scratch::create(&server, 4).await?;
+            let section = replay::run(&scratch, kek, events, batch.max(1)).await;
             scratch.drop().await?;
             (out, section?)
         }
