@@ -33,8 +33,8 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod domain;
-#[cfg(test)]
-mod fuzz;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod pki;
 pub mod projections;

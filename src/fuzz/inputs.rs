@@ -1,7 +1,7 @@
 //! Arbitrary inputs for robustness tests: deterministic (seeded) random strings built from
 //! the characters parsers trip over, and random mutations of valid samples. Every parser
 //! that reads what people or peers send must answer them with a value or an error — never a
-//! panic. (Coverage-guided fuzzing would find more; these run in every `cargo test`.)
+//! panic. These run in every `cargo test`; `fuzz/` runs the same parsers under libFuzzer.
 
 /// A small xorshift generator: deterministic, so a failure names its seed.
 #[derive(Debug, Clone)]

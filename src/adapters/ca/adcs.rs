@@ -181,7 +181,7 @@ fn pem_certificate(body: &str) -> String {
 }
 
 /// The text after "Disposition message:" (next line, after two tabs).
-fn disposition(page: &str) -> Option<String> {
+pub(crate) fn disposition(page: &str) -> Option<String> {
     let start = page.find("Disposition message:")? + "Disposition message:".len();
     page[start..]
         .lines()
@@ -212,7 +212,7 @@ fn classify_disposition(ca_request_id: String, message: String) -> Submission {
 }
 
 /// What `certfnsh.asp` answered.
-fn classify_submission(page: &str) -> Result<Result<String, Submission>, CaError> {
+pub(crate) fn classify_submission(page: &str) -> Result<Result<String, Submission>, CaError> {
     // The issued page links the certificate; that link is the one reliable marker.
     if let Some(start) = page.find("certnew.cer?ReqID=") {
         let digits: String = page[start + "certnew.cer?ReqID=".len()..]

@@ -147,7 +147,7 @@ fn private(text: impl Into<String>) -> Response {
 }
 
 /// The person behind an interaction: their Discord id and display name.
-fn who(body: &Value) -> (String, Option<String>) {
+pub(crate) fn who(body: &Value) -> (String, Option<String>) {
     let user = if body["member"]["user"].is_object() {
         &body["member"]["user"]
     } else {
@@ -311,7 +311,7 @@ async fn component(state: DiscordState, body: Value) -> Response {
 }
 
 /// The values of a modal's text inputs.
-fn modal_value<'a>(body: &'a Value, id: &str) -> Option<&'a str> {
+pub(crate) fn modal_value<'a>(body: &'a Value, id: &str) -> Option<&'a str> {
     body["data"]["components"]
         .as_array()?
         .iter()

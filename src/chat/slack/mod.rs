@@ -179,13 +179,13 @@ async fn commands(
 }
 
 #[derive(Debug, Deserialize)]
-struct InteractionForm {
-    payload: String,
+pub(crate) struct InteractionForm {
+    pub(crate) payload: String,
 }
 
 /// Where a modal came from, kept in its `private_metadata`.
 #[derive(Debug, serde::Serialize, Deserialize)]
-struct ModalOrigin {
+pub(crate) struct ModalOrigin {
     number: String,
     response_url: Option<String>,
 }

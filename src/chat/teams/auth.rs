@@ -33,7 +33,7 @@ pub enum AuthError {
 }
 
 #[derive(Clone)]
-struct Key {
+pub(crate) struct Key {
     key: DecodingKey,
     endorsements: Vec<String>,
 }
@@ -114,32 +114,16 @@ impl Authenticator {
             .error_for_status()?
             .json()
             .await?;
-        let jwks: Jwks = self
+        let jwks = self
             .http
             .get(&metadata.jwks_uri)
             .send()
             .await
             .context("fetching the Bot Framework signing keys")?
             .error_for_status()?
-            .json()
+            .bytes()
             .await?;
-        let mut keys = HashMap::new();
-        for jwk in jwks.keys {
-            let (Some(kid), "RSA", Some(n), Some(e)) = (jwk.kid, jwk.kty.as_str(), jwk.n, jwk.e)
-            else {
-                continue;
-            };
-            if let Ok(key) = DecodingKey::from_rsa_components(&n, &e) {
-                keys.insert(
-                    kid,
-                    Key {
-                        key,
-                        endorsements: jwk.endorsements,
-                    },
-                );
-            }
-        }
-        Ok(keys)
+        signing_keys(&jwks)
     }
 
     async fn key(&self, kid: &str) -> Result<Key, AuthError> {
@@ -181,19 +165,7 @@ impl Authenticator {
         channel_id: &str,
         service_url: &str,
     ) -> Result<(), AuthError> {
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| AuthError::Unauthorized("missing bearer token".to_owned()))?;
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::Unauthorized("malformed token".to_owned()))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Unauthorized("unexpected algorithm".to_owned()));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Unauthorized("token names no key".to_owned()))?;
+        let (token, kid) = bearer_token(authorization)?;
         let key = self.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
@@ -219,4 +191,45 @@ impl Authenticator {
         }
         Ok(())
     }
+}
+
+/// The RSA signing keys of a JWKS document, by key id (other kinds of keys are skipped).
+pub(crate) fn signing_keys(document: &[u8]) -> anyhow::Result<HashMap<String, Key>> {
+    let jwks: Jwks =
+        serde_json::from_slice(document).context("the signing keys are not a JWKS document")?;
+    let mut keys = HashMap::new();
+    for jwk in jwks.keys {
+        let (Some(kid), "RSA", Some(n), Some(e)) = (jwk.kid, jwk.kty.as_str(), jwk.n, jwk.e) else {
+            continue;
+        };
+        if let Ok(key) = DecodingKey::from_rsa_components(&n, &e) {
+            keys.insert(
+                kid,
+                Key {
+                    key,
+                    endorsements: jwk.endorsements,
+                },
+            );
+        }
+    }
+    Ok(keys)
+}
+
+/// The bearer token of an `Authorization` header and the id of the key it names, if it is an
+/// RS256 JWT at all; its signature and claims are checked afterwards.
+pub(crate) fn bearer_token(authorization: Option<&str>) -> Result<(&str, String), AuthError> {
+    let token = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AuthError::Unauthorized("missing bearer token".to_owned()))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| AuthError::Unauthorized("malformed token".to_owned()))?;
+    if header.alg != Algorithm::RS256 {
+        return Err(AuthError::Unauthorized("unexpected algorithm".to_owned()));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| AuthError::Unauthorized("token names no key".to_owned()))?;
+    Ok((token, kid))
 }

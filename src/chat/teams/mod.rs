@@ -63,7 +63,7 @@ pub fn router(state: TeamsState) -> Router {
 }
 
 /// The activity's tenant.
-fn tenant(activity: &Value) -> &str {
+pub(crate) fn tenant(activity: &Value) -> &str {
     activity["conversation"]["tenantId"]
         .as_str()
         .or_else(|| activity["channelData"]["tenant"]["id"].as_str())
@@ -71,7 +71,7 @@ fn tenant(activity: &Value) -> &str {
 }
 
 /// `<at>cert-assistant</at> cert status REQ-1` → `status REQ-1`.
-fn command_text(text: &str) -> String {
+pub(crate) fn command_text(text: &str) -> String {
     let mut rest = text.to_owned();
     while let (Some(start), Some(end)) = (rest.find("<at>"), rest.find("</at>")) {
         if end < start {
