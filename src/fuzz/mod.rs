@@ -109,13 +109,7 @@ pub fn discord_interaction(data: &[u8]) {
         return;
     };
     let _ = discord::who(&body);
-    let sub = &body["data"]["options"][0];
-    let name = sub["name"].as_str().unwrap_or("help");
-    let text = sub["options"]
-        .as_array()
-        .and_then(|options| options.iter().find(|o| o["name"] == "text"))
-        .and_then(|o| o["value"].as_str())
-        .unwrap_or_default();
+    let (name, text) = discord::subcommand(&body);
     command_line(format!("{name} {text}").as_bytes());
     let _ = crate::chat::short_form::request_form(|id| {
         discord::modal_value(&body, id).map(str::to_owned)

@@ -1,10 +1,10 @@
 //! Reading the event feed in commit order.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 /// An event as stored, with its position in the feed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
     /// `CertificateRequest`, `Approval`, ...
     pub aggregate_type: String,
@@ -23,6 +23,7 @@ pub struct StoredEvent {
     /// Position in the global feed.
     pub global_seq: i64,
     /// The writing transaction's id (text of an xid8).
+    #[sqlx(rename = "tx_text")]
     pub tx_id: String,
     /// When the store recorded it.
     pub recorded_at: DateTime<Utc>,
@@ -53,7 +54,7 @@ pub(crate) async fn next_batch(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         // The text form of tx_id gets its own name: ORDER BY would otherwise sort by the
         // output column, as text ("1001" < "991"), and skip events.
         "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, \
@@ -68,21 +69,5 @@ pub(crate) async fn next_batch(
     .bind(after_seq)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                aggregate_type: row.try_get("aggregate_type")?,
-                aggregate_id: row.try_get("aggregate_id")?,
-                sequence: row.try_get("sequence")?,
-                event_type: row.try_get("event_type")?,
-                event_version: row.try_get("event_version")?,
-                payload: row.try_get("payload")?,
-                metadata: row.try_get("metadata")?,
-                global_seq: row.try_get("global_seq")?,
-                tx_id: row.try_get("tx_text")?,
-                recorded_at: row.try_get("recorded_at")?,
-            })
-        })
-        .collect()
+    .await
 }

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::projector::READ_MODEL;
-use super::{feed, read_model};
+use super::{StoredEvent, feed, read_model};
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy)]
@@ -56,19 +56,12 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     .context("emptying the projected tables")?;
     sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
 
-    let (mut after_tx, mut after_seq) = ("0".to_owned(), 0_i64);
-    let mut events = 0;
-    loop {
-        let batch = feed::next_batch(&mut tx, &after_tx, after_seq, batch_size).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        (after_tx, after_seq) = (last.tx_id.clone(), last.global_seq);
-        read_model::apply_batch(&mut tx, &batch)
+    let (events, (after_tx, after_seq)) = walk_feed(&mut tx, batch_size, async |conn, batch| {
+        read_model::apply_batch(conn, batch)
             .await
-            .context("replaying")?;
-        events += batch.len();
-    }
+            .context("replaying")
+    })
+    .await?;
     sqlx::query(
         "UPDATE projector_checkpoints SET last_tx_id = $2::text::xid8, last_global_seq = $3, \
              events_applied = $4, updated_at = now() WHERE name = $1",
@@ -91,19 +84,30 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
 pub async fn read_feed(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
-    let (mut after_tx, mut after_seq) = ("0".to_owned(), 0_i64);
-    let mut events = 0;
-    loop {
-        let batch = feed::next_batch(&mut tx, &after_tx, after_seq, batch_size).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        (after_tx, after_seq) = (last.tx_id.clone(), last.global_seq);
-        events += batch.len();
-    }
+    let (events, _) = walk_feed(&mut tx, batch_size, async |_, _| Ok(())).await?;
     tx.rollback().await?;
     Ok(ReplayReport {
         events,
         elapsed: started.elapsed(),
     })
+}
+
+/// Hands the whole feed to `each`, `batch_size` events at a time, in `conn`'s transaction;
+/// returns how many events there were and the position of the last.
+async fn walk_feed(
+    conn: &mut PgConnection,
+    batch_size: i64,
+    mut each: impl AsyncFnMut(&mut PgConnection, &[StoredEvent]) -> anyhow::Result<()>,
+) -> anyhow::Result<(usize, (String, i64))> {
+    let mut position = ("0".to_owned(), 0_i64);
+    let mut events = 0;
+    loop {
+        let batch = feed::next_batch(conn, &position.0, position.1, batch_size).await?;
+        let Some(last) = batch.last() else {
+            return Ok((events, position));
+        };
+        position = (last.tx_id.clone(), last.global_seq);
+        each(conn, &batch).await?;
+        events += batch.len();
+    }
 }

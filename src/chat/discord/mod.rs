@@ -214,7 +214,8 @@ async fn interactions(State(state): State<DiscordState>, Json(body): Json<Value>
     }
 }
 
-async fn application_command(state: DiscordState, body: Value) -> Response {
+/// The subcommand of `/cert` and its one text option: (`status`, `REQ-…`).
+pub(crate) fn subcommand(body: &Value) -> (&str, String) {
     let sub = &body["data"]["options"][0];
     let name = sub["name"].as_str().unwrap_or("help");
     let text = sub["options"]
@@ -224,6 +225,11 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    (name, text)
+}
+
+async fn application_command(state: DiscordState, body: Value) -> Response {
+    let (name, text) = subcommand(&body);
     if name == "link" {
         return link(&state, &body, &text).await;
     }

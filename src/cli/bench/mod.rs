@@ -154,11 +154,7 @@ pub async fn run(
             click_rate,
             out,
         } => {
-            let rates: Vec<u32> = rates
-                .split(',')
-                .map(|r| r.trim().parse())
-                .collect::<Result<_, _>>()
-                .context("--rates takes numbers, e.g. 100,300,1000")?;
+            let rates = numbers(&rates).context("--rates takes numbers, e.g. 100,300,1000")?;
             let scratch = Scratch::create(&server, 20).await?;
             let section = ack(
                 &scratch,
@@ -188,11 +184,7 @@ pub async fn run(
             seconds,
             out,
         } => {
-            let callers: Vec<u32> = callers
-                .split(',')
-                .map(|c| c.trim().parse())
-                .collect::<Result<_, _>>()
-                .context("--callers takes numbers, e.g. 1,8,32")?;
+            let callers = numbers(&callers).context("--callers takes numbers, e.g. 1,8,32")?;
             let most = callers.iter().copied().max().unwrap_or(1);
             let scratch = Scratch::create(&server, most + 4).await?;
             let section = append(&scratch, kek, &callers, Duration::from_secs(seconds)).await;
@@ -206,6 +198,11 @@ pub async fn run(
     );
     super::say_raw(&report);
     append_report(&out, &report)
+}
+
+/// `100,300,1000` → `[100, 300, 1000]`.
+fn numbers(list: &str) -> Result<Vec<u32>, std::num::ParseIntError> {
+    list.split(',').map(|n| n.trim().parse()).collect()
 }
 
 fn append_report(out: &Path, report: &str) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{Days, NaiveDate};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Scratch, bench_request, person};
@@ -137,6 +137,7 @@ async fn template(pool: &PgPool, kek: KeyEncryptionKey) -> anyhow::Result<Vec<Fl
 }
 
 /// A template event, as text.
+#[derive(sqlx::FromRow)]
 struct TemplateEvent {
     aggregate_type: String,
     aggregate_id: String,
@@ -148,27 +149,14 @@ struct TemplateEvent {
 }
 
 async fn template_events(pool: &PgPool) -> anyhow::Result<Vec<TemplateEvent>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
                 payload::text AS payload, metadata::text AS metadata \
            FROM events WHERE aggregate_type IN ('CertificateRequest', 'Approval') \
           ORDER BY global_seq",
     )
     .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(TemplateEvent {
-                aggregate_type: row.try_get("aggregate_type")?,
-                aggregate_id: row.try_get("aggregate_id")?,
-                sequence: row.try_get("sequence")?,
-                event_type: row.try_get("event_type")?,
-                event_version: row.try_get("event_version")?,
-                payload: row.try_get("payload")?,
-                metadata: row.try_get("metadata")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Appends `copies` copies of the template, in order, `COPIES_PER_CHUNK` per COPY.
