@@ -92,6 +92,9 @@ pub enum BenchCommand {
     },
 }
 
+/// The admin the benchmarks act as.
+const BENCH_ADMIN: &str = "bench-admin@example.com";
+
 /// A database for one benchmark, dropped afterwards.
 struct Scratch {
     server: PgPool,
@@ -120,6 +123,11 @@ impl Scratch {
             name,
             pool,
         })
+    }
+
+    /// The commands over this database, with the benchmarks' admin.
+    fn commands(&self, kek: KeyEncryptionKey) -> Commands {
+        Commands::new(self.pool.clone(), kek, &[BENCH_ADMIN.to_owned()])
     }
 
     async fn drop(self) -> anyhow::Result<()> {
@@ -374,11 +382,7 @@ async fn append(
     callers: &[u32],
     window: Duration,
 ) -> anyhow::Result<String> {
-    let commands = Commands::new(
-        scratch.pool.clone(),
-        kek,
-        &["bench-admin@example.com".to_owned()],
-    );
+    let commands = scratch.commands(kek);
     sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, v integer NOT NULL)")
         .execute(&scratch.pool)
         .await?;
@@ -529,6 +533,16 @@ async fn open_loop(
     (latencies, failed, achieved)
 }
 
+/// `p50 | p99 | max` of sorted latencies, as table cells.
+fn spread(sorted: &[Duration]) -> String {
+    format!(
+        "{:.2} ms | {:.2} ms | {:.2} ms",
+        ms(percentile(sorted, 0.50)),
+        ms(percentile(sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or_default()),
+    )
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -546,11 +560,7 @@ async fn ack(
     window: Duration,
 ) -> anyhow::Result<String> {
     const SECRET: &str = "bench-signing-secret";
-    let commands = Commands::new(
-        scratch.pool.clone(),
-        kek,
-        &["bench-admin@example.com".to_owned()],
-    );
+    let commands = scratch.commands(kek);
     // The person is known already (as after their first command), so Slack is never called.
     sqlx::query(
         "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
@@ -630,10 +640,8 @@ async fn ack(
             };
             writeln!(
                 out,
-                "| {name} | {rate} | {achieved:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {failed} |",
-                ms(percentile(&latencies, 0.50)),
-                ms(percentile(&latencies, 0.99)),
-                ms(latencies.last().copied().unwrap_or_default()),
+                "| {name} | {rate} | {achieved:.0} | {} | {failed} |",
+                spread(&latencies),
             )?;
         }
     }
@@ -681,7 +689,7 @@ async fn clicks(
     out: &mut String,
 ) -> anyhow::Result<()> {
     let total = usize::try_from(u64::from(rate) * window.as_secs()).unwrap_or(usize::MAX);
-    let root = person("bench-admin@example.com")?;
+    let root = person(BENCH_ADMIN)?;
     commands
         .grant_role(
             &root,
@@ -764,10 +772,8 @@ async fn clicks(
     writeln!(out, "|---|---|---|---|---|---|---|")?;
     writeln!(
         out,
-        "| each on its own pending request | {rate} | {achieved:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {failed} |",
-        ms(percentile(&latencies, 0.50)),
-        ms(percentile(&latencies, 0.99)),
-        ms(latencies.last().copied().unwrap_or_default()),
+        "| each on its own pending request | {rate} | {achieved:.0} | {} | {failed} |",
+        spread(&latencies),
     )?;
     writeln!(
         out,
@@ -786,11 +792,7 @@ async fn projection_lag(
     rate: u32,
     window: Duration,
 ) -> anyhow::Result<String> {
-    let commands = Commands::new(
-        scratch.pool.clone(),
-        kek,
-        &["bench-admin@example.com".to_owned()],
-    );
+    let commands = scratch.commands(kek);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let projector = tokio::spawn(
         crate::projections::projector::Projector::new(scratch.pool.clone()).run(async move {

@@ -15,8 +15,7 @@ use chrono::{Days, NaiveDate};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Scratch, bench_request, person};
-use crate::commands::Commands;
+use super::{BENCH_ADMIN, Scratch, bench_request, person};
 use crate::domain::values::RequestNumber;
 use crate::pki::envelope::KeyEncryptionKey;
 use crate::projections::replay;
@@ -46,7 +45,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<String> {
     let pool = &scratch.pool;
     let loading = Instant::now();
-    let flows = template(pool, kek).await?;
+    let flows = template(scratch, kek).await?;
     let template = template_events(pool).await?;
     let already: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
@@ -104,9 +103,9 @@ pub(super) async fn run(
 }
 
 /// Submits the template requests and decides them; returns their identities.
-async fn template(pool: &PgPool, kek: KeyEncryptionKey) -> anyhow::Result<Vec<Flow>> {
-    let commands = Commands::new(pool.clone(), kek, &["bench-admin@example.com".to_owned()]);
-    let admin = person("bench-admin@example.com")?;
+async fn template(scratch: &Scratch, kek: KeyEncryptionKey) -> anyhow::Result<Vec<Flow>> {
+    let commands = scratch.commands(kek);
+    let admin = person(BENCH_ADMIN)?;
     let mut flows = Vec::with_capacity(TEMPLATE_REQUESTS);
     for i in 0..TEMPLATE_REQUESTS {
         let requester = person(&format!("replay{}@example.com", i % 10))?;
