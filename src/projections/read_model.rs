@@ -43,6 +43,8 @@ pub(crate) async fn begin(conn: &mut PgConnection) -> anyhow::Result<()> {
 pub(crate) struct Cx<'c> {
     conn: &'c mut PgConnection,
     users: HashSet<Uuid>,
+    /// Request numbers by request id (a request's events name it in their audit rows).
+    numbers: HashMap<Uuid, String>,
 }
 
 /// Applies a batch of events in feed order (each with its audit row), skipping those
@@ -57,6 +59,7 @@ pub(crate) async fn apply_batch(
     let mut cx = Cx {
         conn,
         users: HashSet::new(),
+        numbers: HashMap::new(),
     };
     for event in events {
         if !positions.advance(event) {
@@ -292,13 +295,20 @@ async fn set_request(
     Ok(())
 }
 
-async fn request_number(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<String>> {
-    Ok(
+/// The number of request `id`; asked once per batch (numbers never change).
+async fn request_number(cx: &mut Cx<'_>, id: Uuid) -> anyhow::Result<Option<String>> {
+    if let Some(number) = cx.numbers.get(&id) {
+        return Ok(Some(number.clone()));
+    }
+    let number: Option<String> =
         sqlx::query_scalar("SELECT request_number FROM certificate_requests WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+            .fetch_optional(&mut *cx.conn)
+            .await?;
+    if let Some(number) = &number {
+        cx.numbers.insert(id, number.clone());
+    }
+    Ok(number)
 }
 
 async fn requests(
@@ -332,6 +342,7 @@ async fn requests(
             at,
         } => {
             ensure_user(cx, &requester, at).await?;
+            cx.numbers.insert(request_id, request_number.to_string());
             let sans: Vec<String> = subject
                 .subject_alternative_names
                 .iter()
@@ -566,7 +577,7 @@ async fn requests(
                 .details(json!({ "certificate_id": certificate_id, "reason": reason }))
         }
     };
-    let number = request_number(cx.conn, id).await?;
+    let number = request_number(cx, id).await?;
     Ok(if entry.resource_id.is_none() {
         entry.resource(Some(id), number)
     } else {
@@ -750,7 +761,7 @@ async fn approvals(
             entry("approval_withdrawn", "cancel").details(json!({ "reason": reason }))
         }
     };
-    let number = request_number(cx.conn, request_id).await?;
+    let number = request_number(cx, request_id).await?;
     Ok(entry.resource(Some(request_id), number))
 }
 
