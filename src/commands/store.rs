@@ -137,17 +137,24 @@ pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, Comm
     Ok(crate::db::setting(pool, "certificate.default_validity_days").await?)
 }
 
+/// The certificate issued with serial `$1` (on `idx_events_issued_serial`).
+pub const CERTIFICATE_BY_SERIAL: &str = "SELECT aggregate_id FROM events \
+      WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+        AND payload -> 'CertificateIssued' -> 'certificate' ->> 'serial_number' = $1 \
+      LIMIT 1";
+
+/// The certificate issued for request `$1` (on `idx_events_issued_request`).
+pub const CERTIFICATE_OF_REQUEST: &str = "SELECT aggregate_id FROM events \
+      WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+        AND payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = $1 \
+      LIMIT 1";
+
 /// Finds a certificate's id by serial in the event store (until the read model has it).
 pub async fn certificate_id_of(pool: &PgPool, serial: &str) -> Result<Uuid, CommandError> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT aggregate_id FROM events \
-          WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
-            AND payload -> 'CertificateIssued' -> 'certificate' ->> 'serial_number' = $1 \
-          LIMIT 1",
-    )
-    .bind(serial)
-    .fetch_optional(pool)
-    .await?;
+    let id: Option<String> = sqlx::query_scalar(CERTIFICATE_BY_SERIAL)
+        .bind(serial)
+        .fetch_optional(pool)
+        .await?;
     id.and_then(|id| id.parse().ok()).ok_or_else(|| {
         CommandError::NotFound(format!("there is no certificate with serial {serial}"))
     })
@@ -180,15 +187,10 @@ pub async fn certificate_of_request(
     pool: &PgPool,
     request_id: Uuid,
 ) -> Result<Option<Uuid>, CommandError> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT aggregate_id FROM events \
-          WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
-            AND payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = $1 \
-          LIMIT 1",
-    )
-    .bind(request_id.to_string())
-    .fetch_optional(pool)
-    .await?;
+    let id: Option<String> = sqlx::query_scalar(CERTIFICATE_OF_REQUEST)
+        .bind(request_id.to_string())
+        .fetch_optional(pool)
+        .await?;
     Ok(id.and_then(|id| id.parse().ok()))
 }
 

@@ -114,3 +114,52 @@ async fn the_due_query_can_use_the_partial_index() {
     let plan = plan.join("\n");
     assert!(plan.contains("idx_certificates_active_expiring"), "{plan}");
 }
+
+#[tokio::test]
+async fn certificates_are_found_by_request_and_serial_through_their_indexes() {
+    use cert_assistant::commands::store::{CERTIFICATE_BY_SERIAL, CERTIFICATE_OF_REQUEST};
+    let db = TestDb::new().await;
+    // Enough issued certificates that reading them all would be the planner's last choice.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata) \
+         SELECT 'Certificate', gen_random_uuid()::text, 1, 'CertificateIssued', '1.0', \
+                json_build_object('CertificateIssued', json_build_object('certificate', \
+                    json_build_object('request_id', 'request-' || g, 'serial_number', 'serial-' || g))), \
+                '{}'::json \
+           FROM generate_series(1, 5000) g",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("insert");
+    sqlx::query("ANALYZE events")
+        .execute(&db.pool)
+        .await
+        .expect("analyze");
+    for (query, key, index) in [
+        (
+            CERTIFICATE_OF_REQUEST,
+            "request-4242",
+            "idx_events_issued_request",
+        ),
+        (
+            CERTIFICATE_BY_SERIAL,
+            "serial-4242",
+            "idx_events_issued_serial",
+        ),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {query}"))
+            .bind(key)
+            .fetch_all(&db.pool)
+            .await
+            .expect("explain");
+        let plan = plan.join("\n");
+        assert!(plan.contains(index), "{plan}");
+        let found: Option<String> = sqlx::query_scalar(query)
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await
+            .expect("lookup");
+        assert!(found.is_some(), "{key} is found");
+    }
+}
