@@ -6,6 +6,7 @@
 pub mod command;
 pub mod decide;
 pub mod discord;
+pub mod identities;
 pub mod notifier;
 pub mod outbox;
 pub mod reply;

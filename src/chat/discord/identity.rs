@@ -151,17 +151,14 @@ pub async fn finish(
         return Err("That code is not right.".to_owned());
     }
     let mut tx = pool.begin().await.map_err(internal)?;
-    sqlx::query(
-        "INSERT INTO chat_identities (platform, workspace_id, user_id, email, display_name) \
-         VALUES ($1, $1, $2, $3, $4) ON CONFLICT (platform, workspace_id, user_id) \
-         DO UPDATE SET email = EXCLUDED.email, display_name = EXCLUDED.display_name, \
-             refreshed_at = now()",
+    crate::chat::identities::remember(
+        &mut *tx,
+        PLATFORM,
+        PLATFORM,
+        user_id,
+        email.as_ref(),
+        display_name,
     )
-    .bind(PLATFORM)
-    .bind(user_id)
-    .bind(email.to_string())
-    .bind(display_name)
-    .execute(&mut *tx)
     .await
     .map_err(internal)?;
     sqlx::query("DELETE FROM chat_link_codes WHERE platform = $1 AND user_id = $2")

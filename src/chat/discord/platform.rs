@@ -32,14 +32,8 @@ impl ChatPlatform for DiscordPlatform {
 
     fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
         Box::pin(async move {
-            Ok(sqlx::query_scalar(
-                "SELECT user_id FROM chat_identities WHERE platform = $1 \
-                   AND lower(email) = lower($2) ORDER BY refreshed_at DESC LIMIT 1",
-            )
-            .bind(PLATFORM)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?)
+            let account = crate::chat::identities::account_of(&self.pool, PLATFORM, email).await?;
+            Ok(account.map(|(_, user)| user))
         })
     }
 

@@ -1,13 +1,13 @@
 //! Who a Slack user is: the e-mail from `users.info`, cached in `chat_identities`.
 
-use chrono::{Duration, Utc};
 use sqlx::PgPool;
 
 use super::api::SlackApi;
+use crate::chat::identities;
 use crate::domain::values::Email;
 
-/// How long a looked-up e-mail is trusted before asking Slack again.
-const FRESH_FOR: Duration = Duration::hours(24);
+/// `chat_identities.platform` of Slack users (their `workspace_id` is the team).
+const PLATFORM: &str = "slack";
 
 /// Why a Slack user could not be identified.
 #[derive(Debug, thiserror::Error)]
@@ -31,16 +31,9 @@ pub async fn resolve(
     team_id: &str,
     user_id: &str,
 ) -> Result<(Email, Option<String>), IdentityError> {
-    let cached: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT email, display_name FROM chat_identities \
-          WHERE platform = 'slack' AND workspace_id = $1 AND user_id = $2 AND refreshed_at > $3",
-    )
-    .bind(team_id)
-    .bind(user_id)
-    .bind(Utc::now() - FRESH_FOR)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| IdentityError::Unavailable(e.into()))?;
+    let cached = identities::fresh(pool, PLATFORM, team_id, user_id)
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     if let Some((email, name)) = cached
         && let Ok(email) = Email::parse(&email)
     {
@@ -55,17 +48,14 @@ pub async fn resolve(
         .as_deref()
         .and_then(|e| Email::parse(e).ok())
         .ok_or(IdentityError::NoEmail)?;
-    sqlx::query(
-        "INSERT INTO chat_identities (platform, workspace_id, user_id, email, display_name, refreshed_at) \
-         VALUES ('slack', $1, $2, $3, $4, now()) \
-         ON CONFLICT (platform, workspace_id, user_id) DO UPDATE \
-            SET email = EXCLUDED.email, display_name = EXCLUDED.display_name, refreshed_at = now()",
+    identities::remember(
+        pool,
+        PLATFORM,
+        team_id,
+        user_id,
+        email.as_ref(),
+        user.name.as_deref(),
     )
-    .bind(team_id)
-    .bind(user_id)
-    .bind(email.as_ref())
-    .bind(&user.name)
-    .execute(pool)
     .await
     .map_err(|e| IdentityError::Unavailable(e.into()))?;
     Ok((email, user.name))

@@ -25,29 +25,16 @@ impl SlackPlatform {
     }
 
     async fn find(&self, email: &str) -> anyhow::Result<Option<String>> {
-        let known: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM chat_identities WHERE platform = 'slack' AND lower(email) = lower($1) \
-              ORDER BY refreshed_at DESC LIMIT 1",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        if known.is_some() {
-            return Ok(known);
+        if let Some((_, user_id)) =
+            crate::chat::identities::account_of(&self.pool, "slack", email).await?
+        {
+            return Ok(Some(user_id));
         }
         let Some((user_id, team_id)) = self.api.lookup_by_email(email).await? else {
             return Ok(None);
         };
-        sqlx::query(
-            "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
-             VALUES ('slack', $1, $2, $3) ON CONFLICT (platform, workspace_id, user_id) \
-             DO UPDATE SET email = EXCLUDED.email, refreshed_at = now()",
-        )
-        .bind(team_id)
-        .bind(&user_id)
-        .bind(email)
-        .execute(&self.pool)
-        .await?;
+        crate::chat::identities::remember(&self.pool, "slack", &team_id, &user_id, email, None)
+            .await?;
         Ok(Some(user_id))
     }
 }

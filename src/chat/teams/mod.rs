@@ -97,16 +97,10 @@ impl TeamsState {
         let pool = self.chat.commands().pool();
         let tenant = tenant(activity);
         let user_id = activity["from"]["id"].as_str().unwrap_or_default();
-        let known: Option<String> = sqlx::query_scalar(
-            "SELECT email FROM chat_identities WHERE platform = $1 AND workspace_id = $2 \
-               AND user_id = $3 AND refreshed_at > now() - interval '24 hours'",
-        )
-        .bind(PLATFORM)
-        .bind(tenant)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| internal(&e))?;
+        let known = crate::chat::identities::fresh(pool, PLATFORM, tenant, user_id)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|(email, _)| email);
         let name = activity["from"]["name"].as_str().map(str::to_owned);
         let email = match known {
             Some(email) => email,
@@ -126,18 +120,14 @@ impl TeamsState {
                 let email = member.email.ok_or_else(|| {
                     "Your Teams profile has no e-mail address; ask an admin.".to_owned()
                 })?;
-                sqlx::query(
-                    "INSERT INTO chat_identities (platform, workspace_id, user_id, email, display_name) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, workspace_id, user_id) \
-                     DO UPDATE SET email = EXCLUDED.email, display_name = EXCLUDED.display_name, \
-                         refreshed_at = now()",
+                crate::chat::identities::remember(
+                    pool,
+                    PLATFORM,
+                    tenant,
+                    user_id,
+                    &email,
+                    member.name.as_deref().or(name.as_deref()),
                 )
-                .bind(PLATFORM)
-                .bind(tenant)
-                .bind(user_id)
-                .bind(&email)
-                .bind(member.name.as_deref().or(name.as_deref()))
-                .execute(pool)
                 .await
                 .map_err(|e| internal(&e))?;
                 email

@@ -2,7 +2,7 @@
 //! to the bot (their tenant, Teams id and e-mail are remembered); proactive messages open a
 //! one-to-one conversation through the tenant's connector, cards are updated in place.
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::PLATFORM;
 use super::api::TeamsApi;
@@ -47,22 +47,8 @@ impl ChatPlatform for TeamsPlatform {
 
     fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT workspace_id, user_id FROM chat_identities WHERE platform = $1 \
-                   AND lower(email) = lower($2) ORDER BY refreshed_at DESC LIMIT 1",
-            )
-            .bind(PLATFORM)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(format!(
-                    "{}|{}",
-                    row.try_get::<String, _>("workspace_id")?,
-                    row.try_get::<String, _>("user_id")?
-                )),
-                None => None,
-            })
+            let account = crate::chat::identities::account_of(&self.pool, PLATFORM, email).await?;
+            Ok(account.map(|(tenant, user)| format!("{tenant}|{user}")))
         })
     }
 

@@ -562,11 +562,14 @@ async fn ack(
     const SECRET: &str = "bench-signing-secret";
     let commands = scratch.commands(kek);
     // The person is known already (as after their first command), so Slack is never called.
-    sqlx::query(
-        "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
-         VALUES ('slack', 'T1', 'UBENCH', 'bench@example.com')",
+    crate::chat::identities::remember(
+        &scratch.pool,
+        "slack",
+        "T1",
+        "UBENCH",
+        "bench@example.com",
+        None,
     )
-    .execute(&scratch.pool)
     .await?;
     let submitted = commands
         .submit_request(
@@ -697,11 +700,14 @@ async fn clicks(
             crate::domain::actor::Role::Approver,
         )
         .await?;
-    sqlx::query(
-        "INSERT INTO chat_identities (platform, workspace_id, user_id, email) \
-         VALUES ('slack', 'T1', 'UAPPROVER', 'approver@example.com')",
+    crate::chat::identities::remember(
+        &scratch.pool,
+        "slack",
+        "T1",
+        "UAPPROVER",
+        "approver@example.com",
+        None,
     )
-    .execute(&scratch.pool)
     .await?;
     // The pending requests, submitted by 8 callers.
     let numbers = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
