@@ -8,12 +8,10 @@ use axum::extract::{Path, State};
 use axum::routing::{patch, post, put};
 use axum::{Json, Router};
 use cert_assistant::adapters::mail::LocalMailer;
-use cert_assistant::app::Application;
 use cert_assistant::chat::discord::DiscordState;
 use cert_assistant::chat::discord::api::DiscordApi;
 use cert_assistant::chat::discord::verify::Verifier;
 use cert_assistant::chat::service::ChatService;
-use cert_assistant::config::Config;
 use cert_assistant::projections::projector::Projector;
 use serde_json::{Value, json};
 
@@ -101,14 +99,8 @@ async fn discord_app() -> DiscordTest {
         ChatService::new(service(&db)),
         Arc::new(LocalMailer::new(mail.path())),
     );
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone(), None)
-        .await
-        .expect("build")
-        .with_discord(Some(state.clone()));
-    let app = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
+    let app =
+        crate::helpers::serve(&db.pool, None, |app| app.with_discord(Some(state.clone()))).await;
     DiscordTest {
         db,
         app,

@@ -79,15 +79,10 @@ async fn owners_download_the_certificate_and_their_key_once() {
 
 /// The service with download links, on port 0; returns its base URL.
 pub(crate) async fn serve_downloads(db: &TestDb, s: &crate::saga::Saga) -> String {
-    let mut config = cert_assistant::config::Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = cert_assistant::app::Application::build(&config, db.pool.clone(), None)
-        .await
-        .expect("the service builds")
-        .with_downloads(s.commands.clone(), s.store.clone());
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
-    address
+    crate::helpers::serve(&db.pool, None, |app| {
+        app.with_downloads(s.commands.clone(), s.store.clone())
+    })
+    .await
 }
 
 #[tokio::test]

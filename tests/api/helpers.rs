@@ -272,16 +272,29 @@ impl TestApp {
     }
 }
 
+/// Builds the service over `pool` on port 0 with the default configuration (and Slack, if
+/// given), lets `with` add surfaces, runs it in the background; returns its base URL.
+pub async fn serve(
+    pool: &PgPool,
+    slack: Option<cert_assistant::chat::slack::SlackState>,
+    with: impl FnOnce(Application) -> Application,
+) -> String {
+    let mut config = Config::load_from(None, Vec::new()).expect("default configuration");
+    config.http.listen = "127.0.0.1:0".to_owned();
+    let application = with(
+        Application::build(&config, pool.clone(), slack)
+            .await
+            .expect("the service builds"),
+    );
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run_until(std::future::pending()));
+    address
+}
+
 /// Starts the service in the background on port 0.
 pub async fn spawn_app() -> TestApp {
     let db = TestDb::new().await;
-    let mut config = Config::load_from(None, Vec::new()).expect("default configuration");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone(), None)
-        .await
-        .expect("the service builds");
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
+    let address = serve(&db.pool, None, |app| app).await;
     TestApp {
         address,
         db,

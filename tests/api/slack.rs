@@ -8,13 +8,11 @@ use aws_lc_rs::hmac;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use cert_assistant::app::Application;
 use cert_assistant::chat::outbox::ChatOutbox;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::chat::slack::SlackState;
 use cert_assistant::chat::slack::api::SlackApi;
 use cert_assistant::chat::slack::verify::Verifier;
-use cert_assistant::config::Config;
 use cert_assistant::domain::actor::Role;
 use cert_assistant::domain::values::Email;
 use cert_assistant::projections::projector::Projector;
@@ -129,13 +127,7 @@ pub(crate) async fn slack_app_on(db: TestDb) -> SlackTest {
         SlackApi::new(&format!("{fake_url}/api"), "xoxb-test".to_owned().into()),
         ChatService::new(commands),
     );
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone(), Some(slack.clone()))
-        .await
-        .expect("build");
-    let app = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
+    let app = crate::helpers::serve(&db.pool, Some(slack.clone()), |app| app).await;
     SlackTest {
         slack,
         db,

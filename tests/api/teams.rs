@@ -9,12 +9,10 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
-use cert_assistant::app::Application;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::chat::teams::TeamsState;
 use cert_assistant::chat::teams::api::TeamsApi;
 use cert_assistant::chat::teams::auth::Authenticator;
-use cert_assistant::config::Config;
 use cert_assistant::projections::projector::Projector;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::PublicKeyData as _;
@@ -200,14 +198,8 @@ async fn teams_app_on(db: TestDb) -> TeamsTest {
         TeamsApi::new(APP_ID, PASSWORD.to_owned().into(), &format!("{base}/token")),
         ChatService::new(service(&db)),
     );
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, db.pool.clone(), None)
-        .await
-        .expect("build")
-        .with_teams(Some(state.clone()));
-    let app = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
+    let app =
+        crate::helpers::serve(&db.pool, None, |app| app.with_teams(Some(state.clone()))).await;
     TeamsTest {
         db,
         app,
