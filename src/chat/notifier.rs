@@ -333,16 +333,7 @@ impl ChatNotifier {
             );
         }
         let message = Self::approval_message(&request, &intro);
-        let recipients: Vec<String> = payload["approvers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for email in recipients {
+        for email in strings(payload, "approvers") {
             if self.posted_to(request_id, &email).await? {
                 continue;
             }
@@ -368,18 +359,7 @@ impl ChatNotifier {
         let request = self.request(request_id).await?;
         let number = request["request_number"].as_str().unwrap_or_default();
         let waited = self.waiting_hours(request_id, sent_at(payload)).await?;
-        let emails = |key: &str| -> Vec<String> {
-            payload[key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let approvers = emails("approvers");
+        let approvers = strings(payload, "approvers");
         let reminder = Self::approval_message(
             &request,
             &format!("Reminder: *{number}* has waited {waited} hours for your decision."),
@@ -397,7 +377,7 @@ impl ChatNotifier {
             ),
         );
         for (email, message) in approvers.iter().map(|e| (e, &reminder)).chain(
-            emails("escalated_to")
+            strings(payload, "escalated_to")
                 .iter()
                 .map(|e| (e, &escalation))
                 .collect::<Vec<_>>(),
@@ -648,4 +628,17 @@ fn sent_at(payload: &Value) -> DateTime<Utc> {
         .as_str()
         .and_then(|at| at.parse().ok())
         .unwrap_or_else(Utc::now)
+}
+
+/// The strings of the array `payload[key]` (e-mail lists in event payloads).
+fn strings(payload: &Value, key: &str) -> Vec<String> {
+    payload[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
