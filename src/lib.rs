@@ -33,9 +33,12 @@ pub mod config;
 pub mod db;
 pub mod dev;
 pub mod domain;
+pub mod eventstore;
+pub mod feed;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod jobs;
 pub mod pki;
 pub mod projections;
 pub mod saga;

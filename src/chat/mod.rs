@@ -1,14 +1,14 @@
 //! Chat surfaces over one platform-neutral core: [`command`] parses `/cert …` once for every
 //! platform, [`service`] runs it against the application layer, and [`reply`] describes the
-//! answer, which each platform renders its own way. Nothing outside a platform's module knows
+//! answer, which each platform renders its own way; [`outbound`] carries what happens to the
+//! people involved (asks, decisions, reminders) through every configured platform. Nothing outside a platform's module knows
 //! that platform exists.
 
 pub mod command;
 pub mod decide;
 pub mod discord;
 pub mod identities;
-pub mod notifier;
-pub mod outbox;
+pub mod outbound;
 pub mod reply;
 pub mod service;
 pub mod short_form;

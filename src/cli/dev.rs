@@ -9,7 +9,7 @@ use clap::Subcommand;
 use crate::commands::{CommandContext, Commands, RequestForm};
 use crate::domain::actor::{Platform, Role};
 use crate::domain::values::Email;
-use crate::projections::projector::Projector;
+use crate::feed::Projector;
 
 /// `dev` subcommands.
 #[derive(Debug, Subcommand)]
@@ -77,8 +77,9 @@ pub async fn run(commands: Commands, command: DevCommand) -> anyhow::Result<()> 
             .await?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wakeups = crate::feed::Wakeups::listen(&pool, crate::app::when_stopped(stopped.clone()));
     let projector =
-        tokio::spawn(Projector::new(pool.clone()).run(crate::app::when_stopped(stopped)));
+        tokio::spawn(Projector::new(pool.clone()).run(wakeups, crate::app::when_stopped(stopped)));
     let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
         .await?;

@@ -9,7 +9,6 @@ mod requests;
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -18,8 +17,8 @@ use crate::app::{self, Application};
 use crate::commands::Commands;
 use crate::config::{Config, LogFormat};
 use crate::db::{self, Database};
+use crate::feed::Projector;
 use crate::projections::catalog::{self, Format};
-use crate::projections::projector::Projector;
 use crate::projections::{audit, replay};
 use crate::telemetry;
 
@@ -51,10 +50,6 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
-
-/// How often the expiry and escalation jobs look for work. Their thresholds are days and
-/// hours, so ten minutes is prompt, and their queries are cheap.
-const SCHEDULED_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -454,120 +449,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let database = Database::open(&config.database).await?;
     let result = async {
         db::migrate(database.pool()).await?;
-        let kek = app::load_key_encryption_key(&config)?;
-        let (ca, embedded) = app::certificate_authority(&config, database.pool(), &kek).await?;
-        let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
-        let store = app::artifact_store(&config).await;
-        let issuance =
-            crate::saga::issuance::IssuanceWorker::new(commands.clone(), ca.clone(), store.clone());
-        let revocation = crate::saga::revocation::RevocationWorker::new(commands.clone(), ca);
-        let clock = Arc::new(crate::adapters::clock::SystemClock);
-        let expiry = crate::saga::expiry::ExpiryWorker::new(commands.clone(), clock.clone());
-        let escalation = crate::saga::escalation::EscalationWorker::new(commands.clone(), clock);
-        let mailer = app::mailer(&config).await;
-        let mail = crate::saga::mail::MailWorker::new(commands.clone(), mailer.clone());
-        let slack = app::slack_state(&config, commands.clone());
-        let discord = app::discord_state(&config, commands.clone(), mailer);
-        let teams = app::teams_state(&config, commands.clone());
-        let notifiers: Vec<crate::chat::notifier::ChatNotifier> = slack
-            .as_ref()
-            .map(|slack| slack.notifier(config.slack.approvals_channel.clone()))
-            .into_iter()
-            .chain(
-                discord
-                    .as_ref()
-                    .map(crate::chat::discord::DiscordState::notifier),
-            )
-            .collect();
-        let application =
-            Application::build_with_ca(&config, database.pool().clone(), slack, embedded)
-                .await?
-                .with_discord(discord)
-                .with_teams(teams)
-                .with_downloads(commands, store.clone());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let projector = tokio::spawn(
-            Projector::new(database.pool().clone()).run(app::when_stopped(stopped.clone())),
-        );
-        let maintenance = tokio::spawn(app::maintain_audit_trail(
-            database.pool().clone(),
-            store,
-            stopped.clone(),
-        ));
-        let mut workers = vec![
-            ("projector", projector),
-            ("audit maintenance", maintenance),
-            (
-                "issuance feed",
-                tokio::spawn(
-                    Projector::for_consumer(
-                        database.pool().clone(),
-                        crate::saga::issuance::IssuanceFeed,
-                    )
-                    .run(app::when_stopped(stopped.clone())),
-                ),
-            ),
-            (
-                "issuance worker",
-                tokio::spawn(issuance.run(stopped.clone())),
-            ),
-            (
-                "mail outbox",
-                tokio::spawn(
-                    Projector::for_consumer(database.pool().clone(), crate::saga::mail::MailOutbox)
-                        .run(app::when_stopped(stopped.clone())),
-                ),
-            ),
-            ("mail worker", tokio::spawn(mail.run(stopped.clone()))),
-            (
-                "revocation feed",
-                tokio::spawn(
-                    Projector::for_consumer(
-                        database.pool().clone(),
-                        crate::saga::revocation::RevocationFeed,
-                    )
-                    .run(app::when_stopped(stopped.clone())),
-                ),
-            ),
-            (
-                "revocation worker",
-                tokio::spawn(revocation.run(stopped.clone())),
-            ),
-            (
-                "expiry job",
-                tokio::spawn(expiry.run(SCHEDULED_PASS_EVERY, stopped.clone())),
-            ),
-            (
-                "escalation job",
-                tokio::spawn(escalation.run(SCHEDULED_PASS_EVERY, stopped.clone())),
-            ),
-        ];
-        // The outbox runs even with no chat platform configured (it then makes no jobs), so
-        // its checkpoint keeps up and `projections status` tells the truth.
-        let outbox = crate::chat::outbox::ChatOutbox::new(notifiers.iter().map(|n| n.platform()));
-        workers.push((
-            "chat outbox",
-            tokio::spawn(
-                Projector::for_consumer(database.pool().clone(), outbox)
-                    .run(app::when_stopped(stopped.clone())),
-            ),
-        ));
-        for notifier in notifiers {
-            workers.push(("chat notifier", tokio::spawn(notifier.run(stopped.clone()))));
-        }
-        let served = application
-            .run_until(async move {
-                app::shutdown_signal().await;
-                let _ = stop.send(true);
-            })
-            .await;
-        // The HTTP server is done; let the projector finish its batch.
-        for (name, task) in workers {
-            if let Err(error) = task.await {
-                tracing::error!(%error, task = name, "a background task failed");
-            }
-        }
-        served
+        Application::build(&config, database.pool().clone(), app::Outbound::default())
+            .await?
+            .run_until(app::shutdown_signal())
+            .await
     }
     .await;
     // Stop the private cluster whatever happened, then report the first failure.

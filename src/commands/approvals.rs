@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
-use super::{Attempt, CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, numbers};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{Approval, ApprovalCommand, Outcome};
 use crate::domain::request::{RequestCommand, RequestError, RequestStatus};
@@ -139,7 +139,7 @@ impl Commands {
         command: impl Fn(Actor, DateTime<Utc>) -> ApprovalCommand,
     ) -> Result<Approval, CommandError> {
         let by = self.actor(ctx).await?;
-        let request_id = store::request_id_of(self.pool(), number).await?;
+        let request_id = numbers::request_id_of(self.pool(), number).await?;
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
         let decided = self

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Attempt, CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, policy};
 use crate::domain::actor::{Platform, Role};
 use crate::domain::certificate::{Certificate, CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
@@ -212,7 +212,7 @@ impl Commands {
         }
         let issued = self.issued(certificate_id).await?;
         if let Some(key) = &issued.private_key {
-            store::destroy_data_key(self.pool(), key.data_key_id).await?;
+            crate::pki::key_store::destroy_data_key(self.pool(), key.data_key_id).await?;
         }
         let at = Utc::now();
         self.inner
@@ -297,7 +297,7 @@ impl Commands {
         let reason = RevocationReason::parse(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
         let certificate_id = self.existing_certificate(&form.certificate).await?;
-        let needs_approval = store::revocation_needs_approval(self.pool(), reason).await?;
+        let needs_approval = policy::revocation_needs_approval(self.pool(), reason).await?;
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
         let attempt = Attempt {
@@ -447,7 +447,13 @@ impl Commands {
             Some(id) => Ok(id),
             None => {
                 let serial = SerialNumber::parse(given)?;
-                store::certificate_id_of(self.pool(), serial.as_ref()).await
+                crate::eventstore::certificate_with_serial(self.pool(), serial.as_ref())
+                    .await?
+                    .ok_or_else(|| {
+                        CommandError::NotFound(format!(
+                            "there is no certificate with serial {serial}"
+                        ))
+                    })
             }
         }
     }

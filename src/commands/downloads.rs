@@ -6,7 +6,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{CommandContext, CommandError, Commands, store};
+use super::{CommandContext, CommandError, Commands};
 use crate::adapters::artifacts::ArtifactStore;
 use crate::domain::certificate::{Artifact, CertificateCommand, IssuedCertificate};
 
@@ -137,14 +137,16 @@ impl Commands {
         &self,
         certificate_id: Uuid,
     ) -> Result<IssuedCertificate, CommandError> {
-        store::issued_certificate(self.pool(), certificate_id).await
+        crate::eventstore::issued_certificate(self.pool(), certificate_id)
+            .await?
+            .ok_or_else(|| CommandError::NotFound("there is no such certificate".to_owned()))
     }
 
     async fn private_key(&self, issued: &IssuedCertificate) -> Result<String, CommandError> {
         let encrypted = issued.private_key.as_ref().ok_or_else(|| {
             CommandError::NotFound("this certificate has no generated private key".to_owned())
         })?;
-        let wrapped = store::load_data_key(self.pool(), encrypted.data_key_id)
+        let wrapped = crate::pki::key_store::load_data_key(self.pool(), encrypted.data_key_id)
             .await?
             .ok_or_else(|| {
                 CommandError::Refused(

@@ -110,3 +110,9 @@ impl From<crate::domain::user::UserError> for CommandError {
         Self::Refused(error.to_string())
     }
 }
+
+impl From<crate::eventstore::LookupError> for CommandError {
+    fn from(error: crate::eventstore::LookupError) -> Self {
+        Self::Internal(error.into())
+    }
+}

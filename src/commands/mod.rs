@@ -10,9 +10,11 @@ mod certificates;
 mod config;
 mod downloads;
 mod errors;
+pub mod numbers;
+pub mod people;
+mod policy;
 mod renewal;
 mod requests;
-pub mod store;
 mod users;
 
 use std::collections::HashMap;

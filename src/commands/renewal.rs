@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{CommandContext, CommandError, Commands, RequestForm, SubmittedRequest};
 use crate::domain::actor::Role;
-use crate::domain::request::{CertificateRequest, RequestEvent};
+use crate::domain::request::RequestEvent;
 
 /// The justification's limit (the request form's).
 const JUSTIFICATION_LIMIT: usize = 4000;
@@ -49,16 +49,8 @@ impl Commands {
         request_id: Uuid,
         serial: &str,
     ) -> Result<RequestForm, CommandError> {
-        use cqrs_es::Aggregate as _;
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-                AND event_type = 'RequestCreated'",
-        )
-        .bind(CertificateRequest::TYPE)
-        .bind(request_id.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(payload) = payload else {
+        let Some(created) = crate::eventstore::request_creation(self.pool(), request_id).await?
+        else {
             return Err(CommandError::NotFound(
                 "the certificate's original request is gone".to_owned(),
             ));
@@ -74,7 +66,7 @@ impl Commands {
             requested_ca_type,
             override_reason,
             ..
-        } = serde_json::from_value(payload).map_err(CommandError::internal)?
+        } = created
         else {
             return Err(CommandError::internal(anyhow::anyhow!(
                 "a RequestCreated row holds another event"

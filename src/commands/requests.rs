@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Attempt, CommandContext, CommandError, Commands, store};
+use super::{Attempt, CommandContext, CommandError, Commands, numbers, people, policy};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{ApprovalCommand, Outcome, Part};
 use crate::domain::certificate::CertificateStatus;
@@ -163,7 +163,7 @@ impl Commands {
     ) -> Result<SubmittedRequest, CommandError> {
         let requester = self.actor(ctx).await?;
         let today = Utc::now().date_naive();
-        let default_days = store::default_validity_days(self.pool()).await?;
+        let default_days = policy::default_validity_days(self.pool()).await?;
 
         let mut f = Fields::default();
         let common_name = f.take(CommonName::parse(&form.common_name));
@@ -295,11 +295,12 @@ impl Commands {
         };
 
         let request_id = Uuid::new_v4();
-        let request_number = store::allocate_request_number(self.pool(), today, request_id).await?;
+        let request_number =
+            numbers::allocate_request_number(self.pool(), today, request_id).await?;
         let criticality = form.answers.as_ref().map(|a| a.criticality_level.as_str());
         let required_approvals =
-            store::required_approvals(self.pool(), certificate_type, criticality).await?;
-        let approvers = store::approvers(self.pool()).await?;
+            policy::required_approvals(self.pool(), certificate_type, criticality).await?;
+        let approvers = people::approvers(self.pool()).await?;
         let new_request = NewRequest {
             request_id,
             request_number: request_number.clone(),
@@ -363,7 +364,7 @@ impl Commands {
 
     /// The request's state and its approval so far.
     pub async fn request(&self, number: &RequestNumber) -> Result<RequestView, CommandError> {
-        let request_id = store::request_id_of(self.pool(), number).await?;
+        let request_id = numbers::request_id_of(self.pool(), number).await?;
         let request = self
             .inner
             .requests
@@ -382,30 +383,31 @@ impl Commands {
                 "there is no request {number}"
             )));
         };
-        let certificate = match store::certificate_of_request(self.pool(), request_id).await? {
-            Some(certificate_id) => {
-                let certificate = self
-                    .inner
-                    .certificates
-                    .load(certificate_id)
-                    .await
-                    .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
-                match (
-                    certificate.serial(),
-                    certificate.status(),
-                    certificate.valid_to(),
-                ) {
-                    (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
-                        certificate_id,
-                        serial: serial.clone(),
-                        status,
-                        valid_to,
-                    }),
-                    _ => None,
+        let certificate =
+            match crate::eventstore::certificate_of_request(self.pool(), request_id).await? {
+                Some(certificate_id) => {
+                    let certificate = self
+                        .inner
+                        .certificates
+                        .load(certificate_id)
+                        .await
+                        .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+                    match (
+                        certificate.serial(),
+                        certificate.status(),
+                        certificate.valid_to(),
+                    ) {
+                        (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
+                            certificate_id,
+                            serial: serial.clone(),
+                            status,
+                            valid_to,
+                        }),
+                        _ => None,
+                    }
                 }
-            }
-            None => None,
-        };
+                None => None,
+            };
         Ok(RequestView {
             request_id,
             request_number: number.clone(),
@@ -425,7 +427,7 @@ impl Commands {
         reason: Option<&str>,
     ) -> Result<(), CommandError> {
         let by = self.actor(ctx).await?;
-        let request_id = store::request_id_of(self.pool(), number).await?;
+        let request_id = numbers::request_id_of(self.pool(), number).await?;
         let reason = Text::optional("reason", reason, 2000)?;
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
@@ -524,7 +526,7 @@ impl Commands {
         let private_key = data_key
             .encrypt(&generated.private_key_pem)
             .map_err(CommandError::internal)?;
-        store::store_data_key(self.pool(), &wrapped).await?;
+        crate::pki::key_store::store_data_key(self.pool(), &wrapped).await?;
         Ok(Csr {
             csr_type: CsrType::Generated,
             pem: generated.csr_pem.clone(),

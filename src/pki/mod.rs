@@ -4,4 +4,5 @@
 pub mod csr;
 pub mod envelope;
 pub mod key_file;
+pub mod key_store;
 pub mod keygen;

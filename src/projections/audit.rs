@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::StoredEvent;
 use crate::domain::actor::Actor;
+use crate::feed::StoredEvent;
 
 /// Namespace of audit row ids: an event's audit row id is a UUIDv5 of its identity, so a
 /// rebuild produces the same ids.

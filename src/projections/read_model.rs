@@ -11,7 +11,6 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::StoredEvent;
 use super::audit::{self, AuditEntry};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{Approval, ApprovalEvent};
@@ -22,6 +21,7 @@ use crate::domain::refusal::{Refusal, RefusalEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::domain::user::{User, UserEvent};
 use crate::domain::values::RevocationReason;
+use crate::feed::StoredEvent;
 
 /// Namespace of derived row ids (approvals, answers, revocations, private keys).
 const ROW_NAMESPACE: Uuid = Uuid::from_u128(0x2c7b_91d4_0e6f_4f3a_8a25_6e1d_9c0b_7a44);
@@ -180,19 +180,11 @@ async fn apply_one(
 }
 
 fn parse<E: serde::de::DeserializeOwned>(event: &StoredEvent) -> anyhow::Result<E> {
-    serde_json::from_value(event.payload.clone()).with_context(|| {
-        format!(
-            "unreadable {} payload (version {})",
-            event.event_type, event.event_version
-        )
-    })
+    event.payload_as()
 }
 
 fn aggregate_uuid(event: &StoredEvent) -> anyhow::Result<Uuid> {
-    event
-        .aggregate_id
-        .parse()
-        .with_context(|| format!("aggregate id {:?} is not a UUID", event.aggregate_id))
+    event.aggregate_uuid()
 }
 
 /// Inserts a minimal `users` row for an actor the table does not know yet (foreign keys need

@@ -6,7 +6,8 @@ use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
 use super::projector::READ_MODEL;
-use super::{StoredEvent, feed, read_model};
+use super::read_model;
+use crate::feed::{self, StoredEvent};
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy)]

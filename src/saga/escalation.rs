@@ -14,13 +14,13 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::lease::try_lease;
 use crate::adapters::clock::Clock;
-use crate::commands::{CommandError, Commands, store};
+use crate::commands::{CommandError, Commands, people};
 use crate::domain::actor::Actor;
 use crate::domain::approval::Part;
 use crate::domain::approval::escalation::{Nudge, due_nudge};
 use crate::domain::notification::{Channel, Message, NotificationType};
+use crate::jobs::try_lease;
 
 /// The advisory lock key of the escalation pass ("cert-esc" in ASCII).
 pub const LOCK_KEY: i64 = 0x6365_7274_2d65_7363;
@@ -201,7 +201,7 @@ impl EscalationWorker {
             nudge
         };
         let escalated_to: Vec<Actor> = if nudge == Nudge::Escalate {
-            store::admins(self.commands.pool())
+            people::admins(self.commands.pool())
                 .await?
                 .into_iter()
                 .filter(|admin| !pending.iter().any(|p| p.is(admin)))
@@ -268,6 +268,6 @@ impl EscalationWorker {
 
     /// Runs a pass every `every` until `stopped` turns true.
     pub async fn run(self, every: Duration, stopped: tokio::sync::watch::Receiver<bool>) {
-        super::worker::every("escalation", every, stopped, || self.step()).await;
+        crate::jobs::every("escalation", every, stopped, || self.step()).await;
     }
 }

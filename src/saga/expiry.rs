@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::lease::try_lease;
 use crate::adapters::clock::Clock;
 use crate::commands::Commands;
 use crate::domain::certificate::CertificateStatus;
 use crate::domain::certificate::expiry::due_reminder;
 use crate::domain::notification::{Channel, Message, NotificationType};
+use crate::jobs::try_lease;
 
 /// The advisory lock key of the expiry pass ("cert-exp" in ASCII).
 pub const LOCK_KEY: i64 = 0x6365_7274_2d65_7870;
@@ -204,6 +204,6 @@ impl ExpiryWorker {
 
     /// Runs a pass every `every` until `stopped` turns true.
     pub async fn run(self, every: Duration, stopped: tokio::sync::watch::Receiver<bool>) {
-        super::worker::every("expiry", every, stopped, || self.step()).await;
+        crate::jobs::every("expiry", every, stopped, || self.step()).await;
     }
 }

@@ -1,9 +1,10 @@
 //! The issuance saga: approved requests become certificates.
 //!
 //! [`IssuanceFeed`] follows the event feed and creates one job per approved request, in the
-//! transaction that moves its checkpoint. [`IssuanceWorker`] claims due jobs with
-//! `FOR UPDATE SKIP LOCKED` and a lease, and for each: marks the request in progress, writes
-//! `submitting_at` (committed) before calling the CA and the CA's request id right after it,
+//! transaction that moves its checkpoint. [`IssuanceWorker`] runs them on the job runtime
+//! ([`policy::ISSUANCE`](crate::jobs::policy::ISSUANCE)), and for each: marks the request in
+//! progress, writes `issuance_submissions.submitting_at` (committed) before calling the CA
+//! and the CA's request id right after it,
 //! polls while the CA holds the request, stores certificate, chain and encrypted key in the
 //! artifact store, and records the certificate. No transaction is open while the CA is
 //! called. A job found with `submitting_at` but no CA request id was interrupted at the one
@@ -15,9 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
@@ -28,12 +29,12 @@ use crate::domain::actor::Actor;
 use crate::domain::certificate::{IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::notification::{Channel, Message, NotificationType};
-use crate::domain::request::{CertificateRequest, RequestEvent, RequestStatus};
+use crate::domain::request::{RequestEvent, RequestStatus};
 use crate::domain::values::{
     CertificateType, CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
 };
-use crate::projections::StoredEvent;
-use crate::projections::projector::FeedConsumer;
+use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
+use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Policy};
 
 /// The feed consumer's checkpoint name.
 pub const ISSUANCE: &str = "issuance";
@@ -41,8 +42,12 @@ pub const ISSUANCE: &str = "issuance";
 /// Namespace of certificate ids: one certificate per request, whatever retries happen.
 const CERTIFICATE_NAMESPACE: Uuid = Uuid::from_u128(0x9b3e_57c1_2d4a_4e8f_a1c6_0f7d_38e2_b5a9);
 
-/// How long a claimed job is reserved.
-const LEASE: Duration = Duration::from_secs(120);
+/// An approved request to issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuanceJob {
+    /// The request.
+    pub request_id: Uuid,
+}
 
 /// Creates a job for every approved request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,17 +59,21 @@ impl FeedConsumer for IssuanceFeed {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
-        if event.aggregate_type == CertificateRequest::TYPE && event.event_type == "RequestApproved"
-        {
-            let request_id: Uuid = event.aggregate_id.parse()?;
-            sqlx::query(
-                "INSERT INTO issuance_jobs (request_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(request_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+        let Some(DomainEvent::Request(RequestEvent::RequestApproved { .. })) = event.decode()?
+        else {
+            return Ok(());
+        };
+        let request_id = event.aggregate_uuid()?;
+        jobs::enqueue(
+            conn,
+            NewJob {
+                id: request_id,
+                kind: ISSUANCE,
+                ordering_key: None,
+                payload: &IssuanceJob { request_id },
+            },
+        )
+        .await
     }
 }
 
@@ -116,78 +125,58 @@ impl IssuanceWorker {
 
     /// Claims due jobs and runs them; returns how many were claimed.
     pub async fn step(&self) -> anyhow::Result<usize> {
-        let jobs = sqlx::query(
-            "UPDATE issuance_jobs SET locked_until = now() + make_interval(secs => $1), \
-                    attempts = attempts + 1 \
-              WHERE request_id IN (SELECT request_id FROM issuance_jobs \
-                                    WHERE done_at IS NULL AND run_at <= now() \
-                                      AND (locked_until IS NULL OR locked_until < now()) \
-                                    ORDER BY run_at LIMIT 5 FOR UPDATE SKIP LOCKED) \
-             RETURNING request_id, submitting_at, ca_request_id",
-        )
-        .bind(LEASE.as_secs_f64())
-        .fetch_all(self.pool())
-        .await?;
-        let claimed = jobs.len();
-        for job in jobs {
-            let request_id: Uuid = job.try_get("request_id")?;
-            let submitting: Option<DateTime<Utc>> = job.try_get("submitting_at")?;
-            let ca_request_id: Option<String> = job.try_get("ca_request_id")?;
-            let outcome = match self.run_job(request_id, submitting, ca_request_id).await {
-                Ok(outcome) => outcome,
-                Err(error) => Outcome::RetryLater(format!("{error:#}")),
-            };
-            self.finish(request_id, outcome).await?;
-        }
-        Ok(claimed)
+        jobs::step(self.pool(), self).await
     }
 
-    async fn finish(&self, request_id: Uuid, outcome: Outcome) -> anyhow::Result<()> {
-        let (state, done, delay, error) = match outcome {
-            Outcome::Done => ("done", true, 0.0, None),
-            Outcome::Failed => ("failed", true, 0.0, None),
-            Outcome::NeedsOperator(why) => {
-                tracing::error!(%request_id, %why, "issuance needs an operator");
-                ("needs_operator", true, 0.0, Some(why))
-            }
-            Outcome::PollAgain(why) => {
-                ("pending", false, self.polling_interval().await?, Some(why))
-            }
-            Outcome::RetryLater(why) => {
-                tracing::warn!(%request_id, error = %why, "issuance will be retried");
-                let attempts: i32 =
-                    sqlx::query_scalar("SELECT attempts FROM issuance_jobs WHERE request_id = $1")
-                        .bind(request_id)
-                        .fetch_one(self.pool())
-                        .await?;
-                // Exponential backoff with jitter: 2^n s, at most 10 minutes.
-                let base = 2_f64.powi(attempts.clamp(1, 10)).min(600.0);
-                let jitter = f64::from(Uuid::new_v4().as_bytes()[0]) / 255.0;
-                ("new", false, base * (0.75 + jitter / 2.0), Some(why))
-            }
-        };
-        sqlx::query(
-            "UPDATE issuance_jobs SET state = CASE WHEN $2 = 'new' THEN state ELSE $2 END, \
-                 locked_until = NULL, last_error = $3, run_at = now() + make_interval(secs => $4), \
-                 done_at = CASE WHEN $5 THEN now() ELSE NULL END \
-              WHERE request_id = $1",
+    /// Where an earlier attempt got to: when it began submitting, and the CA's request id.
+    async fn submission(
+        &self,
+        request_id: Uuid,
+    ) -> anyhow::Result<(Option<DateTime<Utc>>, Option<String>)> {
+        let row: Option<(Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(
+            "SELECT submitting_at, ca_request_id FROM issuance_submissions WHERE request_id = $1",
         )
         .bind(request_id)
-        .bind(state)
-        .bind(error)
-        .bind(delay)
-        .bind(done)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Records, committed, that the CSR is about to go to the CA (`Some(now)`) or that
+    /// nothing is outstanding there (`None`).
+    async fn mark_submitting(&self, request_id: Uuid, submitting: bool) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO issuance_submissions (request_id, submitting_at) \
+             VALUES ($1, CASE WHEN $2 THEN now() END) \
+             ON CONFLICT (request_id) DO UPDATE \
+                SET submitting_at = EXCLUDED.submitting_at, updated_at = now()",
+        )
+        .bind(request_id)
+        .bind(submitting)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    async fn polling_interval(&self) -> anyhow::Result<f64> {
+    async fn record_ca_request_id(&self, request_id: Uuid, id: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE issuance_submissions SET ca_request_id = $2, updated_at = now() \
+              WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn polling_interval(&self) -> anyhow::Result<Duration> {
         let value = crate::db::setting(self.pool(), "adcs.polling.interval_seconds").await?;
-        Ok(value
+        let seconds = value
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| *s > 0.0)
-            .unwrap_or(30.0))
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(30.0);
+        Ok(Duration::from_secs_f64(seconds.min(86_400.0)))
     }
 
     async fn max_retries(&self) -> anyhow::Result<u32> {
@@ -196,13 +185,9 @@ impl IssuanceWorker {
     }
 
     async fn asked(&self, request_id: Uuid) -> anyhow::Result<Asked> {
-        let payload: serde_json::Value = sqlx::query_scalar(
-            "SELECT payload::jsonb FROM events WHERE aggregate_type = 'CertificateRequest' \
-                AND aggregate_id = $1 AND event_type = 'RequestCreated'",
-        )
-        .bind(request_id.to_string())
-        .fetch_one(self.pool())
-        .await?;
+        let created = crate::eventstore::request_creation(self.pool(), request_id)
+            .await?
+            .with_context(|| format!("request {request_id} has no creation event"))?;
         let RequestEvent::RequestCreated {
             request_number,
             requester,
@@ -212,7 +197,7 @@ impl IssuanceWorker {
             csr_pem,
             private_key,
             ..
-        } = serde_json::from_value(payload)?
+        } = created
         else {
             anyhow::bail!("the request's first event is not its creation");
         };
@@ -227,12 +212,7 @@ impl IssuanceWorker {
         })
     }
 
-    async fn run_job(
-        &self,
-        request_id: Uuid,
-        submitting: Option<DateTime<Utc>>,
-        ca_request_id: Option<String>,
-    ) -> anyhow::Result<Outcome> {
+    async fn run_job(&self, request_id: Uuid) -> anyhow::Result<Outcome> {
         let status = self.commands.request_status(request_id).await?;
         match status {
             Some(RequestStatus::Approved) => self.commands.start_issuance(request_id).await?,
@@ -241,6 +221,7 @@ impl IssuanceWorker {
             _ => return Ok(Outcome::Done),
         }
         let asked = self.asked(request_id).await?;
+        let (submitting, ca_request_id) = self.submission(request_id).await?;
         let answer = match ca_request_id {
             Some(id) => self.ca.retrieve(&id).await,
             None => {
@@ -253,10 +234,7 @@ impl IssuanceWorker {
                         self.ca.name()
                     )));
                 }
-                sqlx::query("UPDATE issuance_jobs SET submitting_at = now() WHERE request_id = $1")
-                    .bind(request_id)
-                    .execute(self.pool())
-                    .await?;
+                self.mark_submitting(request_id, true).await?;
                 let answer = self
                     .ca
                     .submit(
@@ -270,21 +248,10 @@ impl IssuanceWorker {
                     | Submission::Pending { ca_request_id },
                 ) = &answer
                 {
-                    sqlx::query(
-                        "UPDATE issuance_jobs SET ca_request_id = $2 WHERE request_id = $1",
-                    )
-                    .bind(request_id)
-                    .bind(ca_request_id)
-                    .execute(self.pool())
-                    .await?;
+                    self.record_ca_request_id(request_id, ca_request_id).await?;
                 } else {
                     // Denied or not reached: nothing is outstanding at the CA.
-                    sqlx::query(
-                        "UPDATE issuance_jobs SET submitting_at = NULL WHERE request_id = $1",
-                    )
-                    .bind(request_id)
-                    .execute(self.pool())
-                    .await?;
+                    self.mark_submitting(request_id, false).await?;
                 }
                 answer
             }
@@ -497,8 +464,36 @@ impl IssuanceWorker {
     /// Runs until `stopped` turns true, checking for due jobs every second.
     pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
         tracing::info!(ca = %self.ca.name(), "issuance worker started");
-        super::worker::poll_jobs("issuance", 5, stopped, || self.step()).await;
-        tracing::info!("issuance worker stopped");
+        jobs::run(&self.pool().clone(), &self, stopped).await;
+    }
+}
+
+impl JobWorker for IssuanceWorker {
+    type Payload = IssuanceJob;
+
+    fn kind(&self) -> &'static str {
+        ISSUANCE
+    }
+
+    fn policy(&self) -> &'static Policy {
+        &jobs::policy::ISSUANCE
+    }
+
+    async fn perform(&self, job: &Claimed<IssuanceJob>) -> Result<jobs::Outcome, JobError> {
+        let request_id = job.payload.request_id;
+        match self.run_job(request_id).await {
+            Ok(Outcome::Done | Outcome::Failed) => Ok(jobs::Outcome::Done),
+            Ok(Outcome::PollAgain(note)) => Ok(jobs::Outcome::Later {
+                after: self.polling_interval().await?,
+                note,
+            }),
+            Ok(Outcome::RetryLater(why)) => Err(JobError::Transient(anyhow::anyhow!(why))),
+            Ok(Outcome::NeedsOperator(why)) => {
+                tracing::error!(%request_id, %why, "issuance needs an operator");
+                Err(JobError::permanent(format!("needs an operator: {why}")))
+            }
+            Err(error) => Err(JobError::Transient(error)),
+        }
     }
 }
 

@@ -1,22 +1,35 @@
-//! E-mail delivery: a feed consumer turns every e-mail notification queued into a job; a
-//! worker claims jobs with a lease, sends through the configured mailer, and records the
-//! result on the notification (sent, or a failed attempt; after five it gives up). A mail
-//! that cannot be sent never holds anything else up.
+//! E-mail delivery: a feed consumer turns every e-mail notification queued into a mail job
+//! carrying the message; the worker sends it through the configured mailer and records the
+//! result on the notification (sent, or a failed attempt). A mail that cannot be sent never
+//! holds anything else up; claiming, retries and giving up are the job runtime's
+//! ([`policy::MAIL`](crate::jobs::policy::MAIL)).
 
 use std::sync::Arc;
 
-use cqrs_es::Aggregate;
-use sqlx::{PgConnection, Row};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::adapters::mail::{Mail, MailError, Mailer};
 use crate::commands::Commands;
-use crate::domain::notification::{Channel, Notification, NotificationEvent};
-use crate::projections::StoredEvent;
-use crate::projections::projector::FeedConsumer;
+use crate::domain::notification::{Channel, Message, NotificationEvent};
+use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
+use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Outcome, Policy};
 
 /// The feed consumer's checkpoint name.
 pub const MAIL_OUTBOX: &str = "mail_outbox";
+
+/// The job kind.
+pub const MAIL: &str = "mail";
+
+/// One e-mail to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailJob {
+    /// The notification it delivers (the result is recorded on it).
+    pub notification_id: Uuid,
+    /// What to send, to whom.
+    pub message: Message,
+}
 
 /// Creates a job for every e-mail notification.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,23 +41,30 @@ impl FeedConsumer for MailOutbox {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
-        if event.aggregate_type != Notification::TYPE || event.event_type != "NotificationQueued" {
-            return Ok(());
-        }
-        let NotificationEvent::NotificationQueued { message, .. } =
-            serde_json::from_value(event.payload.clone())?
+        let Some(DomainEvent::Notification(NotificationEvent::NotificationQueued {
+            message, ..
+        })) = event.decode()?
         else {
             return Ok(());
         };
-        if message.channel == Channel::Email {
-            sqlx::query(
-                "INSERT INTO mail_jobs (notification_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(event.aggregate_id.parse::<Uuid>()?)
-            .execute(&mut *conn)
-            .await?;
+        if message.channel != Channel::Email {
+            return Ok(());
         }
-        Ok(())
+        let notification_id = event.aggregate_uuid()?;
+        let job = MailJob {
+            notification_id,
+            message: *message,
+        };
+        jobs::enqueue(
+            conn,
+            NewJob {
+                id: notification_id,
+                kind: MAIL,
+                ordering_key: None,
+                payload: &job,
+            },
+        )
+        .await
     }
 }
 
@@ -63,77 +83,55 @@ impl MailWorker {
 
     /// Claims due jobs and sends them; returns how many were claimed.
     pub async fn step(&self) -> anyhow::Result<usize> {
-        let pool = self.commands.pool();
-        let jobs = sqlx::query(
-            "UPDATE mail_jobs SET locked_until = now() + interval '60 seconds', attempts = attempts + 1 \
-              WHERE notification_id IN (SELECT notification_id FROM mail_jobs \
-                     WHERE done_at IS NULL AND run_at <= now() \
-                       AND (locked_until IS NULL OR locked_until < now()) \
-                     ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED) \
-             RETURNING notification_id, attempts",
-        )
-        .fetch_all(pool)
-        .await?;
-        let from = crate::db::setting(pool, "notification.email.from")
-            .await?
-            .unwrap_or_else(|| "cert-assistant@example.com".to_owned());
-        let claimed = jobs.len();
-        for job in jobs {
-            let id: Uuid = job.try_get("notification_id")?;
-            let attempts: i32 = job.try_get("attempts")?;
-            let payload: serde_json::Value = sqlx::query_scalar(
-                "SELECT payload::jsonb FROM events WHERE aggregate_type = 'Notification' \
-                   AND aggregate_id = $1 AND event_type = 'NotificationQueued'",
-            )
-            .bind(id.to_string())
-            .fetch_one(pool)
-            .await?;
-            let NotificationEvent::NotificationQueued { message, .. } =
-                serde_json::from_value(payload)?
-            else {
-                continue;
-            };
-            let mail = Mail {
-                from: from.clone(),
-                to: message.recipient.email.to_string(),
-                subject: message.subject.clone(),
-                html: format!(
-                    "<html><body><p>{}</p></body></html>",
-                    html_escape(&message.body).replace('\n', "<br>")
-                ),
-                text: message.body.clone(),
-            };
-            let sent = self.mailer.send(&mail).await;
-            let (done, error) = match &sent {
-                Ok(_) => (true, None),
-                Err(MailError::Permanent(e)) => (true, Some(e.clone())),
-                Err(MailError::Transient(e)) => (attempts >= 5, Some(e.clone())),
-            };
-            let outcome = match sent {
-                Ok(message_id) => Ok(Some(message_id)),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(error) = self.commands.record_delivery(id, outcome).await {
-                tracing::warn!(notification = %id, %error, "could not record a delivery");
-            }
-            sqlx::query(
-                "UPDATE mail_jobs SET locked_until = NULL, last_error = $2, \
-                     run_at = now() + make_interval(secs => $3), \
-                     done_at = CASE WHEN $4 THEN now() ELSE NULL END WHERE notification_id = $1",
-            )
-            .bind(id)
-            .bind(error)
-            .bind(2_f64.powi(attempts.clamp(1, 10)).min(600.0))
-            .bind(done)
-            .execute(pool)
-            .await?;
-        }
-        Ok(claimed)
+        jobs::step(self.commands.pool(), self).await
     }
 
     /// Runs until `stopped` turns true.
     pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
-        super::worker::poll_jobs("mail", 10, stopped, || self.step()).await;
+        jobs::run(&self.commands.pool().clone(), &self, stopped).await;
+    }
+}
+
+impl JobWorker for MailWorker {
+    type Payload = MailJob;
+
+    fn kind(&self) -> &'static str {
+        MAIL
+    }
+
+    fn policy(&self) -> &'static Policy {
+        &jobs::policy::MAIL
+    }
+
+    async fn perform(&self, job: &Claimed<MailJob>) -> Result<Outcome, JobError> {
+        let from = crate::db::setting(self.commands.pool(), "notification.email.from")
+            .await?
+            .unwrap_or_else(|| "cert-assistant@example.com".to_owned());
+        let message = &job.payload.message;
+        let mail = Mail {
+            from,
+            to: message.recipient.email.to_string(),
+            subject: message.subject.clone(),
+            html: format!(
+                "<html><body><p>{}</p></body></html>",
+                html_escape(&message.body).replace('\n', "<br>")
+            ),
+            text: message.body.clone(),
+        };
+        let sent = self.mailer.send(&mail).await;
+        let recorded = match &sent {
+            Ok(message_id) => Ok(Some(message_id.clone())),
+            Err(error) => Err(error.to_string()),
+        };
+        let id = job.payload.notification_id;
+        if let Err(error) = self.commands.record_delivery(id, recorded).await {
+            tracing::warn!(notification = %id, %error, "could not record a delivery");
+        }
+        match sent {
+            Ok(_) => Ok(Outcome::Done),
+            Err(MailError::Permanent(error)) => Err(JobError::permanent(error)),
+            Err(MailError::Transient(error)) => Err(JobError::Transient(anyhow::anyhow!(error))),
+        }
     }
 }
 

@@ -4,7 +4,5 @@
 pub mod escalation;
 pub mod expiry;
 pub mod issuance;
-mod lease;
 pub mod mail;
 pub mod revocation;
-pub mod worker;

@@ -7,22 +7,30 @@
 
 use std::sync::Arc;
 
-use cqrs_es::Aggregate;
-use sqlx::{PgConnection, Row};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::adapters::ca::{CaError, CertificateAuthority};
 use crate::commands::Commands;
-use crate::domain::certificate::{Certificate, CertificateEvent};
-use crate::domain::values::RevocationReason;
-use crate::projections::StoredEvent;
-use crate::projections::projector::FeedConsumer;
+use crate::domain::certificate::CertificateEvent;
+use crate::domain::values::{RevocationReason, SerialNumber};
+use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
+use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Outcome, Policy};
 
 /// The feed consumer's checkpoint name.
 pub const REVOCATION: &str = "revocation";
 
-/// How often a transient CA failure is retried before an operator is asked to step in.
-const MAX_ATTEMPTS: i32 = 10;
+/// A revocation to carry to the CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationJob {
+    /// The revoked certificate.
+    pub certificate_id: Uuid,
+    /// Its serial, as the CA knows it.
+    pub serial: SerialNumber,
+    /// Why it was revoked (RFC 5280).
+    pub reason: RevocationReason,
+}
 
 /// Creates a job for every revoked certificate.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,15 +42,30 @@ impl FeedConsumer for RevocationFeed {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
-        if event.aggregate_type == Certificate::TYPE && event.event_type == "CertificateRevoked" {
-            sqlx::query(
-                "INSERT INTO revocation_jobs (certificate_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(event.aggregate_id.parse::<Uuid>()?)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+        let Some(DomainEvent::Certificate(CertificateEvent::CertificateRevoked { reason, .. })) =
+            event.decode()?
+        else {
+            return Ok(());
+        };
+        let certificate_id = event.aggregate_uuid()?;
+        let issued = crate::eventstore::issued_certificate(&mut *conn, certificate_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("certificate {certificate_id} was never issued"))?;
+        let job = RevocationJob {
+            certificate_id,
+            serial: issued.serial_number,
+            reason,
+        };
+        jobs::enqueue(
+            conn,
+            NewJob {
+                id: certificate_id,
+                kind: REVOCATION,
+                ordering_key: None,
+                payload: &job,
+            },
+        )
+        .await
     }
 }
 
@@ -61,76 +84,64 @@ impl RevocationWorker {
 
     /// Claims due jobs and runs them; returns how many were claimed.
     pub async fn step(&self) -> anyhow::Result<usize> {
-        let pool = self.commands.pool();
-        let jobs = sqlx::query(
-            "UPDATE revocation_jobs SET locked_until = now() + interval '60 seconds', \
-                    attempts = attempts + 1 \
-              WHERE certificate_id IN (SELECT certificate_id FROM revocation_jobs \
-                     WHERE done_at IS NULL AND run_at <= now() \
-                       AND (locked_until IS NULL OR locked_until < now()) \
-                     ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED) \
-             RETURNING certificate_id, attempts",
-        )
-        .fetch_all(pool)
-        .await?;
-        let claimed = jobs.len();
-        for job in jobs {
-            let id: Uuid = job.try_get("certificate_id")?;
-            let attempts: i32 = job.try_get("attempts")?;
-            let (serial, reason) = self.revocation(id).await?;
-            // An admin may have confirmed revoking it by hand meanwhile: nothing left to do.
-            let already = self.commands.certificate(id).await?.revoked_at_ca();
-            let outcome = if already {
-                Ok(())
-            } else {
-                self.ca.revoke(&serial, reason).await
-            };
-            let (done, error) = match outcome {
-                Ok(()) if already => (true, None),
-                Ok(()) => {
-                    self.commands.record_ca_revocation(id, Ok(())).await?;
-                    (true, None)
-                }
-                Err(CaError::Permanent(message)) => {
-                    let task = format!(
-                        "{message}. Revoke serial {serial} at the CA by hand (for ADCS: \
-                         certutil -revoke {serial} {}, then certutil -crl), and confirm it with \
-                         /cert confirm-revocation {serial}.",
-                        reason.code()
-                    );
-                    self.commands
-                        .record_ca_revocation(id, Err(task.clone()))
-                        .await?;
-                    (true, Some(task))
-                }
-                Err(CaError::Transient(message)) if attempts >= MAX_ATTEMPTS => {
-                    let task = format!(
-                        "{message} (gave up after {attempts} attempts). Revoke serial {serial} \
-                         at the CA by hand and confirm it with /cert confirm-revocation {serial}."
-                    );
-                    self.commands
-                        .record_ca_revocation(id, Err(task.clone()))
-                        .await?;
-                    (true, Some(task))
-                }
-                Err(CaError::Transient(message)) => (false, Some(message)),
-            };
-            if done && self.destroys_keys().await? && self.commands.destroy_private_key(id).await? {
-                tracing::info!(certificate = %id, "private key destroyed after revocation");
-            }
-            sqlx::query(
-                "UPDATE revocation_jobs SET locked_until = NULL, last_error = $2, \
-                     run_at = now() + make_interval(secs => $3), \
-                     done_at = CASE WHEN $4 THEN now() ELSE NULL END WHERE certificate_id = $1",
-            )
-            .bind(id)
-            .bind(error)
-            .bind(2_f64.powi(attempts.clamp(1, 10)).min(600.0))
-            .bind(done)
-            .execute(pool)
-            .await?;
+        jobs::step(self.commands.pool(), self).await
+    }
+
+    /// Runs until `stopped` turns true.
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
+        jobs::run(&self.commands.pool().clone(), &self, stopped).await;
+    }
+
+    /// Tells the CA, unless an admin confirmed revoking it by hand meanwhile; records the
+    /// outcome. `Err` only for a transient failure that is worth another attempt.
+    async fn revoke(&self, job: &Claimed<RevocationJob>) -> Result<(), JobError> {
+        let RevocationJob {
+            certificate_id: id,
+            serial,
+            reason,
+        } = &job.payload;
+        let id = *id;
+        if self
+            .commands
+            .certificate(id)
+            .await
+            .map_err(anyhow::Error::from)?
+            .revoked_at_ca()
+        {
+            return Ok(());
         }
-        Ok(claimed)
+        let task = match self.ca.revoke(serial.as_ref(), *reason).await {
+            Ok(()) => {
+                self.commands
+                    .record_ca_revocation(id, Ok(()))
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                return Ok(());
+            }
+            Err(CaError::Permanent(message)) => format!(
+                "{message}. Revoke serial {serial} at the CA by hand (for ADCS: \
+                 certutil -revoke {serial} {}, then certutil -crl), and confirm it with \
+                 /cert confirm-revocation {serial}.",
+                reason.code()
+            ),
+            Err(CaError::Transient(message)) if job.attempts >= self.policy().max_attempts => {
+                format!(
+                    "{message} (gave up after {} attempts). Revoke serial {serial} at the CA \
+                     by hand and confirm it with /cert confirm-revocation {serial}.",
+                    job.attempts
+                )
+            }
+            Err(CaError::Transient(message)) => {
+                return Err(JobError::Transient(anyhow::anyhow!(message)));
+            }
+        };
+        // The CA cannot be told: the operator task goes to the admins through the
+        // certificate's events, and this job is done.
+        self.commands
+            .record_ca_revocation(id, Err(task))
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(())
     }
 
     /// `revocation.destroy_private_key` (default true): whether a revoked certificate's
@@ -141,36 +152,31 @@ impl RevocationWorker {
             crate::db::setting(self.commands.pool(), "revocation.destroy_private_key").await?;
         Ok(value.is_none_or(|v| v.trim() != "false"))
     }
+}
 
-    /// The serial and reason of a revoked certificate, from its events.
-    async fn revocation(&self, id: Uuid) -> anyhow::Result<(String, RevocationReason)> {
-        let rows = sqlx::query(
-            "SELECT payload::jsonb AS payload FROM events WHERE aggregate_type = 'Certificate' \
-               AND aggregate_id = $1 AND event_type IN ('CertificateIssued', 'CertificateRevoked') \
-             ORDER BY sequence",
-        )
-        .bind(id.to_string())
-        .fetch_all(self.commands.pool())
-        .await?;
-        let mut serial = None;
-        let mut reason = None;
-        for row in rows {
-            match serde_json::from_value::<CertificateEvent>(row.try_get("payload")?)? {
-                CertificateEvent::CertificateIssued { certificate, .. } => {
-                    serial = Some(certificate.serial_number.to_string());
-                }
-                CertificateEvent::CertificateRevoked { reason: r, .. } => reason = Some(r),
-                _ => {}
-            }
-        }
-        match (serial, reason) {
-            (Some(serial), Some(reason)) => Ok((serial, reason)),
-            _ => anyhow::bail!("certificate {id} has no issuance or revocation to carry"),
-        }
+impl JobWorker for RevocationWorker {
+    type Payload = RevocationJob;
+
+    fn kind(&self) -> &'static str {
+        REVOCATION
     }
 
-    /// Runs until `stopped` turns true.
-    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
-        super::worker::poll_jobs("revocation", 10, stopped, || self.step()).await;
+    fn policy(&self) -> &'static Policy {
+        &jobs::policy::REVOCATION
+    }
+
+    async fn perform(&self, job: &Claimed<RevocationJob>) -> Result<Outcome, JobError> {
+        self.revoke(job).await?;
+        let id = job.payload.certificate_id;
+        if self.destroys_keys().await?
+            && self
+                .commands
+                .destroy_private_key(id)
+                .await
+                .map_err(anyhow::Error::from)?
+        {
+            tracing::info!(certificate = %id, "private key destroyed after revocation");
+        }
+        Ok(Outcome::Done)
     }
 }

@@ -11,8 +11,8 @@ use cert_assistant::adapters::ca::{CaError, CertificateAuthority, Submission};
 use cert_assistant::dev::adcs_emulator::Emulator;
 use cert_assistant::domain::request::{RequestStatus, Subject};
 use cert_assistant::domain::values::{CertificateType, CommonName, DnsName, KeyAlgorithm};
+use cert_assistant::feed::Projector;
 use cert_assistant::pki::keygen;
-use cert_assistant::projections::projector::Projector;
 use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
 use uuid::Uuid;
 
@@ -282,7 +282,7 @@ impl SagaOverAdcs {
 
     /// One worker step, without waiting out backoff or polling delays.
     async fn step_now(&self) {
-        sqlx::query("UPDATE issuance_jobs SET run_at = now() WHERE done_at IS NULL")
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
             .execute(&self.db.pool)
             .await
             .expect("due now");
@@ -548,18 +548,17 @@ async fn two_replicas_against_a_flaky_ca_issue_every_request_and_submit_none_twi
         if round % 3 == 0 {
             s.ca.admin("/admin/fail-next/2").await;
         }
-        sqlx::query("UPDATE issuance_jobs SET run_at = now() WHERE done_at IS NULL")
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
             .execute(&s.db.pool)
             .await
             .expect("due now");
         let (a, b) = tokio::join!(s.worker.step(), other.step());
         a.expect("replica a");
         b.expect("replica b");
-        let open: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM issuance_jobs WHERE done_at IS NULL")
-                .fetch_one(&s.db.pool)
-                .await
-                .expect("open jobs");
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued'")
+            .fetch_one(&s.db.pool)
+            .await
+            .expect("open jobs");
         if open == 0 {
             break;
         }

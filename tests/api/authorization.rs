@@ -6,7 +6,7 @@ use cert_assistant::chat::command;
 use cert_assistant::chat::service::ChatService;
 use cert_assistant::domain::actor::Role;
 use cert_assistant::domain::values::Email;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 
 use crate::fixtures::{ctx, service, web_request};
 use crate::helpers::TestDb;

@@ -168,14 +168,15 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
     ready(&http, &service).await;
     // The killed workers' leases would run out in a minute; let them run out now.
     sqlx::query(
-        "UPDATE issuance_jobs SET locked_until = NULL, run_at = now() WHERE done_at IS NULL",
+        "UPDATE jobs SET locked_until = NULL, run_at = now() \
+          WHERE kind = 'issuance' AND state = 'queued'",
     )
     .execute(&db.pool)
     .await
     .expect("leases");
     for _ in 0..100 {
         let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM issuance_jobs WHERE done_at IS NULL AND state <> 'needs_operator'",
+            "SELECT count(*) FROM jobs WHERE kind = 'issuance' AND state = 'queued'",
         )
         .fetch_one(&db.pool)
         .await
@@ -186,7 +187,7 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let stuck: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM issuance_jobs WHERE done_at IS NULL AND state <> 'needs_operator'",
+        "SELECT count(*) FROM jobs WHERE kind = 'issuance' AND state = 'queued'",
     )
     .fetch_one(&db.pool)
     .await
@@ -257,7 +258,7 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
     );
     let (recorded, operator_tasks): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM certificates), \
-                (SELECT count(*) FROM issuance_jobs WHERE state = 'needs_operator')",
+                (SELECT count(*) FROM jobs WHERE kind = 'issuance' AND state = 'failed')",
     )
     .fetch_one(&db.pool)
     .await
@@ -265,7 +266,7 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
     let orphans = i64::try_from(submitted).unwrap_or_default() - recorded;
     let unrecorded: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT r.common_name, r.status, j.state, j.last_error FROM certificate_requests r \
-           LEFT JOIN issuance_jobs j ON j.request_id = r.id \
+           LEFT JOIN jobs j ON j.id = r.id AND j.kind = 'issuance' \
           WHERE r.common_name = ANY($1) \
             AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.request_id = r.id)",
     )

@@ -7,16 +7,12 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use axum::extract::{Path, State};
 use axum::routing::{patch, post, put};
 use axum::{Json, Router};
-use cert_assistant::adapters::mail::LocalMailer;
-use cert_assistant::chat::discord::DiscordState;
-use cert_assistant::chat::discord::api::DiscordApi;
-use cert_assistant::chat::discord::verify::Verifier;
-use cert_assistant::chat::service::ChatService;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::app::Workers;
+use cert_assistant::feed::Projector;
 use serde_json::{Value, json};
 
 use crate::fixtures::{approver, service};
-use crate::helpers::TestDb;
+use crate::helpers::{Background, TestDb, eventually, test_config, test_files};
 
 /// What the fake Discord saw: (method and path, body).
 type Calls = Arc<Mutex<Vec<(String, Value)>>>;
@@ -65,8 +61,9 @@ struct DiscordTest {
     app: String,
     key: Ed25519KeyPair,
     calls: Calls,
-    mail: tempfile::TempDir,
-    state: DiscordState,
+    files: tempfile::TempDir,
+    fake: String,
+    workers: Workers,
     http: reqwest::Client,
 }
 
@@ -75,6 +72,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn discord_app() -> DiscordTest {
+    discord_app_started(Background::Stepped).await
+}
+
+/// Discord on a service whose `background` runs as given.
+async fn discord_app_started(background: Background) -> DiscordTest {
     let db = TestDb::new().await;
     let calls: Calls = Arc::default();
     let router = Router::new()
@@ -92,22 +94,21 @@ async fn discord_app() -> DiscordTest {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
-    let mail = tempfile::tempdir().expect("tempdir");
-    let state = DiscordState::new(
-        Verifier::new(&hex(key.public_key().as_ref())).expect("verifier"),
-        DiscordApi::new(&fake, "APP1", "bot-token".to_owned().into()),
-        ChatService::new(service(&db)),
-        Arc::new(LocalMailer::new(mail.path())),
-    );
-    let app =
-        crate::helpers::serve(&db.pool, None, |app| app.with_discord(Some(state.clone()))).await;
+    let files = test_files();
+    let mut config = test_config(files.path());
+    config.discord.public_key = Some(hex(key.public_key().as_ref()));
+    config.discord.application_id = Some("APP1".to_owned());
+    config.discord.bot_token = Some("bot-token".to_owned().into());
+    config.discord.api_base_url = fake.clone();
+    let (app, workers) = crate::helpers::start(&db.pool, &config, background).await;
     DiscordTest {
         db,
         app,
         key,
         calls,
-        mail,
-        state,
+        files,
+        fake,
+        workers,
         http: reqwest::Client::new(),
     }
 }
@@ -205,7 +206,7 @@ impl DiscordTest {
     async fn link(&self, user: &str, email: &str) {
         let asked = self.cert(user, "link", email).await;
         assert!(content(&asked).contains("on its way"), "{asked}");
-        let code = std::fs::read_dir(self.mail.path())
+        let code = std::fs::read_dir(self.files.path().join("mail"))
             .expect("mail dir")
             .filter_map(Result::ok)
             .map(|entry| std::fs::read_to_string(entry.path()).expect("mail"))
@@ -317,6 +318,51 @@ async fn an_unlinked_person_is_told_to_link_and_a_wrong_code_links_nothing() {
 }
 
 #[tokio::test]
+async fn a_configured_discord_bot_asks_its_approvers_in_the_service_as_serve_runs_it() {
+    // Nothing stepped by hand: the feed consumers and the notifiers run as in production.
+    let t = discord_app_started(Background::Running).await;
+    approver(&service(&t.db), "jane@example.com").await;
+    let within = std::time::Duration::from_secs(30);
+    eventually(
+        "the read model knows Jane as an approver",
+        within,
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
+                AND role = 'approver')",
+            )
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("users")
+        },
+    )
+    .await;
+    t.link("UJOHN", "john@example.com").await;
+    t.link("UJANE", "jane@example.com").await;
+    let filed = t
+        .submit(
+            "UJOHN",
+            "request",
+            &[
+                ("common_name", "wired.example.com"),
+                ("validity_days", "90"),
+                ("justification", "Team dashboard"),
+            ],
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&content(&filed));
+    let asked = || {
+        t.calls_to("POST /channels/DM-UJANE/messages")
+            .iter()
+            .any(|(_, m)| m.to_string().contains(&number))
+    };
+    eventually("Jane gets a DM with the buttons", within, || async {
+        asked()
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_follows() {
     let t = discord_app().await;
     let commands = service(&t.db);
@@ -348,8 +394,11 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
     let number = crate::helpers::request_number_in(&text);
 
     // Jane (linked) gets a DM with the buttons; root (never linked) cannot be reached here.
-    let notifier = t.state.notifier();
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["discord"], [&notifier]);
+    let notifier = t
+        .workers
+        .notifier("discord")
+        .expect("Discord is configured");
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     deliver().await;
     let dms = t.calls_to("POST /channels/DM-UJANE/messages");
     assert_eq!(dms.len(), 1, "{dms:?}");
@@ -461,9 +510,13 @@ async fn the_registered_command_fits_discords_limits() {
                 .is_some_and(|d| !d.is_empty() && d.chars().count() <= 100)
         );
     }
-    let registered = t
-        .state
-        .api()
+    // As `cert-assistant discord register` does it.
+    let api = cert_assistant::chat::discord::api::DiscordApi::new(
+        &t.fake,
+        "APP1",
+        "bot-token".to_owned().into(),
+    );
+    let registered = api
         .register_commands(None, &commands)
         .await
         .expect("registered");

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use cert_assistant::commands::{CommandError, Decision, RequestForm, RevocationForm, store};
+use cert_assistant::commands::{CommandError, Decision, RequestForm, RevocationForm};
 use cert_assistant::domain::key_material::EncryptedPrivateKey;
 use cert_assistant::domain::request::RequestStatus;
 use cert_assistant::domain::values::{CommonName, DnsName, KeyAlgorithm, RequestNumber};
@@ -197,7 +197,8 @@ async fn request_numbers_stay_unique_under_concurrent_creation() {
     for _ in 0..40 {
         let pool = db.pool.clone();
         tasks.push(tokio::spawn(async move {
-            store::allocate_request_number(&pool, day, Uuid::new_v4()).await
+            cert_assistant::commands::numbers::allocate_request_number(&pool, day, Uuid::new_v4())
+                .await
         }));
     }
     let mut numbers = HashSet::new();
@@ -374,7 +375,7 @@ async fn a_generated_key_is_stored_encrypted_and_can_be_destroyed_for_good() {
     let encrypted: EncryptedPrivateKey =
         serde_json::from_value(created["private_key"].clone()).expect("encrypted key");
     let kek = KeyEncryptionKey::from_base64(KEK).expect("kek");
-    let wrapped = store::load_data_key(&db.pool, encrypted.data_key_id)
+    let wrapped = cert_assistant::pki::key_store::load_data_key(&db.pool, encrypted.data_key_id)
         .await
         .expect("load")
         .expect("the data key exists");
@@ -386,12 +387,12 @@ async fn a_generated_key_is_stored_encrypted_and_can_be_destroyed_for_good() {
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
 
     assert!(
-        store::destroy_data_key(&db.pool, encrypted.data_key_id)
+        cert_assistant::pki::key_store::destroy_data_key(&db.pool, encrypted.data_key_id)
             .await
             .expect("destroy")
     );
     assert!(
-        store::load_data_key(&db.pool, encrypted.data_key_id)
+        cert_assistant::pki::key_store::load_data_key(&db.pool, encrypted.data_key_id)
             .await
             .expect("load")
             .is_none(),

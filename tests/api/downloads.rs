@@ -2,7 +2,7 @@
 //! key once to the owner only, nothing to strangers.
 
 use cert_assistant::domain::certificate::Artifact;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 
 use crate::fixtures::ctx;
 use crate::helpers::TestDb;
@@ -77,12 +77,11 @@ async fn owners_download_the_certificate_and_their_key_once() {
     assert_eq!(audited, 3, "certificate, chain and key");
 }
 
-/// The service with download links, on port 0; returns its base URL.
+/// The service, on port 0, over the saga's artifact store; returns its base URL.
 pub(crate) async fn serve_downloads(db: &TestDb, s: &crate::saga::Saga) -> String {
-    crate::helpers::serve(&db.pool, None, |app| {
-        app.with_downloads(s.commands.clone(), s.store.clone())
-    })
-    .await
+    let mut config = crate::helpers::test_config(s.files());
+    config.storage.local_dir = Some(s.files().to_owned());
+    crate::helpers::serve(&db.pool, &config).await.0
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use cert_assistant::adapters::clock::SettableClock;
 use cert_assistant::domain::actor::Role;
 use cert_assistant::domain::approval::escalation::Nudge;
 use cert_assistant::domain::values::Email;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 use cert_assistant::saga::escalation::EscalationWorker;
 use chrono::{Duration, Utc};
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cert_assistant::adapters::clock::SettableClock;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 use cert_assistant::saga::expiry::{DUE_CERTIFICATES, ExpiryPass, ExpiryWorker, LOCK_KEY};
 use chrono::{Duration, Utc};
 
@@ -117,7 +117,7 @@ async fn the_due_query_can_use_the_partial_index() {
 
 #[tokio::test]
 async fn certificates_are_found_by_request_and_serial_through_their_indexes() {
-    use cert_assistant::commands::store::{CERTIFICATE_BY_SERIAL, CERTIFICATE_OF_REQUEST};
+    use cert_assistant::eventstore::{CERTIFICATE_BY_SERIAL, CERTIFICATE_OF_REQUEST};
     let db = TestDb::new().await;
     // Enough issued certificates that reading them all would be the planner's last choice.
     sqlx::query(

@@ -1,7 +1,6 @@
 //! The probes a load balancer uses.
 
-use cert_assistant::app::Application;
-use cert_assistant::config::Config;
+use cert_assistant::http::{AppState, router};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::helpers::spawn_app;
@@ -26,8 +25,8 @@ async fn readyz_answers_200_when_the_database_answers() {
 
 #[tokio::test]
 async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
-    // A pool that points at a port nobody listens on; it connects lazily, so the service
-    // starts and only the readiness probe notices.
+    // The routes over a pool that points at a port nobody listens on: a database that went
+    // away after the service started (the service itself does not start without one).
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -38,13 +37,12 @@ async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
             "postgres://secret_user:secret_password@127.0.0.1:{closed_port}/nowhere"
         ))
         .expect("lazy pool");
-    let mut config = Config::load_from(None, Vec::new()).expect("config");
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = Application::build(&config, pool, None)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("build");
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("addr"));
+    let routes = router(AppState { pool, ca: None }, None, None, None, None);
+    tokio::spawn(async move { axum::serve(listener, routes).await });
 
     let response = reqwest::get(format!("{address}/readyz"))
         .await

@@ -5,11 +5,12 @@
 //! the test process exits. Each test's database is a copy of a migrated template, which is
 //! much faster than migrating every time.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cert_assistant::app::Application;
+use cert_assistant::app::{Application, Outbound, Workers};
 use cert_assistant::config::Config;
 use cert_assistant::db::private_cluster::{PrivateCluster, PrivateClusterOptions};
 use cert_assistant::db::{MIGRATOR, quote_identifier};
@@ -259,6 +260,7 @@ pub struct TestApp {
     pub db: TestDb,
     /// An HTTP client.
     pub http: reqwest::Client,
+    _files: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -272,58 +274,108 @@ impl TestApp {
     }
 }
 
-/// Builds the service over `pool` on port 0 with the default configuration (and Slack, if
-/// given), lets `with` add surfaces, runs it in the background; returns its base URL.
-pub async fn serve(
-    pool: &PgPool,
-    slack: Option<cert_assistant::chat::slack::SlackState>,
-    with: impl FnOnce(Application) -> Application,
-) -> String {
+/// The configuration every test starts from, as a new user's defaults but: port 0, the
+/// fixtures' key-encryption key and admin, and mail and artifacts under `files`. Tests then
+/// point the configuration at their own local servers (Slack, Teams, Discord, ADCS, ...).
+pub fn test_config(files: &std::path::Path) -> Config {
     let mut config = Config::load_from(None, Vec::new()).expect("default configuration");
     config.http.listen = "127.0.0.1:0".to_owned();
-    let application = with(
-        Application::build(&config, pool.clone(), slack)
-            .await
-            .expect("the service builds"),
-    );
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run_until(std::future::pending()));
-    address
+    config.keys.encryption_key = Some(crate::fixtures::KEK.to_owned().into());
+    config.auth.admins = vec!["root@example.com".to_owned()];
+    config.storage.local_dir = Some(files.join("artifacts"));
+    config.mail.local_dir = Some(files.join("mail"));
+    config
 }
 
-/// Starts the service in the background on port 0.
+/// A temporary directory for a test's files (mail, artifacts).
+pub fn test_files() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cert-assistant-files-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// Who runs the service's background: the test, step by step, or the service itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// Only the routes run; the test steps the workers it is handed.
+    Stepped,
+    /// Every feed consumer and worker runs too, exactly as under `cert-assistant serve`.
+    Running,
+}
+
+/// Builds the service from `config` over `pool` through the composition root `serve` uses
+/// and starts it in the background; returns its base URL and its background parts.
+pub async fn start(pool: &PgPool, config: &Config, background: Background) -> (String, Workers) {
+    let application = Application::build(config, pool.clone(), Outbound::default())
+        .await
+        .expect("the service builds");
+    let address = format!("http://{}", application.local_addr());
+    let workers = application.workers().clone();
+    match background {
+        Background::Stepped => {
+            tokio::spawn(application.serve_until(std::future::pending()));
+        }
+        Background::Running => {
+            tokio::spawn(application.run_until(std::future::pending()));
+        }
+    }
+    (address, workers)
+}
+
+/// [`start`] with the background stepped by the test.
+pub async fn serve(pool: &PgPool, config: &Config) -> (String, Workers) {
+    start(pool, config, Background::Stepped).await
+}
+
+/// Starts the whole service in the background on port 0.
 pub async fn spawn_app() -> TestApp {
     let db = TestDb::new().await;
-    let address = serve(&db.pool, None, |app| app).await;
+    let files = test_files();
+    let (address, _) = start(&db.pool, &test_config(files.path()), Background::Running).await;
     TestApp {
         address,
         db,
         http: reqwest::Client::new(),
+        _files: files,
+    }
+}
+
+/// Waits up to `within` for `check` to hold, polling; panics with `what` otherwise.
+pub async fn eventually<F, Fut>(what: &str, within: std::time::Duration, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
 /// Brings the read model up to date.
 pub async fn project(pool: &PgPool) {
-    cert_assistant::projections::projector::Projector::new(pool.clone())
+    cert_assistant::feed::Projector::new(pool.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
         .expect("the read model catches up");
 }
 
-/// Turns pending events into chat jobs for `platforms`, then delivers every job with
-/// `notifiers` until none is left.
-pub async fn deliver<const P: usize, const N: usize>(
+/// Turns pending events into chat jobs for the configured platforms (`outbox`), then
+/// delivers every job with `notifiers` until none is left.
+pub async fn deliver<const N: usize>(
     pool: &PgPool,
-    platforms: [&'static str; P],
-    notifiers: [&cert_assistant::chat::notifier::ChatNotifier; N],
+    outbox: &cert_assistant::chat::outbound::ChatOutbox,
+    notifiers: [&cert_assistant::chat::outbound::ChatNotifier; N],
 ) {
-    cert_assistant::projections::projector::Projector::for_consumer(
-        pool.clone(),
-        cert_assistant::chat::outbox::ChatOutbox::new(platforms),
-    )
-    .catch_up(std::time::Duration::from_secs(30))
-    .await
-    .expect("the chat outbox catches up");
+    cert_assistant::feed::Projector::for_consumer(pool.clone(), outbox.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("the chat outbox catches up");
     loop {
         let mut claimed = 0;
         for notifier in &notifiers {

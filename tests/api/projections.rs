@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use cert_assistant::commands::{Commands, RevocationForm};
 use cert_assistant::domain::notification::{Channel, Message, NotificationType};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
+use cert_assistant::feed::Projector;
 use cert_assistant::projections::audit::{self, ChainReport};
 use cert_assistant::projections::catalog;
-use cert_assistant::projections::projector::Projector;
 use cert_assistant::projections::replay;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
@@ -817,7 +817,7 @@ async fn projections_status_reports_the_lag() {
         .submit_request(&ctx("john@example.com"), web_request("lag.example.com"))
         .await
         .expect("submitted");
-    let read_model = |all: Vec<cert_assistant::projections::projector::ConsumerStatus>| {
+    let read_model = |all: Vec<cert_assistant::feed::ConsumerStatus>| {
         all.into_iter()
             .find(|c| c.name == "read_model")
             .expect("the read model's consumer")

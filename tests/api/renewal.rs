@@ -1,7 +1,7 @@
 //! Renewal: a new request like the original, with a fresh key, then the old one superseded.
 
 use cert_assistant::commands::RevocationForm;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 
 use crate::fixtures::{approver, ctx};
 use crate::saga::{feed, issued, saga};

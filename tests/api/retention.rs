@@ -2,8 +2,8 @@
 
 use cert_assistant::adapters::artifacts::{ArtifactStore, BoxFuture, LocalArtifactStore};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
+use cert_assistant::feed::Projector;
 use cert_assistant::projections::audit::{self, ChainReport};
-use cert_assistant::projections::projector::Projector;
 use cert_assistant::projections::retention;
 use chrono::{Datelike, Duration, Utc};
 use sqlx::PgPool;

@@ -7,8 +7,8 @@ use cert_assistant::adapters::ca::embedded::EmbeddedCa;
 use cert_assistant::commands::Commands;
 use cert_assistant::domain::request::RequestStatus;
 use cert_assistant::domain::values::RequestNumber;
+use cert_assistant::feed::Projector;
 use cert_assistant::pki::envelope::KeyEncryptionKey;
-use cert_assistant::projections::projector::Projector;
 use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
 use uuid::Uuid;
 
@@ -43,6 +43,13 @@ pub(crate) async fn saga(db: &TestDb) -> Saga {
         store,
         ca,
         _dir: dir,
+    }
+}
+
+impl Saga {
+    /// The directory its artifact store writes to.
+    pub(crate) fn files(&self) -> &std::path::Path {
+        self._dir.path()
     }
 }
 
@@ -203,19 +210,19 @@ async fn a_worker_stopped_mid_submission_hands_the_request_to_an_operator() {
     feed(&db).await;
     // As if a worker had marked the submission and died before hearing back.
     s.commands.start_issuance(request_id).await.expect("start");
-    sqlx::query("UPDATE issuance_jobs SET submitting_at = now() WHERE request_id = $1")
+    sqlx::query("INSERT INTO issuance_submissions (request_id, submitting_at) VALUES ($1, now())")
         .bind(request_id)
         .execute(&db.pool)
         .await
         .expect("simulate");
     assert_eq!(s.worker.step().await.expect("step"), 1);
     let (state, error): (String, Option<String>) =
-        sqlx::query_as("SELECT state, last_error FROM issuance_jobs WHERE request_id = $1")
+        sqlx::query_as("SELECT state, last_error FROM jobs WHERE id = $1")
             .bind(request_id)
             .fetch_one(&db.pool)
             .await
             .expect("job");
-    assert_eq!(state, "needs_operator");
+    assert_eq!(state, "failed", "given up, for an operator");
     assert!(error.is_some_and(|e| e.contains(&number) && e.contains("not submitted again")));
     assert_eq!(
         count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
@@ -280,7 +287,7 @@ async fn the_requester_is_mailed_once_issued_and_a_failing_mailer_holds_nothing_
         s.commands.request_status(request_id).await.expect("status"),
         Some(RequestStatus::Issued)
     );
-    sqlx::query("UPDATE mail_jobs SET run_at = now()")
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE kind = 'mail'")
         .execute(&db.pool)
         .await
         .expect("due now");

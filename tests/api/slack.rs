@@ -8,18 +8,16 @@ use aws_lc_rs::hmac;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use cert_assistant::chat::outbox::ChatOutbox;
-use cert_assistant::chat::service::ChatService;
-use cert_assistant::chat::slack::SlackState;
-use cert_assistant::chat::slack::api::SlackApi;
-use cert_assistant::chat::slack::verify::Verifier;
+use cert_assistant::app::Workers;
+use cert_assistant::chat::outbound::ChatNotifier;
+use cert_assistant::config::Config;
 use cert_assistant::domain::actor::Role;
 use cert_assistant::domain::values::Email;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::feed::Projector;
 use serde_json::{Value, json};
 
 use crate::fixtures::{ctx, service};
-use crate::helpers::TestDb;
+use crate::helpers::{Background, TestDb, eventually};
 
 const SECRET: &str = "test-signing-secret";
 
@@ -82,20 +80,35 @@ async fn response_url(
 }
 
 pub(crate) struct SlackTest {
-    pub(crate) slack: SlackState,
+    pub(crate) workers: Workers,
     db: TestDb,
-    app: String,
+    pub(crate) app: String,
     fake: String,
     calls: Calls,
     http: reqwest::Client,
+    _files: tempfile::TempDir,
 }
 
 async fn slack_app() -> SlackTest {
     slack_app_on(TestDb::new().await).await
 }
 
-/// Slack over an existing test database (to meet other platforms on it).
+/// Slack over an existing test database.
 pub(crate) async fn slack_app_on(db: TestDb) -> SlackTest {
+    slack_app_with(db, |_| {}).await
+}
+
+/// Slack over an existing test database, with `also` configuring more (other platforms).
+pub(crate) async fn slack_app_with(db: TestDb, also: impl FnOnce(&mut Config)) -> SlackTest {
+    slack_app_started(db, also, Background::Stepped).await
+}
+
+/// Slack on a service whose `background` runs as given.
+async fn slack_app_started(
+    db: TestDb,
+    also: impl FnOnce(&mut Config),
+    background: Background,
+) -> SlackTest {
     let users: HashMap<String, Option<String>> = [
         ("UJOHN", Some("john@example.com")),
         ("UJANE", Some("jane@example.com")),
@@ -121,20 +134,21 @@ pub(crate) async fn slack_app_on(db: TestDb) -> SlackTest {
         .with_state(fake);
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let commands = service(&db);
-    let slack = SlackState::new(
-        Verifier::new(SECRET),
-        SlackApi::new(&format!("{fake_url}/api"), "xoxb-test".to_owned().into()),
-        ChatService::new(commands),
-    );
-    let app = crate::helpers::serve(&db.pool, Some(slack.clone()), |app| app).await;
+    let files = crate::helpers::test_files();
+    let mut config = crate::helpers::test_config(files.path());
+    config.slack.signing_secret = Some(SECRET.to_owned().into());
+    config.slack.bot_token = Some("xoxb-test".to_owned().into());
+    config.slack.api_base_url = format!("{fake_url}/api");
+    also(&mut config);
+    let (app, workers) = crate::helpers::start(&db.pool, &config, background).await;
     SlackTest {
-        slack,
+        workers,
         db,
         app,
         fake: fake_url,
         calls,
         http: reqwest::Client::new(),
+        _files: files,
     }
 }
 
@@ -210,6 +224,11 @@ impl SlackTest {
     async fn interact(&self, payload: Value) -> reqwest::Response {
         let body = form(&[("payload", &payload.to_string())]);
         self.post("/slack/interactivity", body).await
+    }
+
+    /// The Slack notifier the service was built with.
+    pub(crate) fn notifier(&self) -> &ChatNotifier {
+        self.workers.notifier("slack").expect("Slack is configured")
     }
 
     pub(crate) fn calls_to(&self, name: &str) -> Vec<Value> {
@@ -488,6 +507,44 @@ async fn malformed_commands_get_a_usage_message() {
 }
 
 #[tokio::test]
+async fn a_configured_slack_app_asks_its_approvers_in_the_service_as_serve_runs_it() {
+    // Nothing stepped by hand: the feed consumers and the notifiers run as in production.
+    let t = slack_app_started(TestDb::new().await, |_| {}, Background::Running).await;
+    crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
+    let within = std::time::Duration::from_secs(30);
+    eventually(
+        "the read model knows Jane as an approver",
+        within,
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
+                AND role = 'approver')",
+            )
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("users")
+        },
+    )
+    .await;
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=wired.example.com days=90 why=\"Portal\"",
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&text_of(&reply));
+    let asked = || {
+        t.calls_to("chat.postMessage")
+            .into_iter()
+            .any(|m| m["channel"] == "D-UJANE" && text_of(&m).contains(&number))
+    };
+    eventually("Jane gets a DM with the buttons", within, || async {
+        asked()
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_decision() {
     let t = slack_app().await;
     crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
@@ -501,8 +558,8 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         .await;
     let number = crate::helpers::request_number_in(&text_of(&reply));
 
-    let outbox = Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]));
-    let notifier = t.slack.notifier(None);
+    let outbox = Projector::for_consumer(t.db.pool.clone(), t.workers.outbox.clone());
+    let notifier = t.notifier();
     outbox
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -570,15 +627,6 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
     );
 
     // Issued by the embedded CA: the requester hears about it in Slack too.
-    let ca = cert_assistant::adapters::ca::embedded::EmbeddedCa::load_or_create(
-        &t.db.pool,
-        &cert_assistant::pki::envelope::KeyEncryptionKey::from_base64(crate::fixtures::KEK)
-            .expect("kek"),
-        "http://127.0.0.1/crl",
-    )
-    .await
-    .expect("ca");
-    let dir = tempfile::tempdir().expect("tempdir");
     Projector::for_consumer(
         t.db.pool.clone(),
         cert_assistant::saga::issuance::IssuanceFeed,
@@ -586,14 +634,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
     .catch_up(std::time::Duration::from_secs(30))
     .await
     .expect("feed");
-    cert_assistant::saga::issuance::IssuanceWorker::new(
-        service(&t.db),
-        Arc::new(ca),
-        Arc::new(cert_assistant::adapters::artifacts::LocalArtifactStore::new(dir.path())),
-    )
-    .step()
-    .await
-    .expect("issued");
+    t.workers.issuance.step().await.expect("issued");
     outbox
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -880,8 +921,8 @@ async fn an_overdue_approval_reminds_its_approvers_in_slack_then_escalates_to_th
     let root = ctx("root@example.com");
     crate::fixtures::approver(&commands, "jane@example.com").await;
     let project = || crate::helpers::project(&t.db.pool);
-    let notifier = t.slack.notifier(None);
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
+    let notifier = t.notifier();
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     let posts_to = |channel: &str, containing: &str| {
         t.calls_to("chat.postMessage")
             .into_iter()
@@ -1007,8 +1048,8 @@ async fn a_certificate_lives_through_slack_request_approve_issue_remind_download
     let commands = service(&t.db);
     crate::fixtures::approver(&commands, "jane@example.com").await;
     let project = || crate::helpers::project(&t.db.pool);
-    let notifier = t.slack.notifier(None);
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
+    let notifier = t.notifier();
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     let dms_to_john = || {
         t.calls_to("chat.postMessage")
             .into_iter()
@@ -1167,8 +1208,8 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
         .await
         .expect("config");
     let project = || crate::helpers::project(&t.db.pool);
-    let notifier = t.slack.notifier(None);
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
+    let notifier = t.notifier();
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     project().await;
     let s = crate::saga::saga(&t.db).await;
     let serial = crate::saga::issued(&t.db, &s, "retire.example.com").await;
@@ -1334,11 +1375,11 @@ async fn a_decision_never_overtakes_the_message_it_updates() {
         .approve(&ctx("jane@example.com"), &submitted.request_number, None)
         .await
         .expect("approved");
-    Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]))
+    Projector::for_consumer(t.db.pool.clone(), t.workers.outbox.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
         .expect("outbox");
-    let notifier = t.slack.notifier(None);
+    let notifier = t.notifier();
     let first = notifier.step().await.expect("deliver");
     assert_eq!(first, 1, "the decision waits for the ask to be done");
     while notifier.step().await.expect("deliver") > 0 {}
@@ -1376,8 +1417,8 @@ async fn admins_get_the_operator_task_in_slack_and_confirm_it_with_a_button() {
         )
         .await
         .expect("recorded");
-    let notifier = t.slack.notifier(None);
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["slack"], [&notifier]);
+    let notifier = t.notifier();
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     deliver().await;
     let tasks: Vec<Value> = t
         .calls_to("chat.postMessage")
@@ -1512,11 +1553,11 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
         .filter(|line| !line.starts_with("-----"))
         .map(str::to_owned)
         .collect();
-    Projector::for_consumer(t.db.pool.clone(), ChatOutbox::new(["slack"]))
+    Projector::for_consumer(t.db.pool.clone(), t.workers.outbox.clone())
         .catch_up(std::time::Duration::from_secs(30))
         .await
         .expect("outbox");
-    let notifier = t.slack.notifier(None);
+    let notifier = t.notifier();
     while notifier.step().await.expect("deliver") > 0 {}
     Projector::new(t.db.pool.clone())
         .catch_up(std::time::Duration::from_secs(30))

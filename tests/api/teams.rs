@@ -9,18 +9,16 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
-use cert_assistant::chat::service::ChatService;
-use cert_assistant::chat::teams::TeamsState;
-use cert_assistant::chat::teams::api::TeamsApi;
-use cert_assistant::chat::teams::auth::Authenticator;
-use cert_assistant::projections::projector::Projector;
+use cert_assistant::app::Workers;
+use cert_assistant::config::Config;
+use cert_assistant::feed::Projector;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::PublicKeyData as _;
 use serde_json::{Value, json};
 use x509_parser::prelude::FromDer as _;
 
 use crate::fixtures::{approver, service};
-use crate::helpers::TestDb;
+use crate::helpers::{Background, TestDb, eventually, test_config, test_files};
 
 const APP_ID: &str = "11111111-2222-3333-4444-555555555555";
 const TENANT: &str = "tenant-1";
@@ -114,6 +112,26 @@ async fn member(
     Json(json!({ "id": user, "name": user, "email": email, "userPrincipalName": email }))
 }
 
+/// The local Bot Framework: OpenID metadata and keys, the token endpoint, and the
+/// connector's conversation API.
+struct TeamsFake {
+    base: String,
+    key: EncodingKey,
+    other_key: EncodingKey,
+    calls: Calls,
+}
+
+impl TeamsFake {
+    /// Points the configuration's Teams bot at this fake.
+    fn configure(&self, config: &mut Config) {
+        config.teams.app_id = Some(APP_ID.to_owned());
+        config.teams.app_password = Some(PASSWORD.to_owned().into());
+        config.teams.openid_metadata_url = format!("{}/openid", self.base);
+        config.teams.issuer = "https://api.botframework.com".to_owned();
+        config.teams.token_url = Some(format!("{}/token", self.base));
+    }
+}
+
 struct TeamsTest {
     db: TestDb,
     app: String,
@@ -121,8 +139,9 @@ struct TeamsTest {
     key: EncodingKey,
     other_key: EncodingKey,
     calls: Calls,
-    state: TeamsState,
+    workers: Workers,
     http: reqwest::Client,
+    _files: Option<tempfile::TempDir>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -152,7 +171,7 @@ async fn teams_app() -> TeamsTest {
     teams_app_on(TestDb::new().await).await
 }
 
-async fn teams_app_on(db: TestDb) -> TeamsTest {
+async fn teams_fake() -> TeamsFake {
     let (key, jwk) = rsa_key();
     let (other_key, _) = rsa_key();
     let calls: Calls = Arc::default();
@@ -188,31 +207,50 @@ async fn teams_app_on(db: TestDb) -> TeamsTest {
         )
         .with_state(fake);
     tokio::spawn(async move { axum::serve(listener, router).await });
-
-    let state = TeamsState::new(
-        Authenticator::new(
-            &format!("{base}/openid"),
-            "https://api.botframework.com",
-            APP_ID,
-        ),
-        TeamsApi::new(APP_ID, PASSWORD.to_owned().into(), &format!("{base}/token")),
-        ChatService::new(service(&db)),
-    );
-    let app =
-        crate::helpers::serve(&db.pool, None, |app| app.with_teams(Some(state.clone()))).await;
-    TeamsTest {
-        db,
-        app,
-        service_url: format!("{base}/teams/"),
+    TeamsFake {
+        base,
         key,
         other_key,
         calls,
-        state,
-        http: reqwest::Client::new(),
     }
 }
 
+async fn teams_app_on(db: TestDb) -> TeamsTest {
+    teams_app_started(db, Background::Stepped).await
+}
+
+/// Teams configured on a service whose `background` runs as given.
+async fn teams_app_started(db: TestDb, background: Background) -> TeamsTest {
+    let fake = teams_fake().await;
+    let files = test_files();
+    let mut config = test_config(files.path());
+    fake.configure(&mut config);
+    let (app, workers) = crate::helpers::start(&db.pool, &config, background).await;
+    TeamsTest::over(fake, db, app, workers, Some(files))
+}
+
 impl TeamsTest {
+    /// Teams as the service at `app` (built with `fake` configured) sees it.
+    fn over(
+        fake: TeamsFake,
+        db: TestDb,
+        app: String,
+        workers: Workers,
+        files: Option<tempfile::TempDir>,
+    ) -> Self {
+        Self {
+            db,
+            app,
+            service_url: format!("{}/teams/", fake.base),
+            key: fake.key,
+            other_key: fake.other_key,
+            calls: fake.calls,
+            workers,
+            http: reqwest::Client::new(),
+            _files: files,
+        }
+    }
+
     fn token(&self, key: &EncodingKey, audience: &str, service_url: &str) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("k1".to_owned());
@@ -363,6 +401,47 @@ async fn tokens_that_are_missing_forged_or_meant_for_something_else_are_refused(
 }
 
 #[tokio::test]
+async fn a_configured_teams_bot_asks_its_approvers_in_the_service_as_serve_runs_it() {
+    // Nothing stepped by hand: the feed consumers and the notifiers run as in production.
+    let t = teams_app_started(TestDb::new().await, Background::Running).await;
+    approver(&service(&t.db), "jane@example.com").await;
+    eventually(
+        "the read model knows Jane as an approver",
+        WITHIN,
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
+                AND role = 'approver')",
+            )
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("users")
+        },
+    )
+    .await;
+    // Jane has talked to the bot once, so she can be reached proactively.
+    t.say("29:jane", "<at>cert-assistant</at> cert help").await;
+
+    let answer = t
+        .say(
+            "29:john",
+            "<at>cert-assistant</at> cert request cn=wired.example.com days=90 why=\"Intranet\"",
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&answer);
+    eventually("Jane gets the approval card", WITHIN, || async {
+        !t.calls_to("send conv-29:jane").is_empty()
+    })
+    .await;
+    let card = &t.calls_to("send conv-29:jane")[0].1["attachments"][0]["content"];
+    assert_eq!(card["actions"][0]["verb"], "approve");
+    assert_eq!(card["actions"][0]["data"]["subject"], number.as_str());
+}
+
+/// How long a test waits for the running service's background to do something.
+const WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
 async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_same_story() {
     let t = teams_app().await;
     let commands = service(&t.db);
@@ -383,8 +462,8 @@ async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_
         .await;
     let number = crate::helpers::request_number_in(&answer);
 
-    let notifier = t.state.notifier();
-    let deliver = || crate::helpers::deliver(&t.db.pool, ["teams"], [&notifier]);
+    let notifier = t.workers.notifier("teams").expect("Teams is configured");
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
     deliver().await;
     let opened = t.calls_to("create conversation");
     assert!(
@@ -490,15 +569,20 @@ async fn the_request_dialog_opens_and_files_a_request() {
 
 #[tokio::test]
 async fn a_requester_in_slack_and_an_approver_in_teams_see_one_story() {
-    use crate::slack::{slack_app_on, text_of};
+    use crate::slack::{slack_app_with, text_of};
 
+    // One service with both platforms configured, as an organisation would run it.
     let db = TestDb::new().await;
-    let slack = slack_app_on(TestDb {
-        pool: db.pool.clone(),
-        name: db.name.clone(),
-    })
+    let fake = teams_fake().await;
+    let slack = slack_app_with(
+        TestDb {
+            pool: db.pool.clone(),
+            name: db.name.clone(),
+        },
+        |config| fake.configure(config),
+    )
     .await;
-    let t = teams_app_on(db).await;
+    let t = TeamsTest::over(fake, db, slack.app.clone(), slack.workers.clone(), None);
     let commands = service(&t.db);
     approver(&commands, "jane@example.com").await;
     Projector::new(t.db.pool.clone())
@@ -515,10 +599,16 @@ async fn a_requester_in_slack_and_an_approver_in_teams_see_one_story() {
         )
         .await;
     let number = crate::helpers::request_number_in(&text_of(&reply));
-    let to_slack = slack.slack.notifier(None);
-    let to_teams = t.state.notifier();
+    let to_slack = slack
+        .workers
+        .notifier("slack")
+        .expect("Slack is configured");
+    let to_teams = slack
+        .workers
+        .notifier("teams")
+        .expect("Teams is configured");
     let deliver =
-        || crate::helpers::deliver(&t.db.pool, ["slack", "teams"], [&to_slack, &to_teams]);
+        || crate::helpers::deliver(&t.db.pool, &slack.workers.outbox, [to_slack, to_teams]);
     deliver().await;
     // Jane is asked on both platforms; she decides in Teams.
     assert!(

@@ -17,7 +17,6 @@ use time::OffsetDateTime;
 
 use super::{CaError, CertificateAuthority, Submission};
 use crate::adapters::artifacts::BoxFuture;
-use crate::commands::store;
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::pki::envelope::KeyEncryptionKey;
@@ -135,9 +134,8 @@ impl EmbeddedCa {
             }
             let data_key_id: uuid::Uuid = row.try_get("key_data_key")?;
             let ciphertext: String = row.try_get("key_ciphertext")?;
-            let wrapped = store::load_data_key(pool, data_key_id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+            let wrapped = crate::pki::key_store::load_data_key(pool, data_key_id)
+                .await?
                 .context("the embedded CA's key was destroyed")?;
             let key_pem = kek
                 .unwrap(&wrapped)?

@@ -73,9 +73,9 @@ impl DiscordState {
     }
 
     /// The worker that delivers the chat outbox to Discord.
-    pub fn notifier(&self) -> crate::chat::notifier::ChatNotifier {
+    pub fn notifier(&self) -> crate::chat::outbound::ChatNotifier {
         let pool = self.chat.commands().pool().clone();
-        crate::chat::notifier::ChatNotifier::new(
+        crate::chat::outbound::ChatNotifier::new(
             pool.clone(),
             Arc::new(platform::DiscordPlatform::new(pool, self.api.clone())),
             None,

@@ -8,7 +8,7 @@ use super::api::DiscordApi;
 use super::identity::PLATFORM;
 use super::render;
 use crate::adapters::artifacts::BoxFuture;
-use crate::chat::notifier::{ChatPlatform, Posted};
+use crate::chat::outbound::{ChatPlatform, Posted};
 use crate::chat::reply::Reply;
 
 /// Discord, for the notifier.

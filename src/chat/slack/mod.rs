@@ -47,9 +47,9 @@ impl SlackState {
     pub fn notifier(
         &self,
         approvals_channel: Option<String>,
-    ) -> crate::chat::notifier::ChatNotifier {
+    ) -> crate::chat::outbound::ChatNotifier {
         let pool = self.chat.commands().pool().clone();
-        crate::chat::notifier::ChatNotifier::new(
+        crate::chat::outbound::ChatNotifier::new(
             pool.clone(),
             std::sync::Arc::new(platform::SlackPlatform::new(pool, self.api.clone())),
             approvals_channel,

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use super::api::SlackApi;
 use super::render;
 use crate::adapters::artifacts::BoxFuture;
-use crate::chat::notifier::{ChatPlatform, Posted};
+use crate::chat::outbound::{ChatPlatform, Posted};
 use crate::chat::reply::Reply;
 
 /// Slack, for the notifier.

@@ -45,9 +45,9 @@ impl TeamsState {
     }
 
     /// The worker that delivers the chat outbox to Teams.
-    pub fn notifier(&self) -> crate::chat::notifier::ChatNotifier {
+    pub fn notifier(&self) -> crate::chat::outbound::ChatNotifier {
         let pool = self.chat.commands().pool().clone();
-        crate::chat::notifier::ChatNotifier::new(
+        crate::chat::outbound::ChatNotifier::new(
             pool.clone(),
             std::sync::Arc::new(platform::TeamsPlatform::new(pool, self.api.clone())),
             None,

@@ -8,7 +8,7 @@ use super::PLATFORM;
 use super::api::TeamsApi;
 use super::render;
 use crate::adapters::artifacts::BoxFuture;
-use crate::chat::notifier::{ChatPlatform, Posted};
+use crate::chat::outbound::{ChatPlatform, Posted};
 use crate::chat::reply::Reply;
 
 /// Teams, for the notifier.

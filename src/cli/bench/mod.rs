@@ -577,21 +577,21 @@ async fn ack(
             bench_request("ack.example.com".to_owned()),
         )
         .await?;
-    crate::projections::projector::Projector::new(scratch.pool.clone())
+    crate::feed::Projector::new(scratch.pool.clone())
         .catch_up(Duration::from_secs(60))
         .await?;
-    let slack = crate::chat::slack::SlackState::new(
-        crate::chat::slack::verify::Verifier::new(SECRET),
-        crate::chat::slack::api::SlackApi::new(
-            "http://127.0.0.1:9/api",
-            "xoxb-bench".to_owned().into(),
-        ),
-        crate::chat::service::ChatService::new(commands.clone()),
-    );
+    // The service as `serve` builds it, with Slack pointed at a port nobody answers on.
     let mut config = crate::config::Config::load_from(None, Vec::new())?;
     config.http.listen = "127.0.0.1:0".to_owned();
-    let application =
-        crate::app::Application::build(&config, scratch.pool.clone(), Some(slack)).await?;
+    config.slack.signing_secret = Some(SECRET.to_owned().into());
+    config.slack.bot_token = Some("xoxb-bench".to_owned().into());
+    config.slack.api_base_url = "http://127.0.0.1:9/api".to_owned();
+    let application = crate::app::Application::build(
+        &config,
+        scratch.pool.clone(),
+        crate::app::Outbound::default(),
+    )
+    .await?;
     let base = format!("http://{}", application.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -799,11 +799,12 @@ async fn projection_lag(
     window: Duration,
 ) -> anyhow::Result<String> {
     let commands = scratch.commands(kek);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wakeups =
+        crate::feed::Wakeups::listen(&scratch.pool, crate::app::when_stopped(stopped.clone()));
     let projector = tokio::spawn(
-        crate::projections::projector::Projector::new(scratch.pool.clone()).run(async move {
-            let _ = stopped.await;
-        }),
+        crate::feed::Projector::new(scratch.pool.clone())
+            .run(wakeups, crate::app::when_stopped(stopped)),
     );
     let committed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let total = u64::from(rate) * window.as_secs();
@@ -860,7 +861,7 @@ async fn projection_lag(
             failed += 1;
         }
     }
-    let _ = stop.send(());
+    let _ = stop.send(true);
     projector.await?;
     let mut lags: Vec<Duration> = seen.into_values().collect();
     lags.sort();

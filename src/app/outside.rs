@@ -1,121 +1,12 @@
-//! The running service: binds the listener, serves HTTP, and shuts down in order.
-
-use std::future::Future;
-use std::net::SocketAddr;
+//! The outside world as the configuration names it: the key-encryption key, the CA, the
+//! artifact store, the mailer, each chat platform's surface, and the process's signals.
 
 use anyhow::Context;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::db::private_cluster;
-use crate::http::{self, AppState};
 use crate::pki::envelope::KeyEncryptionKey;
-
-/// A bound, not yet running, service. `build` then `run_until`: tests bind port 0, read
-/// [`Application::local_addr`], and run it in the background.
-#[derive(Debug)]
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    slack: Option<crate::chat::slack::SlackState>,
-    discord: Option<crate::chat::discord::DiscordState>,
-    teams: Option<crate::chat::teams::TeamsState>,
-    downloads: Option<http::downloads::DownloadState>,
-}
-
-impl Application {
-    /// Binds the configured address. The database must already be migrated. Slack's routes
-    /// are served when `slack` is given.
-    pub async fn build(
-        config: &Config,
-        pool: PgPool,
-        slack: Option<crate::chat::slack::SlackState>,
-    ) -> anyhow::Result<Self> {
-        Self::build_with_ca(config, pool, slack, None).await
-    }
-
-    /// Like [`Application::build`], also serving the embedded CA's CRL and chain.
-    pub async fn build_with_ca(
-        config: &Config,
-        pool: PgPool,
-        slack: Option<crate::chat::slack::SlackState>,
-        ca: Option<std::sync::Arc<crate::adapters::ca::embedded::EmbeddedCa>>,
-    ) -> anyhow::Result<Self> {
-        let addr = config
-            .listen_addr()
-            .map_err(anyhow::Error::msg)
-            .context("invalid listen address")?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("could not listen on {addr}"))?;
-        Ok(Self {
-            listener,
-            state: AppState { pool, ca },
-            slack,
-            discord: None,
-            teams: None,
-            downloads: None,
-        })
-    }
-
-    /// Also serves Discord's interactions endpoint (`/discord/interactions`).
-    #[must_use]
-    pub fn with_discord(mut self, discord: Option<crate::chat::discord::DiscordState>) -> Self {
-        self.discord = discord;
-        self
-    }
-
-    /// Also serves the Teams bot endpoint (`/api/messages`).
-    #[must_use]
-    pub fn with_teams(mut self, teams: Option<crate::chat::teams::TeamsState>) -> Self {
-        self.teams = teams;
-        self
-    }
-
-    /// Also serves signed download links (`/downloads/{token}`).
-    #[must_use]
-    pub fn with_downloads(
-        mut self,
-        commands: crate::commands::Commands,
-        artifacts: std::sync::Arc<dyn crate::adapters::artifacts::ArtifactStore>,
-    ) -> Self {
-        self.downloads = Some(http::downloads::DownloadState {
-            commands,
-            artifacts,
-        });
-        self
-    }
-
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let addr = self.local_addr();
-        tracing::info!(%addr, "listening");
-        axum::serve(
-            self.listener,
-            http::router(
-                self.state,
-                self.slack,
-                self.discord,
-                self.teams,
-                self.downloads,
-            ),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")
-    }
-}
 
 /// Completes once `stopped` turns true (or its sender is gone).
 pub async fn when_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {

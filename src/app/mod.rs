@@ -1,0 +1,290 @@
+//! The composition root: [`Application::build`] turns a configuration into the whole
+//! running service — the HTTP routes of every configured surface, a chat notifier for every
+//! configured platform, every feed consumer and every worker — and `serve` and the
+//! integration tests both start it through here. Tests change only what the configuration
+//! points at (their local Slack, Teams, Discord, CA, S3 and SES servers) and the clock.
+
+mod outside;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::adapters::artifacts::ArtifactStore;
+use crate::adapters::clock::{Clock, SystemClock};
+use crate::chat::outbound::alerts::FailedJobAlerts;
+use crate::chat::outbound::{ChatNotifier, ChatOutbox};
+use crate::commands::Commands;
+use crate::config::Config;
+use crate::feed::{FeedConsumer, Projector, Wakeups};
+use crate::http::{self, AppState};
+use crate::saga::escalation::EscalationWorker;
+use crate::saga::expiry::ExpiryWorker;
+use crate::saga::issuance::{IssuanceFeed, IssuanceWorker};
+use crate::saga::mail::{MailOutbox, MailWorker};
+use crate::saga::revocation::{RevocationFeed, RevocationWorker};
+
+pub use outside::*;
+
+/// How often the expiry and escalation passes run.
+const SCHEDULED_PASS_EVERY: Duration = Duration::from_secs(600);
+
+/// What the tests may swap besides the configuration's endpoints.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The clock of the scheduled passes (expiry, escalation).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Everything that runs in the background, built from the configuration. A test can step
+/// each part itself ([`Application::serve_until`] then runs only the routes).
+#[derive(Debug, Clone)]
+pub struct Workers {
+    /// The command service they all share.
+    pub commands: Commands,
+    /// The issuance saga's worker.
+    pub issuance: IssuanceWorker,
+    /// Revocation at the CA.
+    pub revocation: RevocationWorker,
+    /// E-mail delivery.
+    pub mail: MailWorker,
+    /// Expiry reminders and expiry (a scheduled pass).
+    pub expiry: ExpiryWorker,
+    /// Approval reminders, escalation and stale requests (a scheduled pass).
+    pub escalation: EscalationWorker,
+    /// The chat outbox, queueing for every configured platform.
+    pub outbox: ChatOutbox,
+    /// One notifier per configured chat platform.
+    pub notifiers: Vec<ChatNotifier>,
+    /// Tells the admins about given-up jobs.
+    pub alerts: FailedJobAlerts,
+    store: Arc<dyn ArtifactStore>,
+}
+
+impl Workers {
+    /// The notifier of `platform` (`slack`, `discord`, `teams`), if it is configured.
+    pub fn notifier(&self, platform: &str) -> Option<&ChatNotifier> {
+        self.notifiers.iter().find(|n| n.platform() == platform)
+    }
+
+    /// Starts every feed consumer and worker; they stop when `stopped` turns true.
+    fn spawn(
+        self,
+        pool: &PgPool,
+        stopped: &watch::Receiver<bool>,
+    ) -> Vec<(&'static str, JoinHandle<()>)> {
+        let wakeups = Wakeups::listen(pool, when_stopped(stopped.clone()));
+        let mut tasks = vec![
+            consume(
+                pool,
+                &wakeups,
+                stopped,
+                crate::projections::projector::ReadModel,
+            ),
+            consume(pool, &wakeups, stopped, IssuanceFeed),
+            consume(pool, &wakeups, stopped, MailOutbox),
+            consume(pool, &wakeups, stopped, RevocationFeed),
+            // The outbox runs even with no chat platform configured (it then queues
+            // nothing), so its checkpoint keeps up and `projections status` tells the truth.
+            consume(pool, &wakeups, stopped, self.outbox.clone()),
+            (
+                "audit maintenance",
+                tokio::spawn(maintain_audit_trail(
+                    pool.clone(),
+                    self.store,
+                    stopped.clone(),
+                )),
+            ),
+            (
+                "issuance worker",
+                tokio::spawn(self.issuance.run(stopped.clone())),
+            ),
+            ("mail worker", tokio::spawn(self.mail.run(stopped.clone()))),
+            (
+                "revocation worker",
+                tokio::spawn(self.revocation.run(stopped.clone())),
+            ),
+            (
+                "expiry job",
+                tokio::spawn(self.expiry.run(SCHEDULED_PASS_EVERY, stopped.clone())),
+            ),
+            (
+                "escalation job",
+                tokio::spawn(self.escalation.run(SCHEDULED_PASS_EVERY, stopped.clone())),
+            ),
+            (
+                "failed-job alerts",
+                tokio::spawn(self.alerts.run(stopped.clone())),
+            ),
+        ];
+        for notifier in self.notifiers {
+            tasks.push(("chat notifier", tokio::spawn(notifier.run(stopped.clone()))));
+        }
+        tasks
+    }
+}
+
+/// Runs `consumer` on the event feed until `stopped`.
+fn consume<C: FeedConsumer>(
+    pool: &PgPool,
+    wakeups: &Wakeups,
+    stopped: &watch::Receiver<bool>,
+    consumer: C,
+) -> (&'static str, JoinHandle<()>) {
+    let name = consumer.name();
+    let projector = Projector::for_consumer(pool.clone(), consumer);
+    let run = projector.run(wakeups.clone(), when_stopped(stopped.clone()));
+    (name, tokio::spawn(run))
+}
+
+/// The service, bound and built, not yet running.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    pool: PgPool,
+    workers: Workers,
+}
+
+impl Application {
+    /// Builds the whole service from `config` over `pool` (migrated) and binds the
+    /// configured address.
+    pub async fn build(config: &Config, pool: PgPool, outbound: Outbound) -> anyhow::Result<Self> {
+        let kek = load_key_encryption_key(config)?;
+        let (ca, embedded) = certificate_authority(config, &pool, &kek).await?;
+        let commands = Commands::new(pool.clone(), kek, &config.auth.admins);
+        let store = artifact_store(config).await;
+        let mailer = mailer(config).await;
+
+        let slack = slack_state(config, commands.clone());
+        let discord = discord_state(config, commands.clone(), mailer.clone());
+        let teams = teams_state(config, commands.clone());
+        // One list of the configured platforms: every one gets a notifier, and the outbox
+        // queues jobs for exactly these.
+        let notifiers: Vec<ChatNotifier> = [
+            slack
+                .as_ref()
+                .map(|slack| slack.notifier(config.slack.approvals_channel.clone())),
+            discord
+                .as_ref()
+                .map(crate::chat::discord::DiscordState::notifier),
+            teams.as_ref().map(crate::chat::teams::TeamsState::notifier),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let outbox = ChatOutbox::new(notifiers.iter().map(ChatNotifier::platform));
+
+        let router = http::router(
+            AppState {
+                pool: pool.clone(),
+                ca: embedded,
+            },
+            slack,
+            discord,
+            teams,
+            Some(http::downloads::DownloadState {
+                commands: commands.clone(),
+                artifacts: store.clone(),
+            }),
+        );
+        let workers = Workers {
+            issuance: IssuanceWorker::new(commands.clone(), ca.clone(), store.clone()),
+            revocation: RevocationWorker::new(commands.clone(), ca),
+            mail: MailWorker::new(commands.clone(), mailer),
+            expiry: ExpiryWorker::new(commands.clone(), outbound.clock.clone()),
+            escalation: EscalationWorker::new(commands.clone(), outbound.clock),
+            alerts: FailedJobAlerts::new(pool.clone(), outbox.clone()),
+            outbox,
+            notifiers,
+            commands,
+            store,
+        };
+
+        let addr = config
+            .listen_addr()
+            .map_err(anyhow::Error::msg)
+            .context("invalid listen address")?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen on {addr}"))?;
+        Ok(Self {
+            listener,
+            router,
+            pool,
+            workers,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Its background parts, for a test that steps them itself.
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// Runs everything until `shutdown` completes: the routes, then every feed consumer and
+    /// worker, which finish what they are doing before this returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = self.workers.spawn(&self.pool, &stopped);
+        let served = serve(self.listener, self.router, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        for (name, task) in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, task = name, "a background task failed");
+            }
+        }
+        served
+    }
+
+    /// Serves the routes only, until `shutdown` completes; the background stays with
+    /// whoever holds [`Application::workers`] (tests that step it themselves).
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        serve(self.listener, self.router, shutdown).await
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed")
+}

@@ -1,0 +1,631 @@
+//! Delivers chat jobs to one platform: approval requests as DMs with buttons (and to an
+//! approvals channel, if configured), then, once decided, every copy updated in place and
+//! the requester told; reminders, escalations, expiry notices, operator tasks and alerts
+//! alike. The messages are platform-neutral [`Reply`]s; a [`ChatPlatform`] finds people and
+//! posts them its own way. Claiming (in event order per subject), retries and giving up are
+//! the job runtime's ([`policy::CHAT`](crate::jobs::policy::CHAT)); several replicas may
+//! run this.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::{
+    ChatJob, ChatMessage, ChatPlatform, Decision, Issuance, Posted, RevocationDecision, job_kind,
+};
+use crate::chat::reply::{Action, Block, Reply};
+use crate::commands::people;
+use crate::domain::actor::Actor;
+use crate::domain::request::{RequestEvent, Subject};
+use crate::domain::values::{CertificateType, Email, RequestNumber, SerialNumber, ValidityDays};
+use crate::jobs::{self, Claimed, JobError, JobWorker, Outcome, Policy};
+
+/// The chat outbox's delivery to one platform.
+#[derive(Debug, Clone)]
+pub struct ChatNotifier {
+    pool: PgPool,
+    platform: Arc<dyn ChatPlatform>,
+    approvals_channel: Option<String>,
+}
+
+/// What an approval message shows of a request, from its creation event.
+struct RequestCard {
+    number: RequestNumber,
+    requester: Actor,
+    subject: Subject,
+    certificate_type: CertificateType,
+    validity_days: ValidityDays,
+    justification: String,
+    renews: Option<SerialNumber>,
+}
+
+impl ChatNotifier {
+    /// A notifier delivering through `platform`, also to `approvals_channel` when given.
+    pub fn new(
+        pool: PgPool,
+        platform: Arc<dyn ChatPlatform>,
+        approvals_channel: Option<String>,
+    ) -> Self {
+        Self {
+            pool,
+            platform,
+            approvals_channel,
+        }
+    }
+
+    /// The platform it delivers to.
+    pub fn platform(&self) -> &'static str {
+        self.platform.name()
+    }
+
+    /// Claims due jobs and runs them; returns how many were claimed.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        jobs::step(&self.pool, self).await
+    }
+
+    /// Runs until `stopped` turns true.
+    pub async fn run(self, stopped: tokio::sync::watch::Receiver<bool>) {
+        jobs::run(&self.pool.clone(), &self, stopped).await;
+    }
+
+    async fn deliver(&self, job: &ChatJob) -> anyhow::Result<()> {
+        let subject = job.subject;
+        match &job.message {
+            ChatMessage::AskApprovers {
+                approvers,
+                delegated_by,
+                reason,
+            } => {
+                self.ask(subject, approvers, delegated_by.as_ref(), reason.as_deref())
+                    .await
+            }
+            ChatMessage::AnnounceDecision {
+                outcome,
+                by,
+                reason,
+                at,
+            } => self.announce(subject, *outcome, by, reason, *at).await,
+            ChatMessage::AnnounceIssuance {
+                outcome,
+                serial,
+                error,
+            } => {
+                self.announce_issuance(subject, *outcome, serial.as_ref(), error.as_deref())
+                    .await
+            }
+            ChatMessage::AnnounceExpiry { waited_days } => {
+                self.announce_expiry(subject, *waited_days).await
+            }
+            ChatMessage::NudgeApprovers {
+                approvers,
+                escalated_to,
+                at,
+                ..
+            } => self.nudge(subject, approvers, escalated_to, *at).await,
+            ChatMessage::RemindExpiry {
+                certificate_id, at, ..
+            } => self.remind_expiry(*certificate_id, *at).await,
+            ChatMessage::AskRevocation {
+                by, reason, text, ..
+            } => {
+                self.ask_revocation(subject, by, reason.as_str(), text.as_deref())
+                    .await
+            }
+            ChatMessage::AnnounceRevocation {
+                outcome,
+                by,
+                requester,
+                comment,
+                at,
+            } => {
+                self.announce_revocation(
+                    subject,
+                    *outcome,
+                    by,
+                    requester.as_ref(),
+                    comment.as_deref(),
+                    *at,
+                )
+                .await
+            }
+            ChatMessage::OperatorTask { task, .. } => {
+                self.operator_task(subject, task.as_deref()).await
+            }
+            ChatMessage::AlertAdmins { text } => self.alert_admins(text).await,
+        }
+    }
+
+    /// The request as its creation event recorded it.
+    async fn request(&self, request_id: Uuid) -> anyhow::Result<RequestCard> {
+        let Some(RequestEvent::RequestCreated {
+            request_number,
+            requester,
+            subject,
+            certificate_type,
+            validity_days,
+            business,
+            renews,
+            ..
+        }) = crate::eventstore::request_creation(&self.pool, request_id).await?
+        else {
+            anyhow::bail!("there is no request {request_id}");
+        };
+        Ok(RequestCard {
+            number: request_number,
+            requester,
+            subject,
+            certificate_type,
+            validity_days,
+            justification: business.justification.to_string(),
+            renews,
+        })
+    }
+
+    async fn issued(
+        &self,
+        certificate_id: Uuid,
+    ) -> anyhow::Result<crate::domain::certificate::IssuedCertificate> {
+        crate::eventstore::issued_certificate(&self.pool, certificate_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("certificate {certificate_id} was never issued"))
+    }
+
+    async fn posted_to(&self, request_id: Uuid, recipient: &str) -> anyhow::Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM chat_messages \
+                WHERE platform = $3 AND request_id = $1 AND recipient_email = $2)",
+        )
+        .bind(request_id)
+        .bind(recipient)
+        .bind(self.platform.name())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn post(
+        &self,
+        request_id: Uuid,
+        recipient: &str,
+        channel: &str,
+        message: &Reply,
+    ) -> anyhow::Result<()> {
+        let posted = self.platform.post(channel, message).await?;
+        self.remember(request_id, recipient, &posted).await
+    }
+
+    /// Remembers a posted approval message.
+    async fn remember(
+        &self,
+        request_id: Uuid,
+        recipient: &str,
+        posted: &Posted,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_messages (platform, channel, ts, request_id, recipient_email) \
+             VALUES ($5, $1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&posted.channel)
+        .bind(&posted.message_id)
+        .bind(request_id)
+        .bind(recipient)
+        .bind(self.platform.name())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An approval message: `intro`, the request's details, and the decision buttons.
+    fn approval_message(request: &RequestCard, intro: &str) -> Reply {
+        let sans: Vec<String> = request
+            .subject
+            .subject_alternative_names
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Reply::text(intro)
+            .with(Block::Fields(vec![
+                ("Requester".to_owned(), request.requester.email.to_string()),
+                (
+                    "Common name".to_owned(),
+                    request.subject.common_name.to_string(),
+                ),
+                (
+                    "Type".to_owned(),
+                    request.certificate_type.as_str().to_owned(),
+                ),
+                ("Validity".to_owned(), request.validity_days.to_string()),
+                (
+                    "SANs".to_owned(),
+                    if sans.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        sans.join(", ")
+                    },
+                ),
+                ("Why".to_owned(), request.justification.clone()),
+            ]))
+            .with(Block::Decisions {
+                request_number: request.number.to_string(),
+            })
+    }
+
+    /// Every copy of the approval messages about `subject` (a request, or a certificate whose
+    /// revocation waits), replaced by `reply`.
+    async fn update_copies(&self, subject: Uuid, reply: &Reply) -> anyhow::Result<()> {
+        let copies = sqlx::query(
+            "SELECT channel, ts FROM chat_messages WHERE platform = $2 AND request_id = $1",
+        )
+        .bind(subject)
+        .bind(self.platform.name())
+        .fetch_all(&self.pool)
+        .await?;
+        for copy in copies {
+            let posted = Posted {
+                channel: copy.try_get("channel")?,
+                message_id: copy.try_get("ts")?,
+            };
+            self.platform.update(&posted, reply).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to `email` privately: where it went, or `None` when the person cannot
+    /// be reached on this platform.
+    async fn direct(&self, email: &str, message: &Reply) -> anyhow::Result<Option<Posted>> {
+        let Some(user) = self.platform.user_for(email).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.platform.send_direct(&user, message).await?))
+    }
+
+    /// DMs an approval message and remembers the copy, so the decision updates it.
+    async fn direct_approval(
+        &self,
+        request_id: Uuid,
+        email: &str,
+        message: &Reply,
+    ) -> anyhow::Result<bool> {
+        let Some(posted) = self.direct(email, message).await? else {
+            return Ok(false);
+        };
+        self.remember(request_id, email, &posted).await?;
+        Ok(true)
+    }
+
+    async fn ask(
+        &self,
+        request_id: Uuid,
+        approvers: &[Email],
+        delegated_by: Option<&Email>,
+        reason: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = &request.number;
+        let intro = match delegated_by {
+            Some(by) => format!(
+                "*{number}* was delegated to you by {by}: {}",
+                reason.unwrap_or_default()
+            ),
+            None => format!("*{number}* needs your approval."),
+        };
+        let message = Self::approval_message(&request, &intro);
+        for email in approvers {
+            let email = email.to_string();
+            if self.posted_to(request_id, &email).await? {
+                continue;
+            }
+            if !self.direct_approval(request_id, &email, &message).await? {
+                tracing::info!(
+                    request = %number,
+                    "an approver cannot be reached on this platform"
+                );
+            }
+        }
+        if let Some(channel) = &self.approvals_channel
+            && !self.posted_to(request_id, "#approvals").await?
+        {
+            self.post(request_id, "#approvals", channel, &message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reminds the pending approvers of an overdue approval (and tells the admins it
+    /// escalates to) with fresh decision buttons; a decision updates these copies too.
+    async fn nudge(
+        &self,
+        request_id: Uuid,
+        approvers: &[Email],
+        escalated_to: &[Email],
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = &request.number;
+        let waited = self.waiting_hours(request_id, at).await?;
+        let reminder = Self::approval_message(
+            &request,
+            &format!("Reminder: *{number}* has waited {waited} hours for your decision."),
+        );
+        let names = if approvers.is_empty() {
+            "nobody could approve it yet".to_owned()
+        } else {
+            let names: Vec<String> = approvers.iter().map(ToString::to_string).collect();
+            format!("{} did not decide yet", names.join(", "))
+        };
+        let escalation = Self::approval_message(
+            &request,
+            &format!(
+                "Escalation: *{number}* has waited {waited} hours for approval; {names}. \
+                 Decide on it yourself, or delegate it."
+            ),
+        );
+        let to_remind = approvers.iter().map(|e| (e, &reminder));
+        let to_escalate = escalated_to.iter().map(|e| (e, &escalation));
+        for (email, message) in to_remind.chain(to_escalate) {
+            if !self
+                .direct_approval(request_id, email.as_ref(), message)
+                .await?
+            {
+                tracing::info!(
+                    request = %number,
+                    "a person to nudge cannot be reached on this platform"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Hours the request had waited for its approvers at `at`.
+    async fn waiting_hours(&self, request_id: Uuid, at: DateTime<Utc>) -> anyhow::Result<i64> {
+        let opened: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT coalesce(submitted_at, created_at) FROM certificate_requests WHERE id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(opened.map_or(0, |opened| (at - opened).num_hours()))
+    }
+
+    /// Reminds a certificate's owner of its expiry, with a Renew button.
+    async fn remind_expiry(&self, certificate_id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let issued = self.issued(certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let days_left = (issued.valid_to - at).num_days().max(0);
+        let reply = Reply::text(format!(
+            "Your certificate *{}* (serial `{serial}`) expires on {} — in {days_left} days. \
+             Renew it now: you get a new request with the same details and a fresh key.",
+            issued.common_name,
+            issued.valid_to.format("%Y-%m-%d"),
+        ))
+        .with(Block::Actions(vec![Action::Renew {
+            certificate: serial.clone(),
+        }]));
+        let owner = issued.owner.email.to_string();
+        if self.direct(&owner, &reply).await?.is_none() {
+            tracing::info!(%serial, "the owner cannot be reached on this platform; reminded by e-mail only");
+        }
+        Ok(())
+    }
+
+    async fn announce(
+        &self,
+        request_id: Uuid,
+        outcome: Decision,
+        by: &str,
+        reason: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = &request.number;
+        let at = at.map_or_else(String::new, |at| format!(" at {} UTC", at.format("%H:%M")));
+        let line = match outcome {
+            Decision::Approved => format!("Approved by {by}{at}"),
+            Decision::Withdrawn => format!("Withdrawn{at}: {reason}"),
+            Decision::Rejected => format!("Rejected by {by}{at}: {reason}"),
+        };
+        let decided = Reply::text(format!("*{number}*")).with(Block::Text(line));
+        self.update_copies(request_id, &decided).await?;
+        let text = match outcome {
+            // The requester cancelled it, or was told of its expiry separately.
+            Decision::Withdrawn => return Ok(()),
+            Decision::Approved => format!(
+                "Your request *{number}* is approved ({by}). The certificate is being issued."
+            ),
+            Decision::Rejected => format!("Your request *{number}* was rejected by {by}: {reason}"),
+        };
+        let requester = request.requester.email.to_string();
+        self.direct(&requester, &Reply::text(text)).await.map(drop)
+    }
+
+    /// Asks every approver but the one who asked to decide on a revocation, with Approve /
+    /// Reject buttons; the copies are remembered under the certificate's id.
+    async fn ask_revocation(
+        &self,
+        certificate_id: Uuid,
+        by: &Email,
+        reason: &str,
+        text: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let issued = self.issued(certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let why = text.map_or_else(String::new, |text| format!(": {text}"));
+        let message = Reply::text(format!(
+            "{by} asks to revoke certificate `{serial}` for *{reason}*{why}. It stays valid \
+             until an approver agrees."
+        ))
+        .with(Block::Fields(vec![
+            ("Common name".to_owned(), issued.common_name.to_string()),
+            ("Owner".to_owned(), issued.owner.email.to_string()),
+            (
+                "Expires".to_owned(),
+                issued.valid_to.format("%Y-%m-%d").to_string(),
+            ),
+            ("Request".to_owned(), issued.request_number.to_string()),
+        ]))
+        .with(Block::RevocationDecisions {
+            serial: serial.clone(),
+        });
+        for approver in people::approvers(&self.pool).await? {
+            let email = approver.email.to_string();
+            if approver.email == *by || self.posted_to(certificate_id, &email).await? {
+                continue;
+            }
+            if !self
+                .direct_approval(certificate_id, &email, &message)
+                .await?
+            {
+                tracing::info!(%serial, "an approver cannot be reached on this platform");
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates every copy of a revocation approval and tells whoever asked for it.
+    async fn announce_revocation(
+        &self,
+        certificate_id: Uuid,
+        outcome: RevocationDecision,
+        by: &Email,
+        requester: Option<&Email>,
+        comment: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let issued = self.issued(certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let at = at.format("%H:%M");
+        let (line, told) = match outcome {
+            RevocationDecision::Confirmed => (
+                format!("Revoked at the CA — confirmed by {by} at {at} UTC"),
+                String::new(),
+            ),
+            RevocationDecision::Approved => (
+                format!("Revocation approved by {by} at {at} UTC"),
+                format!(
+                    "{by} approved your revocation of certificate `{serial}`; it is revoked \
+                     and the CA is told."
+                ),
+            ),
+            RevocationDecision::Rejected => {
+                let comment = comment.unwrap_or_default();
+                (
+                    format!("Revocation rejected by {by} at {at} UTC: {comment}"),
+                    format!(
+                        "{by} rejected your revocation of certificate `{serial}`: {comment}. \
+                         It stays valid."
+                    ),
+                )
+            }
+        };
+        let decided = Reply::text(format!("Revocation of `{serial}`")).with(Block::Text(line));
+        self.update_copies(certificate_id, &decided).await?;
+        if let Some(requester) = requester {
+            self.direct(requester.as_ref(), &Reply::text(told)).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the admins to revoke a certificate at the CA by hand (the CA could not be told)
+    /// and to confirm it with the button; a confirmation updates every copy.
+    async fn operator_task(&self, certificate_id: Uuid, task: Option<&str>) -> anyhow::Result<()> {
+        let issued = self.issued(certificate_id).await?;
+        let serial = issued.serial_number.to_string();
+        let reply = Reply::text(format!(
+            "Certificate `{serial}` ({}) is revoked here, but the CA could not be told: {}",
+            issued.common_name,
+            task.unwrap_or("revoke it at the CA by hand")
+        ))
+        .with(Block::Actions(vec![Action::ConfirmRevocation {
+            certificate: serial.clone(),
+        }]));
+        for admin in people::admins(&self.pool).await? {
+            let email = admin.email.to_string();
+            if self.posted_to(certificate_id, &email).await? {
+                continue;
+            }
+            if !self.direct_approval(certificate_id, &email, &reply).await? {
+                tracing::info!(%serial, "an admin cannot be reached on this platform");
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells every admin who can be reached here that background work was given up.
+    async fn alert_admins(&self, text: &str) -> anyhow::Result<()> {
+        let reply = Reply::text(text.to_owned());
+        for admin in people::admins(&self.pool).await? {
+            if self.direct(admin.email.as_ref(), &reply).await?.is_none() {
+                tracing::info!("an admin cannot be reached on this platform");
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the requester that nobody decided in time and the request was cancelled.
+    async fn announce_expiry(&self, request_id: Uuid, waited_days: u32) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let reply = Reply::text(format!(
+            "Your request *{}* waited {waited_days} days without a decision, so it was \
+             cancelled. If you still need the certificate, request it again with \
+             `/cert request`.",
+            request.number
+        ));
+        let requester = request.requester.email.to_string();
+        self.direct(&requester, &reply).await.map(drop)
+    }
+
+    async fn announce_issuance(
+        &self,
+        request_id: Uuid,
+        outcome: Issuance,
+        serial: Option<&SerialNumber>,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = &request.number;
+        let reply = match outcome {
+            Issuance::Issued => {
+                let serial = serial.map(ToString::to_string).unwrap_or_default();
+                let reply = Reply::text(format!(
+                    "Your certificate for *{number}* is issued (serial `{serial}`). Get it \
+                     with `/cert download {serial}`."
+                ));
+                match &request.renews {
+                    Some(old) => reply
+                        .with(Block::Text(format!(
+                            "It renews `{old}`. Once the new one is in place, revoke the old \
+                             one as superseded."
+                        )))
+                        .with(Block::Actions(vec![Action::RevokeSuperseded {
+                            certificate: old.to_string(),
+                        }])),
+                    None => reply,
+                }
+            }
+            Issuance::Failed => Reply::text(format!(
+                "*{number}* could not be issued. The CA said: {}",
+                error.unwrap_or_default()
+            )),
+        };
+        let requester = request.requester.email.to_string();
+        self.direct(&requester, &reply).await.map(drop)
+    }
+}
+
+impl JobWorker for ChatNotifier {
+    type Payload = ChatJob;
+
+    fn kind(&self) -> &'static str {
+        job_kind(self.platform.name())
+    }
+
+    fn policy(&self) -> &'static Policy {
+        &jobs::policy::CHAT
+    }
+
+    async fn perform(&self, job: &Claimed<ChatJob>) -> Result<Outcome, JobError> {
+        self.deliver(&job.payload).await?;
+        Ok(Outcome::Done)
+    }
+}

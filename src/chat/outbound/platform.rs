@@ -1,0 +1,40 @@
+//! The port the notifier delivers through: find a person, message them privately, post to
+//! a channel, replace a message posted before. Slack, Discord and Teams each implement it.
+
+use crate::adapters::artifacts::BoxFuture;
+use crate::chat::reply::Reply;
+
+/// Where a message went, so it can be updated later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The conversation (Slack channel, Discord channel, Teams conversation).
+    pub channel: String,
+    /// The message in it (Slack `ts`, Discord message id, Teams activity id).
+    pub message_id: String,
+}
+
+/// What the notifier needs of a chat platform.
+pub trait ChatPlatform: Send + Sync + std::fmt::Debug {
+    /// Its name in job kinds, `chat_messages` and `chat_identities` (`slack`, ...).
+    fn name(&self) -> &'static str;
+    /// The platform's user id of the person with `email`, if they can be reached there.
+    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    /// Sends `reply` to `user` privately.
+    fn send_direct<'a>(
+        &'a self,
+        user: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>>;
+    /// Posts `reply` to a channel.
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<Posted>>;
+    /// Replaces a message posted before.
+    fn update<'a>(
+        &'a self,
+        posted: &'a Posted,
+        reply: &'a Reply,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}

@@ -1,0 +1,66 @@
+//! The policy rows of `system_config` that commands read: approvals needed, default
+//! validity, and which revocation reasons need an approver.
+
+use sqlx::PgPool;
+
+use super::CommandError;
+use crate::domain::values::{CertificateType, RevocationReason, ValueError};
+
+/// Approvals a request needs under `approval.required_approvals`: the largest of the
+/// default, the entry for its certificate type, and the entry for its criticality.
+pub async fn required_approvals(
+    pool: &PgPool,
+    certificate_type: CertificateType,
+    criticality: Option<&str>,
+) -> Result<u8, CommandError> {
+    let policy = crate::db::setting(pool, "approval.required_approvals").await?;
+    let policy: serde_json::Value = policy
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(CommandError::internal)?
+        .unwrap_or_default();
+    let read = |key: &str| policy.get(key).and_then(serde_json::Value::as_u64);
+    let mut required = read("default").unwrap_or(1);
+    for key in [Some(certificate_type.as_str()), criticality]
+        .into_iter()
+        .flatten()
+    {
+        required = required.max(read(key).unwrap_or(0));
+    }
+    u8::try_from(required.clamp(1, 5)).map_err(|_| {
+        CommandError::Invalid(vec![ValueError::new(
+            "approval.required_approvals",
+            "the approval policy is out of range",
+        )])
+    })
+}
+
+/// `certificate.default_validity_days`, if set.
+pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, CommandError> {
+    Ok(crate::db::setting(pool, "certificate.default_validity_days").await?)
+}
+
+/// Whether revoking for `reason` needs an approver first
+/// (`revocation.approval_required_reasons`, a JSON list of reason codes; none by default).
+pub async fn revocation_needs_approval(
+    pool: &PgPool,
+    reason: RevocationReason,
+) -> Result<bool, CommandError> {
+    let Some(value) = crate::db::setting(pool, "revocation.approval_required_reasons").await?
+    else {
+        return Ok(false);
+    };
+    match serde_json::from_str::<Vec<String>>(&value) {
+        Ok(reasons) => Ok(reasons
+            .iter()
+            .any(|r| RevocationReason::parse(r).is_ok_and(|r| r == reason))),
+        Err(_) => {
+            tracing::warn!(
+                "revocation.approval_required_reasons is not a list of reason codes; \
+                 requiring approval for every reason until it is fixed"
+            );
+            Ok(true)
+        }
+    }
+}

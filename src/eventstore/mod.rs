@@ -1,0 +1,116 @@
+//! Typed lookups in the event store, for what the aggregates do not answer by themselves:
+//! which certificate has a serial, which certificate a request got, and the facts an event
+//! recorded once (a request's creation, a certificate's issuance). The one place besides
+//! [`crate::feed`] that reads the `events` table; everything above gets domain types back,
+//! so renaming an event field breaks at compile time or in this module's tests, not in a
+//! worker in production.
+
+use cqrs_es::Aggregate as _;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::domain::certificate::{Certificate, CertificateEvent, IssuedCertificate};
+use crate::domain::request::{CertificateRequest, RequestEvent};
+
+/// Why a lookup failed (not finding anything is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The database did not answer.
+    #[error("the event store could not be read")]
+    Database(#[from] sqlx::Error),
+    /// A stored event does not decode as this version's type.
+    #[error("a stored {0} event is unreadable: {1}")]
+    Unreadable(&'static str, serde_json::Error),
+}
+
+/// The certificate issued with serial `$1` (on `idx_events_issued_serial`).
+pub const CERTIFICATE_BY_SERIAL: &str = "SELECT aggregate_id FROM events \
+      WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+        AND payload -> 'CertificateIssued' -> 'certificate' ->> 'serial_number' = $1 \
+      LIMIT 1";
+
+/// The certificate issued for request `$1` (on `idx_events_issued_request`).
+pub const CERTIFICATE_OF_REQUEST: &str = "SELECT aggregate_id FROM events \
+      WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
+        AND payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = $1 \
+      LIMIT 1";
+
+/// The id of the certificate issued with `serial` (its canonical text form).
+pub async fn certificate_with_serial<'e>(
+    executor: impl PgExecutor<'e>,
+    serial: &str,
+) -> Result<Option<Uuid>, LookupError> {
+    let id: Option<String> = sqlx::query_scalar(CERTIFICATE_BY_SERIAL)
+        .bind(serial)
+        .fetch_optional(executor)
+        .await?;
+    Ok(id.and_then(|id| id.parse().ok()))
+}
+
+/// The id of the certificate issued for a request, if any.
+pub async fn certificate_of_request<'e>(
+    executor: impl PgExecutor<'e>,
+    request_id: Uuid,
+) -> Result<Option<Uuid>, LookupError> {
+    let id: Option<String> = sqlx::query_scalar(CERTIFICATE_OF_REQUEST)
+        .bind(request_id.to_string())
+        .fetch_optional(executor)
+        .await?;
+    Ok(id.and_then(|id| id.parse().ok()))
+}
+
+/// A certificate as its issuance event recorded it.
+pub async fn issued_certificate<'e>(
+    executor: impl PgExecutor<'e>,
+    certificate_id: Uuid,
+) -> Result<Option<IssuedCertificate>, LookupError> {
+    let event = first_event::<CertificateEvent>(
+        executor,
+        Certificate::TYPE,
+        certificate_id,
+        "CertificateIssued",
+    )
+    .await?;
+    Ok(event.and_then(|event| match event {
+        CertificateEvent::CertificateIssued { certificate, .. } => Some(*certificate),
+        _ => None,
+    }))
+}
+
+/// A request's creation event (always [`RequestEvent::RequestCreated`]): what was asked,
+/// by whom, with which CSR and key.
+pub async fn request_creation<'e>(
+    executor: impl PgExecutor<'e>,
+    request_id: Uuid,
+) -> Result<Option<RequestEvent>, LookupError> {
+    let event = first_event::<RequestEvent>(
+        executor,
+        CertificateRequest::TYPE,
+        request_id,
+        "RequestCreated",
+    )
+    .await?;
+    Ok(event.filter(|event| matches!(event, RequestEvent::RequestCreated { .. })))
+}
+
+/// The first event of `event_type` of one aggregate, decoded.
+async fn first_event<'e, E: serde::de::DeserializeOwned>(
+    executor: impl PgExecutor<'e>,
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    event_type: &'static str,
+) -> Result<Option<E>, LookupError> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+            AND event_type = $3 ORDER BY sequence LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id.to_string())
+    .bind(event_type)
+    .fetch_optional(executor)
+    .await?;
+    payload
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|error| LookupError::Unreadable(event_type, error))
+}
