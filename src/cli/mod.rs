@@ -5,6 +5,7 @@ mod bench;
 mod certificates;
 mod config;
 mod dev;
+mod jobs;
 mod requests;
 
 use std::io::Write as _;
@@ -101,6 +102,9 @@ pub enum Command {
     /// The projector: status, or catch up once.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Background jobs (issuance, mail, revocation, chat): status, and retrying given-up ones.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -238,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Jobs(command) => with_database(&config, |pool| jobs::run(pool, command)).await,
         Command::Projections(ProjectionsCommand::CatchUp) => {
             with_database(&config, |pool| async move {
                 let applied = Projector::new(pool)

@@ -344,3 +344,24 @@ pub async fn retry_failed(pool: &PgPool, id: Option<Uuid>) -> anyhow::Result<u64
     .await?;
     Ok(result.rows_affected())
 }
+
+/// The jobs given up, newest first (at most `limit`).
+pub async fn failed(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Failure>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, attempts, coalesce(last_error, '') AS last_error FROM jobs \
+          WHERE state = 'failed' ORDER BY finished_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Failure {
+                id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                attempts: row.try_get("attempts")?,
+                error: row.try_get("last_error")?,
+            })
+        })
+        .collect()
+}

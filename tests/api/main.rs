@@ -15,6 +15,7 @@ mod expiry;
 mod fixtures;
 mod health;
 mod helpers;
+mod jobs;
 mod projections;
 mod renewal;
 mod restart;
