@@ -137,7 +137,7 @@ pub struct SlackConfig {
 pub struct DiscordConfig {
     /// The application's public key, 64 hex digits ("General Information").
     #[serde(default)]
-    pub public_key: Option<String>,
+    pub public_key: Option<DiscordPublicKey>,
     /// The application id.
     #[serde(default)]
     pub application_id: Option<String>,
@@ -274,13 +274,63 @@ pub struct StorageConfig {
     pub s3_kms_key_id: Option<String>,
 }
 
+/// An Ed25519 public key as Discord shows it: 64 hex digits, parsed when the configuration
+/// is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DiscordPublicKey([u8; 32]);
+
+impl DiscordPublicKey {
+    /// The key's bytes.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl FromStr for DiscordPublicKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let hex = text.trim();
+        let problem =
+            || "discord.public_key must be the application's public key: 64 hex digits".to_owned();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(problem());
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| problem())?;
+        }
+        Ok(Self(key))
+    }
+}
+
+impl TryFrom<String> for DiscordPublicKey {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// How e-mail leaves the service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// `.eml` files in `mail.local_dir` (for trying it out, or a relay that picks them up).
+    #[default]
+    Local,
+    /// Amazon SES.
+    Ses,
+}
+
 /// E-mail.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailConfig {
     /// `local` (default: `.eml` files in `mail.local_dir`) or `ses`.
     #[serde(default)]
-    pub transport: Option<String>,
+    pub transport: MailTransport,
     /// Directory of the local outbox. Default: `mail` beside the private cluster's directory.
     #[serde(default)]
     pub local_dir: Option<PathBuf>,
@@ -556,14 +606,6 @@ impl Config {
                         .to_owned(),
                 );
             }
-            if let Some(key) = &self.discord.public_key
-                && crate::chat::discord::verify::Verifier::new(key).is_none()
-            {
-                problems.push(
-                    "discord.public_key must be the application's public key: 64 hex digits"
-                        .to_owned(),
-                );
-            }
             if !(self.discord.api_base_url.starts_with("https://")
                 || self.discord.api_base_url.starts_with("http://"))
             {
@@ -594,11 +636,6 @@ impl Config {
                  (CERT_ASSISTANT_ADCS__USERNAME, CERT_ASSISTANT_ADCS__PASSWORD)"
                     .to_owned(),
             );
-        }
-        if let Some(transport) = &self.mail.transport
-            && !matches!(transport.as_str(), "local" | "ses")
-        {
-            problems.push(format!("mail.transport {transport:?} is not local or ses"));
         }
         for kind in self.adcs.templates.keys() {
             if crate::domain::values::CertificateType::parse(kind).is_err() {
@@ -924,5 +961,38 @@ mod tests {
         let err = Config::load_from(Some(Path::new("/nonexistent/ca.toml")), env(&[]))
             .expect_err("missing");
         assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_discord_public_key_is_64_hex_digits_and_says_so_otherwise() {
+        let key: DiscordPublicKey =
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+                .parse()
+                .expect("valid");
+        assert_eq!(key.bytes()[0], 0xd7);
+        for bad in ["not hex", &"0".repeat(63), &"g".repeat(64)] {
+            let error = bad.parse::<DiscordPublicKey>().expect_err(bad);
+            assert!(error.contains("64 hex digits"), "{error}");
+        }
+    }
+
+    #[test]
+    fn mail_transport_is_local_or_ses_and_nothing_else() {
+        let parsed = |text: &str| {
+            Config::load_from(
+                None,
+                vec![("CERT_ASSISTANT_MAIL__TRANSPORT".into(), text.into())],
+            )
+        };
+        assert_eq!(
+            parsed("ses").expect("ses").mail.transport,
+            MailTransport::Ses
+        );
+        assert_eq!(
+            parsed("local").expect("local").mail.transport,
+            MailTransport::Local
+        );
+        let error = parsed("smtp").expect_err("smtp").to_string();
+        assert!(error.contains("smtp") && error.contains("ses"), "{error}");
     }
 }

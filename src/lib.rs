@@ -40,6 +40,7 @@ pub mod fuzz;
 pub mod http;
 pub mod jobs;
 pub mod pki;
+pub mod ports;
 pub mod projections;
 pub mod saga;
 pub mod telemetry;

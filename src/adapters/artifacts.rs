@@ -1,13 +1,10 @@
 //! Where certificates, chains, encrypted keys and audit archives are kept.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use anyhow::Context;
 
-/// A boxed future, so stores can live behind `Arc<dyn ArtifactStore>`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::ports::BoxFuture;
 
 /// A key-value store for files.
 pub trait ArtifactStore: Send + Sync + std::fmt::Debug {

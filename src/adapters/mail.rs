@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 
-use super::artifacts::BoxFuture;
+use crate::ports::BoxFuture;
 
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,8 @@ use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::artifacts::{ArtifactStore, BoxFuture};
+use super::artifacts::ArtifactStore;
+use crate::ports::BoxFuture;
 
 /// Where and how to store.
 #[derive(Debug, Clone, Default)]

@@ -172,7 +172,7 @@ impl Application {
         let mailer = mailer(config).await;
 
         let slack = slack_state(config, commands.clone());
-        let discord = discord_state(config, commands.clone(), mailer.clone());
+        let discord = discord_state(config, commands.clone(), mailer.clone())?;
         let teams = teams_state(config, commands.clone());
         // One list of the configured platforms: every one gets a notifier, and the outbox
         // queues jobs for exactly these.

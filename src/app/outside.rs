@@ -125,7 +125,7 @@ pub async fn artifact_store(
 
 /// The mailer the configuration names: SES or the local `.eml` directory.
 pub async fn mailer(config: &Config) -> std::sync::Arc<dyn crate::adapters::mail::Mailer> {
-    if config.mail.transport.as_deref() == Some("ses") {
+    if config.mail.transport == crate::config::MailTransport::Ses {
         return std::sync::Arc::new(
             crate::adapters::mail::SesMailer::new(
                 config.mail.ses_region.clone(),
@@ -202,17 +202,18 @@ pub fn discord_state(
     config: &Config,
     commands: crate::commands::Commands,
     mailer: std::sync::Arc<dyn crate::adapters::mail::Mailer>,
-) -> Option<crate::chat::discord::DiscordState> {
+) -> anyhow::Result<Option<crate::chat::discord::DiscordState>> {
     let (Some(key), Some(application_id), Some(token)) = (
         &config.discord.public_key,
         &config.discord.application_id,
         &config.discord.bot_token,
     ) else {
         tracing::info!("Discord is not configured");
-        return None;
+        return Ok(None);
     };
-    let verifier = crate::chat::discord::verify::Verifier::new(key)?;
-    Some(crate::chat::discord::DiscordState::new(
+    let verifier = crate::chat::discord::verify::Verifier::new(key.bytes())
+        .context("discord.public_key is not an Ed25519 public key")?;
+    Ok(Some(crate::chat::discord::DiscordState::new(
         verifier,
         crate::chat::discord::api::DiscordApi::new(
             &config.discord.api_base_url,
@@ -221,7 +222,7 @@ pub fn discord_state(
         ),
         crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
         mailer,
-    ))
+    )))
 }
 
 /// Teams' state when the bot is configured.

@@ -96,10 +96,11 @@ pub fn slack_interaction(data: &[u8]) {
 /// reads it.
 pub fn discord_interaction(data: &[u8]) {
     static VERIFIER: LazyLock<discord::verify::Verifier> = LazyLock::new(|| {
-        discord::verify::Verifier::new(
-            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
-        )
-        .expect("a valid Ed25519 public key")
+        let key: crate::config::DiscordPublicKey =
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+                .parse()
+                .expect("64 hex digits");
+        discord::verify::Verifier::new(key.bytes()).expect("a valid Ed25519 public key")
     });
     assert!(
         !VERIFIER.verify(&"0".repeat(128), "1700000000", data),

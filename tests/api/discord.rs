@@ -96,7 +96,7 @@ async fn discord_app_started(background: Background) -> DiscordTest {
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
     let files = test_files();
     let mut config = test_config(files.path());
-    config.discord.public_key = Some(hex(key.public_key().as_ref()));
+    config.discord.public_key = Some(hex(key.public_key().as_ref()).parse().expect("key"));
     config.discord.application_id = Some("APP1".to_owned());
     config.discord.bot_token = Some("bot-token".to_owned().into());
     config.discord.api_base_url = fake.clone();

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step, one shared database server per run).
 
 mod adcs;
+mod architecture;
 mod authorization;
 mod aws;
 mod ca;

@@ -1,8 +1,9 @@
 //! Retention of the audit trail: partitions ahead, archives that lose nothing.
 
-use cert_assistant::adapters::artifacts::{ArtifactStore, BoxFuture, LocalArtifactStore};
+use cert_assistant::adapters::artifacts::{ArtifactStore, LocalArtifactStore};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
 use cert_assistant::feed::Projector;
+use cert_assistant::ports::BoxFuture;
 use cert_assistant::projections::audit::{self, ChainReport};
 use cert_assistant::projections::retention;
 use chrono::{Datelike, Duration, Utc};

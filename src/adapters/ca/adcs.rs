@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::revoke_hook::RevokeHook;
 use super::{CaError, CertificateAuthority, Submission};
-use crate::adapters::artifacts::BoxFuture;
 use crate::domain::values::{CertificateType, RevocationReason};
+use crate::ports::BoxFuture;
 
 /// How to reach and log in to the CA.
 #[derive(Debug, Clone)]

@@ -16,10 +16,10 @@ use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
 use super::{CaError, CertificateAuthority, Submission};
-use crate::adapters::artifacts::BoxFuture;
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::pki::envelope::KeyEncryptionKey;
+use crate::ports::BoxFuture;
 
 /// A root and an issuing CA in memory, and the rules for what they sign. Shared by the
 /// embedded CA (persisted) and the certsrv emulator (throw-away).

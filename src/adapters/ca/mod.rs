@@ -5,8 +5,8 @@ pub mod adcs;
 pub mod embedded;
 pub mod revoke_hook;
 
-use super::artifacts::BoxFuture;
 use crate::domain::values::{CertificateType, RevocationReason};
+use crate::ports::BoxFuture;
 
 /// What the CA did with a CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use sqlx::PgPool;
 use super::api::DiscordApi;
 use super::identity::PLATFORM;
 use super::render;
-use crate::adapters::artifacts::BoxFuture;
 use crate::chat::outbound::{ChatPlatform, Posted};
 use crate::chat::reply::Reply;
+use crate::ports::BoxFuture;
 
 /// Discord, for the notifier.
 #[derive(Debug, Clone)]

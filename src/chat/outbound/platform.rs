@@ -1,8 +1,8 @@
 //! The port the notifier delivers through: find a person, message them privately, post to
 //! a channel, replace a message posted before. Slack, Discord and Teams each implement it.
 
-use crate::adapters::artifacts::BoxFuture;
 use crate::chat::reply::Reply;
+use crate::ports::BoxFuture;
 
 /// Where a message went, so it can be updated later.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use sqlx::PgPool;
 use super::PLATFORM;
 use super::api::TeamsApi;
 use super::render;
-use crate::adapters::artifacts::BoxFuture;
 use crate::chat::outbound::{ChatPlatform, Posted};
 use crate::chat::reply::Reply;
+use crate::ports::BoxFuture;
 
 /// Teams, for the notifier.
 #[derive(Debug, Clone)]
