@@ -15,7 +15,7 @@ use chrono::{Days, NaiveDate};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{BENCH_ADMIN, Scratch, bench_request, person};
+use super::support::{BENCH_ADMIN, Scratch, bench_request, person};
 use crate::domain::values::RequestNumber;
 use crate::pki::envelope::KeyEncryptionKey;
 use crate::projections::replay;
