@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{FromRow as _, PgConnection, PgPool, Row};
 use tokio::sync::watch::Receiver;
 use uuid::Uuid;
 
@@ -281,7 +281,7 @@ pub async fn run<W: JobWorker>(pool: &PgPool, worker: &W, stopped: Receiver<bool
 }
 
 /// A job that was given up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Failure {
     /// The job.
     pub id: Uuid,
@@ -290,6 +290,7 @@ pub struct Failure {
     /// How often it was tried.
     pub attempts: i32,
     /// Why it failed the last time.
+    #[sqlx(rename = "last_error")]
     pub error: String,
 }
 
@@ -309,17 +310,7 @@ pub async fn failed_unreported(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|row| {
-            Ok((
-                Failure {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    attempts: row.try_get("attempts")?,
-                    error: row.try_get("last_error")?,
-                },
-                row.try_get("payload")?,
-            ))
-        })
+        .map(|row| Ok((Failure::from_row(&row)?, row.try_get("payload")?)))
         .collect()
 }
 
@@ -354,14 +345,8 @@ pub async fn failed(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Failure>> {
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(Failure {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                attempts: row.try_get("attempts")?,
-                error: row.try_get("last_error")?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .iter()
+        .map(Failure::from_row)
+        .collect::<Result<_, _>>()?)
 }

@@ -323,20 +323,7 @@ async fn a_configured_discord_bot_asks_its_approvers_in_the_service_as_serve_run
     let t = discord_app_started(Background::Running).await;
     approver(&service(&t.db), "jane@example.com").await;
     let within = std::time::Duration::from_secs(30);
-    eventually(
-        "the read model knows Jane as an approver",
-        within,
-        || async {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
-                AND role = 'approver')",
-            )
-            .fetch_one(&t.db.pool)
-            .await
-            .expect("users")
-        },
-    )
-    .await;
+    crate::helpers::until_known_as_approver(&t.db.pool, "jane@example.com").await;
     t.link("UJOHN", "john@example.com").await;
     t.link("UJANE", "jane@example.com").await;
     let filed = t

@@ -357,6 +357,25 @@ where
     }
 }
 
+/// Waits until the running service's read model knows `email` as an approver (the people
+/// asked at submission come from there).
+pub async fn until_known_as_approver(pool: &PgPool, email: &str) {
+    eventually(
+        &format!("the read model knows {email} as an approver"),
+        std::time::Duration::from_secs(30),
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND role = 'approver')",
+            )
+            .bind(email)
+            .fetch_one(pool)
+            .await
+            .expect("users")
+        },
+    )
+    .await;
+}
+
 /// Brings the read model up to date.
 pub async fn project(pool: &PgPool) {
     cert_assistant::feed::Projector::new(pool.clone())

@@ -512,20 +512,7 @@ async fn a_configured_slack_app_asks_its_approvers_in_the_service_as_serve_runs_
     let t = slack_app_started(TestDb::new().await, |_| {}, Background::Running).await;
     crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
     let within = std::time::Duration::from_secs(30);
-    eventually(
-        "the read model knows Jane as an approver",
-        within,
-        || async {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
-                AND role = 'approver')",
-            )
-            .fetch_one(&t.db.pool)
-            .await
-            .expect("users")
-        },
-    )
-    .await;
+    crate::helpers::until_known_as_approver(&t.db.pool, "jane@example.com").await;
     let reply = t
         .cert(
             "UJOHN",

@@ -405,20 +405,7 @@ async fn a_configured_teams_bot_asks_its_approvers_in_the_service_as_serve_runs_
     // Nothing stepped by hand: the feed consumers and the notifiers run as in production.
     let t = teams_app_started(TestDb::new().await, Background::Running).await;
     approver(&service(&t.db), "jane@example.com").await;
-    eventually(
-        "the read model knows Jane as an approver",
-        WITHIN,
-        || async {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'jane@example.com' \
-                AND role = 'approver')",
-            )
-            .fetch_one(&t.db.pool)
-            .await
-            .expect("users")
-        },
-    )
-    .await;
+    crate::helpers::until_known_as_approver(&t.db.pool, "jane@example.com").await;
     // Jane has talked to the bot once, so she can be reached proactively.
     t.say("29:jane", "<at>cert-assistant</at> cert help").await;
 
