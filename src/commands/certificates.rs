@@ -99,11 +99,12 @@ impl Commands {
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the certificate", e));
+        let identifier = certificate_identifier(certificate);
         let attempt = Attempt {
             action: "confirm_revocation",
             resource_type: "certificate",
             resource_id: Some(certificate_id),
-            resource_identifier: Some(certificate),
+            resource_identifier: identifier.as_deref(),
         };
         self.audit_refusal(ctx, Some(&by), attempt, confirmed)
             .await?;
@@ -462,6 +463,14 @@ impl Commands {
 /// The certificate id when `given` is one in its hyphenated form. A 128-bit serial number
 /// is 32 hex digits, which `Uuid` would also accept in its "simple" form, so only the
 /// hyphenated form counts as an id; everything else is looked up as a serial.
+/// How a refusal names the certificate a person meant: its id or its serial as parsed, never
+/// what they typed (which may be padded to any length).
+pub(super) fn certificate_identifier(given: &str) -> Option<String> {
+    certificate_uuid(given)
+        .map(|id| id.to_string())
+        .or_else(|| SerialNumber::parse(given).ok().map(|s| s.to_string()))
+}
+
 fn certificate_uuid(given: &str) -> Option<Uuid> {
     let given = given.trim();
     if given.len() == 36 && given.contains('-') {

@@ -252,11 +252,12 @@ impl Commands {
             let refused: Result<(), _> = Err(CommandError::Refused(
                 "only the owner can download the private key".to_owned(),
             ));
+            let identifier = super::certificates::certificate_identifier(certificate);
             let attempt = super::Attempt {
                 action: "download",
                 resource_type: "certificate",
                 resource_id: Some(certificate_id),
-                resource_identifier: Some(certificate),
+                resource_identifier: identifier.as_deref(),
             };
             self.audit_refusal(ctx, Some(&by), attempt, refused).await?;
         }

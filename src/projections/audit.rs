@@ -106,6 +106,36 @@ pub fn audit_id(event: &StoredEvent) -> Uuid {
     )
 }
 
+/// `text` without NUL characters (PostgreSQL text cannot hold them), at most `max`
+/// characters long (a cut one ends in `…`).
+fn bounded(text: &str, max: usize) -> String {
+    let clean: String = text.chars().filter(|c| *c != '\0').collect();
+    if clean.chars().count() <= max {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Removes NUL characters from every string in `value` (jsonb refuses `\u0000`).
+fn without_nul(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => text.retain(|c| c != '\0'),
+        Value::Array(items) => items.iter_mut().for_each(without_nul),
+        Value::Object(fields) => {
+            if fields.keys().any(|key| key.contains('\0')) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(key, value)| (key.replace('\0', ""), value))
+                    .collect();
+            }
+            fields.values_mut().for_each(without_nul);
+        }
+        _ => {}
+    }
+}
+
 /// An event's audit row, ready to be written.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditRow {
@@ -155,15 +185,25 @@ impl AuditRow {
         if !details.is_null() {
             metadata["details"] = details;
         }
+        without_nul(&mut metadata);
+        // Whatever an event carries, its audit row fits the documented columns: an event
+        // that cannot be written would stop the read model.
+        entry.event_type = bounded(&entry.event_type, 100);
+        entry.action = bounded(&entry.action, 100);
+        entry.resource_identifier = entry.resource_identifier.map(|id| bounded(&id, 255));
+        entry.error_message = entry.error_message.map(|text| bounded(&text, 10_000));
         Self {
             id: audit_id(event),
             entry,
             user_id,
-            email,
-            role,
-            ip_address: event.meta("ip_address").map(str::to_owned),
-            user_agent: event.meta("user_agent").map(str::to_owned),
-            session_id: event.meta("correlation_id").map(str::to_owned),
+            email: email.map(|email| bounded(&email, 255)),
+            role: role.map(|role| bounded(&role, 50)),
+            ip_address: event
+                .meta("ip_address")
+                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+                .map(str::to_owned),
+            user_agent: event.meta("user_agent").map(|agent| bounded(agent, 1_000)),
+            session_id: event.meta("correlation_id").map(|id| bounded(id, 100)),
             metadata,
             timestamp: event.at().trunc_subsecs(6),
         }

@@ -1758,3 +1758,65 @@ async fn the_forged_input_matrix_for_every_slack_route_appends_nothing() {
         "nothing was even looked up"
     );
 }
+
+#[tokio::test]
+async fn a_padded_serial_is_refused_or_recorded_parsed_and_never_stops_the_read_model() {
+    let t = slack_app().await;
+    let s = crate::saga::saga(&t.db).await;
+    let serial = crate::saga::issued(&t.db, &s, "padded.example.com").await;
+    // The serial with a separator after every digit: valid, and longer than the column.
+    let spread: String = serial.chars().flat_map(|c| [c, ':']).collect();
+    let padded = format!("{}{}", &serial[..2], ":".repeat(300)) + &serial[2..];
+
+    // Far beyond any serial: refused where it is parsed, with the limit.
+    let reply = text_of(
+        &t.cert("UJOHN", &format!("confirm-revocation {padded}"))
+            .await,
+    );
+    assert!(reply.contains("at most 100 characters"), "{reply}");
+    // Within the limit but not theirs: refused, and recorded with the parsed serial.
+    let reply = text_of(
+        &t.cert("UJOHN", &format!("confirm-revocation {spread}"))
+            .await,
+    );
+    assert!(reply.contains("admin"), "{reply}");
+    let reply = text_of(&t.cert("UJANE", &format!("download {spread} key")).await);
+    assert!(reply.contains("only the owner"), "{reply}");
+    let reply = text_of(&t.cert("UJANE", &format!("renew {spread}")).await);
+    assert!(reply.contains("owner"), "{reply}");
+    // And from the command line.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"))
+        .args([
+            "certificate",
+            "confirm-revocation",
+            &spread,
+            "--as",
+            "ops@example.com",
+        ])
+        .env("DATABASE_URL", crate::helpers::database_url(&t.db.name))
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+        .output()
+        .expect("the CLI runs");
+    assert!(!output.status.success());
+
+    crate::helpers::project(&t.db.pool).await;
+    let identifiers: Vec<String> = sqlx::query_scalar(
+        "SELECT resource_identifier FROM audit_logs WHERE result = 'failure' \
+          AND resource_type = 'certificate'",
+    )
+    .fetch_all(&t.db.pool)
+    .await
+    .expect("refusals");
+    assert_eq!(identifiers.len(), 4, "{identifiers:?}");
+    assert!(
+        identifiers.iter().all(|id| *id == serial),
+        "{identifiers:?}"
+    );
+    let read_model = Projector::status(&t.db.pool)
+        .await
+        .expect("status")
+        .into_iter()
+        .find(|status| status.name == "read_model")
+        .expect("the read model's checkpoint");
+    assert_eq!(read_model.lag_events, 0, "the read model is caught up");
+}

@@ -10,10 +10,20 @@ pub struct SerialNumber(String);
 
 string_value!(SerialNumber);
 
+/// The longest serial number text accepted, separators included.
+const MAX_INPUT: usize = 100;
+
 impl SerialNumber {
     /// Parses a serial number.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let trimmed = input.trim();
+        // 40 digits with a separator after every two, and a prefix, fit easily.
+        if trimmed.chars().count() > MAX_INPUT {
+            return Err(ValueError::new(
+                "serial_number",
+                format!("a serial number is at most {MAX_INPUT} characters long"),
+            ));
+        }
         let body = trimmed
             .strip_prefix("0x")
             .or_else(|| trimmed.strip_prefix("0X"))
@@ -54,6 +64,18 @@ impl SerialNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_serial_padded_with_separators_is_refused_with_the_limit() {
+        let padded = format!("0A{}1B", ":".repeat(300));
+        let error = SerialNumber::parse(&padded).expect_err("padded");
+        assert!(
+            error.message.contains("at most 100 characters"),
+            "{}",
+            error.message
+        );
+        assert!(SerialNumber::parse(&format!("0A{}1B", ":".repeat(50))).is_ok());
+    }
 
     #[test]
     fn serials_are_normalised() {
