@@ -152,6 +152,50 @@ fn consume<C: FeedConsumer>(
     (name, tokio::spawn(run))
 }
 
+/// Every feed consumer the service runs, for operators' commands on all of them.
+#[derive(Debug, Clone)]
+pub struct Consumers {
+    read_model: crate::projections::projector::ReadModel,
+    outbox: ChatOutbox,
+}
+
+impl Consumers {
+    /// The consumers `config` makes the service run (the chat outbox queues for its
+    /// configured platforms).
+    pub fn of(config: &Config) -> Self {
+        Self {
+            read_model: crate::projections::projector::ReadModel,
+            outbox: ChatOutbox::new(chat_platforms(config)),
+        }
+    }
+
+    /// Retries the parked streams of every consumer (or the one whose first failed event is
+    /// at global position `only`).
+    pub async fn retry_parked(
+        &self,
+        pool: &PgPool,
+        only: Option<i64>,
+    ) -> anyhow::Result<Vec<crate::feed::Retried>> {
+        let mut outcomes = Vec::new();
+        outcomes.extend(retry(pool, self.read_model, only).await?);
+        outcomes.extend(retry(pool, IssuanceFeed, only).await?);
+        outcomes.extend(retry(pool, MailOutbox, only).await?);
+        outcomes.extend(retry(pool, RevocationFeed, only).await?);
+        outcomes.extend(retry(pool, self.outbox.clone(), only).await?);
+        Ok(outcomes)
+    }
+}
+
+async fn retry<C: FeedConsumer>(
+    pool: &PgPool,
+    consumer: C,
+    only: Option<i64>,
+) -> anyhow::Result<Vec<crate::feed::Retried>> {
+    Projector::for_consumer(pool.clone(), consumer)
+        .retry_parked(only)
+        .await
+}
+
 /// The service, bound and built, not yet running.
 #[derive(Debug)]
 pub struct Application {
@@ -189,6 +233,14 @@ impl Application {
         .flatten()
         .collect();
         let outbox = ChatOutbox::new(notifiers.iter().map(ChatNotifier::platform));
+        debug_assert_eq!(
+            notifiers
+                .iter()
+                .map(ChatNotifier::platform)
+                .collect::<Vec<_>>(),
+            chat_platforms(config),
+            "one rule says which platforms are configured"
+        );
 
         let router = http::router(
             AppState {

@@ -179,6 +179,19 @@ pub async fn maintain_audit_trail(
     }
 }
 
+/// The chat platforms the configuration sets up, in the order their notifiers are built.
+pub fn chat_platforms(config: &Config) -> Vec<&'static str> {
+    let slack = config.slack.signing_secret.is_some() && config.slack.bot_token.is_some();
+    let discord = config.discord.public_key.is_some()
+        && config.discord.application_id.is_some()
+        && config.discord.bot_token.is_some();
+    let teams = config.teams.app_id.is_some() && config.teams.app_password.is_some();
+    [("slack", slack), ("discord", discord), ("teams", teams)]
+        .into_iter()
+        .filter_map(|(name, configured)| configured.then_some(name))
+        .collect()
+}
+
 /// The Slack surface, when the configuration has Slack's secrets.
 pub fn slack_state(
     config: &Config,

@@ -156,6 +156,12 @@ pub enum ProjectionsCommand {
     Status,
     /// Apply every pending event now, then exit.
     CatchUp,
+    /// Apply the waiting events of parked streams again, once the cause is fixed: all of
+    /// them, or the one whose first failed event is at global position EVENT.
+    Retry {
+        /// The global position shown by `projections status`.
+        event: Option<i64>,
+    },
 }
 
 /// `audit` subcommands.
@@ -238,6 +244,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         status.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
                     ));
                 }
+                for stream in crate::feed::parking::list(&pool).await? {
+                    say(&format!(
+                        "PARKED {}: {} {} waits from event {} ({} #{}) since {}, {} attempts: {}\n  \
+                         fix the cause, then: cert-assistant projections retry {}",
+                        stream.consumer,
+                        stream.aggregate_type,
+                        stream.aggregate_id,
+                        stream.first_global_seq,
+                        stream.event_type,
+                        stream.sequence,
+                        stream.first_failed_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        stream.attempts,
+                        stream.error,
+                        stream.first_global_seq,
+                    ));
+                }
+                Ok(())
+            })
+            .await
+        }
+        Command::Projections(ProjectionsCommand::Retry { event }) => {
+            let consumers = app::Consumers::of(&config);
+            with_database(&config, |pool| async move {
+                let outcomes = consumers.retry_parked(&pool, event).await?;
+                if outcomes.is_empty() {
+                    say("no parked stream to retry");
+                }
+                let mut failing = 0;
+                for outcome in outcomes {
+                    match outcome {
+                        crate::feed::Retried::Resumed { stream, events } => say(&format!(
+                            "{}: {} {} applied again ({events} events)",
+                            stream.consumer, stream.aggregate_type, stream.aggregate_id
+                        )),
+                        crate::feed::Retried::StillFailing { stream, error } => {
+                            failing += 1;
+                            say(&format!(
+                                "{}: {} {} still fails: {error}",
+                                stream.consumer, stream.aggregate_type, stream.aggregate_id
+                            ));
+                        }
+                    }
+                }
+                anyhow::ensure!(failing == 0, "{failing} stream(s) stay parked");
                 Ok(())
             })
             .await

@@ -3,6 +3,7 @@
 //! chat outbox). It sits below everything that follows the feed; only this module and
 //! [`crate::eventstore`] read the `events` table.
 
+pub mod parking;
 mod runner;
 
 use anyhow::Context as _;
@@ -20,7 +21,9 @@ use crate::domain::refusal::{Refusal, RefusalEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::domain::user::{User, UserEvent};
 
-pub use runner::{ConsumerStatus, FeedConsumer, Projector, Step, Wakeups, consumer_status};
+pub use runner::{
+    ConsumerStatus, FeedConsumer, Projector, Retried, Step, Wakeups, consumer_status,
+};
 
 /// An event of any aggregate, decoded: what consumers match on instead of JSON paths.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use sqlx::PgConnection;
 
 use super::StoredEvent;
+use super::parking::{self, ParkedStream};
+use sqlx::{Acquire as _, Postgres, Transaction};
 
 /// Something that follows the event feed durably: the read model, the chat outbox, ….
 /// Each has its own checkpoint row (its name) in `projector_checkpoints`; `apply` runs in
@@ -74,6 +76,25 @@ pub struct ConsumerStatus {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a retry of a parked stream did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// Its waiting events were applied; it flows again.
+    Resumed {
+        /// The stream.
+        stream: ParkedStream,
+        /// How many events were applied.
+        events: usize,
+    },
+    /// It still fails; it stays parked.
+    StillFailing {
+        /// The stream.
+        stream: ParkedStream,
+        /// Why, this time.
+        error: String,
+    },
+}
+
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -111,13 +132,17 @@ impl<C: FeedConsumer> Projector<C> {
 
     /// One step: take the lease, apply the next batch, move the checkpoint, commit — all in
     /// one transaction, so a crash at any point leaves rows and checkpoint consistent.
+    /// Events of parked streams are left for [`Projector::retry_parked`]; a batch that
+    /// fails for a reason other than a passing fault is applied event by event, and the
+    /// streams of the events that fail on their own are parked.
     pub async fn step(&self) -> anyhow::Result<Step> {
+        let name = self.consumer.name();
         let mut tx = self.pool.begin().await?;
         let lease = sqlx::query(
             "SELECT last_tx_id::text AS tx, last_global_seq FROM projector_checkpoints \
               WHERE name = $1 FOR UPDATE SKIP LOCKED",
         )
-        .bind(self.consumer.name())
+        .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(lease) = lease else {
@@ -130,18 +155,47 @@ impl<C: FeedConsumer> Projector<C> {
             return Ok(Step::Idle);
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
+        let mut parked = parking::parked(&mut tx, name).await?;
+        let live: Vec<StoredEvent> = events
+            .iter()
+            .filter(|event| !parked.contains(&event.stream()))
+            .cloned()
+            .collect();
         self.consumer.begin(&mut tx).await?;
-        self.consumer
-            .apply_batch(&mut tx, &events)
-            .await
-            .with_context(|| self.consumer.name())?;
+        if let Err(error) = self.try_apply(&mut tx, &live).await {
+            if parking::is_transient(&error) {
+                return Err(error.context(name));
+            }
+            for event in &live {
+                if parked.contains(&event.stream()) {
+                    continue;
+                }
+                if let Err(error) = self.try_apply(&mut tx, std::slice::from_ref(event)).await {
+                    if parking::is_transient(&error) {
+                        return Err(error.context(name));
+                    }
+                    let error = format!("{error:#}");
+                    tracing::error!(
+                        consumer = name,
+                        aggregate_type = %event.aggregate_type,
+                        aggregate_id = %event.aggregate_id,
+                        event = %event.event_type,
+                        global_seq = event.global_seq,
+                        %error,
+                        "an event cannot be applied; its stream is parked, the rest goes on"
+                    );
+                    parking::park(&mut tx, name, event, &error).await?;
+                    parked.insert(event.stream());
+                }
+            }
+        }
         sqlx::query(
             "UPDATE projector_checkpoints \
                 SET last_tx_id = $2::text::xid8, last_global_seq = $3, \
                     events_applied = events_applied + $4, updated_at = now() \
               WHERE name = $1",
         )
-        .bind(self.consumer.name())
+        .bind(name)
         .bind(&last_tx)
         .bind(last_seq)
         .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
@@ -149,6 +203,68 @@ impl<C: FeedConsumer> Projector<C> {
         .await?;
         tx.commit().await?;
         Ok(Step::Applied(events.len()))
+    }
+
+    /// Applies `events` inside a savepoint of `tx`: all of them, or (on error) none.
+    async fn try_apply(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = tx.begin().await?;
+        match self.consumer.apply_batch(&mut attempt, events).await {
+            Ok(()) => Ok(attempt.commit().await?),
+            Err(error) => {
+                attempt.rollback().await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies the waiting events of this consumer's parked streams (all, or the one whose
+    /// first failed event is at global position `only`) and unparks each stream that now
+    /// applies; a stream that still fails stays parked with the new error.
+    pub async fn retry_parked(&self, only: Option<i64>) -> anyhow::Result<Vec<Retried>> {
+        let name = self.consumer.name();
+        let mut outcomes = Vec::new();
+        for stream in parking::list(&self.pool).await? {
+            if stream.consumer != name || only.is_some_and(|seq| seq != stream.first_global_seq) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            // Wait for the live runner's batch: nothing of this consumer interleaves.
+            let (upto_tx, upto_seq): (String, i64) = sqlx::query_as(
+                "SELECT last_tx_id::text, last_global_seq FROM projector_checkpoints \
+                  WHERE name = $1 FOR UPDATE",
+            )
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+            let events = parking::waiting_events(&mut tx, &stream, (&upto_tx, upto_seq)).await?;
+            self.consumer.begin(&mut tx).await?;
+            match self.try_apply(&mut tx, &events).await {
+                Ok(()) => {
+                    parking::unpark(&mut tx, &stream).await?;
+                    tx.commit().await?;
+                    tracing::info!(consumer = name, aggregate_id = %stream.aggregate_id,
+                        events = events.len(), "a parked stream is applied again");
+                    outcomes.push(Retried::Resumed {
+                        stream,
+                        events: events.len(),
+                    });
+                }
+                Err(error) => {
+                    tx.rollback().await?;
+                    let error = format!("{error:#}");
+                    parking::failed_again(&self.pool, &stream, &error).await?;
+                    outcomes.push(Retried::StillFailing { stream, error });
+                }
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Steps until there is nothing left (or another worker holds the lease). For tests

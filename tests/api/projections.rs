@@ -846,3 +846,116 @@ async fn projections_status_reports_the_lag() {
         count(&db.pool, "SELECT count(*) FROM events").await
     );
 }
+
+/// The `cert-assistant` binary against `db`, as an operator runs it; (success, stdout).
+fn operator(db: &TestDb, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"))
+        .args(args)
+        .env("DATABASE_URL", crate::helpers::database_url(&db.name))
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+        .output()
+        .expect("the CLI runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+async fn requests_named(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT common_name FROM certificate_requests ORDER BY common_name")
+        .fetch_all(pool)
+        .await
+        .expect("requests")
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flowing() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    let john = ctx("john@example.com");
+    approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    // A permanent failure for one request only: the read model cannot write its row.
+    sqlx::query(
+        "ALTER TABLE certificate_requests ADD CONSTRAINT injected_failure \
+         CHECK (common_name <> 'poison.example.com')",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("inject");
+    for cn in [
+        "before.example.com",
+        "poison.example.com",
+        "after.example.com",
+    ] {
+        commands
+            .submit_request(&john, web_request(cn))
+            .await
+            .expect("submitted");
+    }
+
+    // The projector does not stall: every other request is there, and nothing is behind.
+    crate::helpers::project(&db.pool).await;
+    assert_eq!(
+        requests_named(&db.pool).await,
+        ["after.example.com", "before.example.com"]
+    );
+    let (ok, status) = operator(&db, &["projections", "status"]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("read_model: ") && status.contains(" 0 behind"),
+        "{status}"
+    );
+    assert!(
+        status.contains("PARKED read_model: CertificateRequest")
+            && status.contains("injected_failure")
+            && status.contains("projections retry"),
+        "{status}"
+    );
+
+    // Events of the parked request that come later wait; others flow.
+    let later = commands
+        .submit_request(&john, web_request("later.example.com"))
+        .await
+        .expect("submitted");
+    crate::helpers::project(&db.pool).await;
+    assert!(
+        requests_named(&db.pool)
+            .await
+            .contains(&"later.example.com".to_owned())
+    );
+    let _ = later;
+
+    // While the cause is there a retry says so and changes nothing.
+    let (ok, out) = operator(&db, &["projections", "retry"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("still fails"), "{out}");
+
+    // The cause removed, a retry applies the stream in order and unparks it.
+    sqlx::query("ALTER TABLE certificate_requests DROP CONSTRAINT injected_failure")
+        .execute(&db.pool)
+        .await
+        .expect("fix");
+    let (ok, out) = operator(&db, &["projections", "retry"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("applied again"), "{out}");
+    assert!(
+        requests_named(&db.pool)
+            .await
+            .contains(&"poison.example.com".to_owned())
+    );
+    let (_, status) = operator(&db, &["projections", "status"]);
+    assert!(!status.contains("PARKED"), "{status}");
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM approvals a JOIN certificate_requests r ON r.id = a.request_id \
+          WHERE r.common_name = 'poison.example.com'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("approvals");
+    assert!(pending >= 1, "its approval came along");
+    assert!(matches!(
+        audit::verify(&db.pool).await.expect("verify"),
+        ChainReport::Intact { .. }
+    ));
+}

@@ -1,6 +1,6 @@
 //! Tells the admins, on every configured platform, about background work the job runtime
 //! gave up (a certificate that cannot be issued without an operator, mail that keeps
-//! bouncing, a CA that never answered). A pass every few seconds takes the failures nobody
+//! bouncing, a CA that never answered) and about event streams a feed consumer parked. A pass every few seconds takes the failures nobody
 //! was told about and queues one alert each, in one transaction; failed alerts themselves
 //! are only logged, so an unreachable platform cannot alert about itself forever.
 
@@ -26,7 +26,7 @@ impl FailedJobAlerts {
         Self { pool, outbox }
     }
 
-    /// One pass; returns how many failures it reported.
+    /// One pass; returns how many failures and parked streams it reported.
     pub async fn step(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
         let failures = crate::jobs::failed_unreported(&mut tx, 50).await?;
@@ -53,6 +53,34 @@ impl FailedJobAlerts {
             self.outbox
                 .queue(&mut tx, &format!("alert/{}", failure.id), &job)
                 .await?;
+        }
+        let parked = crate::feed::parking::unreported(&mut tx, 50).await?;
+        let count = count + parked.len();
+        for stream in parked {
+            let text = format!(
+                "The {} consumer parked {} {}: its event {} ({}) cannot be applied: {} The \
+                 rest of the feed goes on; this stream waits. Once the cause is fixed, \
+                 `cert-assistant projections retry {}` applies it again.",
+                stream.consumer,
+                stream.aggregate_type,
+                stream.aggregate_id,
+                stream.first_global_seq,
+                stream.event_type,
+                sentence(&stream.error),
+                stream.first_global_seq,
+            );
+            let cause = format!(
+                "parked/{}/{}/{}/{}",
+                stream.consumer,
+                stream.aggregate_type,
+                stream.aggregate_id,
+                stream.first_global_seq
+            );
+            let job = ChatJob {
+                subject: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, cause.as_bytes()),
+                message: ChatMessage::AlertAdmins { text },
+            };
+            self.outbox.queue(&mut tx, &cause, &job).await?;
         }
         tx.commit().await?;
         Ok(count)
