@@ -217,6 +217,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.elapsed.as_secs_f64(),
                     report.events_per_second()
                 ));
+                if report.parked > 0 {
+                    say(&format!(
+                        "{} stream(s) could not be applied and are parked: see \
+                         `cert-assistant projections status`, then `projections retry`",
+                        report.parked
+                    ));
+                }
                 // Events that committed during the rebuild are applied by the live projector.
                 let rest = Projector::new(pool)
                     .catch_up(std::time::Duration::from_secs(60))

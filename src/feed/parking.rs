@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use super::StoredEvent;
+use super::{FeedConsumer, StoredEvent};
 
 /// An aggregate's stream: (aggregate type, aggregate id).
 pub type Stream = (String, String);
@@ -73,11 +73,75 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         })
 }
 
-/// The streams `consumer` has parked.
-pub(super) async fn parked(
+/// Applies `events` (in `conn`'s transaction) but those of `parked` streams: all at once if
+/// they apply, otherwise one by one, parking the stream of each event that fails on its own
+/// (and so skipping that stream's later events). A passing fault is returned as an error,
+/// for the caller to retry the whole batch.
+pub async fn apply_or_park<C: FeedConsumer>(
+    consumer: &C,
     conn: &mut PgConnection,
-    consumer: &str,
-) -> anyhow::Result<HashSet<Stream>> {
+    events: &[StoredEvent],
+    parked: &mut HashSet<Stream>,
+) -> anyhow::Result<()> {
+    let live: Vec<StoredEvent> = events
+        .iter()
+        .filter(|event| !parked.contains(&event.stream()))
+        .cloned()
+        .collect();
+    let Err(error) = try_apply(consumer, conn, &live).await else {
+        return Ok(());
+    };
+    if is_transient(&error) {
+        return Err(error);
+    }
+    for event in &live {
+        if parked.contains(&event.stream()) {
+            continue;
+        }
+        let Err(error) = try_apply(consumer, conn, std::slice::from_ref(event)).await else {
+            continue;
+        };
+        if is_transient(&error) {
+            return Err(error);
+        }
+        let error = format!("{error:#}");
+        tracing::error!(
+            consumer = consumer.name(),
+            aggregate_type = %event.aggregate_type,
+            aggregate_id = %event.aggregate_id,
+            event = %event.event_type,
+            global_seq = event.global_seq,
+            %error,
+            "an event cannot be applied; its stream is parked, the rest goes on"
+        );
+        park(conn, consumer.name(), event, &error).await?;
+        parked.insert(event.stream());
+    }
+    Ok(())
+}
+
+/// Applies `events` inside a savepoint of `conn`'s transaction: all of them, or (on error)
+/// none.
+pub(super) async fn try_apply<C: FeedConsumer>(
+    consumer: &C,
+    conn: &mut PgConnection,
+    events: &[StoredEvent],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
+    match consumer.apply_batch(&mut attempt, events).await {
+        Ok(()) => Ok(attempt.commit().await?),
+        Err(error) => {
+            attempt.rollback().await?;
+            Err(error)
+        }
+    }
+}
+
+/// The streams `consumer` has parked.
+pub async fn parked(conn: &mut PgConnection, consumer: &str) -> anyhow::Result<HashSet<Stream>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT aggregate_type, aggregate_id FROM parked_streams WHERE consumer = $1",
     )

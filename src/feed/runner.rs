@@ -12,7 +12,6 @@ use sqlx::PgConnection;
 
 use super::StoredEvent;
 use super::parking::{self, ParkedStream};
-use sqlx::{Acquire as _, Postgres, Transaction};
 
 /// Something that follows the event feed durably: the read model, the chat outbox, ….
 /// Each has its own checkpoint row (its name) in `projector_checkpoints`; `apply` runs in
@@ -156,39 +155,10 @@ impl<C: FeedConsumer> Projector<C> {
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
         let mut parked = parking::parked(&mut tx, name).await?;
-        let live: Vec<StoredEvent> = events
-            .iter()
-            .filter(|event| !parked.contains(&event.stream()))
-            .cloned()
-            .collect();
         self.consumer.begin(&mut tx).await?;
-        if let Err(error) = self.try_apply(&mut tx, &live).await {
-            if parking::is_transient(&error) {
-                return Err(error.context(name));
-            }
-            for event in &live {
-                if parked.contains(&event.stream()) {
-                    continue;
-                }
-                if let Err(error) = self.try_apply(&mut tx, std::slice::from_ref(event)).await {
-                    if parking::is_transient(&error) {
-                        return Err(error.context(name));
-                    }
-                    let error = format!("{error:#}");
-                    tracing::error!(
-                        consumer = name,
-                        aggregate_type = %event.aggregate_type,
-                        aggregate_id = %event.aggregate_id,
-                        event = %event.event_type,
-                        global_seq = event.global_seq,
-                        %error,
-                        "an event cannot be applied; its stream is parked, the rest goes on"
-                    );
-                    parking::park(&mut tx, name, event, &error).await?;
-                    parked.insert(event.stream());
-                }
-            }
-        }
+        parking::apply_or_park(&self.consumer, &mut tx, &events, &mut parked)
+            .await
+            .with_context(|| name)?;
         sqlx::query(
             "UPDATE projector_checkpoints \
                 SET last_tx_id = $2::text::xid8, last_global_seq = $3, \
@@ -203,25 +173,6 @@ impl<C: FeedConsumer> Projector<C> {
         .await?;
         tx.commit().await?;
         Ok(Step::Applied(events.len()))
-    }
-
-    /// Applies `events` inside a savepoint of `tx`: all of them, or (on error) none.
-    async fn try_apply(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        events: &[StoredEvent],
-    ) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut attempt = tx.begin().await?;
-        match self.consumer.apply_batch(&mut attempt, events).await {
-            Ok(()) => Ok(attempt.commit().await?),
-            Err(error) => {
-                attempt.rollback().await?;
-                Err(error)
-            }
-        }
     }
 
     /// Applies the waiting events of this consumer's parked streams (all, or the one whose
@@ -245,7 +196,7 @@ impl<C: FeedConsumer> Projector<C> {
             .await?;
             let events = parking::waiting_events(&mut tx, &stream, (&upto_tx, upto_seq)).await?;
             self.consumer.begin(&mut tx).await?;
-            match self.try_apply(&mut tx, &events).await {
+            match parking::try_apply(&self.consumer, &mut tx, &events).await {
                 Ok(()) => {
                     parking::unpark(&mut tx, &stream).await?;
                     tx.commit().await?;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
-use super::projector::READ_MODEL;
+use super::projector::{READ_MODEL, ReadModel};
 use super::read_model;
 use crate::feed::{self, StoredEvent};
 
@@ -16,6 +16,8 @@ pub struct ReplayReport {
     pub events: usize,
     /// How long it took.
     pub elapsed: Duration,
+    /// Streams that could not be applied and are parked (see `projections status`).
+    pub parked: usize,
 }
 
 impl ReplayReport {
@@ -56,9 +58,15 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     .await
     .context("emptying the projected tables")?;
     sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
+    // A rebuild tries every stream again; what still fails is parked anew, not a stop.
+    sqlx::query("DELETE FROM parked_streams WHERE consumer = $1")
+        .bind(READ_MODEL)
+        .execute(&mut *tx)
+        .await?;
 
+    let mut parked = std::collections::HashSet::new();
     let (events, (after_tx, after_seq)) = walk_feed(&mut tx, batch_size, async |conn, batch| {
-        read_model::apply_batch(conn, batch)
+        feed::parking::apply_or_park(&ReadModel, conn, batch, &mut parked)
             .await
             .context("replaying")
     })
@@ -77,6 +85,7 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     Ok(ReplayReport {
         events,
         elapsed: started.elapsed(),
+        parked: parked.len(),
     })
 }
 
@@ -90,6 +99,7 @@ pub async fn read_feed(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayR
     Ok(ReplayReport {
         events,
         elapsed: started.elapsed(),
+        parked: 0,
     })
 }
 

@@ -926,6 +926,14 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
     );
     let _ = later;
 
+    // A rebuild does not stop at it either: it reports the stream parked.
+    let (ok, out) = operator(&db, &["replay"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 stream(s) could not be applied"),
+        "the request and its approval: {out}"
+    );
+
     // While the cause is there a retry says so and changes nothing.
     let (ok, out) = operator(&db, &["projections", "retry"]);
     assert!(!ok, "{out}");
