@@ -67,7 +67,7 @@ pub async fn remember<'e>(
     .bind(workspace_id)
     .bind(user_id)
     .bind(email)
-    .bind(display_name)
+    .bind(display_name.and_then(crate::domain::text::display_name))
     .execute(executor)
     .await?;
     Ok(())

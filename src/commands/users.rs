@@ -23,7 +23,10 @@ impl Commands {
         };
         let register = || UserCommand::Register {
             email: ctx.email.clone(),
-            display_name: ctx.display_name.clone(),
+            display_name: ctx
+                .display_name
+                .as_deref()
+                .and_then(crate::domain::text::display_name),
             role,
             platform: ctx.platform,
             at: Utc::now(),

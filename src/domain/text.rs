@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 
 use super::values::ValueError;
 
+/// The longest display name the schema keeps (`users.display_name`,
+/// `chat_identities.display_name`).
+pub const DISPLAY_NAME_MAX: usize = 200;
+
+/// A person's name as a chat platform reports it, as it is kept: without control
+/// characters, trimmed, at most [`DISPLAY_NAME_MAX`] characters (cut rather than refused:
+/// nobody typed it here); `None` when nothing is left.
+pub fn display_name(reported: &str) -> Option<String> {
+    let clean: String = reported.chars().filter(|c| !c.is_control()).collect();
+    let name: String = clean.trim().chars().take(DISPLAY_NAME_MAX).collect();
+    let name = name.trim_end();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// Trimmed, non-empty text of at most `max` characters, without control characters other
 /// than line breaks and tabs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,5 +104,19 @@ mod tests {
         assert!(Text::parse("reason", "abcdef", 5).is_err_and(|e| e.message.contains("at most 5")));
         assert!(Text::parse("reason", "a\u{0000}b", 5).is_err());
         assert_eq!(Text::optional("notes", Some("   "), 5), Ok(None));
+    }
+
+    #[test]
+    fn display_names_are_cleaned_and_cut_to_the_column() {
+        assert_eq!(
+            display_name("  Jane\u{0} Doe\n "),
+            Some("Jane Doe".to_owned())
+        );
+        assert_eq!(display_name("\u{7}\t "), None);
+        let long = "é".repeat(300);
+        assert_eq!(
+            display_name(&long).map(|n| n.chars().count()),
+            Some(DISPLAY_NAME_MAX)
+        );
     }
 }

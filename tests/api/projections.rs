@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cert_assistant::commands::{Commands, RevocationForm};
+use cert_assistant::commands::{Commands, RequestForm, RevocationForm};
 use cert_assistant::domain::notification::{Channel, Message, NotificationType};
 use cert_assistant::domain::refusal::{RefusalEvent, RefusedAttempt};
 use cert_assistant::feed::Projector;
@@ -966,4 +966,138 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
         audit::verify(&db.pool).await.expect("verify"),
         ChainReport::Intact { .. }
     ));
+}
+
+/// `n` characters of text that is hard on every layer: multi-byte letters, an emoji (four
+/// bytes), a right-to-left override, a combining accent, quotes and a backslash.
+fn hostile(n: usize) -> String {
+    "Ä🔐\u{202E}e\u{301}\"'\\<>&名"
+        .chars()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks() {
+    use cert_assistant::chat::outbound::ChatOutbox;
+    use cert_assistant::saga::issuance::IssuanceFeed;
+    use cert_assistant::saga::mail::MailOutbox;
+    use cert_assistant::saga::revocation::RevocationFeed;
+
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    let jane = approver(&commands, "jane@example.com").await;
+    approver(&commands, "ops@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    // A person whose platform reports an absurd name, NUL and controls included.
+    let mut hostile_person = ctx("hostile@example.com");
+    hostile_person.display_name = Some(format!("{}\u{0}\u{7}{}", hostile(150), hostile(150)));
+    hostile_person.user_agent = Some(hostile(5_000));
+
+    let form = |cn: &str| RequestForm {
+        common_name: cn.to_owned(),
+        subject_alternative_names: (0..20)
+            .map(|i| format!("{}.{i}.{cn}", "a".repeat(63)))
+            .collect(),
+        organization: Some(hostile(255)),
+        organizational_unit: Some(hostile(255)),
+        locality: Some(hostile(100)),
+        state_province: Some(hostile(100)),
+        certificate_type: "web_server".to_owned(),
+        validity_days: Some("90".to_owned()),
+        justification: hostile(4000),
+        department: Some(hostile(100)),
+        cost_center: Some(hostile(50)),
+        project_code: Some(hostile(50)),
+        notes: Some(hostile(4000)),
+        ..RequestForm::default()
+    };
+    let mut numbers = Vec::new();
+    for cn in [
+        "a.example.com",
+        "b.example.com",
+        "c.example.com",
+        "d.example.com",
+    ] {
+        let submitted = commands
+            .submit_request(&hostile_person, form(cn))
+            .await
+            .unwrap_or_else(|e| panic!("the longest accepted values are accepted: {e}"));
+        numbers.push(submitted.request_number);
+    }
+    commands
+        .approve(&jane, &numbers[0], Some(&hostile(2000)))
+        .await
+        .expect("approved");
+    commands
+        .reject(&jane, &numbers[1], &hostile(2000))
+        .await
+        .expect("rejected");
+    commands
+        .delegate(
+            &jane,
+            &numbers[2],
+            &cert_assistant::domain::values::Email::parse("ops@example.com").expect("email"),
+            &hostile(2000),
+        )
+        .await
+        .expect("delegated");
+    commands
+        .cancel_request(&hostile_person, &numbers[3], Some(&hostile(2000)))
+        .await
+        .expect("cancelled");
+    // Values past every limit are refused where they are parsed, with the limit.
+    let mut too_long = form("e.example.com");
+    too_long.justification = hostile(4001);
+    let refused = commands
+        .submit_request(&hostile_person, too_long)
+        .await
+        .expect_err("too long");
+    assert!(refused.to_string().contains("at most 4000"), "{refused}");
+
+    // Every consumer applies all of it; nothing parks.
+    crate::helpers::project(&db.pool).await;
+    let wait = std::time::Duration::from_secs(30);
+    let outbox = ChatOutbox::new(["slack", "discord", "teams"]);
+    Projector::for_consumer(db.pool.clone(), outbox)
+        .catch_up(wait)
+        .await
+        .expect("chat outbox");
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(wait)
+        .await
+        .expect("issuance");
+    Projector::for_consumer(db.pool.clone(), MailOutbox)
+        .catch_up(wait)
+        .await
+        .expect("mail");
+    Projector::for_consumer(db.pool.clone(), RevocationFeed)
+        .catch_up(wait)
+        .await
+        .expect("revocation");
+    let parked = cert_assistant::feed::parking::list(&db.pool)
+        .await
+        .expect("parked");
+    assert!(parked.is_empty(), "{parked:?}");
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT display_name FROM users WHERE email = 'hostile@example.com'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("the person");
+    let name = name.expect("a name");
+    assert_eq!(name.chars().count(), 200, "cut to the column");
+    assert!(!name.contains('\u{0}'));
+    let justification: String = sqlx::query_scalar(
+        "SELECT business_justification FROM certificate_requests WHERE common_name = 'a.example.com'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the request");
+    assert_eq!(justification, hostile(4000), "kept exactly");
+    let chat_jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind LIKE 'chat:%'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("jobs");
+    assert!(chat_jobs >= 3 * 5, "{chat_jobs} chat jobs");
 }
