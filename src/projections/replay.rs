@@ -32,11 +32,12 @@ impl ReplayReport {
     }
 }
 
-/// Empties the projected tables and applies every event again, all in one transaction:
-/// readers see the old tables until the new ones are complete, and a failure changes
-/// nothing. The live projector's lease is held throughout, so it waits rather than races.
-/// `system_config` keeps its rows (they are seeded by migrations); configuration events are
-/// applied on top again.
+/// Empties the projected tables and applies every event again, all in one transaction that
+/// deletes rather than truncates: readers keep reading the old rows (MVCC) and see the new
+/// ones whole when it commits, nobody waits for a table lock, and a failure changes nothing.
+/// The live projector's lease is held throughout, so it skips its turns rather than races,
+/// and catches up from the replay's checkpoint afterwards. `system_config` keeps its rows
+/// (they are seeded by migrations); configuration events are applied on top again.
 pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
@@ -49,15 +50,25 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     sqlx::query("UPDATE system_config SET updated_by = NULL WHERE updated_by IS NOT NULL")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "TRUNCATE audit_log_chain, audit_logs, private_keys, certificate_revocations, \
-                  certificates, approvals, recommendation_answers, notifications, \
-                  certificate_requests, projection_positions",
-    )
-    .execute(&mut *tx)
-    .await
-    .context("emptying the projected tables")?;
-    sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
+    // Children first, so no foreign key is ever left dangling.
+    for table in [
+        "audit_log_chain",
+        "audit_logs",
+        "private_keys",
+        "certificate_revocations",
+        "certificates",
+        "approvals",
+        "recommendation_answers",
+        "notifications",
+        "certificate_requests",
+        "projection_positions",
+        "users",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("emptying {table}"))?;
+    }
     // A rebuild tries every stream again; what still fails is parked anew, not a stop.
     sqlx::query("DELETE FROM parked_streams WHERE consumer = $1")
         .bind(READ_MODEL)

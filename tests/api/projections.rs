@@ -1101,3 +1101,71 @@ async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks
         .expect("jobs");
     assert!(chat_jobs >= 3 * 5, "{chat_jobs} chat jobs");
 }
+
+#[tokio::test]
+async fn readers_keep_reading_the_old_tables_while_a_replay_runs_and_see_the_new_ones_after() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    let jane = approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    let john = ctx("john@example.com");
+    for i in 0..100 {
+        let submitted = commands
+            .submit_request(&john, web_request(&format!("r{i}.example.com")))
+            .await
+            .expect("submitted");
+        if i % 2 == 0 {
+            commands
+                .approve(&jane, &submitted.request_number, None)
+                .await
+                .expect("approved");
+        }
+    }
+    crate::helpers::project(&db.pool).await;
+    let count = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT count(*) FROM certificate_requests) \
+                  + (SELECT count(*) FROM audit_logs) + (SELECT count(*) FROM users)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("a reader's query")
+    };
+    let before = count(db.pool.clone()).await;
+
+    // A reader keeps reading while the rebuild (small batches: it takes a while) runs.
+    let (done, mut stop) = tokio::sync::watch::channel(false);
+    let pool = db.pool.clone();
+    let reader = tokio::spawn(async move {
+        let (mut longest, mut reads, mut torn) = (std::time::Duration::ZERO, 0, Vec::new());
+        while !*stop.borrow_and_update() {
+            let started = std::time::Instant::now();
+            let seen = count(pool.clone()).await;
+            longest = longest.max(started.elapsed());
+            reads += 1;
+            if seen != before && !*stop.borrow() {
+                torn.push(seen);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        (longest, reads, torn)
+    });
+    let report = replay::replay(&db.pool, 1).await.expect("replayed");
+    done.send(true).expect("stop the reader");
+    let (longest, reads, torn) = reader.await.expect("the reader");
+    assert!(
+        longest < std::time::Duration::from_secs(1),
+        "the longest read during the replay of {} events took {longest:?}",
+        report.events
+    );
+    assert!(
+        reads > 3,
+        "the rebuild took long enough to be read during ({reads} reads)"
+    );
+    assert!(torn.is_empty(), "readers saw half-built tables: {torn:?}");
+    assert_eq!(
+        count(db.pool.clone()).await,
+        before,
+        "and the new ones after"
+    );
+}

@@ -71,6 +71,26 @@ pub(super) async fn run(
         "the replay projected {requests} requests, expected {expected_requests}"
     );
 
+    // Again, over the full read model, while a reader queries it: how long does it wait?
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let probe_pool = pool.clone();
+    let probe = tokio::spawn(async move {
+        let (mut longest, mut reads) = (std::time::Duration::ZERO, 0_u32);
+        while !*stopped.borrow_and_update() {
+            let asked = Instant::now();
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM certificate_requests")
+                .fetch_one(&probe_pool)
+                .await?;
+            longest = longest.max(asked.elapsed());
+            reads += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::Ok((longest, reads))
+    });
+    let again = replay::replay(pool, batch_size).await?;
+    let _ = stop.send(true);
+    let (longest, reads) = probe.await??;
+
     let mut out = String::new();
     writeln!(
         out,
@@ -91,6 +111,18 @@ pub(super) async fn run(
         baseline.events,
         baseline.elapsed.as_secs_f64(),
         baseline.events_per_second()
+    )?;
+    writeln!(
+        out,
+        "| replay again over the full read model, a reader querying it every 100 ms | {} | {:.1} s | {:.0} |",
+        again.events,
+        again.elapsed.as_secs_f64(),
+        again.events_per_second()
+    )?;
+    writeln!(
+        out,
+        "\nThe reader's longest wait during the second replay: {:.1} ms ({reads} reads).",
+        longest.as_secs_f64() * 1000.0
     )?;
     writeln!(
         out,
