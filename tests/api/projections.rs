@@ -1014,6 +1014,7 @@ async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks
         ..RequestForm::default()
     };
     let mut numbers = Vec::new();
+    let mut submissions = Vec::new();
     for cn in [
         "a.example.com",
         "b.example.com",
@@ -1024,7 +1025,8 @@ async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks
             .submit_request(&hostile_person, form(cn))
             .await
             .unwrap_or_else(|e| panic!("the longest accepted values are accepted: {e}"));
-        numbers.push(submitted.request_number);
+        numbers.push(submitted.request_number.clone());
+        submissions.push(submitted);
     }
     commands
         .approve(&jane, &numbers[0], Some(&hostile(2000)))
@@ -1047,6 +1049,49 @@ async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks
         .cancel_request(&hostile_person, &numbers[3], Some(&hostile(2000)))
         .await
         .expect("cancelled");
+    // The certificate's life: issued, revoked with the longest reason text, the CA's
+    // longest failure text recorded as an operator task.
+    commands
+        .start_issuance(submissions[0].request_id)
+        .await
+        .expect("started");
+    let owner = commands.actor(&hostile_person).await.expect("the owner");
+    let certificate = issued_certificate(&submissions[0], owner.clone(), "0A1B2C3D", 90, true);
+    let certificate_id = certificate.certificate_id;
+    commands.record_issuance(certificate).await.expect("issued");
+    commands
+        .revoke(
+            &hostile_person,
+            RevocationForm {
+                certificate: "0A1B2C3D".to_owned(),
+                reason: "key_compromise".to_owned(),
+                text: Some(hostile(2000)),
+            },
+        )
+        .await
+        .expect("revoked");
+    commands
+        .record_ca_revocation(certificate_id, Err(hostile(20_000)))
+        .await
+        .expect("the CA's failure");
+    // A notification with the longest subject and a long body, and a failed delivery
+    // whose error is longer still.
+    let notification = commands
+        .queue_notification(Message {
+            recipient: owner,
+            notification_type: NotificationType::CertificateIssued,
+            subject: hostile(255),
+            body: hostile(20_000),
+            channel: Channel::Email,
+            resource_type: Some("certificate".to_owned()),
+            resource_id: Some(certificate_id),
+        })
+        .await
+        .expect("queued");
+    commands
+        .record_delivery(notification, Err(hostile(20_000)))
+        .await
+        .expect("a failed delivery");
     // Values past every limit are refused where they are parsed, with the limit.
     let mut too_long = form("e.example.com");
     too_long.justification = hostile(4001);
