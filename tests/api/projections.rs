@@ -913,31 +913,6 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
         "{status}"
     );
 
-    // The admins are told, once, on every configured platform.
-    let alerts = cert_assistant::chat::outbound::alerts::FailedJobAlerts::new(
-        db.pool.clone(),
-        cert_assistant::chat::outbound::ChatOutbox::new(["slack", "teams"]),
-    );
-    assert_eq!(
-        alerts.step().await.expect("alerts"),
-        2,
-        "the request and its approval"
-    );
-    assert_eq!(alerts.step().await.expect("alerts"), 0);
-    let told: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM jobs WHERE kind IN ('chat:slack', 'chat:teams')")
-            .fetch_all(&db.pool)
-            .await
-            .expect("alerts");
-    assert_eq!(told.len(), 4, "{told:?}");
-    assert!(
-        told.iter().all(|job| job["kind"] == "alert_admins"
-            && job["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("projections retry"))),
-        "{told:?}"
-    );
-
     // Events of the parked request that come later wait; others flow.
     let later = commands
         .submit_request(&john, web_request("later.example.com"))
