@@ -144,13 +144,18 @@ impl<C: FeedConsumer> Projector<C> {
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
+        // Every path ends the transaction itself: a dropped one is rolled back only when
+        // its connection next runs on the runtime, and until then it holds the lease and
+        // pins the server's commit horizon.
         let Some(lease) = lease else {
+            tx.rollback().await?;
             return Ok(Step::Busy);
         };
         let after_tx: String = lease.try_get("tx")?;
         let after_seq: i64 = lease.try_get("last_global_seq")?;
         let events = super::next_batch(&mut tx, &after_tx, after_seq, self.batch_size).await?;
         let Some(last) = events.last() else {
+            tx.rollback().await?;
             return Ok(Step::Idle);
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);

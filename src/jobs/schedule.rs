@@ -18,7 +18,14 @@ pub async fn try_lease(
         .bind(key)
         .fetch_one(&mut *lease)
         .await?;
-    Ok(ours.then_some(lease))
+    if ours {
+        Ok(Some(lease))
+    } else {
+        // Ended here, not on drop: a dropped transaction stays open until its connection
+        // next runs on the runtime.
+        lease.rollback().await?;
+        Ok(None)
+    }
 }
 
 /// Runs `pass` every `every` until `stopped`.

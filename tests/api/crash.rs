@@ -281,12 +281,12 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
 
     // The projections equal a full replay.
     let before = fingerprint(&db).await;
-    let replay = Command::new(env!("CARGO_BIN_EXE_cert-assistant"))
+    let mut replay = Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    replay
         .arg("replay")
         .env("DATABASE_URL", db.url())
-        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK)
-        .output()
-        .expect("replay");
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK);
+    let replay = crate::helpers::output(replay).await;
     assert!(replay.status.success(), "{replay:?}");
     assert_eq!(
         fingerprint(&db).await,

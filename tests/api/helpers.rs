@@ -377,6 +377,16 @@ pub async fn until_known_as_approver(pool: &PgPool, email: &str) {
 }
 
 /// Brings the read model up to date.
+/// Runs a command (the CLI, openssl) to its end without blocking the test's runtime: a
+/// blocked current-thread runtime cannot return its connections to the pool, so an ended
+/// transaction's locks would outlive it and the command could wait on them forever.
+pub async fn output(command: std::process::Command) -> std::process::Output {
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("the command runs")
+}
+
 pub async fn project(pool: &PgPool) {
     cert_assistant::feed::Projector::new(pool.clone())
         .catch_up(std::time::Duration::from_secs(30))

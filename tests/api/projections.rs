@@ -848,17 +848,80 @@ async fn projections_status_reports_the_lag() {
 }
 
 /// The `cert-assistant` binary against `db`, as an operator runs it; (success, stdout).
-fn operator(db: &TestDb, args: &[&str]) -> (bool, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"))
+async fn operator(db: &TestDb, args: &[&str]) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    command
         .args(args)
         .env("DATABASE_URL", crate::helpers::database_url(&db.name))
-        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
-        .output()
-        .expect("the CLI runs");
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK);
+    let output = crate::helpers::output(command).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+/// Transactions of this test's database left open, counted from another thread while the
+/// test's own (current-thread) runtime stands still, as it does during a blocking call.
+fn open_transactions_seen_from_outside(db: &TestDb) -> i64 {
+    let url = db.url();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                use sqlx::Connection;
+                let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                      WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                )
+                .fetch_one(&mut connection)
+                .await
+                .expect("activity")
+            })
+    })
+    .join()
+    .expect("the observer")
+}
+
+#[tokio::test]
+async fn a_step_with_nothing_to_do_ends_its_transaction_before_it_returns() {
+    let db = TestDb::new().await;
+    let projector = Projector::new(db.pool.clone());
+    // Idle: the lease was taken, nothing was there.
+    assert_eq!(projector.run_until_idle().await.expect("step"), 0);
+    assert_eq!(open_transactions_seen_from_outside(&db), 0, "idle");
+    // Busy: another holds the lease.
+    let mut holder = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM projector_checkpoints WHERE name = 'read_model' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .expect("lease");
+    assert_eq!(projector.run_until_idle().await.expect("step"), 0);
+    assert_eq!(
+        open_transactions_seen_from_outside(&db),
+        1,
+        "only the holder's"
+    );
+    // A scheduled pass another replica holds.
+    let _pass = cert_assistant::jobs::try_lease(&db.pool, 42)
+        .await
+        .expect("lease")
+        .expect("ours");
+    assert!(
+        cert_assistant::jobs::try_lease(&db.pool, 42)
+            .await
+            .expect("lease")
+            .is_none()
+    );
+    assert_eq!(
+        open_transactions_seen_from_outside(&db),
+        2,
+        "the two holders' only"
+    );
+    holder.rollback().await.expect("rollback");
 }
 
 async fn requests_named(pool: &PgPool) -> Vec<String> {
@@ -900,7 +963,7 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
         requests_named(&db.pool).await,
         ["after.example.com", "before.example.com"]
     );
-    let (ok, status) = operator(&db, &["projections", "status"]);
+    let (ok, status) = operator(&db, &["projections", "status"]).await;
     assert!(ok, "{status}");
     assert!(
         status.contains("read_model: ") && status.contains(" 0 behind"),
@@ -911,6 +974,31 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
             && status.contains("injected_failure")
             && status.contains("projections retry"),
         "{status}"
+    );
+
+    // The admins are told, once, on every configured platform.
+    let alerts = cert_assistant::chat::outbound::alerts::FailedJobAlerts::new(
+        db.pool.clone(),
+        cert_assistant::chat::outbound::ChatOutbox::new(["slack", "teams"]),
+    );
+    assert_eq!(
+        alerts.step().await.expect("alerts"),
+        2,
+        "the request and its approval"
+    );
+    assert_eq!(alerts.step().await.expect("alerts"), 0);
+    let told: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT payload FROM jobs WHERE kind IN ('chat:slack', 'chat:teams')")
+            .fetch_all(&db.pool)
+            .await
+            .expect("alerts");
+    assert_eq!(told.len(), 4, "{told:?}");
+    assert!(
+        told.iter().all(|job| job["kind"] == "alert_admins"
+            && job["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("projections retry"))),
+        "{told:?}"
     );
 
     // Events of the parked request that come later wait; others flow.
@@ -927,7 +1015,7 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
     let _ = later;
 
     // A rebuild does not stop at it either: it reports the stream parked.
-    let (ok, out) = operator(&db, &["replay"]);
+    let (ok, out) = operator(&db, &["replay"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains("2 stream(s) could not be applied"),
@@ -935,7 +1023,7 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
     );
 
     // While the cause is there a retry says so and changes nothing.
-    let (ok, out) = operator(&db, &["projections", "retry"]);
+    let (ok, out) = operator(&db, &["projections", "retry"]).await;
     assert!(!ok, "{out}");
     assert!(out.contains("still fails"), "{out}");
 
@@ -944,7 +1032,7 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
         .execute(&db.pool)
         .await
         .expect("fix");
-    let (ok, out) = operator(&db, &["projections", "retry"]);
+    let (ok, out) = operator(&db, &["projections", "retry"]).await;
     assert!(ok, "{out}");
     assert!(out.contains("applied again"), "{out}");
     assert!(
@@ -952,7 +1040,7 @@ async fn an_event_that_cannot_be_applied_parks_its_stream_and_the_rest_keeps_flo
             .await
             .contains(&"poison.example.com".to_owned())
     );
-    let (_, status) = operator(&db, &["projections", "status"]);
+    let (_, status) = operator(&db, &["projections", "status"]).await;
     assert!(!status.contains("PARKED"), "{status}");
     let pending: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM approvals a JOIN certificate_requests r ON r.id = a.request_id \

@@ -1785,7 +1785,8 @@ async fn a_padded_serial_is_refused_or_recorded_parsed_and_never_stops_the_read_
     let reply = text_of(&t.cert("UJANE", &format!("renew {spread}")).await);
     assert!(reply.contains("owner"), "{reply}");
     // And from the command line.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    command
         .args([
             "certificate",
             "confirm-revocation",
@@ -1794,9 +1795,8 @@ async fn a_padded_serial_is_refused_or_recorded_parsed_and_never_stops_the_read_
             "ops@example.com",
         ])
         .env("DATABASE_URL", crate::helpers::database_url(&t.db.name))
-        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
-        .output()
-        .expect("the CLI runs");
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK);
+    let output = crate::helpers::output(command).await;
     assert!(!output.status.success());
 
     crate::helpers::project(&t.db.pool).await;
