@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::adapters::ca::embedded::Signer;
+use crate::adapters::ca::embedded::{Names, Signer};
 use crate::domain::values::CertificateType;
 
 /// The template that holds requests for an administrator.
@@ -215,7 +215,7 @@ async fn submit(
             Request::Pending { csr }
         }
     } else if let Some((_, kind)) = TEMPLATES.iter().find(|(name, _)| *name == template) {
-        match emulator.signer.issue(&csr, *kind, 365) {
+        match emulator.signer.issue(&csr, Names::AsInCsr, *kind, 365) {
             Ok((_, certificate_pem)) => Request::Issued { certificate_pem },
             Err(error) => Request::Denied {
                 message: format!("Error Parsing Request  {error}. 0x80094801"),
@@ -304,7 +304,10 @@ async fn approve(
         Some(Request::Pending { csr }) => csr.clone(),
         _ => return (StatusCode::CONFLICT, "not pending").into_response(),
     };
-    let decided = match emulator.signer.issue(&csr, CertificateType::WebServer, 365) {
+    let decided = match emulator
+        .signer
+        .issue(&csr, Names::AsInCsr, CertificateType::WebServer, 365)
+    {
         Ok((_, certificate_pem)) => Request::Issued { certificate_pem },
         Err(error) => Request::Denied {
             message: format!("Error Parsing Request  {error}"),

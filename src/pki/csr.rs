@@ -1,9 +1,13 @@
 //! Reading a CSR that a requester pasted or uploaded: PEM (`CERTIFICATE REQUEST` or
 //! `NEW CERTIFICATE REQUEST`, LF or CRLF), a valid self-signature, an acceptable key, and
-//! names that match the request. Each failure has its own message.
+//! names that match the request: every subject attribute and every alternative name the CSR
+//! carries must be one the request states, so a CA that honours the CSR's names (ADCS with
+//! a "supply in request" template) certifies nothing the approver did not see. Each failure
+//! has its own message.
 
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::objects::{oid_registry, oid2abbrev};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
@@ -52,6 +56,18 @@ pub enum CsrError {
     /// No CN.
     #[error("the CSR has no common name (CN)")]
     NoCommonName,
+    /// A subject attribute the request does not state, or states otherwise.
+    #[error(
+        "the CSR's subject {0}; a certificate names only what the request states, so make a \
+         CSR with the request's subject only"
+    )]
+    SubjectMismatch(String),
+    /// An alternative name of a kind the request cannot state.
+    #[error(
+        "the CSR asks for {0}, which the request does not state; a certificate here names \
+         only DNS names (and, for e-mail certificates, the request's address)"
+    )]
+    UnrequestedName(String),
     /// CN differs.
     #[error("the CSR's common name {csr:?} does not match the request's {request:?}")]
     CommonNameMismatch {
@@ -78,13 +94,78 @@ pub enum CsrError {
 pub struct UploadedCsr {
     /// The PEM, normalised to LF line endings.
     pub pem: String,
-    /// The subject CN.
-    pub common_name: Option<String>,
-    /// The DNS SANs, lower-cased.
-    pub dns_names: Vec<String>,
+    /// Every subject attribute in order: its abbreviation (`CN`, `O`, `OU`, `L`, `ST`, `C`,
+    /// `Email`, `DC`, …, or the dotted OID) and its value (`None` when it is not text).
+    pub subject: Vec<(String, Option<String>)>,
+    /// Every subject alternative name.
+    pub alternative_names: Vec<AltName>,
     /// The key.
     pub key_algorithm: KeyAlgorithm,
 }
+
+/// A subject alternative name of a CSR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AltName {
+    /// A DNS name, lower-cased.
+    Dns(String),
+    /// An rfc822Name (e-mail address).
+    Email(String),
+    /// Any other kind (IP address, URI, UPN and other names, directory names, …), described
+    /// for a person: "the IP address 10.0.0.5".
+    Other(String),
+}
+
+impl UploadedCsr {
+    /// The first CN.
+    pub fn common_name(&self) -> Option<&str> {
+        self.attribute("CN").next().flatten()
+    }
+
+    /// The values of the subject attribute `abbreviation`.
+    fn attribute<'a>(&'a self, abbreviation: &'a str) -> impl Iterator<Item = Option<&'a str>> {
+        self.subject
+            .iter()
+            .filter(move |(name, _)| name == abbreviation)
+            .map(|(_, value)| value.as_deref())
+    }
+
+    /// The DNS SANs.
+    pub fn dns_names(&self) -> impl Iterator<Item = &str> {
+        self.alternative_names.iter().filter_map(|name| match name {
+            AltName::Dns(dns) => Some(dns.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A SAN as the check sees it.
+fn alt_name(name: &GeneralName<'_>) -> AltName {
+    let other = match name {
+        GeneralName::DNSName(dns) => return AltName::Dns(dns.to_ascii_lowercase()),
+        GeneralName::RFC822Name(email) => return AltName::Email((*email).to_owned()),
+        GeneralName::URI(uri) => format!("the URI {uri}"),
+        GeneralName::IPAddress(bytes) => match <[u8; 4]>::try_from(*bytes) {
+            Ok(v4) => format!("the IP address {}", std::net::Ipv4Addr::from(v4)),
+            Err(_) => match <[u8; 16]>::try_from(*bytes) {
+                Ok(v6) => format!("the IP address {}", std::net::Ipv6Addr::from(v6)),
+                Err(_) => "an IP address".to_owned(),
+            },
+        },
+        GeneralName::OtherName(oid, _) if oid.to_id_string() == OID_UPN => {
+            "a Windows user principal name (UPN)".to_owned()
+        }
+        GeneralName::OtherName(oid, _) => format!("an other name ({oid})"),
+        GeneralName::DirectoryName(name) => format!("the directory name {name}"),
+        GeneralName::RegisteredID(oid) => format!("the registered id {oid}"),
+        GeneralName::X400Address(_) => "an X.400 address".to_owned(),
+        GeneralName::EDIPartyName(_) => "an EDI party name".to_owned(),
+        GeneralName::Invalid(..) => "an unreadable alternative name".to_owned(),
+    };
+    AltName::Other(other)
+}
+
+/// The Microsoft UPN other-name.
+const OID_UPN: &str = "1.3.6.1.4.1.311.20.2.3";
 
 /// Parses and verifies an uploaded CSR.
 pub fn parse(text: &str) -> Result<UploadedCsr, CsrError> {
@@ -127,21 +208,22 @@ pub fn parse(text: &str) -> Result<UploadedCsr, CsrError> {
     // After the key checks: a weak key is the more useful message, and the verifier refuses
     // to check signatures made with keys it considers too weak.
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
-    let common_name = info
+    let subject = info
         .subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned);
-    let mut dns_names = Vec::new();
+        .iter_attributes()
+        .map(|attribute| {
+            let oid = attribute.attr_type();
+            let name = oid2abbrev(oid, oid_registry())
+                .map(str::to_owned)
+                .unwrap_or_else(|_| oid.to_id_string());
+            (name, attribute.as_str().ok().map(str::to_owned))
+        })
+        .collect();
+    let mut alternative_names = Vec::new();
     if let Some(extensions) = csr.requested_extensions() {
         for extension in extensions {
             if let ParsedExtension::SubjectAlternativeName(san) = extension {
-                for name in &san.general_names {
-                    if let GeneralName::DNSName(dns) = name {
-                        dns_names.push(dns.to_ascii_lowercase());
-                    }
-                }
+                alternative_names.extend(san.general_names.iter().map(alt_name));
             }
         }
     }
@@ -153,21 +235,23 @@ pub fn parse(text: &str) -> Result<UploadedCsr, CsrError> {
         .unwrap_or_else(|| normalized[start..].to_owned());
     Ok(UploadedCsr {
         pem: pem_text,
-        common_name,
-        dns_names,
+        subject,
+        alternative_names,
         key_algorithm,
     })
 }
 
-/// Checks that the CSR asks for what the request says: the same CN (case-insensitive), the
-/// same DNS names (in any order; the CN counts among them for host certificates), and, when the
-/// request names one, the same key algorithm.
+/// Checks that the CSR asks for what the request says and nothing more: the same CN
+/// (case-insensitive), once; no other subject attribute than the request's O, OU, L, ST, C
+/// and e-mail address, each once and equal to it; the same DNS names (in any order; the CN
+/// counts among them for host certificates); no e-mail name but the request's address and no
+/// other kind of name; and, when the request names one, the same key algorithm.
 pub fn check_matches(
     csr: &UploadedCsr,
     subject: &Subject,
     key_algorithm: Option<KeyAlgorithm>,
 ) -> Result<(), CsrError> {
-    let csr_cn = csr.common_name.as_deref().ok_or(CsrError::NoCommonName)?;
+    let csr_cn = csr.common_name().ok_or(CsrError::NoCommonName)?;
     let request_cn = subject.common_name.as_ref();
     if !csr_cn.eq_ignore_ascii_case(request_cn) {
         return Err(CsrError::CommonNameMismatch {
@@ -175,13 +259,29 @@ pub fn check_matches(
             request: request_cn.to_owned(),
         });
     }
+    check_subject(csr, subject)?;
+    let email = subject.email_address.as_ref().map(|e| e.as_ref());
+    for name in &csr.alternative_names {
+        match name {
+            AltName::Dns(_) => {}
+            AltName::Email(address) if email.is_some_and(|e| e.eq_ignore_ascii_case(address)) => {}
+            AltName::Email(address) => {
+                return Err(CsrError::UnrequestedName(format!(
+                    "the e-mail address {address}"
+                )));
+            }
+            AltName::Other(described) => {
+                return Err(CsrError::UnrequestedName(described.clone()));
+            }
+        }
+    }
     let cn_as_dns = subject.common_name.as_dns_name().map(String::from);
     let mut wanted: Vec<String> = subject
         .subject_alternative_names
         .iter()
         .map(|n| n.as_ref().to_owned())
         .collect();
-    let mut offered = csr.dns_names.clone();
+    let mut offered: Vec<String> = csr.dns_names().map(str::to_owned).collect();
     // A CSR whose only name is its CN (no SAN extension) matches a request for that name.
     if let Some(cn) = &cn_as_dns {
         for list in [&mut wanted, &mut offered] {
@@ -225,6 +325,53 @@ pub fn check_matches(
     Ok(())
 }
 
+/// The subject attributes besides the CN: each one the request states, once, with the
+/// request's value.
+fn check_subject(csr: &UploadedCsr, subject: &Subject) -> Result<(), CsrError> {
+    let stated: [(&str, Option<&str>); 6] = [
+        ("O", subject.organization.as_ref().map(|t| t.as_str())),
+        (
+            "OU",
+            subject.organizational_unit.as_ref().map(|t| t.as_str()),
+        ),
+        ("L", subject.locality.as_ref().map(|t| t.as_str())),
+        ("ST", subject.state_province.as_ref().map(|t| t.as_str())),
+        ("C", subject.country.as_ref().map(|c| c.as_ref())),
+        ("Email", subject.email_address.as_ref().map(|e| e.as_ref())),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (name, value) in &csr.subject {
+        if !seen.insert(name.as_str()) {
+            return Err(CsrError::SubjectMismatch(format!(
+                "names {name} more than once"
+            )));
+        }
+        if name == "CN" {
+            continue;
+        }
+        let shown = value.as_deref().unwrap_or("(a value that is not text)");
+        let Some((_, wanted)) = stated.iter().find(|(abbreviation, _)| abbreviation == name) else {
+            return Err(CsrError::SubjectMismatch(format!(
+                "has {name}={shown:?}, which a request cannot state"
+            )));
+        };
+        let same = match (wanted, value.as_deref()) {
+            (Some(wanted), Some(value)) if matches!(name.as_str(), "C" | "Email") => {
+                wanted.eq_ignore_ascii_case(value)
+            }
+            (Some(wanted), Some(value)) => *wanted == value,
+            _ => false,
+        };
+        if !same {
+            return Err(CsrError::SubjectMismatch(match wanted {
+                Some(wanted) => format!("has {name}={shown:?} where the request states {wanted:?}"),
+                None => format!("has {name}={shown:?}, which the request does not state"),
+            }));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +410,7 @@ mod tests {
         for algorithm in KeyAlgorithm::ALL.iter().copied() {
             let csr = parse(&generated(algorithm)).expect("parses");
             assert_eq!(csr.key_algorithm, algorithm);
-            assert_eq!(csr.common_name.as_deref(), Some("app.example.com"));
+            assert_eq!(csr.common_name(), Some("app.example.com"));
             check_matches(
                 &csr,
                 &subject("APP.example.com", &["www.example.com"]),
@@ -380,6 +527,81 @@ mod tests {
                 request: KeyAlgorithm::Rsa2048
             })
         );
+    }
+
+    #[test]
+    fn a_csr_naming_anything_the_request_does_not_state_is_refused_and_says_what() {
+        // Made with `openssl req -new -newkey ec … -subj … -addext subjectAltName=…`, each
+        // for a request of CN app.example.com with no other names.
+        let request = subject("app.example.com", &[]);
+        for (file, expected) in [
+            (
+                include_str!("testdata/second_cn.csr"),
+                "the CSR's subject names CN more than once",
+            ),
+            (
+                include_str!("testdata/system_masters.csr"),
+                "the CSR's subject has O=\"system:masters\", which the request does not state",
+            ),
+            (
+                include_str!("testdata/directory_attrs.csr"),
+                "the CSR's subject has DC=\"corp\", which a request cannot state",
+            ),
+            (
+                include_str!("testdata/ip_and_uri.csr"),
+                "the CSR asks for the IP address 10.0.0.5, which the request does not state",
+            ),
+            (
+                include_str!("testdata/email_san.csr"),
+                "the CSR asks for the e-mail address ceo@example.com, which the request",
+            ),
+            (
+                include_str!("testdata/upn.csr"),
+                "the CSR asks for a Windows user principal name (UPN), which the request",
+            ),
+        ] {
+            let csr = parse(file).expect("parses");
+            let error = check_matches(&csr, &request, None).expect_err(expected);
+            assert!(error.to_string().starts_with(expected), "{error}");
+        }
+        // The URI is named too once the IP address is gone from the list.
+        let csr = parse(include_str!("testdata/ip_and_uri.csr")).expect("parses");
+        assert!(
+            csr.alternative_names
+                .contains(&AltName::Other("the URI spiffe://prod/admin".to_owned())),
+            "{:?}",
+            csr.alternative_names
+        );
+    }
+
+    #[test]
+    fn the_subject_attributes_a_request_states_match_when_equal() {
+        let mut request = subject("app.example.com", &[]);
+        request.organization = Some(crate::domain::text::Text::parse("o", "Acme", 255).expect("o"));
+        request.country = Some(crate::domain::values::Country::parse("DE").expect("c"));
+        let generated = keygen::generate(&request, KeyAlgorithm::EccP256).expect("csr");
+        let csr = parse(&generated.csr_pem).expect("parses");
+        check_matches(&csr, &request, None).expect("the same names");
+        request.organization =
+            Some(crate::domain::text::Text::parse("o", "Other", 255).expect("o"));
+        assert_eq!(
+            check_matches(&csr, &request, None)
+                .expect_err("O differs")
+                .to_string(),
+            "the CSR's subject has O=\"Acme\" where the request states \"Other\"; a \
+             certificate names only what the request states, so make a CSR with the \
+             request's subject only"
+        );
+        // An e-mail certificate's own address is its one e-mail name.
+        let mut email = subject("Jane Doe", &[]);
+        email.email_address =
+            Some(crate::domain::values::Email::parse("jane@example.com").expect("email"));
+        let generated = keygen::generate(&email, KeyAlgorithm::EccP256).expect("csr");
+        let csr = parse(&generated.csr_pem).expect("parses");
+        check_matches(&csr, &email, None).expect("its own address");
+        email.email_address =
+            Some(crate::domain::values::Email::parse("ceo@example.com").expect("email"));
+        assert!(check_matches(&csr, &email, None).is_err());
     }
 
     #[test]

@@ -1,15 +1,9 @@
 //! Generating a key pair and its CSR for a request.
 
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, PKCS_ECDSA_P256_SHA256,
-    PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize, SanType,
-};
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize};
 
 use crate::domain::request::Subject;
 use crate::domain::values::KeyAlgorithm;
-
-/// The PKCS#9 emailAddress attribute (1.2.840.113549.1.9.1).
-const EMAIL_ADDRESS_OID: [u64; 7] = [1, 2, 840, 113549, 1, 9, 1];
 
 /// A fresh key pair and CSR. The private key is plaintext: encrypt it (see
 /// [`super::envelope`]) before it goes anywhere. `Debug` does not show it.
@@ -53,37 +47,7 @@ pub fn generate(subject: &Subject, algorithm: KeyAlgorithm) -> Result<GeneratedC
     }
     .map_err(err)?;
 
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, subject.common_name.as_ref());
-    if let Some(o) = &subject.organization {
-        dn.push(DnType::OrganizationName, o.as_str());
-    }
-    if let Some(ou) = &subject.organizational_unit {
-        dn.push(DnType::OrganizationalUnitName, ou.as_str());
-    }
-    if let Some(l) = &subject.locality {
-        dn.push(DnType::LocalityName, l.as_str());
-    }
-    if let Some(st) = &subject.state_province {
-        dn.push(DnType::StateOrProvinceName, st.as_str());
-    }
-    if let Some(c) = &subject.country {
-        dn.push(DnType::CountryName, c.as_ref());
-    }
-    if let Some(email) = &subject.email_address {
-        let value = rcgen::string::Ia5String::try_from(email.as_ref()).map_err(err)?;
-        dn.push(
-            DnType::CustomDnType(EMAIL_ADDRESS_OID.to_vec()),
-            DnValue::Ia5String(value.clone()),
-        );
-        params.subject_alt_names.push(SanType::Rfc822Name(value));
-    }
-    params.distinguished_name = dn;
-    for name in &subject.subject_alternative_names {
-        let value = rcgen::string::Ia5String::try_from(name.as_ref()).map_err(err)?;
-        params.subject_alt_names.push(SanType::DnsName(value));
-    }
+    let params = super::names::params(subject).map_err(err)?;
     let csr = params.serialize_request(&key_pair).map_err(err)?;
     Ok(GeneratedCsr {
         csr_pem: csr.pem().map_err(err)?,

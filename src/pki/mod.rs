@@ -6,3 +6,4 @@ pub mod envelope;
 pub mod key_file;
 pub mod key_store;
 pub mod keygen;
+pub mod names;

@@ -23,13 +23,13 @@ use uuid::Uuid;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 use crate::adapters::artifacts::ArtifactStore;
-use crate::adapters::ca::{CaError, CertificateAuthority, Submission};
+use crate::adapters::ca::{CaError, CertificateAuthority, Order, Submission};
 use crate::commands::{CommandError, Commands};
 use crate::domain::actor::Actor;
 use crate::domain::certificate::{IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::notification::{Channel, Message, NotificationType};
-use crate::domain::request::{RequestEvent, RequestStatus};
+use crate::domain::request::{RequestEvent, RequestStatus, Subject};
 use crate::domain::values::{
     CertificateType, CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
 };
@@ -81,11 +81,18 @@ impl FeedConsumer for IssuanceFeed {
 struct Asked {
     number: RequestNumber,
     requester: Actor,
+    subject: Subject,
     certificate_type: CertificateType,
     key_algorithm: KeyAlgorithm,
     validity_days: ValidityDays,
     csr_pem: String,
     private_key: Option<EncryptedPrivateKey>,
+}
+
+/// Whether the request's CSR names exactly what its subject states.
+fn names_as_stated(asked: &Asked) -> Result<(), crate::pki::csr::CsrError> {
+    let csr = crate::pki::csr::parse(&asked.csr_pem)?;
+    crate::pki::csr::check_matches(&csr, &asked.subject, Some(asked.key_algorithm))
 }
 
 /// Claims and runs issuance jobs.
@@ -191,6 +198,7 @@ impl IssuanceWorker {
         let RequestEvent::RequestCreated {
             request_number,
             requester,
+            subject,
             certificate_type,
             key_algorithm,
             validity_days,
@@ -204,6 +212,7 @@ impl IssuanceWorker {
         Ok(Asked {
             number: request_number,
             requester,
+            subject,
             certificate_type,
             key_algorithm,
             validity_days,
@@ -234,14 +243,23 @@ impl IssuanceWorker {
                         self.ca.name()
                     )));
                 }
+                // The CA sees the CSR; certsrv takes names from it. It names what the
+                // request states and nothing more, or it is not sent (a request stored
+                // before this check existed, or a CSR that was altered since).
+                if let Err(error) = names_as_stated(&asked) {
+                    let why = format!("not sent to the {}: {error}", self.ca.name());
+                    self.failed(request_id, &asked, &why).await?;
+                    return Ok(Outcome::Failed);
+                }
                 self.mark_submitting(request_id, true).await?;
                 let answer = self
                     .ca
-                    .submit(
-                        &asked.csr_pem,
-                        asked.certificate_type,
-                        asked.validity_days.days(),
-                    )
+                    .submit(Order {
+                        csr_pem: &asked.csr_pem,
+                        subject: &asked.subject,
+                        certificate_type: asked.certificate_type,
+                        validity_days: asked.validity_days.days(),
+                    })
                     .await;
                 if let Ok(
                     Submission::Issued { ca_request_id, .. }

@@ -9,14 +9,13 @@ use cert_assistant::adapters::artifacts::LocalArtifactStore;
 use cert_assistant::adapters::ca::adcs::{AdcsClient, AdcsSettings};
 use cert_assistant::adapters::ca::{CaError, CertificateAuthority, Submission};
 use cert_assistant::dev::adcs_emulator::Emulator;
-use cert_assistant::domain::request::{RequestStatus, Subject};
-use cert_assistant::domain::values::{CertificateType, CommonName, DnsName, KeyAlgorithm};
+use cert_assistant::domain::request::RequestStatus;
+use cert_assistant::domain::values::{CertificateType, KeyAlgorithm};
 use cert_assistant::feed::Projector;
-use cert_assistant::pki::keygen;
 use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
 use uuid::Uuid;
 
-use crate::fixtures::{approver, ctx, service, web_request};
+use crate::fixtures::{approver, ctx, ordered, service, web_request};
 use crate::helpers::TestDb;
 
 struct Certsrv {
@@ -74,23 +73,6 @@ impl Certsrv {
     }
 }
 
-fn csr(cn: &str) -> String {
-    let subject = Subject {
-        common_name: CommonName::parse(cn).expect("cn"),
-        organization: None,
-        organizational_unit: None,
-        locality: None,
-        state_province: None,
-        country: None,
-        email_address: None,
-        subject_alternative_names: vec![DnsName::parse(cn).expect("san")],
-    };
-    keygen::generate(&subject, KeyAlgorithm::EccP256)
-        .expect("csr")
-        .csr_pem
-        .clone()
-}
-
 fn verifies(root: &str, chain: &str, leaf: &str) -> bool {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = |name: &str, text: &str| {
@@ -120,7 +102,10 @@ async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
         certificate_pem,
         chain_pem,
     } = client
-        .submit(&csr("adcs.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("adcs.example.com", KeyAlgorithm::EccP256)
+                .order(CertificateType::WebServer, 365),
+        )
         .await
         .expect("submitted")
     else {
@@ -143,7 +128,10 @@ async fn a_held_request_is_pending_until_the_ca_officer_decides() {
     let ca = certsrv().await;
     let client = ca.client("s3cret", &[("web_server", "ManualApproval")]);
     let Submission::Pending { ca_request_id } = client
-        .submit(&csr("held.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("held.example.com", KeyAlgorithm::EccP256)
+                .order(CertificateType::WebServer, 365),
+        )
         .await
         .expect("submitted")
     else {
@@ -161,7 +149,9 @@ async fn a_held_request_is_pending_until_the_ca_officer_decides() {
     ));
 
     let Submission::Pending { ca_request_id } = client
-        .submit(&csr("no.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("no.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 365),
+        )
         .await
         .expect("submitted")
     else {
@@ -182,7 +172,9 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
     let ca = certsrv().await;
     let unknown = ca.client("s3cret", &[("web_server", "NoSuchTemplate")]);
     let denied = unknown
-        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("x.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 365),
+        )
         .await
         .expect("answered");
     assert!(
@@ -191,7 +183,10 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
     );
     let garbage = ca
         .client("s3cret", &[])
-        .submit("not a CSR", CertificateType::WebServer, 365)
+        .submit(cert_assistant::adapters::ca::Order {
+            csr_pem: "not a CSR",
+            ..ordered("x.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 365)
+        })
         .await
         .expect("answered");
     assert!(
@@ -200,13 +195,17 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
     );
     let wrong = ca
         .client("wrong", &[])
-        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("x.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 365),
+        )
         .await;
     assert!(matches!(wrong, Err(CaError::Permanent(m)) if m.contains("credentials")));
     ca.admin("/admin/fail-next/1").await;
     let down = ca
         .client("s3cret", &[])
-        .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+        .submit(
+            ordered("x.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 365),
+        )
         .await;
     assert!(matches!(down, Err(CaError::Transient(m)) if m.contains("503")));
     let nowhere = AdcsClient::new(AdcsSettings {
@@ -222,7 +221,10 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
     .expect("client");
     assert!(matches!(
         nowhere
-            .submit(&csr("x.example.com"), CertificateType::WebServer, 365)
+            .submit(
+                ordered("x.example.com", KeyAlgorithm::EccP256)
+                    .order(CertificateType::WebServer, 365)
+            )
             .await,
         Err(CaError::Transient(_))
     ));

@@ -31,6 +31,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "saga",
         &[
             "domain",
+            "pki",
             "db",
             "feed",
             "eventstore",

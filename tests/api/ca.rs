@@ -4,34 +4,13 @@ use std::process::Command;
 
 use cert_assistant::adapters::ca::embedded::EmbeddedCa;
 use cert_assistant::adapters::ca::{CertificateAuthority, Submission};
-use cert_assistant::domain::request::Subject;
-use cert_assistant::domain::values::{
-    CertificateType, CommonName, DnsName, KeyAlgorithm, RevocationReason,
-};
+use cert_assistant::domain::values::{CertificateType, KeyAlgorithm, RevocationReason};
 use cert_assistant::pki::envelope::KeyEncryptionKey;
-use cert_assistant::pki::keygen;
 
-use crate::fixtures::KEK;
+use crate::fixtures::{KEK, ordered};
 use crate::helpers::TestDb;
 
 const CRL_URL: &str = "http://127.0.0.1:8080/ca/crl.der";
-
-fn csr(cn: &str, algorithm: KeyAlgorithm) -> String {
-    let subject = Subject {
-        common_name: CommonName::parse(cn).expect("cn"),
-        organization: None,
-        organizational_unit: None,
-        locality: None,
-        state_province: None,
-        country: None,
-        email_address: None,
-        subject_alternative_names: vec![DnsName::parse(cn).expect("san")],
-    };
-    keygen::generate(&subject, algorithm)
-        .expect("csr")
-        .csr_pem
-        .clone()
-}
 
 fn openssl(args: &[&str]) -> (bool, String) {
     let output = Command::new("openssl")
@@ -68,9 +47,7 @@ async fn issued_chains_verify_and_revoked_certificates_fail_the_crl_check() {
         chain_pem,
     } = ca
         .submit(
-            &csr("app.example.com", KeyAlgorithm::EccP256),
-            CertificateType::WebServer,
-            90,
+            ordered("app.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 90),
         )
         .await
         .expect("submitted")
@@ -173,7 +150,7 @@ async fn each_type_gets_its_extended_key_usage_and_the_requested_validity() {
         let Submission::Issued {
             certificate_pem, ..
         } = ca
-            .submit(&csr("signer.example.com", KeyAlgorithm::Rsa2048), kind, 365)
+            .submit(ordered("signer.example.com", KeyAlgorithm::Rsa2048).order(kind, 365))
             .await
             .expect("submitted")
         else {
@@ -206,11 +183,10 @@ async fn the_ca_is_created_once_and_garbage_is_denied() {
     let second = ca(&db).await;
     assert_eq!(first.root_pem(), second.root_pem());
     let denied = first
-        .submit(
-            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
-            CertificateType::WebServer,
-            90,
-        )
+        .submit(cert_assistant::adapters::ca::Order {
+            csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            ..ordered("x.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 90)
+        })
         .await
         .expect("answered");
     assert!(

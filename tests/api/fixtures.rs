@@ -90,3 +90,46 @@ pub fn issued_certificate(
         private_key,
     }
 }
+
+/// A fresh key's CSR for `cn` (also its one DNS name) and the subject it names.
+pub struct Ordered {
+    /// The CSR, PEM.
+    pub csr_pem: String,
+    /// What the request states.
+    pub subject: cert_assistant::domain::request::Subject,
+}
+
+/// A CSR for `cn` with a key of `algorithm`, and its subject.
+pub fn ordered(cn: &str, algorithm: KeyAlgorithm) -> Ordered {
+    let subject = cert_assistant::domain::request::Subject {
+        common_name: CommonName::parse(cn).expect("cn"),
+        organization: None,
+        organizational_unit: None,
+        locality: None,
+        state_province: None,
+        country: None,
+        email_address: None,
+        subject_alternative_names: vec![DnsName::parse(cn).expect("san")],
+    };
+    let csr_pem = cert_assistant::pki::keygen::generate(&subject, algorithm)
+        .expect("csr")
+        .csr_pem
+        .clone();
+    Ordered { csr_pem, subject }
+}
+
+impl Ordered {
+    /// The order for a certificate of `kind` valid `days`.
+    pub fn order(
+        &self,
+        kind: cert_assistant::domain::values::CertificateType,
+        days: u32,
+    ) -> cert_assistant::adapters::ca::Order<'_> {
+        cert_assistant::adapters::ca::Order {
+            csr_pem: &self.csr_pem,
+            subject: &self.subject,
+            certificate_type: kind,
+            validity_days: days,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::revoke_hook::RevokeHook;
-use super::{CaError, CertificateAuthority, Submission};
+use super::{CaError, CertificateAuthority, Order, Submission};
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::ports::BoxFuture;
 
@@ -252,20 +252,17 @@ pub(crate) fn classify_submission(page: &str) -> Result<Result<String, Submissio
 }
 
 impl CertificateAuthority for AdcsClient {
-    fn submit<'a>(
-        &'a self,
-        csr_pem: &'a str,
-        certificate_type: CertificateType,
-        _validity_days: u32,
-    ) -> BoxFuture<'a, Result<Submission, CaError>> {
+    /// Sends the CSR as it is: certsrv takes names from the CSR, so the issuance saga checks
+    /// that its names are the order's before it submits.
+    fn submit<'a>(&'a self, order: Order<'a>) -> BoxFuture<'a, Result<Submission, CaError>> {
         Box::pin(async move {
             let attributes = format!(
                 "CertificateTemplate:{}\r\n",
-                self.template(certificate_type)
+                self.template(order.certificate_type)
             );
             let form = [
                 ("Mode", "newreq"),
-                ("CertRequest", csr_pem),
+                ("CertRequest", order.csr_pem),
                 ("CertAttrib", attributes.as_str()),
                 ("FriendlyType", "Saved-Request Certificate"),
                 ("TargetStoreFlags", "0"),

@@ -15,11 +15,22 @@ use rcgen::{
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
-use super::{CaError, CertificateAuthority, Submission};
+use super::{CaError, CertificateAuthority, Order, Submission};
 use crate::domain::key_material::EncryptedPrivateKey;
+use crate::domain::request::Subject;
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::pki::envelope::KeyEncryptionKey;
 use crate::ports::BoxFuture;
+
+/// Whose names a certificate carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Names<'a> {
+    /// The request's validated subject, and nothing from the CSR but its key: the embedded CA.
+    Stated(&'a Subject),
+    /// Whatever the CSR asks for, as an ADCS template that takes the subject from the request
+    /// does: the certsrv emulator only.
+    AsInCsr,
+}
 
 /// A root and an issuing CA in memory, and the rules for what they sign. Shared by the
 /// embedded CA (persisted) and the certsrv emulator (throw-away).
@@ -240,17 +251,24 @@ impl Signer {
         format!("{}{}", self.issuing_pem, self.root_pem)
     }
 
-    /// Signs a CSR: returns the serial (upper-case hex) and the certificate PEM. A CSR that
-    /// cannot be read is a permanent error whose message starts with "Error Parsing Request".
+    /// Signs the key of a CSR for `names`: returns the serial (upper-case hex) and the
+    /// certificate PEM. A CSR that cannot be read is a permanent error whose message starts
+    /// with "Error Parsing Request".
     pub fn issue(
         &self,
         csr_pem: &str,
+        names: Names<'_>,
         certificate_type: CertificateType,
         validity_days: u32,
     ) -> Result<(String, String), CaError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::Permanent(format!("Error Parsing Request: {e}")))?;
-        let mut params = csr.params;
+        let mut params = match names {
+            Names::Stated(subject) => crate::pki::names::params(subject).map_err(|e| {
+                CaError::Permanent(format!("the request's names cannot be certified: {e}"))
+            })?,
+            Names::AsInCsr => csr.params,
+        };
         let mut serial = [0u8; 16];
         aws_lc_rs::rand::fill(&mut serial)
             .map_err(|_| CaError::Transient("no randomness for a serial number".to_owned()))?;
@@ -332,19 +350,19 @@ fn reason_code(code: i16) -> Option<rcgen::RevocationReason> {
 }
 
 impl CertificateAuthority for EmbeddedCa {
-    fn submit<'a>(
-        &'a self,
-        csr_pem: &'a str,
-        certificate_type: CertificateType,
-        validity_days: u32,
-    ) -> BoxFuture<'a, Result<Submission, CaError>> {
+    fn submit<'a>(&'a self, order: Order<'a>) -> BoxFuture<'a, Result<Submission, CaError>> {
         Box::pin(async move {
-            let (serial, certificate_pem) =
-                match self.signer.issue(csr_pem, certificate_type, validity_days) {
-                    Ok(issued) => issued,
-                    Err(CaError::Permanent(message)) => return Ok(Submission::Denied { message }),
-                    Err(error) => return Err(error),
-                };
+            let validity_days = order.validity_days;
+            let (serial, certificate_pem) = match self.signer.issue(
+                order.csr_pem,
+                Names::Stated(order.subject),
+                order.certificate_type,
+                validity_days,
+            ) {
+                Ok(issued) => issued,
+                Err(CaError::Permanent(message)) => return Ok(Submission::Denied { message }),
+                Err(error) => return Err(error),
+            };
             sqlx::query(
                 "INSERT INTO embedded_ca_certificates (serial, certificate_pem, not_after) \
                  VALUES ($1, $2, now() + make_interval(days => $3))",

@@ -5,8 +5,23 @@ pub mod adcs;
 pub mod embedded;
 pub mod revoke_hook;
 
+use crate::domain::request::Subject;
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::ports::BoxFuture;
+
+/// What a CA is asked to certify: the request's CSR (its key, and its names already checked
+/// against the subject) and the request's subject, the names that were checked and shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Order<'a> {
+    /// The CSR, PEM.
+    pub csr_pem: &'a str,
+    /// The names to certify.
+    pub subject: &'a Subject,
+    /// What it is for.
+    pub certificate_type: CertificateType,
+    /// How long it is valid.
+    pub validity_days: u32,
+}
 
 /// What the CA did with a CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +60,8 @@ pub enum CaError {
 
 /// A certificate authority.
 pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
-    /// Submits a CSR for a certificate of `certificate_type`, valid `validity_days`.
-    fn submit<'a>(
-        &'a self,
-        csr_pem: &'a str,
-        certificate_type: CertificateType,
-        validity_days: u32,
-    ) -> BoxFuture<'a, Result<Submission, CaError>>;
+    /// Submits an order.
+    fn submit<'a>(&'a self, order: Order<'a>) -> BoxFuture<'a, Result<Submission, CaError>>;
 
     /// Asks again about a pending request.
     fn retrieve<'a>(&'a self, ca_request_id: &'a str)
