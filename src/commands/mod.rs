@@ -196,7 +196,10 @@ impl Commands {
                 notifications: Side::new(&pool, None),
                 admins: admins
                     .iter()
-                    .map(|a| a.trim().to_ascii_lowercase())
+                    .map(|a| match Email::parse(a) {
+                        Ok(email) => email.identity(),
+                        Err(_) => a.trim().to_ascii_lowercase(),
+                    })
                     .collect(),
                 kek,
                 pool,

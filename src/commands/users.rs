@@ -16,7 +16,7 @@ impl Commands {
         if let Some(actor) = self.user(id).await? {
             return Ok(actor);
         }
-        let role = if self.inner.admins.contains(&ctx.email.normalized()) {
+        let role = if self.inner.admins.contains(&ctx.email.identity()) {
             Role::Admin
         } else {
             Role::User

@@ -73,10 +73,12 @@ impl Actor {
 /// The namespace of user ids (a fixed, random UUID).
 const USER_NAMESPACE: Uuid = Uuid::from_u128(0x8d4c_3f3e_6a0b_4a5e_9a51_2f0c_6b1d_7e22);
 
-/// A user's id: a UUIDv5 of the lower-cased e-mail address. One address is one identity on
-/// every platform, and every replica computes the same id without a lookup.
+/// A user's id: a UUIDv5 of the person the e-mail address stands for
+/// ([`Email::identity`]: lower-cased, sub-address tag removed). One person is one identity
+/// on every platform and under every form of their address, and every replica computes the
+/// same id without a lookup.
 pub fn user_id_for(email: &Email) -> Uuid {
-    Uuid::new_v5(&USER_NAMESPACE, email.normalized().as_bytes())
+    Uuid::new_v5(&USER_NAMESPACE, email.identity().as_bytes())
 }
 
 #[cfg(test)]
@@ -90,6 +92,12 @@ mod tests {
         assert_eq!(user_id_for(&a), user_id_for(&b));
         let c = Email::parse("john@example.com").expect("email");
         assert_ne!(user_id_for(&a), user_id_for(&c));
+        let tagged = Email::parse("jane+certs@example.com").expect("email");
+        assert_eq!(
+            user_id_for(&a),
+            user_id_for(&tagged),
+            "a sub-address is the person"
+        );
     }
 
     #[test]

@@ -120,3 +120,39 @@ async fn the_embedded_ca_signs_the_requests_names_and_takes_only_the_key_from_th
         assert_eq!(sans, ["DNS:app.example.com"], "{file}");
     }
 }
+
+#[tokio::test]
+async fn one_person_under_a_sub_address_cannot_approve_their_own_request() {
+    let db = TestDb::new().await;
+    let commands = crate::fixtures::service(&db);
+    crate::fixtures::approver(&commands, "john@example.com").await;
+    crate::fixtures::approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    // John asks as john+req (a link to Discord, say) and decides as john from Slack.
+    let submitted = commands
+        .submit_request(
+            &crate::fixtures::ctx("John+req@example.com"),
+            crate::fixtures::web_request("self.example.com"),
+        )
+        .await
+        .expect("submitted");
+    crate::helpers::project(&db.pool).await;
+    let error = commands
+        .approve(
+            &crate::fixtures::ctx("john@example.com"),
+            &submitted.request_number,
+            None,
+        )
+        .await
+        .expect_err("his own request");
+    assert!(error.to_string().contains("your own request"), "{error}");
+    // Jane, another person, may.
+    commands
+        .approve(
+            &crate::fixtures::ctx("jane@example.com"),
+            &submitted.request_number,
+            None,
+        )
+        .await
+        .expect("approved by another person");
+}

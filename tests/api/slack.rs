@@ -532,6 +532,53 @@ async fn a_configured_slack_app_asks_its_approvers_in_the_service_as_serve_runs_
 }
 
 #[tokio::test]
+async fn an_approver_sees_every_name_and_field_the_certificate_will_carry() {
+    let t = slack_app().await;
+    crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
+    crate::helpers::project(&t.db.pool).await;
+    // Someone else's address is refused to a user...
+    let mail = "request type=email cn=\"Chief Mail\" email=ceo@example.com org=Acme \
+                ou=Finance l=Hamburg st=Hamburg c=DE days=365 why=\"board mail\"";
+    let refused = text_of(&t.cert("UJOHN", mail).await);
+    assert!(
+        refused.contains("the e-mail address must be your own (john@example.com)"),
+        "{refused}"
+    );
+    // ...and shown for what it is when an admin asks.
+    let reply = t.cert("UROOT", mail).await;
+    let number = crate::helpers::request_number_in(&text_of(&reply));
+    let outbox = Projector::for_consumer(t.db.pool.clone(), t.workers.outbox.clone());
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    t.notifier().step().await.expect("deliver");
+    let dm = t
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .find(|m| m["channel"] == "D-UJANE")
+        .expect("jane is asked");
+    let shown = text_of(&dm);
+    assert!(shown.contains(&number), "{shown}");
+    for expected in [
+        "*Requester*\\nroot@example.com",
+        "*Common name*\\nChief Mail",
+        "*Type*\\nemail",
+        "*CA*\\ninternal",
+        "*Key*\\nECC_P256, generated here",
+        "*E-mail*\\nceo@example.com (not the requester's own: asked for by an admin)",
+        "*Organization (O)*\\nAcme",
+        "*Unit (OU)*\\nFinance",
+        "*Locality (L)*\\nHamburg",
+        "*State (ST)*\\nHamburg",
+        "*Country (C)*\\nDE",
+        "*Why*\\nboard mail",
+    ] {
+        assert!(shown.contains(expected), "{expected} is not in {shown}");
+    }
+}
+
+#[tokio::test]
 async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_decision() {
     let t = slack_app().await;
     crate::fixtures::approver(&service(&t.db), "jane@example.com").await;

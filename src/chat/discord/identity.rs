@@ -131,8 +131,7 @@ pub async fn finish(
             "That code is no longer valid; ask for a new one with `/cert link {email}`."
         ));
     }
-    let same_address =
-        Email::parse(&stored_email).is_ok_and(|e| e.normalized() == email.normalized());
+    let same_address = Email::parse(&stored_email).is_ok_and(|e| e.same_person(email));
     let matches = same_address
         && aws_lc_rs::constant_time::verify_slices_are_equal(
             &stored,

@@ -18,8 +18,10 @@ use super::{
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::people;
 use crate::domain::actor::Actor;
-use crate::domain::request::{RequestEvent, Subject};
-use crate::domain::values::{CertificateType, Email, RequestNumber, SerialNumber, ValidityDays};
+use crate::domain::request::{CsrType, RequestEvent, Subject};
+use crate::domain::values::{
+    CaType, CertificateType, Email, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
+};
 use crate::jobs::{self, Claimed, JobError, JobWorker, Outcome, Policy};
 
 /// The chat outbox's delivery to one platform.
@@ -36,7 +38,12 @@ struct RequestCard {
     requester: Actor,
     subject: Subject,
     certificate_type: CertificateType,
+    key_algorithm: KeyAlgorithm,
     validity_days: ValidityDays,
+    csr_type: CsrType,
+    ca_type: CaType,
+    /// What the questionnaire recommended, when the requester chose otherwise.
+    against: Option<CaType>,
     justification: String,
     renews: Option<SerialNumber>,
 }
@@ -144,8 +151,13 @@ impl ChatNotifier {
             requester,
             subject,
             certificate_type,
+            key_algorithm,
             validity_days,
+            csr_type,
             business,
+            recommendation,
+            requested_ca_type,
+            override_requested,
             renews,
             ..
         }) = crate::eventstore::request_creation(&self.pool, request_id).await?
@@ -157,7 +169,13 @@ impl ChatNotifier {
             requester,
             subject,
             certificate_type,
+            key_algorithm,
             validity_days,
+            csr_type,
+            ca_type: requested_ca_type,
+            against: recommendation
+                .filter(|_| override_requested)
+                .map(|r| r.ca_type),
             justification: business.justification.to_string(),
             renews,
         })
@@ -216,39 +234,94 @@ impl ChatNotifier {
         Ok(())
     }
 
-    /// An approval message: `intro`, the request's details, and the decision buttons.
+    /// An approval message: `intro`, everything the certificate will say and how it comes
+    /// to be (every subject field, every name, the key's origin, the CA), and the decision
+    /// buttons. What is certified is what an approver saw here.
     fn approval_message(request: &RequestCard, intro: &str) -> Reply {
-        let sans: Vec<String> = request
-            .subject
+        Reply::text(intro)
+            .with(Block::Fields(Self::request_fields(request)))
+            .with(Block::Decisions {
+                request_number: request.number.to_string(),
+            })
+    }
+
+    fn request_fields(request: &RequestCard) -> Vec<(String, String)> {
+        let subject = &request.subject;
+        let mut fields = vec![
+            ("Requester".to_owned(), request.requester.email.to_string()),
+            ("Common name".to_owned(), subject.common_name.to_string()),
+            (
+                "Type".to_owned(),
+                request.certificate_type.as_str().to_owned(),
+            ),
+            ("Validity".to_owned(), request.validity_days.to_string()),
+            (
+                "CA".to_owned(),
+                match request.against {
+                    Some(recommended) => format!(
+                        "{}, the requester's choice; the questionnaire recommended {}",
+                        request.ca_type, recommended
+                    ),
+                    None => request.ca_type.to_string(),
+                },
+            ),
+            (
+                "Key".to_owned(),
+                match request.csr_type {
+                    CsrType::Uploaded => format!(
+                        "{}, the requester's own (uploaded CSR): the key never passes here",
+                        request.key_algorithm
+                    ),
+                    _ => format!("{}, generated here", request.key_algorithm),
+                },
+            ),
+        ];
+        let sans: Vec<String> = subject
             .subject_alternative_names
             .iter()
             .map(ToString::to_string)
             .collect();
-        Reply::text(intro)
-            .with(Block::Fields(vec![
-                ("Requester".to_owned(), request.requester.email.to_string()),
-                (
-                    "Common name".to_owned(),
-                    request.subject.common_name.to_string(),
-                ),
-                (
-                    "Type".to_owned(),
-                    request.certificate_type.as_str().to_owned(),
-                ),
-                ("Validity".to_owned(), request.validity_days.to_string()),
-                (
-                    "SANs".to_owned(),
-                    if sans.is_empty() {
-                        "—".to_owned()
-                    } else {
-                        sans.join(", ")
-                    },
-                ),
-                ("Why".to_owned(), request.justification.clone()),
-            ]))
-            .with(Block::Decisions {
-                request_number: request.number.to_string(),
-            })
+        fields.push((
+            "DNS names".to_owned(),
+            if sans.is_empty() {
+                "—".to_owned()
+            } else {
+                sans.join(", ")
+            },
+        ));
+        if let Some(email) = &subject.email_address {
+            let whose = if email.same_person(&request.requester.email) {
+                String::new()
+            } else {
+                " (not the requester's own: asked for by an admin)".to_owned()
+            };
+            fields.push(("E-mail".to_owned(), format!("{email}{whose}")));
+        }
+        for (label, value) in [
+            (
+                "Organization (O)",
+                subject.organization.as_ref().map(|t| t.as_str()),
+            ),
+            (
+                "Unit (OU)",
+                subject.organizational_unit.as_ref().map(|t| t.as_str()),
+            ),
+            (
+                "Locality (L)",
+                subject.locality.as_ref().map(|t| t.as_str()),
+            ),
+            (
+                "State (ST)",
+                subject.state_province.as_ref().map(|t| t.as_str()),
+            ),
+            ("Country (C)", subject.country.as_ref().map(|c| c.as_ref())),
+        ] {
+            if let Some(value) = value {
+                fields.push((label.to_owned(), value.to_owned()));
+            }
+        }
+        fields.push(("Why".to_owned(), request.justification.clone()));
+        fields
     }
 
     /// Every copy of the approval messages about `subject` (a request, or a certificate whose

@@ -235,6 +235,23 @@ impl CertificateRequest {
             )
             .into());
         }
+        // The address becomes an e-mail name of the certificate: it is the requester's own,
+        // unless an admin asks for another (the approvers are shown whose it is).
+        if let Some(address) = &subject.email_address
+            && !address.same_person(&requester.email)
+            && requester.role != Role::Admin
+        {
+            return Err(ValueError::new(
+                "email_address",
+                format!(
+                    "the e-mail address must be your own ({}): a certificate for {address} \
+                     lets its holder sign and read mail as that person; only an admin asks \
+                     for another address",
+                    requester.email
+                ),
+            )
+            .into());
+        }
         if subject.subject_alternative_names.len() > 100 {
             return Err(ValueError::new(
                 "subject_alternative_names",

@@ -366,6 +366,42 @@ async fn an_email_certificate_needs_an_email_address() {
 }
 
 #[tokio::test]
+async fn an_email_certificate_is_for_the_requesters_own_address_unless_an_admin_asks() {
+    let email_request = |requester: Actor, address: &str| {
+        let mut request = new_request();
+        request.certificate_type = CertificateType::Email;
+        request.subject.common_name = CommonName::parse("John Doe").expect("cn");
+        request.subject.subject_alternative_names.clear();
+        request.subject.email_address = Some(Email::parse(address).expect("email"));
+        request.requester = requester;
+        request
+    };
+    // Someone else's address: refused, and the message says whose it must be.
+    let error = CertificateRequest::create(email_request(requester(), "ceo@example.com"), at(0))
+        .expect_err("another person's address");
+    assert!(
+        error
+            .to_string()
+            .contains("the e-mail address must be your own (john@example.com)"),
+        "{error}"
+    );
+    // The same for any type that would carry the address.
+    let mut web = new_request();
+    web.subject.email_address = Some(Email::parse("ceo@example.com").expect("email"));
+    assert!(CertificateRequest::create(web, at(0)).is_err());
+    // Their own, in any case or with a sub-address tag: accepted.
+    for own in ["john@example.com", "John+smime@Example.com"] {
+        CertificateRequest::create(email_request(requester(), own), at(0)).expect(own);
+    }
+    // An admin may ask for another address.
+    CertificateRequest::create(
+        email_request(actor("root", Role::Admin), "ceo@example.com"),
+        at(0),
+    )
+    .expect("an admin asks for another");
+}
+
+#[tokio::test]
 async fn generated_and_uploaded_csrs_carry_keys_accordingly() {
     let mut request = new_request();
     request.csr.private_key = None;

@@ -55,9 +55,35 @@ impl Email {
         Ok(Self(format!("{local}@{domain}")))
     }
 
-    /// The address lower-cased, for identity comparisons (one user per address).
+    /// The address lower-cased.
     pub fn normalized(&self) -> String {
         self.0.to_ascii_lowercase()
+    }
+
+    /// The person the address stands for: lower-cased, and without the tag of a
+    /// sub-address (RFC 5233: everything from the first `+` of the part before the `@`).
+    /// Exchange Online, Google Workspace and most mail servers deliver `john+req@corp.com`
+    /// to john's mailbox, so it is john: one person, one identity, whichever form they
+    /// use. Mail still goes to the address as given.
+    pub fn identity(&self) -> String {
+        let lower = self.normalized();
+        match lower.rsplit_once('@') {
+            Some((local, domain)) => {
+                let person = local.split_once('+').map_or(local, |(person, _)| person);
+                // `+tag@corp.com` has no person before the tag: it stays as it is.
+                if person.is_empty() {
+                    lower
+                } else {
+                    format!("{person}@{domain}")
+                }
+            }
+            None => lower,
+        }
+    }
+
+    /// Whether two addresses stand for the same person ([`Email::identity`]).
+    pub fn same_person(&self, other: &Email) -> bool {
+        self.identity() == other.identity()
     }
 }
 
@@ -74,6 +100,34 @@ mod tests {
         assert_eq!(
             Email::parse("Jane@Example.com").map(|e| e.normalized()),
             Ok("jane@example.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_sub_address_is_the_same_person() {
+        let plain = Email::parse("john@example.com").expect("email");
+        for other in [
+            "John+req@Example.com",
+            "john+a+b@example.com",
+            "JOHN@example.com",
+        ] {
+            let other = Email::parse(other).expect("email");
+            assert!(other.same_person(&plain), "{other}");
+            assert_eq!(other.identity(), "john@example.com");
+        }
+        assert!(
+            !Email::parse("johnny@example.com")
+                .expect("email")
+                .same_person(&plain)
+        );
+        assert!(
+            !Email::parse("john@example.org")
+                .expect("email")
+                .same_person(&plain)
+        );
+        assert_eq!(
+            Email::parse("+tag@example.com").expect("email").identity(),
+            "+tag@example.com"
         );
     }
 
