@@ -4,7 +4,7 @@ use chrono::Utc;
 use cqrs_es::AggregateError;
 
 use super::{Attempt, CommandContext, CommandError, Commands};
-use crate::domain::actor::{Actor, Role, user_id_for};
+use crate::domain::actor::{Actor, Platform, Role, user_id_for};
 use crate::domain::user::{UserCommand, UserError};
 use crate::domain::values::Email;
 
@@ -44,6 +44,28 @@ impl Commands {
         self.user(id)
             .await?
             .ok_or_else(|| CommandError::internal(anyhow::anyhow!("a registered user vanished")))
+    }
+
+    /// Records that `account` on `platform` proved it is `ctx`'s person (registering them
+    /// first if needed), for the audit trail.
+    pub async fn link_chat_account(
+        &self,
+        ctx: &CommandContext,
+        platform: Platform,
+        account: &str,
+    ) -> Result<(), CommandError> {
+        let actor = self.actor(ctx).await?;
+        self.inner
+            .users
+            .execute(actor.user_id, &ctx.metadata(Some(&actor)), || {
+                UserCommand::LinkChatAccount {
+                    platform,
+                    account: account.to_owned(),
+                    at: Utc::now(),
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the user", e))
     }
 
     /// Sets `email`'s role (admins only); registers the user first if needed.

@@ -268,6 +268,16 @@ async fn users(cx: &mut Cx<'_>, event: UserEvent) -> anyhow::Result<AuditEntry> 
                 .resource(Some(user.user_id), Some(user.email.to_string()))
                 .details(json!({ "role": user.role, "previous_role": previous_role }))
         }
+        UserEvent::ChatAccountLinked {
+            user,
+            platform,
+            account,
+            ..
+        } => AuditEntry::new("chat_account_linked", "authentication", "user", "update")
+            .actor(&user)
+            .severity("warning")
+            .resource(Some(user.user_id), Some(user.email.to_string()))
+            .details(json!({ "platform": platform, "account": account })),
     })
 }
 

@@ -214,7 +214,7 @@ impl DiscordTest {
             .find_map(|mail| {
                 mail.split("Your code is ")
                     .nth(1)
-                    .map(|rest| rest.chars().take(6).collect::<String>())
+                    .map(|rest| rest.chars().take(8).collect::<String>())
             })
             .expect("a code in the mail");
         let linked = self.cert(user, "link", &format!("{email} {code}")).await;
@@ -296,6 +296,92 @@ async fn pings_are_answered_and_forged_or_stale_interactions_are_refused_with_no
     assert_eq!(t.events().await, before, "nothing was appended");
 }
 
+/// The codes mailed to `email` so far.
+fn codes_mailed_to(t: &DiscordTest, email: &str) -> Vec<String> {
+    std::fs::read_dir(t.files.path().join("mail"))
+        .expect("mail dir")
+        .filter_map(Result::ok)
+        .map(|entry| std::fs::read_to_string(entry.path()).expect("mail"))
+        .filter(|mail| mail.contains(email))
+        .filter_map(|mail| {
+            mail.split("Your code is ")
+                .nth(1)
+                .map(|rest| rest.chars().take(8).collect::<String>())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn guesses_at_a_link_code_are_counted_per_address_across_codes_accounts_and_races() {
+    let t = discord_app().await;
+    // One account guesses three times...
+    let asked = t.cert("U1", "link", "root@example.com").await;
+    assert!(content(&asked).contains("on its way"), "{asked}");
+    for _ in 0..3 {
+        let wrong = t.cert("U1", "link", "root@example.com 00000000").await;
+        assert!(content(&wrong).contains("not right"), "{wrong}");
+    }
+    // ...a second asks for a fresh code and races twenty guesses: two more are heard.
+    let asked = t.cert("U2", "link", "Root+x@example.com").await;
+    assert!(content(&asked).contains("on its way"), "{asked}");
+    let guesses: Vec<String> = (1..=20)
+        .map(|i| format!("root@example.com {i:08}"))
+        .collect();
+    let answers =
+        futures::future::join_all(guesses.iter().map(|guess| t.cert("U2", "link", guess))).await;
+    let not_right = answers
+        .iter()
+        .filter(|a| content(a).contains("not right"))
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|a| content(a).contains("is locked for linking until"))
+        .count();
+    assert_eq!((not_right, locked), (2, 18), "{answers:?}");
+    // Locked: no new code for the address from any account, and even a right code fails.
+    let asked = t.cert("U3", "link", "root@example.com").await;
+    assert!(content(&asked).contains("locked"), "{asked}");
+    let mut codes = codes_mailed_to(&t, "root@example.com");
+    codes.extend(codes_mailed_to(&t, "Root+x@example.com"));
+    assert_eq!(
+        codes.len(),
+        2,
+        "one code to each form of the address, no more"
+    );
+    for code in codes {
+        for user in ["U1", "U2"] {
+            let late = t
+                .cert(user, "link", &format!("root@example.com {code}"))
+                .await;
+            assert!(content(&late).contains("locked"), "{late}");
+        }
+    }
+    // Another address is not affected, and its link is in the audit trail like the
+    // refusals.
+    t.link("U4", "john@example.com").await;
+    crate::helpers::project(&t.db.pool).await;
+    let audited: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM audit_logs \
+          WHERE event_type IN ('chat_account_linked', 'link_chat_account_refused') \
+          GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&t.db.pool)
+    .await
+    .expect("audit");
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE resource_identifier = 'root@example.com' \
+           AND event_type = 'link_chat_account_refused'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("audit");
+    assert!(
+        audited.contains(&("chat_account_linked".to_owned(), 1)),
+        "{audited:?}"
+    );
+    assert_eq!(refused, 5 + 18 + 1 + 4, "every wrong and every locked try");
+}
+
 #[tokio::test]
 async fn an_unlinked_person_is_told_to_link_and_a_wrong_code_links_nothing() {
     let t = discord_app().await;
@@ -306,9 +392,9 @@ async fn an_unlinked_person_is_told_to_link_and_a_wrong_code_links_nothing() {
     assert!(content(&asked).contains("on its way"), "{asked}");
     let again = t.cert("U1", "link", "john@example.com").await;
     assert!(content(&again).contains("less than a minute"), "{again}");
-    let wrong = t.cert("U1", "link", "john@example.com 000000x").await;
+    let wrong = t.cert("U1", "link", "john@example.com 0000000x").await;
     assert!(content(&wrong).contains("not right"), "{wrong}");
-    let other = t.cert("U1", "link", "root@example.com 123456").await;
+    let other = t.cert("U1", "link", "root@example.com 12345678").await;
     assert!(
         content(&other).contains("not right") || content(&other).contains("first"),
         "a code for one address never links another: {other}"

@@ -1137,6 +1137,15 @@ async fn the_longest_and_most_hostile_values_reach_every_consumer_and_none_parks
         .cancel_request(&hostile_person, &numbers[3], Some(&hostile(2000)))
         .await
         .expect("cancelled");
+    // A chat account linked with the longest id.
+    commands
+        .link_chat_account(
+            &hostile_person,
+            cert_assistant::domain::actor::Platform::Discord,
+            &"9".repeat(100),
+        )
+        .await
+        .expect("linked");
     // The certificate's life: issued, revoked with the longest reason text, the CA's
     // longest failure text recorded as an operator task.
     commands

@@ -284,10 +284,10 @@ async fn link(state: &DiscordState, body: &Value, text: &str) -> Response {
     let Some(Ok(email)) = words.next().map(Email::parse) else {
         return private("Give your work e-mail: `/cert link you@example.com`.");
     };
-    let pool = state.chat.commands().pool();
+    let commands = state.chat.commands();
     let outcome = match words.next() {
-        None => identity::start(pool, &state.mailer, &user_id, &email).await,
-        Some(code) => identity::finish(pool, &user_id, &email, code, name.as_deref()).await,
+        None => identity::start(commands, &state.mailer, &user_id, &email).await,
+        Some(code) => identity::finish(commands, &user_id, &email, code, name.as_deref()).await,
     };
     private(outcome.unwrap_or_else(|message| message))
 }

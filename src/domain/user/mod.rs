@@ -34,6 +34,15 @@ pub enum UserCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A chat account proved it is this person (a code mailed to the address came back).
+    LinkChatAccount {
+        /// The platform.
+        platform: Platform,
+        /// The account's id there (at most 100 characters).
+        account: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// What happened to a user record.
@@ -61,13 +70,28 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A chat account acts as this user from now on.
+    ChatAccountLinked {
+        /// The user.
+        user: Actor,
+        /// The platform.
+        platform: Platform,
+        /// The account's id there.
+        account: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
+
+/// The longest chat account id (`chat_identities.user_id`).
+pub const MAX_ACCOUNT_ID: usize = 100;
 
 impl DomainEvent for UserEvent {
     fn event_type(&self) -> String {
         match self {
             Self::UserRegistered { .. } => "UserRegistered",
             Self::RoleGranted { .. } => "RoleGranted",
+            Self::ChatAccountLinked { .. } => "ChatAccountLinked",
         }
         .to_owned()
     }
@@ -92,6 +116,9 @@ pub enum UserError {
     /// Admins cannot demote themselves (someone must stay admin).
     #[error("you cannot change your own role")]
     OwnRole,
+    /// A chat account id that no platform gives.
+    #[error("a chat account id is 1 to 100 characters")]
+    BadAccount,
 }
 
 /// The state rebuilt from events.
@@ -160,6 +187,23 @@ impl Aggregate for User {
                     at,
                 }
             }
+            UserCommand::LinkChatAccount {
+                platform,
+                account,
+                at,
+            } => {
+                let user = self.actor.clone().ok_or(UserError::NotFound)?;
+                let account = account.trim();
+                if account.is_empty() || account.chars().count() > MAX_ACCOUNT_ID {
+                    return Err(UserError::BadAccount);
+                }
+                UserEvent::ChatAccountLinked {
+                    user,
+                    platform,
+                    account: account.to_owned(),
+                    at,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -170,6 +214,7 @@ impl Aggregate for User {
             UserEvent::UserRegistered { user, .. } | UserEvent::RoleGranted { user, .. } => {
                 self.actor = Some(user);
             }
+            UserEvent::ChatAccountLinked { .. } => {}
         }
     }
 }
