@@ -161,8 +161,14 @@ pub struct TeamsConfig {
     #[serde(default)]
     pub app_password: Option<SecretString>,
     /// For a single-tenant bot: its tenant id (tokens for replies come from that tenant).
+    /// It is also the one tenant served unless `allowed_tenants` names more.
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// The Entra tenants whose people are served (comma-separated in the environment).
+    /// Required for a multi-tenant bot (no `tenant_id`): any tenant can install a bot by its
+    /// app id, and the e-mail a foreign tenant reports for its users is whatever it says.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub allowed_tenants: Vec<String>,
     /// Where Bot Framework publishes its signing keys.
     #[serde(default = "default_teams_openid")]
     pub openid_metadata_url: String,
@@ -189,6 +195,7 @@ impl Default for TeamsConfig {
             app_id: None,
             app_password: None,
             tenant_id: None,
+            allowed_tenants: Vec::new(),
             openid_metadata_url: default_teams_openid(),
             issuer: default_teams_issuer(),
             token_url: None,
@@ -197,6 +204,21 @@ impl Default for TeamsConfig {
 }
 
 impl TeamsConfig {
+    /// The tenants whose activities are served: `allowed_tenants` and `tenant_id`,
+    /// lower-cased.
+    pub fn served_tenants(&self) -> Vec<String> {
+        let mut tenants: Vec<String> = self
+            .allowed_tenants
+            .iter()
+            .chain(self.tenant_id.iter())
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    }
+
     /// The token endpoint for the bot's own tokens.
     pub fn token_endpoint(&self) -> String {
         self.token_url.clone().unwrap_or_else(|| {
@@ -619,6 +641,14 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.teams.app_id.is_some() && self.teams.served_tenants().is_empty() {
+            problems.push(
+                "a multi-tenant Teams bot (no teams.tenant_id) must list the tenants it serves \
+                 in teams.allowed_tenants (CERT_ASSISTANT_TEAMS__ALLOWED_TENANTS, \
+                 comma-separated tenant ids)"
+                    .to_owned(),
+            );
+        }
         if let Some(url) = &self.http.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
@@ -876,6 +906,34 @@ mod tests {
         assert!(message.contains("max_connections"), "{message}");
         assert!(message.contains("DATABASE_URL"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn a_multi_tenant_teams_bot_must_name_the_tenants_it_serves() {
+        let bot = [
+            ("CERT_ASSISTANT_TEAMS__APP_ID", "app"),
+            ("CERT_ASSISTANT_TEAMS__APP_PASSWORD", "secret"),
+        ];
+        let message = Config::load_from(None, env(&bot))
+            .expect_err("no tenant at all")
+            .to_string();
+        assert!(message.contains("teams.allowed_tenants"), "{message}");
+        let listed = Config::load_from(
+            None,
+            env(&[
+                bot[0],
+                bot[1],
+                ("CERT_ASSISTANT_TEAMS__ALLOWED_TENANTS", "T-1, t-2"),
+            ]),
+        )
+        .expect("listed");
+        assert_eq!(listed.teams.served_tenants(), ["t-1", "t-2"]);
+        let single = Config::load_from(
+            None,
+            env(&[bot[0], bot[1], ("CERT_ASSISTANT_TEAMS__TENANT_ID", "T-9")]),
+        )
+        .expect("single-tenant");
+        assert_eq!(single.teams.served_tenants(), ["t-9"]);
     }
 
     #[test]

@@ -259,6 +259,7 @@ pub fn teams_state(
             &config.teams.token_endpoint(),
         ),
         crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+        config.teams.served_tenants(),
     ))
 }
 

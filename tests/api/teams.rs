@@ -108,6 +108,7 @@ async fn member(
     State(fake): State<Fake>,
     Path((_conversation, user)): Path<(String, String)>,
 ) -> Json<Value> {
+    fake.record(format!("member {user}"), Value::Null);
     let email = fake.emails.get(user.as_str()).copied().unwrap_or_default();
     Json(json!({ "id": user, "name": user, "email": email, "userPrincipalName": email }))
 }
@@ -129,6 +130,8 @@ impl TeamsFake {
         config.teams.openid_metadata_url = format!("{}/openid", self.base);
         config.teams.issuer = "https://api.botframework.com".to_owned();
         config.teams.token_url = Some(format!("{}/token", self.base));
+        // A multi-tenant bot serving one tenant.
+        config.teams.allowed_tenants = vec![TENANT.to_owned()];
     }
 }
 
@@ -160,7 +163,7 @@ fn rsa_key() -> (EncodingKey, Value) {
     let x509_parser::public_key::PublicKey::RSA(rsa) = info.parsed().expect("parsed") else {
         panic!("not RSA");
     };
-    let jwk = json!({ "kty": "RSA", "kid": "k1", "use": "sig", "n": b64(rsa.modulus), "e": b64(rsa.exponent), "endorsements": ["msteams"] });
+    let jwk = json!({ "kty": "RSA", "kid": "k1", "use": "sig", "n": b64(rsa.modulus), "e": b64(rsa.exponent), "endorsements": ["msteams", "webchat"] });
     (
         EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("encoding key"),
         jwk,
@@ -396,8 +399,38 @@ async fn tokens_that_are_missing_forged_or_meant_for_something_else_are_refused(
         .await
         .expect("send");
     assert_eq!(garbage.status(), 400, "not JSON");
+    // Signed, but from a tenant that is not served, from Web Chat, or naming its tenant only
+    // where any client can write it: refused before anything is looked up or remembered.
+    let refused = async |activity: Value, expected: &str| {
+        let token = t.token(&t.key, APP_ID, &t.service_url);
+        let response = t.post(&activity, Some(token)).await;
+        assert_eq!(response.status(), 403, "{expected}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains(expected), "{body}");
+    };
+    let mut foreign = activity.clone();
+    foreign["conversation"]["tenantId"] = json!("other-tenant");
+    foreign["channelData"]["tenant"]["id"] = json!("other-tenant");
+    refused(foreign, "tenant other-tenant is not served here").await;
+    let mut webchat = activity.clone();
+    webchat["channelId"] = json!("webchat");
+    refused(webchat, "only Microsoft Teams is served here").await;
+    let mut untenanted = activity.clone();
+    untenanted["conversation"]
+        .as_object_mut()
+        .expect("conversation")
+        .remove("tenantId");
+    refused(untenanted, "the activity names no tenant").await;
     assert_eq!(t.events().await, before, "nothing was appended");
     assert!(t.calls_to("reply").is_empty(), "nobody was answered");
+    assert!(t.calls_to("member").is_empty(), "nobody was looked up");
+    let remembered: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM chat_identities) + (SELECT count(*) FROM teams_service_urls)",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("count");
+    assert_eq!(remembered, 0, "nothing was remembered");
 }
 
 #[tokio::test]

@@ -36,12 +36,44 @@ pub struct TeamsState {
     auth: Authenticator,
     api: TeamsApi,
     chat: ChatService,
+    /// The tenants served, lower-cased.
+    tenants: std::sync::Arc<Vec<String>>,
 }
 
 impl TeamsState {
-    /// Teams on top of the chat service.
-    pub fn new(auth: Authenticator, api: TeamsApi, chat: ChatService) -> Self {
-        Self { auth, api, chat }
+    /// Teams on top of the chat service, serving the people of `tenants`.
+    pub fn new(
+        auth: Authenticator,
+        api: TeamsApi,
+        chat: ChatService,
+        tenants: Vec<String>,
+    ) -> Self {
+        Self {
+            auth,
+            api,
+            chat,
+            tenants: std::sync::Arc::new(tenants),
+        }
+    }
+
+    /// Whether this activity may be served: it comes from Teams itself (not Web Chat or
+    /// Direct Line, where the client writes the body), from a tenant on the allow-list, as
+    /// the conversation names it (never `channelData`, which any client can fill).
+    fn admits(&self, activity: &Value) -> Result<(), String> {
+        let channel = activity["channelId"].as_str().unwrap_or_default();
+        if channel != "msteams" {
+            return Err(format!(
+                "only Microsoft Teams is served here, not the {channel:?} channel"
+            ));
+        }
+        let tenant = tenant(activity);
+        if tenant.is_empty() {
+            return Err("the activity names no tenant (conversation.tenantId)".to_owned());
+        }
+        if !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant)) {
+            return Err(format!("tenant {tenant} is not served here"));
+        }
+        Ok(())
     }
 
     /// The worker that delivers the chat outbox to Teams.
@@ -62,11 +94,10 @@ pub fn router(state: TeamsState) -> Router {
         .with_state(state)
 }
 
-/// The activity's tenant.
+/// The activity's tenant, as its conversation names it.
 pub(crate) fn tenant(activity: &Value) -> &str {
     activity["conversation"]["tenantId"]
         .as_str()
-        .or_else(|| activity["channelData"]["tenant"]["id"].as_str())
         .unwrap_or_default()
 }
 
@@ -183,16 +214,19 @@ async fn messages(State(state): State<TeamsState>, headers: HeaderMap, body: Str
             activity["serviceUrl"].as_str().unwrap_or_default(),
         )
         .await;
-    match checked {
+    match checked.map_err(|e| match e {
+        AuthError::Unauthorized(why) => (StatusCode::UNAUTHORIZED, why),
+        AuthError::Forbidden(why) => (StatusCode::FORBIDDEN, why),
+    }) {
         Ok(()) => {}
-        Err(AuthError::Unauthorized(why)) => {
+        Err((status, why)) => {
             tracing::warn!(%why, "teams activity rejected");
-            return (StatusCode::UNAUTHORIZED, why).into_response();
+            return (status, why).into_response();
         }
-        Err(AuthError::Forbidden(why)) => {
-            tracing::warn!(%why, "teams activity rejected");
-            return (StatusCode::FORBIDDEN, why).into_response();
-        }
+    }
+    if let Err(why) = state.admits(&activity) {
+        tracing::warn!(%why, "teams activity refused");
+        return (StatusCode::FORBIDDEN, why).into_response();
     }
     state.remember_service_url(&activity).await;
     match activity["type"].as_str() {
