@@ -342,6 +342,63 @@ impl TeamsTest {
 }
 
 #[tokio::test]
+async fn a_private_answer_asked_for_in_a_channel_goes_to_the_person_alone() {
+    let t = teams_app().await;
+    let commands = service(&t.db);
+    let jane = approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&t.db.pool).await;
+    let submitted = commands
+        .submit_request(
+            &crate::fixtures::ctx("john@example.com"),
+            crate::fixtures::web_request("channel.example.com"),
+        )
+        .await
+        .expect("submitted");
+    crate::helpers::project(&t.db.pool).await;
+    commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    let s = crate::saga::saga(&t.db).await;
+    crate::saga::feed(&t.db).await;
+    s.worker.step().await.expect("issued");
+    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("serial");
+
+    // John asks for his key's link in a team channel.
+    let asked = t.activity(
+        "29:john",
+        "message",
+        json!({
+            "text": format!("<at>cert-assistant</at> cert download {serial} private_key"),
+            "conversation": {
+                "id": "19:team-channel@thread.tacv2",
+                "conversationType": "channel",
+                "tenantId": TENANT,
+            },
+        }),
+    );
+    t.send(asked).await;
+    let in_channel = t.calls_to("reply 19:team-channel@thread.tacv2");
+    assert_eq!(in_channel.len(), 1, "{in_channel:?}");
+    let said = in_channel[0].1.to_string();
+    assert!(said.contains("direct message"), "{said}");
+    assert!(
+        !said.contains("shown only here") && !said.contains("/downloads/"),
+        "the link or its passphrase reached the channel: {said}"
+    );
+    let direct = t.calls_to("send conv-29:john");
+    assert_eq!(direct.len(), 1, "{direct:?}");
+    let sent = direct[0].1.to_string();
+    assert!(
+        sent.contains("shown only here") && sent.contains("/downloads/"),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
 async fn tokens_that_are_missing_forged_or_meant_for_something_else_are_refused() {
     let t = teams_app().await;
     let before = t.events().await;

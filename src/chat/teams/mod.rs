@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::command::{self, ChatCommand};
 use super::decide::{Decided, decide};
-use super::reply::{Action, Block, Decision, Reply};
+use super::reply::{Action, Block, Decision, Reply, Visibility};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
@@ -250,6 +250,27 @@ async fn message(state: &TeamsState, activity: &Value) -> Response {
             Ok(parsed) => state.chat.handle(&ctx, parsed).await,
         },
     };
+    // Outside a personal chat, an answer for the person alone (a download link and its
+    // passphrase, an audit extract, …) goes to them directly; the conversation hears only
+    // that it was sent.
+    let personal = activity["conversation"]["conversationType"].as_str() == Some("personal");
+    let reply = if !personal && reply.visibility == Visibility::Ephemeral {
+        match direct(state, activity, &render::activity(&reply)).await {
+            Ok(()) => Reply::text("I sent you the answer in a direct message."),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not answer in a direct message"
+                );
+                Reply::text(
+                    "That answer is for you alone, and a direct message could not be sent; \
+                     ask me in a chat with me instead.",
+                )
+            }
+        }
+    } else {
+        reply
+    };
     let mut answer = render::activity(&reply);
     if text.trim() == "request" {
         answer["attachments"][0]["content"]["actions"] = json!([{
@@ -271,6 +292,21 @@ async fn message(state: &TeamsState, activity: &Value) -> Response {
         tracing::warn!(error = format!("{error:#}"), "could not reply in Teams");
     }
     StatusCode::OK.into_response()
+}
+
+/// Sends `answer` to the activity's sender in a one-to-one conversation.
+async fn direct(state: &TeamsState, activity: &Value, answer: &Value) -> anyhow::Result<()> {
+    let service_url = activity["serviceUrl"].as_str().unwrap_or_default();
+    let conversation = state
+        .api
+        .create_conversation(
+            service_url,
+            tenant(activity),
+            activity["from"]["id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    state.api.send(service_url, &conversation, answer).await?;
+    Ok(())
 }
 
 /// Card actions and dialogs; answered in the HTTP body.
