@@ -117,14 +117,38 @@ pub async fn run(
                 )));
             }
             let ctx = CommandContext::new(Email::parse(&actor)?, Platform::Cli);
-            let download = commands
-                .download(&ctx, &certificate, artifact, artifacts)
+            let prepared = commands
+                .prepare_download(&ctx, &certificate, artifact, artifacts)
                 .await?;
+            // The file is written (beside its final name) before the download is recorded,
+            // and takes its name only after: a missing directory, a full disk or a refused
+            // record never uses up the key's one download or leaves a partial file.
+            let staged = match &out {
+                Some(path) => Some(stage(path, prepared.download().pem.as_bytes()).map_err(
+                    |e| CommandError::Refused(format!("could not write {}: {e}", path.display())),
+                )?),
+                None => None,
+            };
+            let download = match commands.record_download(prepared).await {
+                Ok(download) => download,
+                Err(error) => {
+                    if let Some(staged) = &staged {
+                        let _ = std::fs::remove_file(staged);
+                    }
+                    return Err(error);
+                }
+            };
             let mut stdout = std::io::stdout().lock();
             match out {
                 Some(path) => {
-                    write_new(&path, download.pem.as_bytes()).map_err(|e| {
-                        CommandError::Refused(format!("could not write {}: {e}", path.display()))
+                    let staged = staged.unwrap_or_default();
+                    place(&staged, &path).map_err(|e| {
+                        CommandError::Refused(format!(
+                            "the download is recorded and saved as {}, but could not be \
+                             named {}: {e}",
+                            staged.display(),
+                            path.display()
+                        ))
                     })?;
                     let what = match download.artifact {
                         Artifact::Certificate => "the certificate",
@@ -209,15 +233,36 @@ pub async fn run(
 }
 
 /// Creates `path` (never overwriting) readable and writable by the owner only.
-fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` (owner-only, synced) to a new file beside `path`; returns its name.
+fn stage(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let mut staged_name = std::ffi::OsString::from(".");
+    staged_name.push(name);
+    staged_name.push(format!(".{}.partial", uuid::Uuid::new_v4().simple()));
+    let staged = path.with_file_name(staged_name);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+        .open(&staged)?;
+    if let Err(error) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(&staged);
+        return Err(error);
+    }
+    Ok(staged)
+}
+
+/// Gives the staged file its name, never over an existing file, and syncs the directory.
+fn place(staged: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::hard_link(staged, path)?;
+    std::fs::remove_file(staged)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn say_revocation(certificate: &str, revocation: Revocation) {

@@ -31,6 +31,36 @@ impl std::fmt::Debug for Download {
     }
 }
 
+/// A download checked and read, not yet recorded: hand it over (write the file, send the
+/// response), then [`Commands::record_download`] it. Nothing is handed over that the
+/// certificate aggregate did not allow, and a failure to hand it over loses nothing.
+pub struct PreparedDownload {
+    download: Download,
+    certificate_id: Uuid,
+    by: crate::domain::actor::Actor,
+    ctx: CommandContext,
+}
+
+impl std::fmt::Debug for PreparedDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedDownload")
+            .field("download", &self.download)
+            .field("certificate_id", &self.certificate_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedDownload {
+    /// What will be handed over.
+    pub fn download(&self) -> &Download {
+        &self.download
+    }
+}
+
+/// Private keys re-encrypted under a link's passphrase at the same time (PBKDF2 with 600,000
+/// rounds is about a core-second each): the rest wait, off the async threads.
+static KEY_EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 impl Commands {
     /// Hands out an artifact of a certificate (serial or id) to the acting user, recording
     /// the download. The certificate aggregate decides who may have what.
@@ -41,8 +71,10 @@ impl Commands {
         artifact: Artifact,
         artifacts: &dyn ArtifactStore,
     ) -> Result<Download, CommandError> {
-        self.download_protected(ctx, certificate, artifact, artifacts, None)
-            .await
+        let prepared = self
+            .prepare_download(ctx, certificate, artifact, artifacts)
+            .await?;
+        self.record_download(prepared).await
     }
 
     /// What a verified download link grants, for the person it was made for. A private key
@@ -55,30 +87,74 @@ impl Commands {
     ) -> Result<Download, CommandError> {
         let ctx = CommandContext::new(link.email.clone(), link.platform);
         let passphrase = self.inner.kek.link_passphrase(token);
-        self.download_protected(
-            &ctx,
-            &link.certificate_id.to_string(),
-            link.artifact,
-            artifacts,
-            Some(&passphrase),
-        )
-        .await
+        let prepared = self
+            .prepare(
+                &ctx,
+                &link.certificate_id.to_string(),
+                link.artifact,
+                artifacts,
+                Some(passphrase),
+            )
+            .await?;
+        self.record_download(prepared).await
     }
 
-    async fn download_protected(
+    /// Checks and reads an artifact for the acting user without recording it.
+    pub async fn prepare_download(
         &self,
         ctx: &CommandContext,
         certificate: &str,
         artifact: Artifact,
         artifacts: &dyn ArtifactStore,
-        passphrase: Option<&str>,
+    ) -> Result<PreparedDownload, CommandError> {
+        self.prepare(ctx, certificate, artifact, artifacts, None)
+            .await
+    }
+
+    /// Records a prepared download (the aggregate checks again: of two at once, one wins)
+    /// and gives it back.
+    pub async fn record_download(
+        &self,
+        prepared: PreparedDownload,
     ) -> Result<Download, CommandError> {
+        let PreparedDownload {
+            download,
+            certificate_id,
+            by,
+            ctx,
+        } = prepared;
+        let at = Utc::now();
+        let artifact = download.artifact;
+        self.inner
+            .certificates
+            .execute(certificate_id, &ctx.metadata(Some(&by)), || {
+                CertificateCommand::RecordDownload {
+                    by: by.clone(),
+                    artifact,
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
+        Ok(download)
+    }
+
+    async fn prepare(
+        &self,
+        ctx: &CommandContext,
+        certificate: &str,
+        artifact: Artifact,
+        artifacts: &dyn ArtifactStore,
+        passphrase: Option<String>,
+    ) -> Result<PreparedDownload, CommandError> {
         let by = self.actor(ctx).await?;
         let certificate_id = self.certificate_id(certificate).await?;
+        // Refused early (already downloaded, someone else's, destroyed) before any key is
+        // decrypted or re-encrypted.
+        self.certificate(certificate_id)
+            .await?
+            .may_download(&by, artifact)?;
         let issued = self.issued(certificate_id).await?;
-        // Read (and for the key, decrypt) first, record second: a storage failure must not
-        // use up the owner's one private-key download. Nothing is returned unless the
-        // certificate aggregate allowed the download.
         let pem = match artifact {
             Artifact::Certificate => read(artifacts, &issued.storage.certificate).await?,
             Artifact::Chain => match &issued.storage.chain {
@@ -89,46 +165,33 @@ impl Commands {
                     ));
                 }
             },
-            Artifact::PrivateKey => match &issued.private_key {
-                Some(_) => {
-                    let pem = self.private_key(&issued).await?;
-                    match passphrase {
-                        Some(passphrase) => crate::pki::key_file::encrypt_pem(&pem, passphrase)
-                            .map_err(CommandError::internal)?,
-                        None => pem,
-                    }
+            Artifact::PrivateKey => {
+                let pem = self.private_key(&issued).await?;
+                match &passphrase {
+                    Some(passphrase) => protect(pem, passphrase.clone()).await?,
+                    None => pem,
                 }
-                // Let the aggregate explain (it knows the key was not generated here).
-                None => String::new(),
-            },
+            }
         };
-        let at = Utc::now();
-        let metadata = ctx.metadata(Some(&by));
-        self.inner
-            .certificates
-            .execute(certificate_id, &metadata, || {
-                CertificateCommand::RecordDownload {
-                    by: by.clone(),
-                    artifact,
-                    at,
-                }
-            })
-            .await
-            .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
         let suffix = match artifact {
             Artifact::Certificate => "",
             Artifact::Chain => "-chain",
             Artifact::PrivateKey if passphrase.is_some() => "-key.encrypted",
             Artifact::PrivateKey => "-key",
         };
-        Ok(Download {
-            filename: format!(
-                "{}-{}{suffix}.pem",
-                issued.common_name.as_ref().replace('*', "wildcard"),
-                issued.serial_number
-            ),
-            pem,
-            artifact,
+        Ok(PreparedDownload {
+            download: Download {
+                filename: file_name(&format!(
+                    "{}-{}{suffix}.pem",
+                    issued.common_name.as_ref().replace('*', "wildcard"),
+                    issued.serial_number
+                )),
+                pem,
+                artifact,
+            },
+            certificate_id,
+            by,
+            ctx: ctx.clone(),
         })
     }
 
@@ -160,6 +223,39 @@ impl Commands {
             .unwrap(&wrapped)
             .map_err(CommandError::internal)?;
         data_key.decrypt(encrypted).map_err(CommandError::internal)
+    }
+}
+
+/// The key PEM encrypted under `passphrase`, on a blocking thread, a few at a time.
+async fn protect(pem: String, passphrase: String) -> Result<String, CommandError> {
+    let _turn = KEY_EXPORTS
+        .acquire()
+        .await
+        .map_err(CommandError::internal)?;
+    tokio::task::spawn_blocking(move || crate::pki::key_file::encrypt_pem(&pem, &passphrase))
+        .await
+        .map_err(CommandError::internal)?
+        .map_err(CommandError::internal)
+}
+
+/// A file name safe in a path and in a `Content-Disposition` header: letters, digits and
+/// `.-_` kept, anything else (quotes, `;`, `/`, spaces, control characters, non-ASCII)
+/// becomes `_`, at most 200 characters.
+pub fn file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    match cleaned.trim_start_matches('.') {
+        "" => "download.pem".to_owned(),
+        rest => rest.to_owned(),
     }
 }
 
@@ -248,6 +344,10 @@ impl Commands {
                 "there is no such certificate".to_owned(),
             ));
         };
+        if artifact == Artifact::PrivateKey && by.is(owner) {
+            // No link for a key that cannot be had any more (downloaded, destroyed).
+            current.may_download(&by, artifact)?;
+        }
         if artifact == Artifact::PrivateKey && !by.is(owner) {
             let refused: Result<(), _> = Err(CommandError::Refused(
                 "only the owner can download the private key".to_owned(),
@@ -309,3 +409,20 @@ impl Commands {
 
 /// Link tokens travel in URL paths.
 const LINK_B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn file_names_cannot_break_out_of_a_header_or_a_directory() {
+        assert_eq!(
+            file_name("Jane \"Doe\"; filename=evil.exe-0A1B.pem"),
+            "Jane__Doe___filename_evil.exe-0A1B.pem"
+        );
+        assert_eq!(file_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(file_name("..."), "download.pem");
+        assert_eq!(file_name("Ä\r\n名.pem"), "____.pem");
+        assert_eq!(file_name(&"a".repeat(500)).len(), 200);
+    }
+}

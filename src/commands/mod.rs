@@ -29,7 +29,9 @@ use uuid::Uuid;
 
 pub use approvals::Decision;
 pub use certificates::{Revocation, RevocationForm};
-pub use downloads::{Download, DownloadLink, LINK_TTL_MINUTES, LinkError, NewLink};
+pub use downloads::{
+    Download, DownloadLink, LINK_TTL_MINUTES, LinkError, NewLink, PreparedDownload, file_name,
+};
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 

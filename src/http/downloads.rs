@@ -1,6 +1,9 @@
-//! `GET /downloads/{token}`: a signed, short-lived download link, as `/cert download` hands
-//! out. The link names the person, certificate and artifact; the download is checked by the
+//! `/downloads/{token}`: a signed, short-lived download link, as `/cert download` hands out.
+//! The link names the person, certificate and artifact; the download is checked by the
 //! certificate aggregate and recorded when the link is used, so a private-key link works once.
+//! A private key's link opens a page whose button fetches the key (a POST): link previews,
+//! mail scanners and `HEAD` requests, which follow links on their own, cannot spend its one
+//! download. A `HEAD` never changes anything.
 
 use std::sync::Arc;
 
@@ -9,6 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+use crate::domain::certificate::Artifact;
 use chrono::Utc;
 
 use crate::adapters::artifacts::ArtifactStore;
@@ -34,20 +39,72 @@ impl std::fmt::Debug for DownloadState {
 /// The route.
 pub fn router(state: DownloadState) -> Router {
     Router::new()
-        .route("/downloads/{token}", get(download))
+        .route("/downloads/{token}", get(open).head(look).post(download))
         .with_state(state)
 }
 
-async fn download(State(state): State<DownloadState>, Path(token): Path<String>) -> Response {
-    let link = match state.commands.open_download_link(&token, Utc::now()) {
-        Ok(link) => link,
-        Err(error) => {
+/// The link, verified, or the status and words to answer with.
+fn verified(
+    state: &DownloadState,
+    token: &str,
+) -> Result<crate::commands::DownloadLink, (StatusCode, String)> {
+    state
+        .commands
+        .open_download_link(token, Utc::now())
+        .map_err(|error| {
             let status = match error {
                 LinkError::Forged => StatusCode::FORBIDDEN,
                 LinkError::Expired => StatusCode::GONE,
             };
-            return (status, format!("{error}\n")).into_response();
-        }
+            (status, format!("{error}\n"))
+        })
+}
+
+/// `GET`: a certificate or chain at once; for a private key, the page with its button.
+async fn open(State(state): State<DownloadState>, Path(token): Path<String>) -> Response {
+    let link = match verified(&state, &token) {
+        Ok(link) => link,
+        Err(answer) => return answer.into_response(),
+    };
+    if link.artifact != Artifact::PrivateKey {
+        return download(State(state), Path(token)).await;
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        KEY_PAGE,
+    )
+        .into_response()
+}
+
+/// `HEAD`: whether the link is good, nothing more.
+async fn look(State(state): State<DownloadState>, Path(token): Path<String>) -> Response {
+    match verified(&state, &token) {
+        Ok(_) => ([(header::CACHE_CONTROL, "no-store")], "").into_response(),
+        Err(answer) => answer.into_response(),
+    }
+}
+
+/// The private key's page: what happens, and the one button.
+const KEY_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>Download your private key</title>\
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;\
+line-height:1.5}button{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}</style></head>\
+<body><h1>Download your private key</h1>\
+<p>This key can be downloaded <strong>once</strong>. It comes encrypted under the passphrase \
+shown with the link in chat; keep both safe.</p>\
+<form method=\"post\"><button type=\"submit\">Download the private key</button></form>\
+</body></html>\n";
+
+/// `POST` (and `GET` for certificates and chains): the download, recorded.
+async fn download(State(state): State<DownloadState>, Path(token): Path<String>) -> Response {
+    let link = match verified(&state, &token) {
+        Ok(link) => link,
+        Err(answer) => return answer.into_response(),
     };
     let result = state
         .commands

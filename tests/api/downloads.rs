@@ -138,11 +138,35 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
         !key.contains(&passphrase),
         "the link does not carry its passphrase"
     );
-    let first = http
-        .get(format!("{base}/downloads/{key}"))
+    // Link previews and scanners (HEAD, GET) see a page, never the key, and spend nothing.
+    let head = http
+        .head(format!("{base}/downloads/{key}"))
         .send()
         .await
-        .expect("get");
+        .expect("head");
+    assert_eq!(head.status(), 200);
+    for _ in 0..2 {
+        let page = http
+            .get(format!("{base}/downloads/{key}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/html"))
+        );
+        let page = page.text().await.expect("page");
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+        assert!(!page.contains("PRIVATE KEY-----"), "{page}");
+    }
+    // The page's button (a POST) fetches it.
+    let first = http
+        .post(format!("{base}/downloads/{key}"))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(first.status(), 200);
     let encrypted = first.text().await.expect("body");
     assert!(
@@ -186,11 +210,17 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
         public_of_key.stdout, public_of_cert.stdout,
         "the key matches the certificate"
     );
+    // The spent key is refused before anything is decrypted or re-encrypted (the costly
+    // part): with its data key gone, the answer is still that it was downloaded.
+    sqlx::query("DELETE FROM data_keys WHERE id NOT IN (SELECT key_data_key FROM embedded_ca)")
+        .execute(&db.pool)
+        .await
+        .expect("data keys");
     let second = http
-        .get(format!("{base}/downloads/{key}"))
+        .post(format!("{base}/downloads/{key}"))
         .send()
         .await
-        .expect("get");
+        .expect("post");
     assert_eq!(second.status(), 403);
     assert!(
         second
@@ -198,6 +228,16 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
             .await
             .expect("body")
             .contains("already downloaded")
+    );
+
+    // Once downloaded, no new link for the key is made.
+    let again = s
+        .commands
+        .download_link(&john, &serial, Artifact::PrivateKey)
+        .await;
+    assert!(
+        again.is_err_and(|e| e.to_string().contains("already downloaded")),
+        "a link for a spent key"
     );
 
     // A forged link (altered payload) and an expired one.
@@ -215,4 +255,58 @@ async fn signed_links_download_over_http_once_for_the_key_and_refuse_forgeries()
         s.commands.open_download_link(&token, later),
         Err(cert_assistant::commands::LinkError::Expired)
     );
+}
+
+#[tokio::test]
+async fn the_cli_writes_the_key_before_its_one_download_is_used_up() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let serial = issued(&db, &s, "cli-key.example.com").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let download = async |out: &std::path::Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+        command
+            .args([
+                "certificate",
+                "download",
+                &serial,
+                "--as",
+                "john@example.com",
+            ])
+            .args(["--artifact", "private_key", "--out"])
+            .arg(out)
+            .env("DATABASE_URL", db.url())
+            .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+            .env("CERT_ASSISTANT_STORAGE__LOCAL_DIR", s.files())
+            .env_remove("RUST_LOG");
+        let output = crate::helpers::output(command).await;
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // A directory that does not exist: refused, and the key is still there to have.
+    let (ok, err) = download(&dir.path().join("missing").join("k.pem")).await;
+    assert!(!ok);
+    assert!(err.contains("could not write"), "{err}");
+    let key = dir.path().join("k.pem");
+    let (ok, err) = download(&key).await;
+    assert!(ok, "{err}");
+    let written = std::fs::read_to_string(&key).expect("the key file");
+    assert!(written.starts_with("-----BEGIN PRIVATE KEY-----"));
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    // Spent: a second download is refused and leaves no file behind.
+    let (ok, err) = download(&dir.path().join("again.pem")).await;
+    assert!(!ok);
+    assert!(err.contains("already downloaded"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["k.pem"], "no partial or second file");
 }

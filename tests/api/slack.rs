@@ -1562,7 +1562,7 @@ async fn no_secret_reaches_the_logs_the_events_or_any_reply_in_a_whole_flow() {
     let server_url = crate::downloads::serve_downloads(&t.db, &s).await;
     let encrypted = t
         .http
-        .get(format!("{server_url}/downloads/{token}"))
+        .post(format!("{server_url}/downloads/{token}"))
         .send()
         .await
         .expect("download")

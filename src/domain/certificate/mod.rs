@@ -420,6 +420,54 @@ impl Certificate {
     }
 
     /// The owner, once issued.
+    /// Whether `by` may download `artifact` now: the private key only by its owner, only
+    /// if it was generated here, once, while the certificate is active and the key not
+    /// destroyed; the certificate and chain by the owner, admins and auditors. Asked before
+    /// any expensive work (decrypting and re-encrypting the key), and again when the
+    /// download is recorded.
+    pub fn may_download(&self, by: &Actor, artifact: Artifact) -> Result<(), CertificateError> {
+        let state = self.existing()?;
+        let owner_or_admin = by.is(&state.owner) || by.role == Role::Admin;
+        if artifact == Artifact::PrivateKey {
+            if !by.is(&state.owner) {
+                return Err(CertificateError::NotAllowed(
+                    "only the owner can download the private key".to_owned(),
+                ));
+            }
+            if !state.has_private_key {
+                return Err(CertificateError::NoPrivateKey(
+                    "this certificate's key was not generated here, so there is no private \
+                     key to download"
+                        .to_owned(),
+                ));
+            }
+            if state.private_key_destroyed {
+                return Err(CertificateError::NoPrivateKey(
+                    "the private key was destroyed when the certificate was revoked; it \
+                     cannot be recovered"
+                        .to_owned(),
+                ));
+            }
+            if state.private_key_downloaded {
+                return Err(CertificateError::NoPrivateKey(
+                    "the private key was already downloaded once; it is not handed out again"
+                        .to_owned(),
+                ));
+            }
+            if state.status != CertificateStatus::Active {
+                return Err(CertificateError::NoPrivateKey(format!(
+                    "the certificate is {}; its private key is no longer handed out",
+                    state.status
+                )));
+            }
+        } else if !owner_or_admin && by.role != Role::Auditor {
+            return Err(CertificateError::NotAllowed(
+                "only the owner, admins and auditors can download this certificate".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn owner(&self) -> Option<&Actor> {
         self.state.as_ref().map(|s| &s.owner)
     }
@@ -503,47 +551,8 @@ impl Aggregate for Certificate {
                 CertificateEvent::CertificateIssued { certificate, at }
             }
             CertificateCommand::RecordDownload { by, artifact, at } => {
+                self.may_download(&by, artifact)?;
                 let state = self.existing()?;
-                let owner_or_admin = by.is(&state.owner) || by.role == Role::Admin;
-                if artifact == Artifact::PrivateKey {
-                    if !by.is(&state.owner) {
-                        return Err(CertificateError::NotAllowed(
-                            "only the owner can download the private key".to_owned(),
-                        ));
-                    }
-                    if !state.has_private_key {
-                        return Err(CertificateError::NoPrivateKey(
-                            "this certificate's key was not generated here, so there is no \
-                             private key to download"
-                                .to_owned(),
-                        ));
-                    }
-                    if state.private_key_destroyed {
-                        return Err(CertificateError::NoPrivateKey(
-                            "the private key was destroyed when the certificate was revoked; \
-                             it cannot be recovered"
-                                .to_owned(),
-                        ));
-                    }
-                    if state.private_key_downloaded {
-                        return Err(CertificateError::NoPrivateKey(
-                            "the private key was already downloaded once; it is not handed \
-                             out again"
-                                .to_owned(),
-                        ));
-                    }
-                    if state.status != CertificateStatus::Active {
-                        return Err(CertificateError::NoPrivateKey(format!(
-                            "the certificate is {}; its private key is no longer handed out",
-                            state.status
-                        )));
-                    }
-                } else if !owner_or_admin && by.role != Role::Auditor {
-                    return Err(CertificateError::NotAllowed(
-                        "only the owner, admins and auditors can download this certificate"
-                            .to_owned(),
-                    ));
-                }
                 let download_count = if artifact == Artifact::Certificate {
                     state.download_count + 1
                 } else {
