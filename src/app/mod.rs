@@ -209,7 +209,7 @@ impl Application {
     /// Builds the whole service from `config` over `pool` (migrated) and binds the
     /// configured address.
     pub async fn build(config: &Config, pool: PgPool, outbound: Outbound) -> anyhow::Result<Self> {
-        let kek = load_key_encryption_key(config)?;
+        let kek = key_encryption_key(config, &pool).await?;
         let (ca, embedded) = certificate_authority(config, &pool, &kek).await?;
         let commands = Commands::new(pool.clone(), kek, &config.auth.admins);
         let store = artifact_store(config).await;

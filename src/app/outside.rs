@@ -38,44 +38,114 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The key-encryption key: from configuration, or from its file (created on first use with
-/// owner-only permissions). A generated file suits one machine; replicas need the same key,
-/// so they should all be given `keys.encryption_key`.
-pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionKey> {
+/// The key-encryption key, checked against the database: from configuration, or from its
+/// file. A file is generated (owner-only, synced with its directory) only while no key is
+/// wrapped under any key-encryption key yet. It is never silently replaced: a missing file,
+/// or a key other than the one the stored keys are wrapped under, stops the start with the
+/// key id that is needed, because a new key would lose every private key and the embedded
+/// CA. A file readable by others is refused. A generated file suits one machine; replicas
+/// need the same key, so they should all be given `keys.encryption_key`.
+pub async fn key_encryption_key(
+    config: &Config,
+    pool: &PgPool,
+) -> anyhow::Result<KeyEncryptionKey> {
     use secrecy::ExposeSecret;
-    if let Some(key) = &config.keys.encryption_key {
-        return KeyEncryptionKey::from_base64(key.expose_secret())
-            .context("keys.encryption_key is not usable");
-    }
-    let path = config
-        .keys
-        .encryption_key_file
-        .clone()
-        .unwrap_or_else(|| state_dir().join("key-encryption-key"));
-    if path.is_file() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("could not read {}", path.display()))?;
-        return KeyEncryptionKey::from_base64(&text)
-            .with_context(|| format!("{} does not hold a usable key", path.display()));
-    }
-    let text = KeyEncryptionKey::generate_base64()?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("could not create {}", parent.display()))?;
-    }
-    write_owner_only(&path, &text)?;
-    if config.database.url.is_some() {
-        tracing::warn!(
-            path = %path.display(),
-            "generated a key-encryption key on this machine; with a shared database every \
-             replica needs the same key: set CERT_ASSISTANT_KEYS__ENCRYPTION_KEY"
-        );
+    let in_use = crate::pki::key_store::kek_ids_in_use(pool).await?;
+    let (kek, from) = if let Some(key) = &config.keys.encryption_key {
+        let kek = KeyEncryptionKey::from_base64(key.expose_secret())
+            .context("keys.encryption_key is not usable")?;
+        (kek, "keys.encryption_key".to_owned())
     } else {
-        tracing::info!(path = %path.display(), "generated a key-encryption key");
+        let path = config
+            .keys
+            .encryption_key_file
+            .clone()
+            .unwrap_or_else(|| state_dir().join("key-encryption-key"));
+        if path.is_file() {
+            refuse_if_shared(&path)?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            let kek = KeyEncryptionKey::from_base64(&text)
+                .with_context(|| format!("{} does not hold a usable key", path.display()))?;
+            (kek, path.display().to_string())
+        } else if !in_use.is_empty() {
+            anyhow::bail!(
+                "the key-encryption key file {} is missing, and the database holds keys \
+                 wrapped under {}: restore that key (the file, or keys.encryption_key). A new \
+                 one is not generated, because it would lose every stored private key and the \
+                 embedded CA",
+                path.display(),
+                in_use.join(", ")
+            );
+        } else {
+            let text = KeyEncryptionKey::generate_base64()?;
+            if let Some(parent) = path.parent() {
+                create_owner_only_dir(parent)?;
+            }
+            write_owner_only(&path, &text)?;
+            if config.database.url.is_some() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a key-encryption key on this machine; with a shared database \
+                     every replica needs the same key: set CERT_ASSISTANT_KEYS__ENCRYPTION_KEY"
+                );
+            } else {
+                tracing::info!(path = %path.display(), "generated a key-encryption key");
+            }
+            let kek =
+                KeyEncryptionKey::from_base64(&text).context("the generated key is not usable")?;
+            (kek, path.display().to_string())
+        }
+    };
+    let foreign: Vec<&str> = in_use
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != kek.id())
+        .collect();
+    if !foreign.is_empty() {
+        anyhow::bail!(
+            "the key-encryption key from {from} is {}, but the database holds keys wrapped \
+             under {}: give the service that key (keys.encryption_key or \
+             keys.encryption_key_file)",
+            kek.id(),
+            foreign.join(", ")
+        );
     }
-    KeyEncryptionKey::from_base64(&text).context("the generated key is not usable")
+    Ok(kek)
 }
 
+/// A key file others can read is not used.
+fn refuse_if_shared(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("could not read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} can be read by others (mode {:o}); make it its owner's only: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn create_owner_only_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("could not create {}", dir.display()))
+}
+
+/// Creates `path` (owner-only) with `text`, and syncs it and its directory, so a crash
+/// right after cannot lose the key while the database keeps what it wrapped.
 fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -86,7 +156,14 @@ fn write_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("could not create {}", path.display()))?;
     file.write_all(text.as_bytes())
-        .with_context(|| format!("could not write {}", path.display()))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("could not write {}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("could not sync {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The service's own directory on this machine (`~/.local/share/cert-assistant`, or

@@ -418,9 +418,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(command) => {
             let mut config = config;
             config.auth.admins.push("seed-admin@example.com".to_owned());
-            let kek = app::load_key_encryption_key(&config)?;
             let admins = config.auth.admins.clone();
-            with_database(&config, |pool| async move {
+            let config = &config;
+            with_database(config, |pool| async move {
+                let kek = app::key_encryption_key(config, &pool).await?;
                 dev::run(Commands::new(pool, kek, &admins), command).await
             })
             .await
@@ -474,8 +475,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(command) => {
-            let kek = app::load_key_encryption_key(&config)?;
-            with_database(&config, |pool| async move {
+            let config = &config;
+            with_database(config, |pool| async move {
+                let kek = app::key_encryption_key(config, &pool).await?;
                 bench::run(pool, kek, command).await
             })
             .await
@@ -529,10 +531,10 @@ where
     F: FnOnce(Commands) -> Fut,
     Fut: Future<Output = Result<(), crate::commands::CommandError>>,
 {
-    let kek = app::load_key_encryption_key(config)?;
     let database = Database::open(&config.database).await?;
     let result = async {
         db::migrate(database.pool()).await?;
+        let kek = app::key_encryption_key(config, database.pool()).await?;
         let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
         work(commands).await.map_err(|error| match error {
             crate::commands::CommandError::Internal(cause) => cause,

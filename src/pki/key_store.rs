@@ -17,6 +17,15 @@ pub async fn store_data_key(pool: &PgPool, key: &WrappedDataKey) -> sqlx::Result
     Ok(())
 }
 
+/// The ids of the key-encryption keys that live data keys are wrapped under.
+pub async fn kek_ids_in_use(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT kek_id FROM data_keys WHERE wrapped_key IS NOT NULL ORDER BY kek_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Loads a wrapped data key; `None` if it never existed or was destroyed.
 pub async fn load_data_key(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<WrappedDataKey>> {
     let row: Option<(String, Option<Vec<u8>>)> =

@@ -17,6 +17,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod jobs;
+mod keys;
 mod names;
 mod projections;
 mod renewal;
