@@ -43,6 +43,7 @@ impl Fake {
 }
 
 async fn openid(State(fake): State<Fake>) -> Json<Value> {
+    fake.record("openid".to_owned(), Value::Null);
     Json(
         json!({ "issuer": "https://api.botframework.com", "jwks_uri": format!("{}/keys", fake.base) }),
     )
@@ -255,8 +256,18 @@ impl TeamsTest {
     }
 
     fn token(&self, key: &EncodingKey, audience: &str, service_url: &str) -> String {
+        self.token_with_kid("k1", key, audience, service_url)
+    }
+
+    fn token_with_kid(
+        &self,
+        kid: &str,
+        key: &EncodingKey,
+        audience: &str,
+        service_url: &str,
+    ) -> String {
         let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some("k1".to_owned());
+        header.kid = Some(kid.to_owned());
         let now = chrono::Utc::now().timestamp();
         let claims = json!({
             "iss": "https://api.botframework.com",
@@ -396,6 +407,50 @@ async fn a_private_answer_asked_for_in_a_channel_goes_to_the_person_alone() {
         sent.contains("shown only here") && sent.contains("/downloads/"),
         "{sent}"
     );
+}
+
+#[tokio::test]
+async fn unknown_key_ids_cause_one_key_fetch_however_many_arrive_at_once() {
+    let t = teams_app().await;
+    let activity = t.activity("29:john", "message", json!({ "text": "cert help" }));
+    // The known key works (and fetches the keys once).
+    t.send(activity.clone()).await;
+    let fetches = || t.calls_to("openid").len();
+    assert_eq!(fetches(), 1);
+    // Within the minute after it, 50 tokens naming unknown keys at once fetch nothing more
+    // (the negative answer is cached), and all are refused.
+    let tokens: Vec<String> = (0..50)
+        .map(|i| t.token_with_kid(&format!("unknown-{i}"), &t.key, APP_ID, &t.service_url))
+        .collect();
+    let answers = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|token| t.post(&activity, Some(token.clone()))),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.status() == 401));
+    assert_eq!(
+        fetches(),
+        1,
+        "unknown ids are not worth a fetch within the minute"
+    );
+}
+
+#[tokio::test]
+async fn the_first_tokens_at_once_share_one_key_fetch() {
+    let t = teams_app().await;
+    let activity = t.activity("29:john", "message", json!({ "text": "cert help" }));
+    let tokens: Vec<String> = (0..30)
+        .map(|i| t.token_with_kid(&format!("unknown-{i}"), &t.key, APP_ID, &t.service_url))
+        .collect();
+    let answers = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|token| t.post(&activity, Some(token.clone()))),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.status() == 401));
+    assert_eq!(t.calls_to("openid").len(), 1, "one fetch for all of them");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Who may post to `/api/messages`: the Bot Framework, proven by a Bearer JWT. The token is
 //! checked before anything changes: RS256 with a key from the published OpenID metadata
-//! (fetched, cached, refetched when an unknown key id appears), issuer, audience = our app id,
+//! (fetched, cached, refetched when an unknown key id appears — one fetch at a time, at most
+//! once a minute whether it worked or not, keeping the old keys while a fetch fails), issuer,
+//! audience = our app id,
 //! five minutes of clock skew, the key's endorsements include the activity's channel, and the
 //! `serviceurl` claim is the activity's `serviceUrl`.
 
@@ -41,7 +43,32 @@ pub(crate) struct Key {
 #[derive(Default)]
 struct Keys {
     by_id: HashMap<String, Key>,
+    /// The last fetch that worked.
     fetched: Option<Instant>,
+    /// The last fetch, whether it worked or not.
+    attempted: Option<Instant>,
+}
+
+impl Keys {
+    /// The key for `kid` from what is cached: `Ok(None)` when a fetch is due.
+    fn cached(&self, kid: &str) -> Result<Option<Key>, AuthError> {
+        let fresh = self.fetched.is_some_and(|at| at.elapsed() < KEYS_TTL);
+        if fresh && let Some(key) = self.by_id.get(kid) {
+            return Ok(Some(key.clone()));
+        }
+        if self
+            .attempted
+            .is_some_and(|at| at.elapsed() < REFETCH_AT_MOST_EVERY)
+        {
+            // Fetched a moment ago: an unknown id stays unknown, and a key whose refresh
+            // failed is still used.
+            return match self.by_id.get(kid) {
+                Some(key) => Ok(Some(key.clone())),
+                None => Err(AuthError::Unauthorized("unknown signing key".to_owned())),
+            };
+        }
+        Ok(None)
+    }
 }
 
 /// The token checker.
@@ -52,6 +79,8 @@ pub struct Authenticator {
     issuer: String,
     app_id: String,
     keys: Arc<RwLock<Keys>>,
+    /// Held while fetching: one fetch at a time, however many tokens wait for it.
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -101,6 +130,7 @@ impl Authenticator {
             issuer: issuer.to_owned(),
             app_id: app_id.to_owned(),
             keys: Arc::default(),
+            fetching: Arc::default(),
         }
     }
 
@@ -127,30 +157,34 @@ impl Authenticator {
     }
 
     async fn key(&self, kid: &str) -> Result<Key, AuthError> {
-        {
-            let keys = self.keys.read().await;
-            let fresh = keys.fetched.is_some_and(|at| at.elapsed() < KEYS_TTL);
-            if fresh && let Some(key) = keys.by_id.get(kid) {
-                return Ok(key.clone());
+        if let Some(key) = self.keys.read().await.cached(kid)? {
+            return Ok(key);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(key) = self.keys.read().await.cached(kid)? {
+            return Ok(key);
+        }
+        let fetched = self.fetch().await;
+        let mut keys = self.keys.write().await;
+        keys.attempted = Some(Instant::now());
+        match fetched {
+            Ok(fetched) => {
+                keys.by_id = fetched;
+                keys.fetched = keys.attempted;
             }
-            if keys
-                .fetched
-                .is_some_and(|at| at.elapsed() < REFETCH_AT_MOST_EVERY)
-                && !keys.by_id.contains_key(kid)
-            {
-                return Err(AuthError::Unauthorized("unknown signing key".to_owned()));
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not fetch the Bot Framework keys; the known ones stay in use"
+                );
+                if keys.by_id.is_empty() {
+                    return Err(AuthError::Unauthorized(
+                        "signing keys unavailable".to_owned(),
+                    ));
+                }
             }
         }
-        let fetched = self.fetch().await.map_err(|e| {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "could not fetch the Bot Framework keys"
-            );
-            AuthError::Unauthorized("signing keys unavailable".to_owned())
-        })?;
-        let mut keys = self.keys.write().await;
-        keys.by_id = fetched;
-        keys.fetched = Some(Instant::now());
         keys.by_id
             .get(kid)
             .cloned()
