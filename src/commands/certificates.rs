@@ -295,7 +295,7 @@ impl Commands {
         form: RevocationForm,
     ) -> Result<Revocation, CommandError> {
         let by = self.actor(ctx).await?;
-        let reason = RevocationReason::parse(&form.reason)?;
+        let reason = RevocationReason::parse_for_revocation(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
         let certificate_id = self.existing_certificate(&form.certificate).await?;
         let needs_approval = policy::revocation_needs_approval(self.pool(), reason).await?;

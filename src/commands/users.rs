@@ -76,6 +76,17 @@ impl Commands {
         role: Role,
     ) -> Result<Actor, CommandError> {
         let by = self.actor(ctx).await?;
+        // Refused before the target is looked up, so a refused grant creates no user.
+        if by.role != Role::Admin {
+            let attempt = Attempt {
+                action: "grant_role",
+                resource_type: "user",
+                resource_id: Some(user_id_for(email)),
+                resource_identifier: Some(email.as_ref()),
+            };
+            let refused = Err(CommandError::from(UserError::NotAnAdmin));
+            return self.audit_refusal(ctx, Some(&by), attempt, refused).await;
+        }
         let target_ctx = CommandContext {
             email: email.clone(),
             display_name: None,

@@ -188,3 +188,59 @@ async fn every_command_as_every_role_is_allowed_or_refused_and_audited() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_refused_grant_creates_no_user_and_no_one_revokes_for_remove_from_crl() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    let s = crate::saga::saga(&db).await;
+    let chat = ChatService::new(commands.clone());
+
+    // A plain user tries to make a never-seen address an admin: refused, audited, and the
+    // address is not registered as a side effect.
+    let answer = chat
+        .handle(
+            &ctx("user@example.com"),
+            command::parse("grant newcomer@example.com admin").expect("a valid command"),
+        )
+        .await
+        .plain_text();
+    assert!(answer.contains("only admins"), "{answer}");
+    project(&db).await;
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'newcomer@example.com'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("users");
+    assert_eq!(registered, 0, "a refused grant registered its target");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE user_email = 'user@example.com' \
+            AND event_type = 'grant_role_refused' AND result = 'failure'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1);
+
+    // remove_from_crl takes a certificate off hold; it is no reason to revoke one, not even
+    // for its owner or an admin.
+    let serial = crate::saga::issued(&db, &s, "offhold.example.com").await;
+    for who in [OWNER, "root@example.com"] {
+        let answer = chat
+            .handle(
+                &ctx(who),
+                command::parse(&format!("revoke {serial} remove_from_crl")).expect("command"),
+            )
+            .await
+            .plain_text();
+        assert!(answer.contains("not a reason to revoke"), "{who}: {answer}");
+    }
+    project(&db).await;
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM certificates WHERE serial_number = $1")
+            .bind(&serial)
+            .fetch_one(&db.pool)
+            .await
+            .expect("certificate");
+    assert_eq!(status, "active");
+}

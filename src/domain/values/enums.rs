@@ -144,6 +144,21 @@ closed_set! {
 }
 
 impl RevocationReason {
+    /// A reason a person may revoke for: every one but `remove_from_crl`, which RFC 5280
+    /// allows only in delta CRLs to take a held certificate off hold (holds are final
+    /// here, and some validators read reason 8 in a base CRL as "not revoked").
+    pub fn parse_for_revocation(input: &str) -> Result<Self, ValueError> {
+        match Self::parse(input)? {
+            Self::RemoveFromCrl => Err(ValueError::new(
+                "reason",
+                "remove_from_crl is not a reason to revoke: it takes a certificate off hold, \
+                 and a hold is final here; use unspecified, key_compromise, ca_compromise, \
+                 affiliation_changed, superseded, cessation_of_operation or certificate_hold",
+            )),
+            reason => Ok(reason),
+        }
+    }
+
     /// The RFC 5280 `CRLReason` code (7 is unused).
     pub fn code(self) -> u8 {
         match self {
@@ -269,6 +284,14 @@ mod tests {
             err.message
         );
         assert!(RevocationReason::parse("privilege_withdrawn").is_err());
+        assert!(
+            RevocationReason::parse_for_revocation("remove_from_crl")
+                .is_err_and(|e| e.message.contains("not a reason to revoke"))
+        );
+        assert_eq!(
+            RevocationReason::parse_for_revocation("superseded"),
+            Ok(RevocationReason::Superseded)
+        );
     }
 
     #[test]
