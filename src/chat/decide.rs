@@ -18,7 +18,28 @@ pub enum Decided {
     Partial(String),
 }
 
-/// Takes `decision` on `subject` as the person in `ctx`, shown as `by` in the outcome line.
+/// How a platform shows the outcome line: the person who decided (a mention, a name), and
+/// the text they typed (escaped where the platform's markup would act on it).
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    /// The person who decided.
+    pub by: &'a str,
+    /// A reason as it may appear in the platform's markup.
+    pub typed: fn(&str) -> String,
+}
+
+impl<'a> Shown<'a> {
+    /// `by`, with typed text shown as it is (for markup that cannot ping or mask links).
+    pub fn verbatim(by: &'a str) -> Self {
+        Self {
+            by,
+            typed: str::to_owned,
+        }
+    }
+}
+
+/// Takes `decision` on `subject` as the person in `ctx`, shown as `shown` says in the
+/// outcome line.
 pub async fn decide(
     commands: &Commands,
     ctx: &CommandContext,
@@ -26,10 +47,12 @@ pub async fn decide(
     subject: &str,
     reason: Option<&str>,
     to: Option<&str>,
-    by: &str,
+    shown: Shown<'_>,
 ) -> Result<Decided, CommandError> {
     let at = Utc::now().format("%H:%M");
-    let reason_text = reason.unwrap_or_default().trim().to_owned();
+    let by = shown.by;
+    let raw_reason = reason.unwrap_or_default().trim();
+    let reason_text = (shown.typed)(raw_reason);
     if command::names_certificate(subject) {
         let approve = decision == Decision::Approve;
         commands
@@ -53,7 +76,7 @@ pub async fn decide(
             _ => Ok(Decided::Final(format!("Approved by {by} at {at} UTC"))),
         },
         Decision::Reject => {
-            commands.reject(ctx, &number, &reason_text).await?;
+            commands.reject(ctx, &number, raw_reason).await?;
             Ok(Decided::Final(format!(
                 "Rejected by {by} at {at} UTC: {reason_text}"
             )))
@@ -62,9 +85,7 @@ pub async fn decide(
             let email = Email::parse(to.unwrap_or_default().trim()).map_err(|_| {
                 CommandError::Refused("give the e-mail of the person to delegate to".to_owned())
             })?;
-            commands
-                .delegate(ctx, &number, &email, &reason_text)
-                .await?;
+            commands.delegate(ctx, &number, &email, raw_reason).await?;
             Ok(Decided::Final(format!(
                 "Delegated by {by} to {email} at {at} UTC: {reason_text}"
             )))

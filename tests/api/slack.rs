@@ -475,7 +475,7 @@ async fn reject_asks_for_a_reason_in_a_modal() {
         .expect("json");
     assert_eq!(empty["response_action"], "errors");
     assert_eq!(empty["errors"]["reason"], "A rejection needs a reason.");
-    let done = t.interact(submission("wrong team")).await;
+    let done = t.interact(submission("wrong team <!here>")).await;
     assert_eq!(done.status(), 200);
     let answers = t.wait_for_response("reject", 1).await;
     assert!(
@@ -483,9 +483,19 @@ async fn reject_asks_for_a_reason_in_a_modal() {
         "{}",
         answers[0]
     );
-    assert!(text_of(&answers[0]).contains("wrong team"));
+    // The mention of the approver stays a mention; the reason she typed cannot ping anyone.
+    assert!(text_of(&answers[0]).contains("wrong team &lt;!here&gt;"));
+    assert!(!text_of(&answers[0]).contains("<!here>"));
     let view = t.cert("UJOHN", &format!("status {number}")).await;
     assert!(text_of(&view).contains("rejected"), "{view}");
+    // The reason is recorded as typed (escaping is how Slack shows it, not what it is).
+    crate::helpers::project(&t.db.pool).await;
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT comments FROM approvals WHERE status = 'rejected'")
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("approval");
+    assert_eq!(recorded.as_deref(), Some("wrong team <!here>"));
 }
 
 #[tokio::test]
@@ -538,7 +548,8 @@ async fn an_approver_sees_every_name_and_field_the_certificate_will_carry() {
     crate::helpers::project(&t.db.pool).await;
     // Someone else's address is refused to a user...
     let mail = "request type=email cn=\"Chief Mail\" email=ceo@example.com org=Acme \
-                ou=Finance l=Hamburg st=Hamburg c=DE days=365 why=\"board mail\"";
+                ou=Finance l=Hamburg st=Hamburg c=DE days=365 \
+                why=\"board mail <!channel> <https://evil.example|https://cert-assistant>\"";
     let refused = text_of(&t.cert("UJOHN", mail).await);
     assert!(
         refused.contains("the e-mail address must be your own (john@example.com)"),
@@ -572,10 +583,15 @@ async fn an_approver_sees_every_name_and_field_the_certificate_will_carry() {
         "*Locality (L)*\\nHamburg",
         "*State (ST)*\\nHamburg",
         "*Country (C)*\\nDE",
-        "*Why*\\nboard mail",
+        "*Why*\\nboard mail &lt;!channel&gt; &lt;https://evil.example|https://cert-assistant&gt;",
     ] {
         assert!(shown.contains(expected), "{expected} is not in {shown}");
     }
+    // What the requester typed cannot ping the channel or mask a link.
+    assert!(
+        !shown.contains("<!channel>") && !shown.contains("<https://evil"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]

@@ -380,7 +380,7 @@ async fn decided(
         subject,
         reason.as_deref(),
         to.as_deref(),
-        &by,
+        super::decide::Shown::verbatim(&by),
     )
     .await;
     match outcome {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use slack_morphism::events::SlackCommandEvent;
 
 use super::command::{self, ChatCommand};
-use super::decide::{Decided, decide};
+use super::decide::{Decided, Shown, decide};
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
@@ -298,7 +298,11 @@ async fn approve(
     };
     let by = format!("<@{user_id}>");
     let commands = state.chat.commands();
-    match decide(commands, &ctx, Decision::Approve, number, None, None, &by).await {
+    let shown = Shown {
+        by: &by,
+        typed: render::escape,
+    };
+    match decide(commands, &ctx, Decision::Approve, number, None, None, shown).await {
         Ok(Decided::Final(outcome)) => render::decided(original, &outcome),
         Ok(Decided::Partial(note)) => refused(note),
         Err(error) => refused(polite(&error)),
@@ -370,6 +374,10 @@ async fn view_submission(
     let commands = state.chat.commands();
     let number = origin.number.clone();
     let by = format!("<@{user_id}>");
+    let shown = Shown {
+        by: &by,
+        typed: render::escape,
+    };
     let decided = match callback {
         "reject" => {
             decide(
@@ -379,7 +387,7 @@ async fn view_submission(
                 &number,
                 Some(&reason),
                 None,
-                &by,
+                shown,
             )
             .await
         }
@@ -401,13 +409,14 @@ async fn view_submission(
                 &number,
                 Some(&reason),
                 Some(&to),
-                &by,
+                shown,
             )
             .await
             // In Slack the delegate is shown as a mention, not an address.
             .map(|_| {
                 Decided::Final(format!(
-                    "Delegated by {by} to <@{delegate_id}> at {at} UTC: {reason}"
+                    "Delegated by {by} to <@{delegate_id}> at {at} UTC: {}",
+                    render::escape(&reason)
                 ))
             })
         }

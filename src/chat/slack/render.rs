@@ -12,13 +12,18 @@ pub fn message(reply: &Reply) -> Value {
     let mut blocks = Vec::new();
     for block in &reply.blocks {
         match block {
-            Block::Text(text) => blocks.push(section(text)),
-            Block::Code(text) => blocks.push(section(&format!("```{}```", text.trim_end()))),
+            Block::Text(text) => blocks.push(section(&escape(text))),
+            Block::Code(text) => {
+                blocks.push(section(&format!("```{}```", escape(text.trim_end()))));
+            }
             Block::Fields(fields) => {
                 for chunk in fields.chunks(FIELDS_PER_SECTION) {
                     let fields: Vec<Value> = chunk
                         .iter()
-                        .map(|(label, value)| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") }))
+                        .map(|(label, value)| {
+                            let text = format!("*{}*\n{}", escape(label), escape(value));
+                            json!({ "type": "mrkdwn", "text": text })
+                        })
                         .collect();
                     blocks.push(json!({ "type": "section", "fields": fields }));
                 }
@@ -45,7 +50,24 @@ fn section(text: &str) -> Value {
 }
 
 fn fallback(reply: &Reply) -> String {
-    reply.plain_text().chars().take(300).collect()
+    escape(&reply.plain_text().chars().take(300).collect::<String>())
+}
+
+/// Text as Slack shows it literally: `&`, `<` and `>` are control characters in mrkdwn
+/// (`<!channel>` pings a channel, `<https://…|label>` masks a link), so replies, which carry
+/// names, justifications and reasons people typed, escape them. Replies hold no Slack
+/// markup of their own; mentions are added by the Slack surface around escaped text.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// Approve / Reject / Delegate buttons for a request.
@@ -219,6 +241,27 @@ mod tests {
         assert_eq!(buttons[0]["action_id"], "approve");
         assert_eq!(buttons[0]["value"], "REQ-1");
         assert_eq!(buttons[1]["style"], "danger");
+    }
+
+    #[test]
+    fn what_people_typed_cannot_ping_a_channel_or_mask_a_link() {
+        let typed = "<!channel> see <https://evil.example|https://cert-assistant> & more";
+        let reply = Reply::text(typed)
+            .with(Block::Fields(vec![("Why".to_owned(), typed.to_owned())]))
+            .with(Block::Code(typed.to_owned()));
+        let message = message(&reply);
+        let shown = [
+            &message["text"],
+            &message["blocks"][0]["text"]["text"],
+            &message["blocks"][1]["fields"][0]["text"],
+            &message["blocks"][2]["text"]["text"],
+        ];
+        for text in shown {
+            let text = text.as_str().expect("text");
+            assert!(!text.contains('<') && !text.contains('>'), "{text}");
+            assert!(text.contains("&lt;!channel&gt;"), "{text}");
+            assert!(text.contains("&amp; more"), "{text}");
+        }
     }
 
     #[test]

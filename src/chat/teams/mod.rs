@@ -363,7 +363,7 @@ async fn card_action(state: &TeamsState, ctx: &CommandContext, activity: &Value)
         subject,
         data["reason"].as_str(),
         data["to"].as_str(),
-        &by,
+        super::decide::Shown::verbatim(&by),
     )
     .await;
     let answer = match outcome {
