@@ -369,7 +369,8 @@ impl QueryResult {
         let mut writer = csv::Writer::from_writer(Vec::new());
         let _ = writer.write_record(&self.columns);
         for row in &self.rows {
-            let _ = writer.write_record(row.iter().map(|v| v.as_deref().unwrap_or("")));
+            let cells = row.iter().map(|v| inert(v.as_deref().unwrap_or("")));
+            let _ = writer.write_record(cells.map(|cell| cell.into_owned()));
         }
         let bytes = writer.into_inner().unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
@@ -401,9 +402,39 @@ impl QueryResult {
     }
 }
 
+/// A CSV cell a spreadsheet shows as text: one that would start a formula (`=`, `+`, `-`,
+/// `@`, or a tab or carriage return before one) gets a leading `'`, as OWASP advises for CSV
+/// injection. Numbers (`-5`, `+1.5`) are left alone: they cannot be formulas.
+fn inert(value: &str) -> std::borrow::Cow<'_, str> {
+    let starts_formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if starts_formula && value.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_that_would_be_formulas_are_text() {
+        let hostile = [
+            "=HYPERLINK(\"https://evil.example\",\"open\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+        ];
+        for value in hostile {
+            assert_eq!(inert(value), format!("'{value}"), "{value:?}");
+        }
+        for value in ["-5", "+1.5", "app.example.com", "", "a=b", "2026-12-02"] {
+            assert_eq!(inert(value), value, "{value:?}");
+        }
+    }
 
     #[test]
     fn every_file_has_a_name_a_purpose_and_well_formed_params() {

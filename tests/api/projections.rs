@@ -1311,3 +1311,55 @@ async fn readers_keep_reading_the_old_tables_while_a_replay_runs_and_see_the_new
         "and the new ones after"
     );
 }
+
+#[tokio::test]
+async fn a_csv_export_shows_a_typed_formula_as_text() {
+    let db = TestDb::new().await;
+    let commands = service(&db);
+    approver(&commands, "jane@example.com").await;
+    catch_up(&db.pool).await;
+    // An e-mail certificate's common name is free text: a person's name, or a formula.
+    let formula = "=HYPERLINK(\"https://evil.example\",\"open\")";
+    commands
+        .submit_request(
+            &ctx("john@example.com"),
+            RequestForm {
+                common_name: formula.to_owned(),
+                certificate_type: "email".to_owned(),
+                email_address: Some("john@example.com".to_owned()),
+                validity_days: Some("365".to_owned()),
+                justification: "@SUM(1+1) mail".to_owned(),
+                ..RequestForm::default()
+            },
+        )
+        .await
+        .expect("submitted");
+    catch_up(&db.pool).await;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    command
+        .args(["query", "pending-approvals", "--format", "csv"])
+        .env("DATABASE_URL", db.url())
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+        .env_remove("RUST_LOG");
+    let output = crate::helpers::output(command).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(stdout.as_bytes());
+    let headers = reader.headers().expect("headers").clone();
+    let cn = headers
+        .iter()
+        .position(|h| h == "common_name")
+        .expect("a common_name column");
+    let cells: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("record")[cn].to_owned())
+        .collect();
+    assert!(!cells.is_empty(), "{stdout}");
+    for cell in cells {
+        assert_eq!(cell, format!("'{formula}"), "{stdout}");
+    }
+}
