@@ -35,7 +35,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "status",
         usage: "REQ-YYYYMMDD-XXXXX",
-        summary: "a request's status and approvals",
+        summary: "a request's status and approvals (yours, or one you are asked to decide)",
         role: None,
     },
     CommandSpec {

@@ -74,7 +74,10 @@ impl ChatService {
                 let recommendation = recommendation::recommend(&answers, Utc::now().date_naive());
                 Ok(recommendation_reply(&recommendation))
             }
-            ChatCommand::Status(number) => self.status(&RequestNumber::parse(&number)?).await,
+            ChatCommand::Status(number) => {
+                self.status(ctx, &actor, &RequestNumber::parse(&number)?)
+                    .await
+            }
             ChatCommand::List => self.list(&actor).await,
             ChatCommand::Approvals => {
                 self.require(ctx, &actor, Role::Approver, "approvals")
@@ -314,8 +317,13 @@ impl ChatService {
         )))
     }
 
-    async fn status(&self, number: &RequestNumber) -> Result<Reply, CommandError> {
-        let view = self.commands.request(number).await?;
+    async fn status(
+        &self,
+        ctx: &CommandContext,
+        actor: &Actor,
+        number: &RequestNumber,
+    ) -> Result<Reply, CommandError> {
+        let view = self.commands.request_seen_by(ctx, actor, number).await?;
         let mut fields = vec![
             ("Status".to_owned(), view.status.to_string()),
             ("Requester".to_owned(), view.requester.email.to_string()),

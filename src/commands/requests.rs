@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, numbers, people, policy};
-use crate::domain::actor::Actor;
+use crate::domain::actor::{Actor, Role};
 use crate::domain::approval::{ApprovalCommand, Outcome, Part};
 use crate::domain::certificate::CertificateStatus;
 use crate::domain::recommendation::{self, Answers, Recommendation};
@@ -417,6 +417,38 @@ impl Commands {
             approval_outcome: approval.outcome().cloned(),
             certificate,
         })
+    }
+
+    /// The request as `ctx`'s person may see it: its requester, the approvers asked to decide
+    /// on it, admins and auditors. Anyone else is refused (and the attempt audited), so
+    /// request numbers, which are sequential, cannot be walked to learn who asked for what.
+    /// `by` is `ctx`'s person, as [`Commands::actor`] found them.
+    pub async fn request_seen_by(
+        &self,
+        ctx: &CommandContext,
+        by: &Actor,
+        number: &RequestNumber,
+    ) -> Result<RequestView, CommandError> {
+        let view = self.request(number).await?;
+        let may_see = matches!(by.role, Role::Admin | Role::Auditor)
+            || view.requester.email.same_person(&by.email)
+            || view
+                .approval_parts
+                .iter()
+                .any(|(approver, _)| approver.email.same_person(&by.email));
+        if may_see {
+            return Ok(view);
+        }
+        let attempt = Attempt {
+            action: "view_request",
+            resource_type: "request",
+            resource_id: Some(view.request_id),
+            resource_identifier: Some(number.as_ref()),
+        };
+        let refused = Err(CommandError::Refused(format!(
+            "only the requester of {number}, its approvers, admins and auditors may see it"
+        )));
+        self.audit_refusal(ctx, Some(by), attempt, refused).await
     }
 
     /// Withdraws a request (its requester or an admin, before issuance starts).

@@ -53,8 +53,13 @@ async fn every_command_as_every_role_is_allowed_or_refused_and_audited() {
 
     // (command, who may, what a refusal says). `{req}` is a fresh request of the owner's,
     // `{serial}` a fresh certificate of the owner's, for every attempt.
-    let matrix: [(&str, &[&str], &str); 12] = [
+    let matrix: [(&str, &[&str], &str); 13] = [
         ("approvals", &["approver", "admin"], "only approvers"),
+        (
+            "status {req}",
+            &["approver", "admin", "auditor"],
+            "its approvers, admins and auditors may see it",
+        ),
         ("approve {req}", &["approver", "admin"], "only approvers"),
         (
             "reject {req} not needed",
