@@ -73,16 +73,26 @@ impl ArtifactStore for LocalArtifactStore {
 }
 
 /// Writes to a temporary file, syncs it, and links it into place without replacing anything.
+/// Artifacts (audit archives, encrypted keys, certificates) are the service's own: files are
+/// 0600 and new directories 0700, whatever the umask.
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let parent = path
         .parent()
         .ok_or_else(|| anyhow::anyhow!("{} has no parent directory", path.display()))?;
-    std::fs::create_dir_all(parent)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
         .with_context(|| format!("could not create {}", parent.display()))?;
     let temporary = parent.join(format!(".{}.partial", uuid::Uuid::new_v4()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::hard_link(&temporary, path)?;
@@ -95,6 +105,27 @@ fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn artifacts_are_readable_by_the_service_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalArtifactStore::new(dir.path());
+        store
+            .put("keys/2026/app.key.json", b"{}".to_vec())
+            .await
+            .expect("put");
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&dir.path().join("keys/2026/app.key.json")), 0o600);
+        assert_eq!(mode(&dir.path().join("keys/2026")), 0o700);
+        assert_eq!(mode(&dir.path().join("keys")), 0o700);
+    }
 
     #[tokio::test]
     async fn files_round_trip_and_are_never_overwritten() {

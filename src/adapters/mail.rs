@@ -88,9 +88,20 @@ impl Mailer for LocalMailer {
                 "{}-{id}.eml",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S")
             ));
+            // Mails can carry download links: the drop is the service user's alone.
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(&path, bytes)
+                use std::io::Write as _;
+                use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?
+                    .write_all(&bytes)
             })
             .await
             .map_err(|e| MailError::Transient(e.to_string()))?
