@@ -59,10 +59,14 @@ impl DiscordApi {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // Interaction webhooks carry their token in the path: errors name the path without
+        // it, and reqwest's errors lose their URL, so neither reaches a log.
+        let shown = shown_path(path);
         let response = request
             .send()
             .await
-            .with_context(|| format!("calling Discord's {method} {path}"))?;
+            .map_err(reqwest::Error::without_url)
+            .with_context(|| format!("calling Discord's {method} {shown}"))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -70,7 +74,7 @@ impl DiscordApi {
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| status.to_string());
-            anyhow::bail!("Discord's {method} {path} failed ({status}): {message}");
+            anyhow::bail!("Discord's {method} {shown} failed ({status}): {message}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -149,5 +153,41 @@ impl DiscordApi {
             None => format!("/applications/{}/commands", self.application_id),
         };
         self.call(Method::PUT, &path, Some(commands)).await
+    }
+}
+
+/// `path` as it may be logged: `/webhooks/{application}/{token}/…` loses its token.
+fn shown_path(path: &str) -> String {
+    match path
+        .strip_prefix("/webhooks/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((application, rest)) => {
+            let after_token = rest.split_once('/').map_or("", |(_, after)| after);
+            format!("/webhooks/{application}/…/{after_token}")
+        }
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_interaction_token_is_never_part_of_an_error() {
+        assert_eq!(
+            shown_path("/webhooks/123/tok-en.SECRET/messages/@original"),
+            "/webhooks/123/…/messages/@original"
+        );
+        assert_eq!(shown_path("/users/@me/channels"), "/users/@me/channels");
+        // Nobody listens on port 9: the error is reqwest's, and it must not carry the URL.
+        let api = DiscordApi::new("http://127.0.0.1:9/api/v10", "123", "bot".to_owned().into());
+        let error = api
+            .edit_original("tok-en.SECRET", &serde_json::json!({}))
+            .await
+            .expect_err("nobody answers");
+        let shown = format!("{error:#} {error:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 }

@@ -52,11 +52,13 @@ impl SlackApi {
             .json(body)
             .send()
             .await
+            .map_err(reqwest::Error::without_url)
             .with_context(|| format!("calling Slack's {method}"))?;
         let status = response.status();
         let answer: Value = response
             .json()
             .await
+            .map_err(reqwest::Error::without_url)
             .with_context(|| format!("reading Slack's answer to {method} ({status})"))?;
         if answer["ok"].as_bool() != Some(true) {
             anyhow::bail!(
@@ -153,6 +155,8 @@ impl SlackApi {
             .json(message)
             .send()
             .await
+            // A response_url lets anyone answer as the app for 30 minutes: never logged.
+            .map_err(reqwest::Error::without_url)
             .context("posting to Slack's response_url")?;
         anyhow::ensure!(
             response.status().is_success(),
@@ -160,5 +164,25 @@ impl SlackApi {
             response.status()
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_response_url_is_never_part_of_an_error() {
+        let api = SlackApi::new("http://127.0.0.1:9/api", "xoxb-test".to_owned().into());
+        // Nobody listens on port 9: the error is reqwest's, and it must not carry the URL.
+        let error = api
+            .respond(
+                "http://127.0.0.1:9/actions/T1/SECRET-HOOK",
+                &serde_json::json!({}),
+            )
+            .await
+            .expect_err("nobody answers");
+        let shown = format!("{error:#} {error:?}");
+        assert!(!shown.contains("SECRET-HOOK"), "{shown}");
     }
 }
