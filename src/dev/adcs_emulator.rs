@@ -22,6 +22,10 @@ use crate::domain::values::CertificateType;
 /// The template that holds requests for an administrator.
 pub const PENDING_TEMPLATE: &str = "ManualApproval";
 
+/// A template that issues at once with an empty subject (subject name format "None"), as
+/// ADCS administrators configure for devices: what it issues is not what was approved.
+pub const NO_SUBJECT_TEMPLATE: &str = "SubjectNone";
+
 /// Templates that issue at once, and what they issue.
 const TEMPLATES: &[(&str, CertificateType)] = &[
     ("WebServer", CertificateType::WebServer),
@@ -29,6 +33,7 @@ const TEMPLATES: &[(&str, CertificateType)] = &[
     ("CodeSigning", CertificateType::CodeSigning),
     ("EmailProtection", CertificateType::Email),
     ("Machine", CertificateType::Other),
+    (NO_SUBJECT_TEMPLATE, CertificateType::WebServer),
 ];
 
 #[derive(Debug, Clone)]
@@ -215,7 +220,12 @@ async fn submit(
             Request::Pending { csr }
         }
     } else if let Some((_, kind)) = TEMPLATES.iter().find(|(name, _)| *name == template) {
-        match emulator.signer.issue(&csr, Names::AsInCsr, *kind, 365) {
+        let names = if template == NO_SUBJECT_TEMPLATE {
+            Names::WithoutSubject
+        } else {
+            Names::AsInCsr
+        };
+        match emulator.signer.issue(&csr, names, *kind, 365) {
             Ok((_, certificate_pem)) => Request::Issued { certificate_pem },
             Err(error) => Request::Denied {
                 message: format!("Error Parsing Request  {error}. 0x80094801"),

@@ -15,12 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 use crate::adapters::artifacts::ArtifactStore;
 use crate::adapters::ca::{CaError, CertificateAuthority, Order, Submission};
@@ -30,11 +28,12 @@ use crate::domain::certificate::{IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::domain::request::{RequestEvent, RequestStatus, Subject};
-use crate::domain::values::{
-    CertificateType, CommonName, DnsName, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
-};
+use crate::domain::values::{CertificateType, KeyAlgorithm, RequestNumber, ValidityDays};
 use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
 use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Policy};
+
+mod returned;
+use returned::Returned;
 
 /// The feed consumer's checkpoint name.
 pub const ISSUANCE: &str = "issuance";
@@ -285,7 +284,20 @@ impl IssuanceWorker {
                         .record_ca_request(request_id, &ca_request_id, "issued")
                         .await,
                 )?;
-                self.issued(request_id, &asked, &certificate_pem, &chain_pem)
+                let returned = match Returned::read(&certificate_pem, &asked.subject) {
+                    Ok(returned) => returned,
+                    Err(problem) => {
+                        // Issued at the CA, but not what was approved: final, not retried.
+                        let why = format!(
+                            "the {} issued a certificate that is not recorded, because {problem}; \
+                             it must be revoked at the CA (its request {ca_request_id})",
+                            self.ca.name()
+                        );
+                        self.failed(request_id, &asked, &why).await?;
+                        return Ok(Outcome::NeedsOperator(why));
+                    }
+                };
+                self.issued(request_id, &asked, returned, &certificate_pem, &chain_pem)
                     .await?;
                 Ok(Outcome::Done)
             }
@@ -347,53 +359,11 @@ impl IssuanceWorker {
         &self,
         request_id: Uuid,
         asked: &Asked,
+        returned: Returned,
         certificate_pem: &str,
         chain_pem: &str,
     ) -> anyhow::Result<()> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
-            .map_err(|e| anyhow::anyhow!("the CA returned an unreadable certificate: {e}"))?;
-        let (_, x509) = X509Certificate::from_der(&pem.contents)
-            .map_err(|e| anyhow::anyhow!("the CA returned an unreadable certificate: {e}"))?;
-        let serial = SerialNumber::from_bytes(x509.raw_serial())?;
-        let common_name = x509
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(CommonName::parse)
-            .transpose()?
-            .context("the certificate has no common name")?;
-        let mut sans = Vec::new();
-        for extension in x509.extensions() {
-            if let ParsedExtension::SubjectAlternativeName(san) = extension.parsed_extension() {
-                for name in &san.general_names {
-                    if let GeneralName::DNSName(dns) = name
-                        && let Ok(dns) = DnsName::parse(dns)
-                    {
-                        sans.push(dns);
-                    }
-                }
-            }
-        }
-        let time = |t: x509_parser::time::ASN1Time| {
-            Utc.timestamp_opt(t.timestamp(), 0)
-                .single()
-                .context("a certificate time out of range")
-        };
-        let signature_algorithm =
-            match x509.signature_algorithm.algorithm.to_id_string().as_str() {
-                "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
-                "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
-                "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
-                "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
-                other => other,
-            }
-            .to_owned();
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let sha1 =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &pem.contents);
-        let sha256 = Sha256::digest(&pem.contents);
-
+        let serial = &returned.serial;
         let base = format!("certificates/{}/{}", asked.number, serial);
         let certificate_key = format!("{base}.pem");
         let chain_key = format!("{base}.chain.pem");
@@ -413,18 +383,18 @@ impl IssuanceWorker {
             request_id,
             request_number: asked.number.clone(),
             owner: asked.requester.clone(),
-            serial_number: serial,
-            thumbprint_sha1: hex(sha1.as_ref()),
-            thumbprint_sha256: hex(&sha256),
-            common_name,
-            subject_dn: x509.subject().to_string(),
-            issuer_dn: x509.issuer().to_string(),
-            subject_alternative_names: sans,
-            valid_from: time(x509.validity().not_before)?,
-            valid_to: time(x509.validity().not_after)?,
+            serial_number: returned.serial.clone(),
+            thumbprint_sha1: returned.thumbprint_sha1,
+            thumbprint_sha256: returned.thumbprint_sha256,
+            common_name: returned.common_name,
+            subject_dn: returned.subject_dn,
+            issuer_dn: returned.issuer_dn,
+            subject_alternative_names: returned.subject_alternative_names,
+            valid_from: returned.valid_from,
+            valid_to: returned.valid_to,
             key_algorithm: asked.key_algorithm,
             key_size: asked.key_algorithm.key_size(),
-            signature_algorithm,
+            signature_algorithm: returned.signature_algorithm,
             storage: StorageKeys {
                 bucket: self.store.bucket(),
                 certificate: certificate_key,

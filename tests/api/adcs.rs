@@ -366,6 +366,54 @@ async fn a_denial_fails_the_request_with_the_cas_message() {
 }
 
 #[tokio::test]
+async fn a_certificate_that_is_not_what_was_approved_fails_the_request_once_and_for_all() {
+    // The template builds the subject itself (subject name format "None"): the CA issues,
+    // but not the approved common name. That is final: no retries, nothing recorded as
+    // the request's, the requester told why and the admins told to revoke it at the CA.
+    let template = cert_assistant::dev::adcs_emulator::NO_SUBJECT_TEMPLATE;
+    let s = saga_over_adcs(&[("web_server", template)]).await;
+    let id = s.approved("nameless.example.com").await;
+    for _ in 0..3 {
+        s.step_now().await;
+    }
+    let (status, row) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Failed);
+    let why = row["adcs_error_message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("has no common name") && why.contains("revoked at the CA"),
+        "{row}"
+    );
+    let certificates: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM certificates WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&s.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(certificates, 0, "not recorded as the request's certificate");
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM jobs WHERE kind = 'issuance'")
+            .fetch_one(&s.db.pool)
+            .await
+            .expect("job");
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("failed", 1),
+        "given up at once, for the admins"
+    );
+    let submissions: Vec<String> =
+        s.ca.http
+            .get(format!("{}/admin/submissions", s.ca.url))
+            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+            .send()
+            .await
+            .expect("submissions")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(submissions.len(), 1, "submitted once");
+}
+
+#[tokio::test]
 async fn a_held_request_is_issued_after_polling_once_the_officer_approves() {
     let s = saga_over_adcs(&[("web_server", "ManualApproval")]).await;
     let id = s.approved("polled.example.com").await;

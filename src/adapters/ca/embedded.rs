@@ -30,6 +30,9 @@ pub enum Names<'a> {
     /// Whatever the CSR asks for, as an ADCS template that takes the subject from the request
     /// does: the certsrv emulator only.
     AsInCsr,
+    /// The CSR's alternative names under an empty subject, as an ADCS template whose subject
+    /// name format is "None" issues: the certsrv emulator only.
+    WithoutSubject,
 }
 
 /// A root and an issuing CA in memory, and the rules for what they sign. Shared by the
@@ -268,6 +271,11 @@ impl Signer {
                 CaError::Permanent(format!("the request's names cannot be certified: {e}"))
             })?,
             Names::AsInCsr => csr.params,
+            Names::WithoutSubject => {
+                let mut params = csr.params;
+                params.distinguished_name = rcgen::DistinguishedName::new();
+                params
+            }
         };
         let mut serial = [0u8; 16];
         aws_lc_rs::rand::fill(&mut serial)
