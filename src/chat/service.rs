@@ -15,6 +15,7 @@ use crate::commands::{
 use crate::domain::actor::{Actor, Role};
 use crate::domain::approval::Part;
 use crate::domain::certificate::Artifact;
+use crate::domain::names_policy;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::values::{Email, RequestNumber, ValueError};
 use crate::projections::catalog;
@@ -63,7 +64,16 @@ impl ChatService {
     async fn run(&self, ctx: &CommandContext, command: ChatCommand) -> Result<Reply, CommandError> {
         let actor = self.commands.actor(ctx).await?;
         match command {
-            ChatCommand::Help => Ok(Reply::text(command::help())),
+            ChatCommand::Help => {
+                let names = match self.commands.names_policy().await {
+                    Ok(policy) => policy.describe(),
+                    Err(error) => error.to_string(),
+                };
+                Ok(Reply::text(command::help()).with(Block::Text(format!(
+                    "*Names you may request* (`{}`):\n{names}",
+                    names_policy::KEY
+                ))))
+            }
             ChatCommand::RequestForm => Ok(Reply::text(
                 "Fill in the request in one line, for example: `/cert request cn=app.example.com \
                  san=www.example.com type=web_server days=90 why=\"Customer portal\"`",
@@ -201,6 +211,16 @@ impl ChatService {
                 .bind(key.trim())
                 .fetch_optional(self.commands.pool())
                 .await?;
+                if key.trim() == names_policy::KEY {
+                    // Shown as it applies, set or not: the rule for every certificate type.
+                    let set = value.map_or_else(
+                        || "not set: the default".to_owned(),
+                        |value| format!("`{value}`"),
+                    );
+                    let policy = self.commands.names_policy().await?;
+                    return Ok(Reply::text(format!("`{key}` = {set}"))
+                        .with(Block::Text(policy.describe())));
+                }
                 match value {
                     Some(value) => Ok(Reply::text(format!("`{key}` = `{value}`"))),
                     None => Err(CommandError::NotFound(format!("there is no setting {key}"))),

@@ -1,9 +1,10 @@
-//! The policy rows of `system_config` that commands read: approvals needed, default
-//! validity, and which revocation reasons need an approver.
+//! The policy rows of `system_config` that commands read: approvals needed, the names
+//! policy, default validity, and which revocation reasons need an approver.
 
 use sqlx::PgPool;
 
 use super::CommandError;
+use crate::domain::names_policy::{self, NamesPolicy};
 use crate::domain::values::{CertificateType, RevocationReason, ValueError};
 
 /// Approvals a request needs under `approval.required_approvals`: the largest of the
@@ -36,6 +37,21 @@ pub async fn required_approvals(
     })
 }
 
+/// The names policy (`certificate.names_policy`); unset: the default (any DNS name, no
+/// IP addresses, wildcards for public certificates only). A value that no longer parses
+/// (set before a check existed) refuses requests rather than letting every name through.
+pub async fn names_policy(pool: &PgPool) -> Result<NamesPolicy, CommandError> {
+    match crate::db::setting(pool, names_policy::KEY).await? {
+        None => Ok(NamesPolicy::default()),
+        Some(value) => NamesPolicy::parse(&value).map_err(|why| {
+            CommandError::Invalid(vec![ValueError::new(
+                names_policy::KEY,
+                format!("the names policy cannot be applied ({why}); an admin must fix it"),
+            )])
+        }),
+    }
+}
+
 /// `certificate.default_validity_days`, if set.
 pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, CommandError> {
     Ok(crate::db::setting(pool, "certificate.default_validity_days").await?)
@@ -62,5 +78,12 @@ pub async fn revocation_needs_approval(
             );
             Ok(true)
         }
+    }
+}
+
+impl super::Commands {
+    /// The names policy in force, for help and configuration answers.
+    pub async fn names_policy(&self) -> Result<NamesPolicy, CommandError> {
+        names_policy(self.pool()).await
     }
 }

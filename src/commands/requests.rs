@@ -271,6 +271,32 @@ impl Commands {
         let requested_ca_type = requested_ca
             .or(recommendation.as_ref().map(|r| r.ca_type))
             .unwrap_or(CaType::Internal);
+        // Every name the certificate will carry, and its validity, within the names policy.
+        let rule = policy::names_policy(self.pool())
+            .await?
+            .rule_for(certificate_type);
+        let mut outside = Vec::new();
+        if let Some(cn) = subject.common_name.as_dns_name()
+            && certificate_type.names_hosts()
+            && let Err(error) = rule.check_name("common_name", &cn, requested_ca_type)
+        {
+            outside.push(error);
+        }
+        for san in &subject.subject_alternative_names {
+            if subject.common_name.as_dns_name().as_ref() == Some(san) {
+                continue;
+            }
+            if let Err(error) = rule.check_name("subject_alternative_names", san, requested_ca_type)
+            {
+                outside.push(error);
+            }
+        }
+        if let Err(error) = rule.check_validity(validity_days) {
+            outside.push(error);
+        }
+        if !outside.is_empty() {
+            return Err(CommandError::Invalid(outside));
+        }
 
         let (csr, key_algorithm) = match form.csr_pem.as_deref().map(str::trim) {
             Some(pem) if !pem.is_empty() => {

@@ -90,6 +90,11 @@ impl Setting {
                     );
                 }
             }
+            super::names_policy::KEY => {
+                if let Err(why) = super::names_policy::NamesPolicy::parse(value) {
+                    return bad(why);
+                }
+            }
             "adcs.polling.interval_seconds"
             | "approval.escalation.hours"
             | "audit.retention.days"

@@ -7,6 +7,7 @@ pub mod approval;
 pub mod certificate;
 pub mod config;
 pub mod key_material;
+pub mod names_policy;
 pub mod notification;
 pub mod recommendation;
 pub mod refusal;

@@ -1883,3 +1883,118 @@ async fn a_padded_serial_is_refused_or_recorded_parsed_and_never_stops_the_read_
         .expect("the read model's checkpoint");
     assert_eq!(read_model.lag_events, 0, "the read model is caught up");
 }
+
+#[tokio::test]
+async fn the_names_policy_is_shown_and_refuses_names_outside_it_next_to_each_field() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    // A policy that cannot be applied is refused with the reason...
+    let refused = commands
+        .set_config(
+            &ctx("root@example.com"),
+            "certificate.names_policy",
+            r#"{"default": {"ip_addresses": true}}"#,
+            Some("json"),
+        )
+        .await
+        .expect_err("IP addresses are not supported");
+    assert!(refused.to_string().contains("not supported"), "{refused}");
+    // ...and one that can is set by an admin, and shown to everyone.
+    commands
+        .set_config(
+            &ctx("root@example.com"),
+            "certificate.names_policy",
+            r#"{"default": {"domains": ["example.com"], "max_validity_days": 365}}"#,
+            Some("json"),
+        )
+        .await
+        .expect("set");
+    crate::helpers::project(&t.db.pool).await;
+    let help = text_of(&t.cert("UJOHN", "help").await);
+    assert!(
+        help.contains("web_server: names in example.com, wildcards for public certificates only, no IP addresses, at most 365 days"),
+        "{help}"
+    );
+    let shown = text_of(&t.cert("UROOT", "config get certificate.names_policy").await);
+    assert!(shown.contains("vpn: names in example.com"), "{shown}");
+
+    // The form: each name outside the policy is refused next to its field, with the rule.
+    let submit = |callback: &str, values: Value, metadata: &str| {
+        json!({
+            "type": "view_submission",
+            "team": { "id": "T1" },
+            "user": { "id": "UJOHN", "team_id": "T1" },
+            "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } },
+        })
+    };
+    let answers = json!({
+        "service_type": selected("web_server"),
+        "publicly_accessible": selected("no"),
+        "browser_trust_required": selected("no"),
+        "expected_lifespan": selected("90_to_365"),
+        "environment_type": selected("production"),
+        "certificate_count": selected("single"),
+        "domain_type": selected("single"),
+        "criticality_level": selected("medium"),
+        "renewal_preference": selected("automatic"),
+    });
+    let next: Value = t
+        .interact(submit("request_questionnaire", answers, ""))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let metadata = next["view"]["private_metadata"]
+        .as_str()
+        .expect("answers")
+        .to_owned();
+    let outside = json!({
+        "common_name": typed("portal.example.org"),
+        "subject_alternative_names": typed("*.example.com"),
+        "certificate_type": selected("web_server"),
+        "validity_days": selected("730"),
+        "business_justification": typed("Customer portal"),
+    });
+    let errors: Value = t
+        .interact(submit("request_details", outside, &metadata))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(errors["response_action"], "errors", "{errors}");
+    let at = |field: &str| {
+        errors["errors"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        at("common_name").contains("portal.example.org is outside the domains the names policy allows for web_server (example.com)"),
+        "{errors}"
+    );
+    assert!(
+        at("subject_alternative_names")
+            .contains("*.example.com: wildcards are for public certificates"),
+        "{errors}"
+    );
+    assert!(at("validity_days").contains("at most 365"), "{errors}");
+
+    // The one-line form says the same; nothing is recorded.
+    let line = text_of(
+        &t.cert("UJOHN", "request cn=app.example.net why=x days=90")
+            .await,
+    );
+    assert!(line.contains("outside the domains"), "{line}");
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'RequestCreated'")
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(created, 0);
+    // Within the policy, it goes through.
+    let fine = text_of(
+        &t.cert("UJOHN", "request cn=app.example.com why=x days=365")
+            .await,
+    );
+    assert!(fine.contains("is submitted"), "{fine}");
+}

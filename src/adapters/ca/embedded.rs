@@ -273,7 +273,7 @@ impl Signer {
             Names::AsInCsr => csr.params,
             Names::WithoutSubject => {
                 let mut params = csr.params;
-                params.distinguished_name = rcgen::DistinguishedName::new();
+                params.distinguished_name = DistinguishedName::new();
                 params
             }
         };
