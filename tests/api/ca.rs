@@ -196,3 +196,41 @@ async fn the_ca_is_created_once_and_garbage_is_denied() {
     let unknown = first.retrieve("00FF").await.expect("answered");
     assert!(matches!(unknown, Submission::Denied { .. }));
 }
+
+#[tokio::test]
+async fn the_crl_is_signed_again_only_when_a_revocation_changes_it() {
+    let db = TestDb::new().await;
+    let ca = ca(&db).await;
+    let Submission::Issued { ca_request_id, .. } = ca
+        .submit(
+            ordered("crl.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 90),
+        )
+        .await
+        .expect("submitted")
+    else {
+        panic!("the embedded CA issues at once");
+    };
+    let numbered = || async {
+        let number: i64 = sqlx::query_scalar("SELECT last_value FROM embedded_ca_crl_number")
+            .fetch_one(&db.pool)
+            .await
+            .expect("sequence");
+        number
+    };
+    // Anyone may fetch it, as often as they like: the same signed CRL, no new number.
+    let first = ca.crl_der().await.expect("crl");
+    let number = numbered().await;
+    let handles: Vec<_> = (0..20).map(|_| ca.crl_der()).collect();
+    for again in futures::future::join_all(handles).await {
+        assert_eq!(again.expect("crl"), first);
+    }
+    assert_eq!(numbered().await, number, "not signed again");
+    // A revocation makes a new one at once.
+    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
+        .await
+        .expect("revoked");
+    let after = ca.crl_der().await.expect("crl");
+    assert_ne!(after, first);
+    assert_eq!(numbered().await, number + 1);
+    assert_eq!(ca.crl_der().await.expect("crl"), after);
+}

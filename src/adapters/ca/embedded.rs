@@ -58,7 +58,25 @@ impl std::fmt::Debug for Signer {
 pub struct EmbeddedCa {
     pool: PgPool,
     signer: Signer,
+    /// The last CRL signed, served until the revocations change or it nears `nextUpdate`.
+    crl: tokio::sync::Mutex<Option<SignedCrl>>,
 }
+
+/// A revoked certificate as a CRL lists it: serial (hex), when, RFC 5280 reason code.
+type Revoked = (String, chrono::DateTime<chrono::Utc>, Option<i16>);
+
+/// A CRL as signed, with what it lists and when.
+#[derive(Debug)]
+struct SignedCrl {
+    revoked: Vec<Revoked>,
+    signed_at: chrono::DateTime<chrono::Utc>,
+    der: Vec<u8>,
+}
+
+/// How long a CRL is valid (`nextUpdate - thisUpdate`).
+const CRL_VALIDITY: chrono::Duration = chrono::Duration::days(1);
+/// A CRL is signed again once it is this old, well before relying parties see it expire.
+const CRL_RESIGN_AFTER: chrono::Duration = chrono::Duration::hours(12);
 
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -168,6 +186,7 @@ impl EmbeddedCa {
         Ok(Self {
             pool: pool.clone(),
             signer: Signer::from_parts(root_pem, issuing_pem, issuing_key, crl_url)?,
+            crl: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -181,25 +200,41 @@ impl EmbeddedCa {
         self.signer.chain_pem()
     }
 
-    /// The current CRL, DER, signed by the issuing CA.
+    /// The current CRL, DER, signed by the issuing CA. Anyone may fetch it, so it is signed
+    /// (and numbered) again only when a revocation changed it or it is half-way to its
+    /// `nextUpdate`; one signing at a time, the others wait for its result.
     pub async fn crl_der(&self) -> anyhow::Result<Vec<u8>> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, reason_code FROM embedded_ca_certificates \
-              WHERE revoked_at IS NOT NULL ORDER BY revoked_at",
+              WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial",
         )
         .fetch_all(&self.pool)
         .await?;
-        let number: i64 = sqlx::query_scalar("SELECT nextval('embedded_ca_crl_number')")
-            .fetch_one(&self.pool)
-            .await?;
-        let mut revoked = Vec::new();
+        let mut revoked: Vec<Revoked> = Vec::new();
         for row in rows {
             let serial: String = row.try_get("serial")?;
             let at: chrono::DateTime<chrono::Utc> = row.try_get("revoked_at")?;
             let code: Option<i16> = row.try_get("reason_code")?;
             revoked.push((serial, at, code));
         }
-        self.signer.crl_der(number, &revoked)
+        let mut cached = self.crl.lock().await;
+        let now = chrono::Utc::now();
+        if let Some(crl) = cached.as_ref()
+            && crl.revoked == revoked
+            && now - crl.signed_at < CRL_RESIGN_AFTER
+        {
+            return Ok(crl.der.clone());
+        }
+        let number: i64 = sqlx::query_scalar("SELECT nextval('embedded_ca_crl_number')")
+            .fetch_one(&self.pool)
+            .await?;
+        let der = self.signer.crl_der(number, &revoked)?;
+        *cached = Some(SignedCrl {
+            revoked,
+            signed_at: now,
+            der: der.clone(),
+        });
+        Ok(der)
     }
 }
 
@@ -310,11 +345,7 @@ impl Signer {
     }
 
     /// A CRL numbered `number` listing `revoked` (serial hex, when, RFC 5280 code), DER.
-    pub fn crl_der(
-        &self,
-        number: i64,
-        revoked: &[(String, chrono::DateTime<chrono::Utc>, Option<i16>)],
-    ) -> anyhow::Result<Vec<u8>> {
+    pub fn crl_der(&self, number: i64, revoked: &[Revoked]) -> anyhow::Result<Vec<u8>> {
         let mut entries = Vec::new();
         for (serial, at, code) in revoked {
             let bytes: Vec<u8> = (0..serial.len())
@@ -331,7 +362,7 @@ impl Signer {
         let now = OffsetDateTime::now_utc();
         let crl = CertificateRevocationListParams {
             this_update: now,
-            next_update: now + time::Duration::days(1),
+            next_update: now + time::Duration::seconds(CRL_VALIDITY.num_seconds()),
             crl_number: rcgen::SerialNumber::from_slice(&number.to_be_bytes()),
             issuing_distribution_point: None,
             revoked_certs: entries,
