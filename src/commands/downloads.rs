@@ -361,6 +361,7 @@ impl Commands {
             };
             self.audit_refusal(ctx, Some(&by), attempt, refused).await?;
         }
+        self.count_link(&by).await?;
         let expires = Utc::now() + chrono::Duration::minutes(LINK_TTL_MINUTES);
         let claims = LinkClaims {
             c: certificate_id,
@@ -379,6 +380,45 @@ impl Commands {
             expires,
             passphrase,
         })
+    }
+
+    /// Counts a link for `by`, refusing one past [`LINKS_PER_HOUR`] in the last hour (per
+    /// person, across platforms and replicas, atomically).
+    async fn count_link(&self, by: &crate::domain::actor::Actor) -> Result<(), CommandError> {
+        let identity = by.email.identity();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("download-links:{identity}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM download_links_issued \
+              WHERE identity = $1 AND at <= now() - interval '1 hour'",
+        )
+        .bind(&identity)
+        .execute(&mut *tx)
+        .await?;
+        let (count, oldest): (i64, Option<chrono::DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(at) FROM download_links_issued WHERE identity = $1",
+        )
+        .bind(&identity)
+        .fetch_one(&mut *tx)
+        .await?;
+        if count >= LINKS_PER_HOUR {
+            tx.rollback().await?;
+            let next = oldest.map_or_else(Utc::now, |at| at + chrono::Duration::hours(1));
+            return Err(CommandError::Refused(format!(
+                "you asked for {LINKS_PER_HOUR} download links in the last hour, the most one \
+                 person may; ask again after {} UTC",
+                next.format("%H:%M")
+            )));
+        }
+        sqlx::query("INSERT INTO download_links_issued (identity) VALUES ($1)")
+            .bind(&identity)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Verifies a link token (signature first, then expiry at `now`).
@@ -406,6 +446,9 @@ impl Commands {
         })
     }
 }
+
+/// Download links one person may ask for in an hour.
+pub const LINKS_PER_HOUR: i64 = 20;
 
 /// Link tokens travel in URL paths.
 const LINK_B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -30,7 +30,8 @@ use uuid::Uuid;
 pub use approvals::Decision;
 pub use certificates::{Revocation, RevocationForm};
 pub use downloads::{
-    Download, DownloadLink, LINK_TTL_MINUTES, LinkError, NewLink, PreparedDownload, file_name,
+    Download, DownloadLink, LINK_TTL_MINUTES, LINKS_PER_HOUR, LinkError, NewLink, PreparedDownload,
+    file_name,
 };
 pub use errors::CommandError;
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};

@@ -310,3 +310,49 @@ async fn the_cli_writes_the_key_before_its_one_download_is_used_up() {
         .collect();
     assert_eq!(left, ["k.pem"], "no partial or second file");
 }
+
+#[tokio::test]
+async fn one_person_gets_a_bounded_number_of_download_links_an_hour() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let serial = issued(&db, &s, "links.example.com").await;
+    let limit = cert_assistant::commands::LINKS_PER_HOUR;
+    // Concurrent asks cannot slip past the count.
+    let asks: Vec<_> = (0..limit + 5)
+        .map(|_| {
+            let commands = s.commands.clone();
+            let serial = serial.clone();
+            tokio::spawn(async move {
+                commands
+                    .download_link(&ctx("john@example.com"), &serial, Artifact::Certificate)
+                    .await
+            })
+        })
+        .collect();
+    let mut made = 0;
+    let mut refused = Vec::new();
+    for ask in asks {
+        match ask.await.expect("joined") {
+            Ok(_) => made += 1,
+            Err(error) => refused.push(error.to_string()),
+        }
+    }
+    assert_eq!(made, limit);
+    assert_eq!(refused.len(), 5);
+    assert!(
+        refused[0].contains("download links in the last hour") && refused[0].contains("UTC"),
+        "{refused:?}"
+    );
+    // The same person under a sub-address is the same person.
+    assert!(
+        s.commands
+            .download_link(&ctx("john+other@example.com"), &serial, Artifact::Chain)
+            .await
+            .is_err()
+    );
+    // Someone else is not affected.
+    s.commands
+        .download_link(&ctx("root@example.com"), &serial, Artifact::Certificate)
+        .await
+        .expect("another person's link");
+}
