@@ -332,8 +332,8 @@ impl ChatService {
         };
         let submitted = self.commands.submit_request(ctx, form).await?;
         Ok(Reply::text(format!(
-            "*{}* is submitted. It needs {} approval(s); you will hear back here.",
-            submitted.request_number, submitted.required_approvals
+            "{} You will hear back here.",
+            submitted.confirmation()
         )))
     }
 

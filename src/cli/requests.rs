@@ -190,10 +190,7 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
             let submitted = commands
                 .submit_request(&context(&args.actor)?, form)
                 .await?;
-            say(&format!(
-                "{} submitted; it needs {} approval(s).",
-                submitted.request_number, submitted.required_approvals
-            ));
+            say(&submitted.confirmation());
         }
         RequestCommand::Show { number: text } => {
             let view = commands.request(&number(&text)?).await?;

@@ -52,6 +52,29 @@ pub async fn names_policy(pool: &PgPool) -> Result<NamesPolicy, CommandError> {
     }
 }
 
+/// What becomes of a request for the public CA while none is configured
+/// (`certificate.public_requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicRequests {
+    /// Refused when submitted, saying what to configure (the default).
+    Refuse,
+    /// Sent to the internal CA, which requester and approvers are told.
+    Internal,
+}
+
+/// `certificate.public_requests`; unset or unreadable: refuse.
+pub async fn public_requests(pool: &PgPool) -> Result<PublicRequests, CommandError> {
+    Ok(
+        match crate::db::setting(pool, "certificate.public_requests")
+            .await?
+            .as_deref()
+        {
+            Some("internal") => PublicRequests::Internal,
+            _ => PublicRequests::Refuse,
+        },
+    )
+}
+
 /// `certificate.default_validity_days`, if set.
 pub async fn default_validity_days(pool: &PgPool) -> Result<Option<String>, CommandError> {
     Ok(crate::db::setting(pool, "certificate.default_validity_days").await?)

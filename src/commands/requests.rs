@@ -75,7 +75,35 @@ pub struct SubmittedRequest {
     pub required_approvals: u8,
     /// The questionnaire's recommendation, if answered.
     pub recommendation: Option<Recommendation>,
+    /// Something the requester must know about how it will be handled.
+    pub notice: Option<String>,
 }
+
+impl SubmittedRequest {
+    /// What the requester is told: the number, the approvals it needs, and any notice.
+    pub fn confirmation(&self) -> String {
+        let mut text = format!(
+            "{} is submitted and needs {} approval(s).",
+            self.request_number, self.required_approvals
+        );
+        if let Some(notice) = &self.notice {
+            text.push(' ');
+            text.push_str(notice);
+        }
+        text
+    }
+}
+
+/// Why a request for the public CA is refused while none is configured.
+pub const PUBLIC_CA_NOT_CONFIGURED: &str = "the public CA (AWS Certificate Manager) is not \
+     configured in this installation, so a public certificate cannot be issued: choose the \
+     internal CA, or ask an admin to let public requests go to the internal CA \
+     (`config set certificate.public_requests internal`)";
+
+/// What requester and approvers are told when a public request goes to the internal CA.
+pub const PUBLIC_TO_INTERNAL: &str = "It goes to the internal CA: no public CA is configured \
+     here, and an admin set public requests to go to the internal CA (browsers outside the \
+     organisation will not trust it).";
 
 /// What `status` shows about a request.
 #[derive(Debug, Clone)]
@@ -271,6 +299,26 @@ impl Commands {
         let requested_ca_type = requested_ca
             .or(recommendation.as_ref().map(|r| r.ca_type))
             .unwrap_or(CaType::Internal);
+        // No public CA is configured (the ACM path is not built yet): a request for one is
+        // refused, or goes to the internal CA where an admin said so, and everyone is told.
+        // It is never issued by the internal CA as if it were public.
+        let (requested_ca_type, override_reason, notice) = if requested_ca_type == CaType::Public {
+            match policy::public_requests(self.pool()).await? {
+                policy::PublicRequests::Refuse => {
+                    return Err(CommandError::Invalid(vec![ValueError::new(
+                        "requested_ca_type",
+                        PUBLIC_CA_NOT_CONFIGURED,
+                    )]));
+                }
+                policy::PublicRequests::Internal => (
+                    CaType::Internal,
+                    Some(Text::parse("override_reason", PUBLIC_TO_INTERNAL, 2000)?),
+                    Some(PUBLIC_TO_INTERNAL.to_owned()),
+                ),
+            }
+        } else {
+            (requested_ca_type, override_reason, None)
+        };
         // Every name the certificate will carry, and its validity, within the names policy.
         let rule = policy::names_policy(self.pool())
             .await?
@@ -385,6 +433,7 @@ impl Commands {
             request_number,
             required_approvals,
             recommendation,
+            notice,
         })
     }
 

@@ -90,6 +90,14 @@ impl Setting {
                     );
                 }
             }
+            "certificate.public_requests" if !matches!(value, "refuse" | "internal") => {
+                return bad(
+                    "expected refuse (a request for the public CA is refused while no \
+                     public CA is configured) or internal (it goes to the internal CA, and \
+                     requester and approvers are told)"
+                        .to_owned(),
+                );
+            }
             super::names_policy::KEY => {
                 if let Err(why) = super::names_policy::NamesPolicy::parse(value) {
                     return bad(why);

@@ -28,7 +28,7 @@ use crate::domain::certificate::{IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::domain::request::{RequestEvent, RequestStatus, Subject};
-use crate::domain::values::{CertificateType, KeyAlgorithm, RequestNumber, ValidityDays};
+use crate::domain::values::{CaType, CertificateType, KeyAlgorithm, RequestNumber, ValidityDays};
 use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
 use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Policy};
 
@@ -86,6 +86,7 @@ struct Asked {
     validity_days: ValidityDays,
     csr_pem: String,
     private_key: Option<EncryptedPrivateKey>,
+    ca_type: CaType,
 }
 
 /// Whether the request's CSR names exactly what its subject states.
@@ -203,6 +204,7 @@ impl IssuanceWorker {
             validity_days,
             csr_pem,
             private_key,
+            requested_ca_type,
             ..
         } = created
         else {
@@ -217,6 +219,7 @@ impl IssuanceWorker {
             validity_days,
             csr_pem,
             private_key,
+            ca_type: requested_ca_type,
         })
     }
 
@@ -245,6 +248,20 @@ impl IssuanceWorker {
                 // The CA sees the CSR; certsrv takes names from it. It names what the
                 // request states and nothing more, or it is not sent (a request stored
                 // before this check existed, or a CSR that was altered since).
+                // This worker's CAs are internal ones; a request for the public CA is never
+                // issued by them as if it were public (one stored before that was refused
+                // at submission, for instance).
+                if asked.ca_type == CaType::Public {
+                    let why = format!(
+                        "not sent to the {}: the request is for a public certificate, which \
+                         the {} cannot issue, and no public CA (AWS Certificate Manager) is \
+                         configured",
+                        self.ca.name(),
+                        self.ca.name()
+                    );
+                    self.failed(request_id, &asked, &why).await?;
+                    return Ok(Outcome::Failed);
+                }
                 if let Err(error) = names_as_stated(&asked) {
                     let why = format!("not sent to the {}: {error}", self.ca.name());
                     self.failed(request_id, &asked, &why).await?;

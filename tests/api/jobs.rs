@@ -243,6 +243,7 @@ async fn work_queued_before_the_job_runtime_carries_over_typed_when_the_migratio
         request_number: RequestNumber::parse("REQ-20261130-00001").expect("number"),
         required_approvals: 1,
         recommendation: None,
+        notice: None,
     };
     let certificate =
         crate::fixtures::issued_certificate(&request, john.clone(), "0a1b2c", 90, false);

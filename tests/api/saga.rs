@@ -415,3 +415,57 @@ async fn a_revocation_reaches_the_ca_and_its_crl() {
         .expect("view");
     assert_eq!(views, 0);
 }
+
+#[tokio::test]
+async fn a_request_for_the_public_ca_is_never_signed_by_the_internal_one() {
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let (request_id, _) = approved(&s, "shop.example.com").await;
+    // As stored before public requests were refused at submission (the event store is
+    // append-only: the test lifts that for one statement).
+    let mut tx = db.pool.begin().await.expect("tx");
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete")
+        .execute(&mut *tx)
+        .await
+        .expect("lift");
+    sqlx::query(
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, \
+             '{RequestCreated,requested_ca_type}', '\"public\"')::json \
+          WHERE aggregate_id = $1 AND event_type = 'RequestCreated'",
+    )
+    .bind(request_id.to_string())
+    .execute(&mut *tx)
+    .await
+    .expect("an old public request");
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_no_update_or_delete")
+        .execute(&mut *tx)
+        .await
+        .expect("restore");
+    tx.commit().await.expect("commit");
+    feed(&db).await;
+    s.worker.step().await.expect("step");
+    assert_eq!(
+        s.commands.request_status(request_id).await.expect("status"),
+        Some(RequestStatus::Failed)
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM embedded_ca_certificates").await,
+        0,
+        "nothing was signed"
+    );
+    Projector::new(db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let why: Option<String> =
+        sqlx::query_scalar("SELECT adcs_error_message FROM certificate_requests WHERE id = $1")
+            .bind(request_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("request");
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("is for a public certificate")),
+        "{why:?}"
+    );
+}

@@ -1998,3 +1998,69 @@ async fn the_names_policy_is_shown_and_refuses_names_outside_it_next_to_each_fie
     );
     assert!(fine.contains("is submitted"), "{fine}");
 }
+
+#[tokio::test]
+async fn a_request_for_the_public_ca_is_refused_or_sent_internal_by_policy_and_everyone_is_told() {
+    let t = slack_app().await;
+    let commands = service(&t.db);
+    crate::fixtures::approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&t.db.pool).await;
+    let ask = "request cn=shop.example.com why=\"web shop\" days=90 ca=public";
+    // No public CA is configured: refused when submitted, saying what to do.
+    let refused = text_of(&t.cert("UJOHN", ask).await);
+    assert!(
+        refused.contains("AWS Certificate Manager) is not configured")
+            && refused.contains("certificate.public_requests internal"),
+        "{refused}"
+    );
+    let created = || async {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'RequestCreated'")
+                .fetch_one(&t.db.pool)
+                .await
+                .expect("count");
+        count
+    };
+    assert_eq!(created().await, 0);
+
+    // An admin lets public requests go to the internal CA: requester and approver are told.
+    commands
+        .set_config(
+            &ctx("root@example.com"),
+            "certificate.public_requests",
+            "internal",
+            Some("string"),
+        )
+        .await
+        .expect("set");
+    crate::helpers::project(&t.db.pool).await;
+    let accepted = text_of(&t.cert("UJOHN", ask).await);
+    assert!(
+        accepted.contains("is submitted") && accepted.contains("It goes to the internal CA"),
+        "{accepted}"
+    );
+    let ca: String = sqlx::query_scalar(
+        "SELECT payload::jsonb -> 'RequestCreated' ->> 'requested_ca_type' FROM events \
+          WHERE event_type = 'RequestCreated'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("created");
+    assert_eq!(ca, "internal");
+    let outbox = Projector::for_consumer(t.db.pool.clone(), t.workers.outbox.clone());
+    outbox
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("outbox");
+    t.notifier().step().await.expect("deliver");
+    let dm = t
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .find(|m| m["channel"] == "D-UJANE")
+        .expect("jane is asked");
+    let shown = text_of(&dm);
+    assert!(
+        shown.contains("*CA*\\ninternal: It goes to the internal CA: no public CA is configured"),
+        "{shown}"
+    );
+}

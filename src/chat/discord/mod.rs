@@ -342,8 +342,8 @@ async fn modal_submit(state: DiscordState, body: Value) -> Response {
         let form = super::short_form::request_form(|id| modal_value(&body, id).map(str::to_owned));
         let reply = match state.chat.commands().submit_request(&ctx, form).await {
             Ok(submitted) => Reply::text(format!(
-                "*{}* is submitted and needs {} approval(s). You'll hear back here.",
-                submitted.request_number, submitted.required_approvals
+                "{} You'll hear back here.",
+                submitted.confirmation()
             )),
             Err(error) => Reply::text(format!("The request was not filed: {error}")),
         };

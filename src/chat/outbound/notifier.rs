@@ -44,6 +44,8 @@ struct RequestCard {
     ca_type: CaType,
     /// What the questionnaire recommended, when the requester chose otherwise.
     against: Option<CaType>,
+    /// Why this CA (against the recommendation, or by an admin's policy), if said.
+    override_reason: Option<String>,
     justification: String,
     renews: Option<SerialNumber>,
 }
@@ -158,6 +160,7 @@ impl ChatNotifier {
             recommendation,
             requested_ca_type,
             override_requested,
+            override_reason,
             renews,
             ..
         }) = crate::eventstore::request_creation(&self.pool, request_id).await?
@@ -176,6 +179,7 @@ impl ChatNotifier {
             against: recommendation
                 .filter(|_| override_requested)
                 .map(|r| r.ca_type),
+            override_reason,
             justification: business.justification.to_string(),
             renews,
         })
@@ -257,12 +261,17 @@ impl ChatNotifier {
             ("Validity".to_owned(), request.validity_days.to_string()),
             (
                 "CA".to_owned(),
-                match request.against {
-                    Some(recommended) => format!(
+                match (request.against, &request.override_reason) {
+                    (Some(recommended), Some(why)) => format!(
+                        "{}, not the {recommended} CA the questionnaire recommended: {why}",
+                        request.ca_type
+                    ),
+                    (Some(recommended), None) => format!(
                         "{}, the requester's choice; the questionnaire recommended {}",
                         request.ca_type, recommended
                     ),
-                    None => request.ca_type.to_string(),
+                    (None, Some(why)) => format!("{}: {why}", request.ca_type),
+                    (None, None) => request.ca_type.to_string(),
                 },
             ),
             (

@@ -486,10 +486,7 @@ async fn submit_details(state: SlackState, view: &Value, team_id: &str, user_id:
         Ok(submitted) => {
             let api = state.api.clone();
             let user = user_id.to_owned();
-            let text = format!(
-                "*{}* is submitted. It needs {} approval(s); you will hear back here.",
-                submitted.request_number, submitted.required_approvals
-            );
+            let text = format!("{} You will hear back here.", submitted.confirmation());
             tokio::spawn(async move {
                 let told = async {
                     let channel = api.open_dm(&user).await?;

@@ -328,10 +328,7 @@ async fn invoke(state: &TeamsState, activity: &Value) -> Response {
                     .map(str::to_owned)
             });
             let answer = match state.chat.commands().submit_request(&ctx, form).await {
-                Ok(submitted) => format!(
-                    "{} is submitted and needs {} approval(s).",
-                    submitted.request_number, submitted.required_approvals
-                ),
+                Ok(submitted) => submitted.confirmation(),
                 Err(error) => format!("The request was not filed: {error}"),
             };
             Json(json!({ "task": { "type": "message", "value": answer } })).into_response()

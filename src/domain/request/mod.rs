@@ -287,6 +287,7 @@ impl CertificateRequest {
             )
             .into());
         }
+        let recommended = recommendation.is_some();
         Ok(RequestEvent::RequestCreated {
             request_id,
             request_number,
@@ -303,7 +304,9 @@ impl CertificateRequest {
             recommendation,
             requested_ca_type,
             override_requested,
-            override_reason: if override_requested {
+            // Why this CA: against the recommendation, or, without one, why this CA at all
+            // (where an admin's policy chose it); a follower of the recommendation has none.
+            override_reason: if override_requested || !recommended {
                 override_reason.map(|r| r.to_string())
             } else {
                 None
