@@ -62,6 +62,25 @@ pub struct Config {
     /// E-mail delivery.
     #[serde(default)]
     pub mail: MailConfig,
+    /// The public CA, AWS Certificate Manager.
+    #[serde(default)]
+    pub acm: AcmConfig,
+}
+
+/// AWS Certificate Manager, the public CA (the AWS configuration chain S3 and SES use).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmConfig {
+    /// Requests for the public CA go to ACM (default: off; they are refused, or sent to the
+    /// internal CA by `certificate.public_requests`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// ACM region (default: from the AWS environment).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Another ACM endpoint.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// ADCS Web Enrollment.

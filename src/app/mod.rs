@@ -211,7 +211,7 @@ impl Application {
     pub async fn build(config: &Config, pool: PgPool, outbound: Outbound) -> anyhow::Result<Self> {
         let kek = key_encryption_key(config, &pool).await?;
         let (ca, embedded) = certificate_authority(config, &pool, &kek).await?;
-        let commands = Commands::new(pool.clone(), kek, &config.auth.admins);
+        let commands = commands(config, pool.clone(), kek);
         let store = artifact_store(config).await;
         let mailer = mailer(config).await;
 
@@ -256,7 +256,8 @@ impl Application {
             }),
         );
         let workers = Workers {
-            issuance: IssuanceWorker::new(commands.clone(), ca.clone(), store.clone()),
+            issuance: IssuanceWorker::new(commands.clone(), ca.clone(), store.clone())
+                .with_public_ca(public_certificate_authority(config).await),
             revocation: RevocationWorker::new(commands.clone(), ca),
             mail: MailWorker::new(commands.clone(), mailer),
             expiry: ExpiryWorker::new(commands.clone(), outbound.clock.clone()),

@@ -360,6 +360,28 @@ pub fn crl_url(config: &Config) -> String {
 
 /// The certificate authority the configuration names: ADCS when `adcs.url` is set,
 /// otherwise the embedded CA (also returned, for its CRL and chain routes).
+/// The command service as the configuration says: its admins, and whether a public CA is
+/// configured.
+pub fn commands(config: &Config, pool: PgPool, kek: KeyEncryptionKey) -> crate::commands::Commands {
+    crate::commands::Commands::with_public_ca(pool, kek, &config.auth.admins, config.acm.enabled)
+}
+
+/// The public CA, ACM, when `acm.enabled`.
+pub async fn public_certificate_authority(
+    config: &Config,
+) -> Option<std::sync::Arc<dyn crate::adapters::ca::CertificateAuthority>> {
+    if !config.acm.enabled {
+        return None;
+    }
+    let acm = crate::adapters::ca::acm::AcmCa::new(
+        config.acm.region.clone(),
+        config.acm.endpoint.clone(),
+    )
+    .await;
+    tracing::info!("requests for the public CA go to AWS Certificate Manager");
+    Some(std::sync::Arc::new(acm))
+}
+
 pub async fn certificate_authority(
     config: &Config,
     pool: &PgPool,

@@ -535,7 +535,7 @@ where
     let result = async {
         db::migrate(database.pool()).await?;
         let kek = app::key_encryption_key(config, database.pool()).await?;
-        let commands = Commands::new(database.pool().clone(), kek, &config.auth.admins);
+        let commands = app::commands(config, database.pool().clone(), kek);
         work(commands).await.map_err(|error| match error {
             crate::commands::CommandError::Internal(cause) => cause,
             other => anyhow::Error::msg(other.to_string()),

@@ -172,6 +172,8 @@ struct Inner {
     refusals: Side<Refusal>,
     config: Side<Config>,
     notifications: Side<Notification>,
+    /// Whether a public CA (ACM) issues requests for the public CA.
+    public_ca: bool,
 }
 
 impl std::fmt::Debug for Commands {
@@ -186,6 +188,17 @@ impl Commands {
     /// Builds the service on a migrated database. `admins` are e-mail addresses that become
     /// admins when first seen.
     pub fn new(pool: PgPool, kek: KeyEncryptionKey, admins: &[String]) -> Self {
+        Self::with_public_ca(pool, kek, admins, false)
+    }
+
+    /// [`new`](Self::new), saying whether a public CA (ACM) is configured: without one, a
+    /// request for the public CA is refused or sent internal (`certificate.public_requests`).
+    pub fn with_public_ca(
+        pool: PgPool,
+        kek: KeyEncryptionKey,
+        admins: &[String],
+        public_ca: bool,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 users: Side::new(&pool, None),
@@ -206,6 +219,7 @@ impl Commands {
                     .collect(),
                 kek,
                 pool,
+                public_ca,
             }),
         }
     }

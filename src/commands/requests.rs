@@ -7,6 +7,7 @@ use super::{Attempt, CommandContext, CommandError, Commands, numbers, people, po
 use crate::domain::actor::{Actor, Role};
 use crate::domain::approval::{ApprovalCommand, Outcome, Part};
 use crate::domain::certificate::CertificateStatus;
+use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::request::{
     BusinessContext, Csr, CsrType, NewRequest, RequestCommand, RequestStatus, Subject,
@@ -299,26 +300,45 @@ impl Commands {
         let requested_ca_type = requested_ca
             .or(recommendation.as_ref().map(|r| r.ca_type))
             .unwrap_or(CaType::Internal);
-        // No public CA is configured (the ACM path is not built yet): a request for one is
-        // refused, or goes to the internal CA where an admin said so, and everyone is told.
-        // It is never issued by the internal CA as if it were public.
-        let (requested_ca_type, override_reason, notice) = if requested_ca_type == CaType::Public {
-            match policy::public_requests(self.pool()).await? {
-                policy::PublicRequests::Refuse => {
-                    return Err(CommandError::Invalid(vec![ValueError::new(
-                        "requested_ca_type",
-                        PUBLIC_CA_NOT_CONFIGURED,
-                    )]));
+        // Without a public CA (ACM) configured, a request for one is refused, or goes to the
+        // internal CA where an admin said so, and everyone is told. It is never issued by the
+        // internal CA as if it were public.
+        let (requested_ca_type, override_reason, notice) =
+            if requested_ca_type == CaType::Public && !self.inner.public_ca {
+                match policy::public_requests(self.pool()).await? {
+                    policy::PublicRequests::Refuse => {
+                        return Err(CommandError::Invalid(vec![ValueError::new(
+                            "requested_ca_type",
+                            PUBLIC_CA_NOT_CONFIGURED,
+                        )]));
+                    }
+                    policy::PublicRequests::Internal => (
+                        CaType::Internal,
+                        Some(Text::parse("override_reason", PUBLIC_TO_INTERNAL, 2000)?),
+                        Some(PUBLIC_TO_INTERNAL.to_owned()),
+                    ),
                 }
-                policy::PublicRequests::Internal => (
-                    CaType::Internal,
-                    Some(Text::parse("override_reason", PUBLIC_TO_INTERNAL, 2000)?),
-                    Some(PUBLIC_TO_INTERNAL.to_owned()),
-                ),
+            } else {
+                (requested_ca_type, override_reason, None)
+            };
+        // What the public CA issues, checked before an approver sees the request.
+        if requested_ca_type == CaType::Public {
+            let uploaded = form
+                .csr_pem
+                .as_deref()
+                .is_some_and(|p| !p.trim().is_empty());
+            let refused = crate::domain::public_ca::check(
+                &subject,
+                certificate_type,
+                key_algorithm,
+                uploaded,
+                validity_days,
+                today,
+            );
+            if !refused.is_empty() {
+                return Err(CommandError::Invalid(refused));
             }
-        } else {
-            (requested_ca_type, override_reason, None)
-        };
+        }
         // Every name the certificate will carry, and its validity, within the names policy.
         let rule = policy::names_policy(self.pool())
             .await?
@@ -613,6 +633,19 @@ impl Commands {
         Ok(requester)
     }
 
+    /// Encrypts a private key (PEM) under a new data key wrapped by the key-encryption key,
+    /// storing the wrapped data key: how every private key here is kept.
+    pub async fn seal_private_key(&self, pem: &str) -> Result<EncryptedPrivateKey, CommandError> {
+        let (data_key, wrapped) = self
+            .inner
+            .kek
+            .new_data_key()
+            .map_err(CommandError::internal)?;
+        let private_key = data_key.encrypt(pem).map_err(CommandError::internal)?;
+        crate::pki::key_store::store_data_key(self.pool(), &wrapped).await?;
+        Ok(private_key)
+    }
+
     async fn generate_csr(
         &self,
         subject: &Subject,
@@ -625,15 +658,7 @@ impl Commands {
                 .await
                 .map_err(CommandError::internal)?
                 .map_err(CommandError::internal)?;
-        let (data_key, wrapped) = self
-            .inner
-            .kek
-            .new_data_key()
-            .map_err(CommandError::internal)?;
-        let private_key = data_key
-            .encrypt(&generated.private_key_pem)
-            .map_err(CommandError::internal)?;
-        crate::pki::key_store::store_data_key(self.pool(), &wrapped).await?;
+        let private_key = self.seal_private_key(&generated.private_key_pem).await?;
         Ok(Csr {
             csr_type: CsrType::Generated,
             pem: generated.csr_pem.clone(),

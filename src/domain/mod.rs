@@ -9,6 +9,7 @@ pub mod config;
 pub mod key_material;
 pub mod names_policy;
 pub mod notification;
+pub mod public_ca;
 pub mod recommendation;
 pub mod refusal;
 pub mod request;

@@ -34,6 +34,8 @@ closed_set! {
         CertificateRevoked = "certificate_revoked",
         /// A pending approval is overdue.
         ApprovalReminder = "approval_reminder",
+        /// The CA waits for DNS records the requester must create (ACM's DNS validation).
+        ValidationRequired = "dns_validation_required",
     }
 }
 

@@ -47,6 +47,20 @@ pub async fn certificate_with_serial<'e>(
     Ok(id.and_then(|id| id.parse().ok()))
 }
 
+/// Whether the notification `id` was ever queued (its aggregate has events).
+pub async fn notification_exists<'e>(
+    executor: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<bool, LookupError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events \
+            WHERE aggregate_type = 'Notification' AND aggregate_id = $1)",
+    )
+    .bind(id.to_string())
+    .fetch_one(executor)
+    .await?)
+}
+
 /// The id of the certificate issued for a request, if any.
 pub async fn certificate_of_request<'e>(
     executor: impl PgExecutor<'e>,

@@ -100,6 +100,7 @@ fn names_as_stated(asked: &Asked) -> Result<(), crate::pki::csr::CsrError> {
 pub struct IssuanceWorker {
     commands: Commands,
     ca: Arc<dyn CertificateAuthority>,
+    public: Option<Arc<dyn CertificateAuthority>>,
     store: Arc<dyn ArtifactStore>,
 }
 
@@ -122,8 +123,16 @@ impl IssuanceWorker {
         Self {
             commands,
             ca,
+            public: None,
             store,
         }
+    }
+
+    /// Issues requests for the public CA through `public` (ACM).
+    #[must_use]
+    pub fn with_public_ca(mut self, public: Option<Arc<dyn CertificateAuthority>>) -> Self {
+        self.public = public;
+        self
     }
 
     fn pool(&self) -> &PgPool {
@@ -232,9 +241,26 @@ impl IssuanceWorker {
             _ => return Ok(Outcome::Done),
         }
         let asked = self.asked(request_id).await?;
+        // The request's CA: the internal one, or the public one (ACM) when it is configured.
+        // A request for the public CA is never issued by the internal one as if it were
+        // public (one stored while no public CA was configured, for instance).
+        let ca: &dyn CertificateAuthority = match (asked.ca_type, &self.public) {
+            (CaType::Internal, _) => self.ca.as_ref(),
+            (CaType::Public, Some(public)) => public.as_ref(),
+            (CaType::Public, None) => {
+                let why = format!(
+                    "not sent to the {}: the request is for a public certificate, which the {} \
+                     cannot issue, and no public CA (AWS Certificate Manager) is configured",
+                    self.ca.name(),
+                    self.ca.name()
+                );
+                self.failed(request_id, &asked, &why).await?;
+                return Ok(Outcome::Failed);
+            }
+        };
         let (submitting, ca_request_id) = self.submission(request_id).await?;
         let answer = match ca_request_id {
-            Some(id) => self.ca.retrieve(&id).await,
+            Some(id) => ca.retrieve(&id).await,
             None => {
                 if submitting.is_some() {
                     return Ok(Outcome::NeedsOperator(format!(
@@ -242,39 +268,25 @@ impl IssuanceWorker {
                          unknown whether the CA received it. Check the CA, then resolve the \
                          request by hand (it was not submitted again).",
                         asked.number,
-                        self.ca.name()
+                        ca.name()
                     )));
                 }
                 // The CA sees the CSR; certsrv takes names from it. It names what the
                 // request states and nothing more, or it is not sent (a request stored
                 // before this check existed, or a CSR that was altered since).
-                // This worker's CAs are internal ones; a request for the public CA is never
-                // issued by them as if it were public (one stored before that was refused
-                // at submission, for instance).
-                if asked.ca_type == CaType::Public {
-                    let why = format!(
-                        "not sent to the {}: the request is for a public certificate, which \
-                         the {} cannot issue, and no public CA (AWS Certificate Manager) is \
-                         configured",
-                        self.ca.name(),
-                        self.ca.name()
-                    );
-                    self.failed(request_id, &asked, &why).await?;
-                    return Ok(Outcome::Failed);
-                }
                 if let Err(error) = names_as_stated(&asked) {
-                    let why = format!("not sent to the {}: {error}", self.ca.name());
+                    let why = format!("not sent to the {}: {error}", ca.name());
                     self.failed(request_id, &asked, &why).await?;
                     return Ok(Outcome::Failed);
                 }
                 self.mark_submitting(request_id, true).await?;
-                let answer = self
-                    .ca
+                let answer = ca
                     .submit(Order {
                         csr_pem: &asked.csr_pem,
                         subject: &asked.subject,
                         certificate_type: asked.certificate_type,
                         validity_days: asked.validity_days.days(),
+                        reference: &request_id.simple().to_string(),
                     })
                     .await;
                 if let Ok(
@@ -295,6 +307,7 @@ impl IssuanceWorker {
                 ca_request_id,
                 certificate_pem,
                 chain_pem,
+                private_key,
             }) => {
                 tolerate(
                     self.commands
@@ -308,12 +321,22 @@ impl IssuanceWorker {
                         let why = format!(
                             "the {} issued a certificate that is not recorded, because {problem}; \
                              it must be revoked at the CA (its request {ca_request_id})",
-                            self.ca.name()
+                            ca.name()
                         );
                         self.failed(request_id, &asked, &why).await?;
                         return Ok(Outcome::NeedsOperator(why));
                     }
                 };
+                // A key the CA made (ACM's export) is sealed at once and is the certificate's.
+                let mut asked = asked;
+                if let Some(key) = private_key {
+                    use secrecy::ExposeSecret as _;
+                    asked.private_key = Some(
+                        self.commands
+                            .seal_private_key(key.0.expose_secret())
+                            .await?,
+                    );
+                }
                 self.issued(request_id, &asked, returned, &certificate_pem, &chain_pem)
                     .await?;
                 Ok(Outcome::Done)
@@ -324,9 +347,11 @@ impl IssuanceWorker {
                         .record_ca_request(request_id, &ca_request_id, "pending")
                         .await,
                 )?;
+                self.ask_for_validation(ca, request_id, &asked, &ca_request_id)
+                    .await;
                 Ok(Outcome::PollAgain(format!(
                     "{} holds the request",
-                    self.ca.name()
+                    ca.name()
                 )))
             }
             Ok(Submission::Denied { message }) | Err(CaError::Permanent(message)) => {
@@ -437,6 +462,55 @@ impl IssuanceWorker {
         )
         .await;
         Ok(())
+    }
+
+    /// When the CA waits for DNS records (ACM), tells the requester which to create, once
+    /// (as soon as the CA names them). A failure here is logged and tried at the next poll.
+    async fn ask_for_validation(
+        &self,
+        ca: &dyn CertificateAuthority,
+        request_id: Uuid,
+        asked: &Asked,
+        ca_request_id: &str,
+    ) {
+        let kind = NotificationType::ValidationRequired;
+        let id = Uuid::new_v5(
+            &CERTIFICATE_NAMESPACE,
+            format!("{request_id}/{kind}").as_bytes(),
+        );
+        let told = crate::eventstore::notification_exists(self.pool(), id).await;
+        if !matches!(told, Ok(false)) {
+            return;
+        }
+        let records = match ca.validation_records(ca_request_id).await {
+            Ok(records) if !records.is_empty() => records,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(request = %asked.number, %error, "could not read the DNS records the CA waits for");
+                return;
+            }
+        };
+        let mut body = format!(
+            "{} waits for these DNS records before it issues the certificate for {}. \
+             Create them in the zone of each name (and keep them: {} renews with them):\n\n",
+            ca.name(),
+            asked.number,
+            ca.name()
+        );
+        for record in &records {
+            body.push_str(&format!(
+                "{}\n  {} {} {}\n\n",
+                record.domain, record.name, record.record_type, record.value
+            ));
+        }
+        self.tell(
+            request_id,
+            asked,
+            kind,
+            format!("{}: create DNS records to validate the names", asked.number),
+            body,
+        )
+        .await;
     }
 
     /// Queues an e-mail to the requester; a failure here never undoes the issuance.

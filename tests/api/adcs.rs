@@ -101,6 +101,7 @@ async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
         ca_request_id,
         certificate_pem,
         chain_pem,
+        ..
     } = client
         .submit(
             ordered("adcs.example.com", KeyAlgorithm::EccP256)

@@ -93,9 +93,10 @@ async fn artifacts_round_trip_through_s3_and_are_never_overwritten() {
     );
 }
 
-struct Moto {
+/// moto's server, stopped when dropped.
+pub(crate) struct Moto {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -106,12 +107,18 @@ impl Drop for Moto {
 }
 
 async fn moto() -> Moto {
+    moto_with(&[]).await
+}
+
+/// moto's server with `env` (e.g. how long ACM takes to validate).
+pub(crate) async fn moto_with(env: &[(&str, &str)]) -> Moto {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let mut child = std::process::Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -45,6 +45,7 @@ async fn issued_chains_verify_and_revoked_certificates_fail_the_crl_check() {
         ca_request_id,
         certificate_pem,
         chain_pem,
+        ..
     } = ca
         .submit(
             ordered("app.example.com", KeyAlgorithm::EccP256).order(CertificateType::WebServer, 90),

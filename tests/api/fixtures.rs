@@ -130,6 +130,7 @@ impl Ordered {
             subject: &self.subject,
             certificate_type: kind,
             validity_days: days,
+            reference: "fixture",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step, one shared database server per run).
 
+mod acm;
 mod adcs;
 mod architecture;
 mod authorization;

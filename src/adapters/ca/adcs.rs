@@ -158,6 +158,7 @@ impl AdcsClient {
             ca_request_id,
             certificate_pem,
             chain_pem,
+            private_key: None,
         })
     }
 }

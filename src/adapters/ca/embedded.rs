@@ -416,6 +416,7 @@ impl CertificateAuthority for EmbeddedCa {
                 ca_request_id: serial,
                 certificate_pem,
                 chain_pem: self.chain_pem(),
+                private_key: None,
             })
         })
     }
@@ -437,6 +438,7 @@ impl CertificateAuthority for EmbeddedCa {
                     ca_request_id: ca_request_id.to_owned(),
                     certificate_pem,
                     chain_pem: self.chain_pem(),
+                    private_key: None,
                 },
                 None => Submission::Denied {
                     message: "The requested property value is empty. 0x80094004".to_owned(),

@@ -1,6 +1,7 @@
-//! Certificate authorities behind one port: the embedded CA (default) and, later, ADCS Web
-//! Enrollment.
+//! Certificate authorities behind one port: the internal ones (the embedded CA, the default,
+//! and ADCS Web Enrollment) and the public one (AWS Certificate Manager).
 
+pub mod acm;
 pub mod adcs;
 pub mod embedded;
 pub mod revoke_hook;
@@ -21,7 +22,30 @@ pub struct Order<'a> {
     pub certificate_type: CertificateType,
     /// How long it is valid.
     pub validity_days: u32,
+    /// The request it is for (its id): what makes asking twice ask once, where the CA
+    /// supports that (ACM's idempotency token).
+    pub reference: &'a str,
 }
+
+/// A private key the CA made and handed over (ACM's export), PEM, unencrypted: the saga
+/// seals it under the key-encryption key at once. Never shown in logs.
+#[derive(Clone)]
+pub struct HandedKey(pub secrecy::SecretString);
+
+impl std::fmt::Debug for HandedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandedKey([redacted])")
+    }
+}
+
+impl PartialEq for HandedKey {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for HandedKey {}
 
 /// What the CA did with a CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +58,8 @@ pub enum Submission {
         certificate_pem: String,
         /// The issuing chain, PEM, leaf's issuer first.
         chain_pem: String,
+        /// The private key, when the CA made it (ACM); otherwise the key is the request's.
+        private_key: Option<HandedKey>,
     },
     /// Held for a CA officer; ask again later with the id.
     Pending {
@@ -58,6 +84,19 @@ pub enum CaError {
     Permanent(String),
 }
 
+/// A DNS record a CA wants to see before it issues (ACM's DNS validation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationRecord {
+    /// The name being validated.
+    pub domain: String,
+    /// The record's name.
+    pub name: String,
+    /// Its type (CNAME).
+    pub record_type: String,
+    /// Its value.
+    pub value: String,
+}
+
 /// A certificate authority.
 pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// Submits an order.
@@ -79,4 +118,13 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
 
     /// A name for messages and logs.
     fn name(&self) -> String;
+
+    /// The DNS records the CA waits for before it issues `ca_request_id` (ACM); none for
+    /// CAs that do not validate names themselves.
+    fn validation_records<'a>(
+        &'a self,
+        _ca_request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ValidationRecord>, CaError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

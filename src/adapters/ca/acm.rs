@@ -1,0 +1,287 @@
+//! AWS Certificate Manager as the public CA. A request becomes `RequestCertificate` with DNS
+//! validation, exportable, with an idempotency token derived from the request (a restart or
+//! a second replica asks once); `DescribeCertificate` answers while ACM waits for the
+//! validation records, and once it is `ISSUED` the certificate is exported with a one-time
+//! passphrase: certificate, chain, and the private key (decrypted here, sealed by the saga).
+//! ACM makes the key; the request's CSR is not used.
+
+use aws_sdk_acm::primitives::Blob;
+use aws_sdk_acm::types::{
+    CertificateExport, CertificateOptions, CertificateStatus, KeyAlgorithm as AcmKeyAlgorithm,
+    ValidationMethod,
+};
+use base64::Engine as _;
+
+use super::{CaError, CertificateAuthority, HandedKey, Order, Submission, ValidationRecord};
+use crate::domain::values::{KeyAlgorithm, RevocationReason};
+use crate::ports::BoxFuture;
+
+/// AWS Certificate Manager.
+#[derive(Debug, Clone)]
+pub struct AcmCa {
+    client: aws_sdk_acm::Client,
+}
+
+impl AcmCa {
+    /// ACM with the default AWS configuration chain (region and credentials from the
+    /// environment, profile or instance), as S3 and SES use it, optionally at another endpoint.
+    pub async fn new(region: Option<String>, endpoint: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::from_client(aws_sdk_acm::Client::new(&loader.load().await))
+    }
+
+    /// ACM through `client`.
+    pub fn from_client(client: aws_sdk_acm::Client) -> Self {
+        Self { client }
+    }
+
+    /// The DNS records ACM waits for, for the certificate `arn` (ACM fills them in a few
+    /// seconds after the request).
+    async fn records(&self, arn: &str) -> Result<Vec<ValidationRecord>, CaError> {
+        let described = self
+            .client
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let mut records = Vec::new();
+        for option in described
+            .certificate()
+            .map(|c| c.domain_validation_options())
+            .unwrap_or_default()
+        {
+            if let Some(record) = option.resource_record() {
+                records.push(ValidationRecord {
+                    domain: option.domain_name().to_owned(),
+                    name: record.name().to_owned(),
+                    record_type: record.r#type().as_str().to_owned(),
+                    value: record.value().to_owned(),
+                });
+            }
+        }
+        Ok(records)
+    }
+
+    async fn request(&self, order: Order<'_>) -> Result<Submission, CaError> {
+        let key_algorithm = match order.subject.common_name.as_dns_name() {
+            None => {
+                return Ok(Submission::Denied {
+                    message: format!(
+                        "ACM certifies host names; {} is not one",
+                        order.subject.common_name
+                    ),
+                });
+            }
+            Some(_) => key_algorithm(order.csr_pem)?,
+        };
+        let domain = order.subject.common_name.to_string();
+        let others: Vec<String> = order
+            .subject
+            .subject_alternative_names
+            .iter()
+            .map(|name| name.as_ref().to_owned())
+            .filter(|name| *name != domain)
+            .collect();
+        let mut request = self
+            .client
+            .request_certificate()
+            .domain_name(&domain)
+            .validation_method(ValidationMethod::Dns)
+            .idempotency_token(token(order.reference))
+            .key_algorithm(key_algorithm)
+            .options(
+                CertificateOptions::builder()
+                    .export(CertificateExport::Enabled)
+                    .build(),
+            );
+        for name in others {
+            request = request.subject_alternative_names(name);
+        }
+        let answer = request.send().await.map_err(|e| classify(&e))?;
+        let arn = answer
+            .certificate_arn()
+            .ok_or_else(|| CaError::Transient("ACM answered without an ARN".to_owned()))?;
+        self.status(arn).await
+    }
+
+    async fn status(&self, arn: &str) -> Result<Submission, CaError> {
+        let described = self
+            .client
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let certificate = described
+            .certificate()
+            .ok_or_else(|| CaError::Transient(format!("ACM does not describe {arn}")))?;
+        match certificate.status() {
+            Some(CertificateStatus::PendingValidation) | None => Ok(Submission::Pending {
+                ca_request_id: arn.to_owned(),
+            }),
+            Some(CertificateStatus::Issued) => self.export(arn).await,
+            Some(status) => {
+                let reason = certificate
+                    .failure_reason()
+                    .map_or_else(String::new, |r| format!(" ({})", r.as_str()));
+                Ok(Submission::Denied {
+                    message: format!("ACM: the certificate is {}{reason}", status.as_str()),
+                })
+            }
+        }
+    }
+
+    async fn export(&self, arn: &str) -> Result<Submission, CaError> {
+        // A one-time passphrase for this export; the key is decrypted here at once.
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret)
+            .map_err(|_| CaError::Transient("no randomness for a passphrase".to_owned()))?;
+        let passphrase = base64::engine::general_purpose::STANDARD.encode(secret);
+        let exported = self
+            .client
+            .export_certificate()
+            .certificate_arn(arn)
+            .passphrase(Blob::new(passphrase.as_bytes()))
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let (Some(certificate_pem), Some(encrypted)) =
+            (exported.certificate(), exported.private_key())
+        else {
+            return Err(CaError::Transient(
+                "ACM exported no certificate or no key".to_owned(),
+            ));
+        };
+        let private_key = decrypt(encrypted, passphrase.as_bytes())?;
+        Ok(Submission::Issued {
+            ca_request_id: arn.to_owned(),
+            certificate_pem: certificate_pem.to_owned(),
+            chain_pem: exported.certificate_chain().unwrap_or_default().to_owned(),
+            private_key: Some(HandedKey(private_key.into())),
+        })
+    }
+}
+
+impl CertificateAuthority for AcmCa {
+    fn submit<'a>(&'a self, order: Order<'a>) -> BoxFuture<'a, Result<Submission, CaError>> {
+        Box::pin(self.request(order))
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Submission, CaError>> {
+        Box::pin(self.status(ca_request_id))
+    }
+
+    fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>> {
+        Box::pin(async {
+            Err(CaError::Permanent(
+                "ACM hands out each certificate's chain with it".to_owned(),
+            ))
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _serial: &'a str,
+        _reason: RevocationReason,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async {
+            Err(CaError::Permanent(
+                "revoking a public certificate in ACM is not built yet: revoke (or delete) it \
+                 in the ACM console, then confirm it here"
+                    .to_owned(),
+            ))
+        })
+    }
+
+    fn name(&self) -> String {
+        "AWS Certificate Manager".to_owned()
+    }
+
+    fn validation_records<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ValidationRecord>, CaError>> {
+        Box::pin(self.records(ca_request_id))
+    }
+}
+
+/// ACM's idempotency token: up to 32 word characters, from the request's reference.
+fn token(reference: &str) -> String {
+    reference
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect()
+}
+
+/// The key algorithm ACM offers for public certificates that matches the request's (read
+/// from its CSR, which states it); ACM offers no RSA-4096 public certificates.
+fn key_algorithm(csr_pem: &str) -> Result<AcmKeyAlgorithm, CaError> {
+    let csr = crate::pki::csr::parse(csr_pem)
+        .map_err(|e| CaError::Permanent(format!("the request's CSR is unreadable: {e}")))?;
+    match csr.key_algorithm {
+        KeyAlgorithm::EccP256 => Ok(AcmKeyAlgorithm::EcPrime256v1),
+        KeyAlgorithm::EccP384 => Ok(AcmKeyAlgorithm::EcSecp384r1),
+        KeyAlgorithm::Rsa2048 => Ok(AcmKeyAlgorithm::Rsa2048),
+        other => Err(CaError::Permanent(format!(
+            "ACM issues public certificates with ECC P-256, ECC P-384 or RSA 2048 keys, not {other}"
+        ))),
+    }
+}
+
+/// The exported key, decrypted (encrypted PKCS#8, PBES2), as a PKCS#8 PEM.
+fn decrypt(encrypted_pem: &str, passphrase: &[u8]) -> Result<String, CaError> {
+    use pkcs8::der::pem::LineEnding;
+    let (_, document) = pkcs8::SecretDocument::from_pem(encrypted_pem)
+        .map_err(|e| CaError::Permanent(format!("ACM's exported key is unreadable: {e}")))?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+        .map_err(|e| CaError::Permanent(format!("ACM's exported key is unreadable: {e}")))?;
+    let decrypted = encrypted
+        .decrypt(passphrase)
+        .map_err(|e| CaError::Permanent(format!("ACM's exported key does not decrypt: {e}")))?;
+    let pem = decrypted
+        .to_pem("PRIVATE KEY", LineEnding::LF)
+        .map_err(|e| CaError::Permanent(format!("ACM's exported key: {e}")))?;
+    Ok(pem.to_string())
+}
+
+/// Throttling, 5xx and connection failures are worth retrying; the rest is ACM's answer.
+fn classify<E, R>(error: &aws_sdk_acm::error::SdkError<E, R>) -> CaError
+where
+    E: aws_sdk_acm::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_acm::error::SdkError;
+    let message = match error {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            format!(
+                "{}: {}",
+                inner.code().unwrap_or("error"),
+                inner.message().unwrap_or("no message")
+            )
+        }
+        other => aws_sdk_acm::error::DisplayErrorContext(other).to_string(),
+    };
+    match error {
+        SdkError::ServiceError(service)
+            if !service
+                .err()
+                .code()
+                .is_some_and(|c| c.contains("Throttl") || c.contains("RequestInProgress")) =>
+        {
+            CaError::Permanent(format!("ACM refused: {message}"))
+        }
+        _ => CaError::Transient(format!("ACM: {message}")),
+    }
+}

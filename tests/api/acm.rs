@@ -1,0 +1,264 @@
+//! The public CA: requests for it go to AWS Certificate Manager through aws-sdk-acm, over
+//! HTTP against moto's ACM; never to the internal CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::Credentials;
+use cert_assistant::adapters::artifacts::LocalArtifactStore;
+use cert_assistant::adapters::ca::CertificateAuthority;
+use cert_assistant::adapters::ca::acm::AcmCa;
+use cert_assistant::adapters::ca::embedded::EmbeddedCa;
+use cert_assistant::commands::{Commands, RequestForm};
+use cert_assistant::domain::certificate::Artifact;
+use cert_assistant::domain::request::RequestStatus;
+use cert_assistant::feed::Projector;
+use cert_assistant::pki::envelope::KeyEncryptionKey;
+use cert_assistant::saga::issuance::{IssuanceFeed, IssuanceWorker};
+
+use crate::fixtures::{KEK, approver, ctx};
+use crate::helpers::TestDb;
+
+fn acm_client(endpoint: &str) -> aws_sdk_acm::Client {
+    aws_sdk_acm::Client::from_conf(
+        aws_sdk_acm::Config::builder()
+            .behavior_version_latest()
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .region(aws_sdk_acm::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+struct Public {
+    commands: Commands,
+    worker: IssuanceWorker,
+    acm: AcmCa,
+    store: Arc<LocalArtifactStore>,
+    _moto: crate::aws::Moto,
+    _dir: tempfile::TempDir,
+}
+
+/// The service with ACM as its public CA (moto validates after two seconds).
+async fn public(db: &TestDb) -> Public {
+    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "2")]).await;
+    let kek = KeyEncryptionKey::from_base64(KEK).expect("kek");
+    let commands = Commands::with_public_ca(
+        db.pool.clone(),
+        KeyEncryptionKey::from_base64(KEK).expect("kek"),
+        &["root@example.com".to_owned()],
+        true,
+    );
+    let internal = Arc::new(
+        EmbeddedCa::load_or_create(&db.pool, &kek, "http://127.0.0.1:8080/ca/crl.der")
+            .await
+            .expect("ca"),
+    );
+    let acm = AcmCa::from_client(acm_client(&moto.endpoint));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(LocalArtifactStore::new(dir.path()));
+    let worker = IssuanceWorker::new(commands.clone(), internal, store.clone())
+        .with_public_ca(Some(Arc::new(acm.clone())));
+    Public {
+        commands,
+        worker,
+        acm,
+        store,
+        _moto: moto,
+        _dir: dir,
+    }
+}
+
+fn shop(cn: &str) -> RequestForm {
+    RequestForm {
+        common_name: cn.to_owned(),
+        subject_alternative_names: vec![format!("www.{cn}")],
+        certificate_type: "web_server".to_owned(),
+        validity_days: Some("90".to_owned()),
+        justification: "Web shop".to_owned(),
+        requested_ca_type: Some("public".to_owned()),
+        ..RequestForm::default()
+    }
+}
+
+async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
+        .execute(&db.pool)
+        .await
+        .expect("due now");
+    worker.step().await.expect("step");
+}
+
+#[tokio::test]
+async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_signed_internally() {
+    let db = TestDb::new().await;
+    let p = public(&db).await;
+    let jane = approver(&p.commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    // What ACM would not issue is refused before an approver sees it, per field.
+    let mut internal_name = shop("db.corp");
+    internal_name.validity_days = Some("365".to_owned());
+    let refused = p
+        .commands
+        .submit_request(&ctx("john@example.com"), internal_name)
+        .await
+        .expect_err("not for a public CA");
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("db.corp is an internal name") && shown.contains("at most 200"),
+        "{shown}"
+    );
+    let submitted = p
+        .commands
+        .submit_request(&ctx("john@example.com"), shop("shop.example.com"))
+        .await
+        .expect("submitted");
+    assert_eq!(submitted.notice, None, "nothing to tell: it goes to ACM");
+    p.commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+
+    // Requested at once; ACM waits for its DNS records.
+    step_now(&db, &p.worker).await;
+    let id = submitted.request_id;
+    assert_eq!(
+        p.commands.request_status(id).await.expect("status"),
+        Some(RequestStatus::InProgress)
+    );
+    crate::helpers::project(&db.pool).await;
+    let (arn, ca_status): (String, String) = sqlx::query_as(
+        "SELECT adcs_request_id, adcs_status FROM certificate_requests WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("request");
+    assert!(arn.starts_with("arn:aws:acm:us-east-1:"), "{arn}");
+    assert_eq!(ca_status, "pending");
+    let records = p.acm.validation_records(&arn).await.expect("records");
+    let mut domains: Vec<&str> = records.iter().map(|r| r.domain.as_str()).collect();
+    domains.sort_unstable();
+    assert_eq!(domains, ["shop.example.com", "www.shop.example.com"]);
+    assert!(records.iter().all(|r| r.record_type == "CNAME"));
+    // The requester is told which records to create, once, however often the saga polls.
+    step_now(&db, &p.worker).await;
+    crate::helpers::project(&db.pool).await;
+    let told: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM notifications WHERE notification_type = 'dns_validation_required' \
+            AND recipient_email = 'john@example.com'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("notifications");
+    assert_eq!(told.len(), 1, "{told:?}");
+    for record in &records {
+        assert!(
+            told[0].contains(&record.name) && told[0].contains(&record.value),
+            "{told:?}"
+        );
+    }
+
+    // Validated: issued, exported, stored; the key is the certificate's.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    step_now(&db, &p.worker).await;
+    assert_eq!(
+        p.commands.request_status(id).await.expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    crate::helpers::project(&db.pool).await;
+    let (serial, issuer): (String, String) =
+        sqlx::query_as("SELECT serial_number, issuer_dn FROM certificates WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("certificate");
+    assert!(issuer.contains("Amazon"), "{issuer}");
+    let internal: i64 = sqlx::query_scalar("SELECT count(*) FROM embedded_ca_certificates")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(internal, 0, "nothing was signed by the internal CA");
+
+    let john = ctx("john@example.com");
+    let certificate = p
+        .commands
+        .download(&john, &serial, Artifact::Certificate, p.store.as_ref())
+        .await
+        .expect("certificate");
+    let key = p
+        .commands
+        .download(&john, &serial, Artifact::PrivateKey, p.store.as_ref())
+        .await
+        .expect("the key, once");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, &certificate.pem).expect("write");
+    std::fs::write(&key_path, &key.pem).expect("write");
+    let modulus = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cert_text = modulus(&[
+        "x509",
+        "-in",
+        &cert_path.display().to_string(),
+        "-noout",
+        "-subject",
+        "-pubkey",
+    ]);
+    assert!(cert_text.contains("shop.example.com"), "{cert_text}");
+    let key_public = modulus(&["pkey", "-in", &key_path.display().to_string(), "-pubout"]);
+    assert!(
+        cert_text.contains(key_public.trim()),
+        "the exported key is the certificate's"
+    );
+}
+
+#[tokio::test]
+async fn asking_acm_twice_for_one_request_asks_once_and_keys_it_lacks_are_refused() {
+    use cert_assistant::adapters::ca::{CaError, Submission};
+    use cert_assistant::domain::values::{CertificateType, KeyAlgorithm};
+
+    let db = TestDb::new().await;
+    let p = public(&db).await;
+    let ordered = crate::fixtures::ordered("twice.example.com", KeyAlgorithm::EccP256);
+    let order = |reference| cert_assistant::adapters::ca::Order {
+        reference,
+        ..ordered.order(CertificateType::WebServer, 90)
+    };
+    let arn = |submission: Submission| match submission {
+        Submission::Pending { ca_request_id } => ca_request_id,
+        other => panic!("pending validation: {other:?}"),
+    };
+    // A restart, or a second replica, asks again for the same request: the same certificate.
+    let first = arn(p.acm.submit(order("request-one")).await.expect("asked"));
+    let again = arn(p.acm.submit(order("request-one")).await.expect("asked"));
+    assert_eq!(first, again);
+    let other = arn(p.acm.submit(order("request-two")).await.expect("asked"));
+    assert_ne!(first, other);
+    // ACM issues no public certificates for RSA 4096 keys: refused for good, with the reason.
+    let big = crate::fixtures::ordered("big.example.com", KeyAlgorithm::Rsa4096);
+    let refused = p
+        .acm
+        .submit(big.order(CertificateType::WebServer, 90))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&refused, CaError::Permanent(m) if m.contains("not RSA_4096") || m.contains("RSA 2048 keys")),
+        "{refused:?}"
+    );
+}
