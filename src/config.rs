@@ -73,7 +73,7 @@ pub struct Config {
 pub struct AcmConfig {
     /// Requests for the public CA go to ACM (default: off; they are refused, or sent to the
     /// internal CA by `certificate.public_requests`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: bool,
     /// ACM region (default: from the AWS environment).
     #[serde(default)]

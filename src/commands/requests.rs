@@ -97,9 +97,9 @@ impl SubmittedRequest {
 
 /// Why a request for the public CA is refused while none is configured.
 pub const PUBLIC_CA_NOT_CONFIGURED: &str = "the public CA (AWS Certificate Manager) is not \
-     configured in this installation, so a public certificate cannot be issued: choose the \
-     internal CA, or ask an admin to let public requests go to the internal CA \
-     (`config set certificate.public_requests internal`)";
+     configured in this installation (an operator sets `acm.enabled`), so a public \
+     certificate cannot be issued: choose the internal CA, or ask an admin to let public \
+     requests go to the internal CA (`config set certificate.public_requests internal`)";
 
 /// What requester and approvers are told when a public request goes to the internal CA.
 pub const PUBLIC_TO_INTERNAL: &str = "It goes to the internal CA: no public CA is configured \

@@ -262,3 +262,140 @@ async fn asking_acm_twice_for_one_request_asks_once_and_keys_it_lacks_are_refuse
         "{refused:?}"
     );
 }
+
+/// The binary with the test database, the local stores under `files`, and ACM at `moto`.
+fn cert_assistant(db: &TestDb, files: &std::path::Path, moto: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CERT_ASSISTANT_") || key.starts_with("AWS_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("DATABASE_URL", db.url())
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK)
+        .env("CERT_ASSISTANT_AUTH__ADMINS", "root@example.com")
+        .env("CERT_ASSISTANT_STORAGE__LOCAL_DIR", files.join("artifacts"))
+        .env("CERT_ASSISTANT_MAIL__LOCAL_DIR", files.join("mail"))
+        .env("CERT_ASSISTANT_ACM__ENABLED", "true")
+        .env("CERT_ASSISTANT_ACM__REGION", "us-east-1")
+        .env("CERT_ASSISTANT_ACM__ENDPOINT", moto)
+        // The AWS configuration chain, as on a machine with credentials.
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+async fn run(mut command: std::process::Command, args: &[&str]) -> String {
+    command.args(args);
+    let output = crate::helpers::output(command).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
+    let db = TestDb::new().await;
+    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "0")]).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let cli = || cert_assistant(&db, files.path(), &moto.endpoint);
+    // The service as an operator runs it.
+    let mut serve = cli();
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut serve = tokio::process::Command::from(serve)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+
+    run(
+        cli(),
+        &[
+            "user",
+            "grant",
+            "jane@example.com",
+            "approver",
+            "--as",
+            "root@example.com",
+        ],
+    )
+    .await;
+    run(cli(), &["projections", "catch-up"]).await;
+    let created = run(
+        cli(),
+        &[
+            "request",
+            "create",
+            "--as",
+            "john@example.com",
+            "--cn",
+            "store.example.com",
+            "--why",
+            "web shop",
+            "--days",
+            "90",
+            "--ca",
+            "public",
+        ],
+    )
+    .await;
+    let number = crate::helpers::request_number_in(&created);
+    run(
+        cli(),
+        &["request", "approve", &number, "--as", "jane@example.com"],
+    )
+    .await;
+    let mut shown = String::new();
+    for _ in 0..300 {
+        shown = run(cli(), &["request", "show", &number]).await;
+        if shown.contains("certificate: serial") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let serial = shown
+        .split("certificate: serial ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("issued through ACM: {shown}"))
+        .to_owned();
+    let out = files.path().join("store.pem");
+    run(
+        cli(),
+        &[
+            "certificate",
+            "download",
+            &serial,
+            "--as",
+            "john@example.com",
+            "--out",
+            &out.display().to_string(),
+        ],
+    )
+    .await;
+    let x509 = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-issuer", "-subject", "-in"])
+        .arg(&out)
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&x509.stdout);
+    assert!(
+        text.contains("Amazon") && text.contains("store.example.com"),
+        "{text}"
+    );
+    let internal: i64 = sqlx::query_scalar("SELECT count(*) FROM embedded_ca_certificates")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(internal, 0, "nothing was signed by the internal CA");
+    serve.start_kill().expect("stop serve");
+    let _ = serve.wait().await;
+}
