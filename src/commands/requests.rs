@@ -95,6 +95,26 @@ impl SubmittedRequest {
     }
 }
 
+impl Commands {
+    /// What a requester should know about the public CA before choosing it: nothing when
+    /// one is configured; otherwise that a request for it is refused, or goes internal.
+    pub async fn public_ca_note(&self) -> Result<Option<&'static str>, CommandError> {
+        if self.inner.public_ca {
+            return Ok(None);
+        }
+        Ok(Some(match policy::public_requests(self.pool()).await? {
+            policy::PublicRequests::Refuse => {
+                "No public CA is configured here: a request for the public CA is refused. \
+                 Choose the internal CA and say why below, or ask an admin."
+            }
+            policy::PublicRequests::Internal => {
+                "No public CA is configured here: a request for the public CA goes to the \
+                 internal CA (browsers outside the organisation will not trust it)."
+            }
+        }))
+    }
+}
+
 /// Why a request for the public CA is refused while none is configured.
 pub const PUBLIC_CA_NOT_CONFIGURED: &str = "the public CA (AWS Certificate Manager) is not \
      configured in this installation (an operator sets `acm.enabled`), so a public \

@@ -849,6 +849,11 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
     assert_eq!(details["callback_id"], "request_details");
     let shown = text_of(details);
     assert!(shown.contains("*public* CA"), "{shown}");
+    // No public CA is configured in this test: the requester is told before choosing.
+    assert!(
+        shown.contains("No public CA is configured here: a request for the public CA is refused"),
+        "{shown}"
+    );
     assert!(
         shown.contains("at most 200 days"),
         "the cap is explained: {shown}"

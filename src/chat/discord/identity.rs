@@ -62,6 +62,16 @@ async fn locked_until(
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
+    // Only the last hour counts; the audit trail keeps every attempt, so older rows go.
+    sqlx::query(
+        "DELETE FROM chat_link_attempts \
+          WHERE platform = $1 AND target = $2 AND at < now() - interval '1 day'",
+    )
+    .bind(PLATFORM)
+    .bind(&target)
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
     let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT count(*), min(at) FROM chat_link_attempts \
           WHERE platform = $1 AND target = $2 AND outcome = $3 AND at > now() - interval '1 hour'",

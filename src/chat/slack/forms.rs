@@ -132,7 +132,12 @@ fn type_for(service: ServiceType) -> CertificateType {
 }
 
 /// Step 2: the recommendation, the choice to follow or override it, and the details.
-pub fn details_view(answers: &Answers, recommendation: &Recommendation) -> Value {
+/// `public_note` says what becomes of a request for the public CA, when none is configured.
+pub fn details_view(
+    answers: &Answers,
+    recommendation: &Recommendation,
+    public_note: Option<&str>,
+) -> Value {
     let ca = match recommendation.ca_type {
         CaType::Public => "a *public* CA (AWS Certificate Manager)",
         CaType::Internal => "the *internal* CA",
@@ -142,6 +147,9 @@ pub fn details_view(answers: &Answers, recommendation: &Recommendation) -> Value
         recommendation.confidence, recommendation.reason
     );
     for note in &recommendation.notes {
+        intro.push_str(&format!("\n_Note:_ {note}"));
+    }
+    if let Some(note) = public_note {
         intro.push_str(&format!("\n_Note:_ {note}"));
     }
     let follow = recommendation.ca_type.as_str();

@@ -329,9 +329,16 @@ async fn view_submission(
                 Ok(answers) => {
                     let recommendation =
                         crate::domain::recommendation::recommend(&answers, Utc::now().date_naive());
+                    let public_note = match state.chat.commands().public_ca_note().await {
+                        Ok(note) => note,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not read the public-request policy");
+                            None
+                        }
+                    };
                     Json(json!({
                         "response_action": "update",
-                        "view": forms::details_view(&answers, &recommendation),
+                        "view": forms::details_view(&answers, &recommendation, public_note),
                     }))
                     .into_response()
                 }
