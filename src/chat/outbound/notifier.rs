@@ -276,8 +276,14 @@ impl ChatNotifier {
             ),
             (
                 "Key".to_owned(),
-                match request.csr_type {
-                    CsrType::Uploaded => format!(
+                match (request.ca_type, request.csr_type) {
+                    // Public requests go to ACM only (never to the internal CA), which makes
+                    // the key and hands it over with the certificate.
+                    (CaType::Public, _) => format!(
+                        "{}, made by AWS Certificate Manager and exported with the certificate",
+                        request.key_algorithm
+                    ),
+                    (_, CsrType::Uploaded) => format!(
                         "{}, the requester's own (uploaded CSR): the key never passes here",
                         request.key_algorithm
                     ),
@@ -709,5 +715,55 @@ impl JobWorker for ChatNotifier {
     async fn perform(&self, job: &Claimed<ChatJob>) -> Result<Outcome, JobError> {
         self.deliver(&job.payload).await?;
         Ok(Outcome::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::Role;
+    use crate::domain::values::{CommonName, DnsName, Email};
+
+    fn card(ca_type: CaType, csr_type: CsrType) -> RequestCard {
+        RequestCard {
+            number: RequestNumber::parse("REQ-20261202-00001").expect("number"),
+            requester: Actor::new(Email::parse("john@example.com").expect("email"), Role::User),
+            subject: Subject {
+                common_name: CommonName::parse("shop.example.com").expect("cn"),
+                organization: None,
+                organizational_unit: None,
+                locality: None,
+                state_province: None,
+                country: None,
+                email_address: None,
+                subject_alternative_names: vec![DnsName::parse("shop.example.com").expect("dns")],
+            },
+            certificate_type: CertificateType::WebServer,
+            key_algorithm: KeyAlgorithm::EccP256,
+            validity_days: ValidityDays::parse("90").expect("days"),
+            csr_type,
+            ca_type,
+            against: None,
+            override_reason: None,
+            justification: "web shop".to_owned(),
+            renews: None,
+        }
+    }
+
+    fn key_of(card: &RequestCard) -> String {
+        ChatNotifier::request_fields(card)
+            .into_iter()
+            .find(|(label, _)| label == "Key")
+            .map(|(_, value)| value)
+            .expect("a key field")
+    }
+
+    #[test]
+    fn the_approver_is_told_who_makes_the_key() {
+        assert!(
+            key_of(&card(CaType::Public, CsrType::Generated)).contains("AWS Certificate Manager")
+        );
+        assert!(key_of(&card(CaType::Internal, CsrType::Generated)).contains("generated here"));
+        assert!(key_of(&card(CaType::Internal, CsrType::Uploaded)).contains("uploaded CSR"));
     }
 }
