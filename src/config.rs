@@ -81,6 +81,13 @@ pub struct AcmConfig {
     /// Another ACM endpoint.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Route 53 hosted zones (ids, comma-separated) where the service creates ACM's DNS
+    /// validation records itself, for the names they cover.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub route53_zone_ids: Vec<String>,
+    /// Another Route 53 endpoint.
+    #[serde(default)]
+    pub route53_endpoint: Option<String>,
 }
 
 /// ADCS Web Enrollment.

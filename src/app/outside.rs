@@ -373,11 +373,23 @@ pub async fn public_certificate_authority(
     if !config.acm.enabled {
         return None;
     }
+    let zones = if config.acm.route53_zone_ids.is_empty() {
+        None
+    } else {
+        Some(
+            crate::adapters::ca::acm::Route53Zones::new(
+                config.acm.route53_zone_ids.clone(),
+                config.acm.route53_endpoint.clone(),
+            )
+            .await,
+        )
+    };
     let acm = crate::adapters::ca::acm::AcmCa::new(
         config.acm.region.clone(),
         config.acm.endpoint.clone(),
     )
-    .await;
+    .await
+    .with_route53(zones);
     tracing::info!("requests for the public CA go to AWS Certificate Manager");
     Some(std::sync::Arc::new(acm))
 }

@@ -498,8 +498,11 @@ impl IssuanceWorker {
             ca.name()
         );
         for record in &records {
+            let done = record.created_in.as_ref().map_or_else(String::new, |zone| {
+                format!("  (created for you in the Route 53 zone {zone})\n")
+            });
             body.push_str(&format!(
-                "{}\n  {} {} {}\n\n",
+                "{}\n  {} {} {}\n{done}\n",
                 record.domain, record.name, record.record_type, record.value
             ));
         }

@@ -302,15 +302,53 @@ async fn run(mut command: std::process::Command, args: &[&str]) -> String {
 #[tokio::test]
 async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
     let db = TestDb::new().await;
-    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "0")]).await;
+    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "2")]).await;
+    // The operator's Route 53 zone for example.com: the service creates the records there.
+    let route53 = aws_sdk_route53::Client::from_conf(
+        aws_sdk_route53::Config::builder()
+            .behavior_version_latest()
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .region(aws_sdk_route53::config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .build(),
+    );
+    let zone = route53
+        .create_hosted_zone()
+        .name("example.com.")
+        .caller_reference("cert-assistant-test")
+        .send()
+        .await
+        .expect("a hosted zone");
+    let zone_id = zone.hosted_zone().expect("zone").id().to_owned();
     let files = tempfile::tempdir().expect("tempdir");
-    let cli = || cert_assistant(&db, files.path(), &moto.endpoint);
+    let cli = || {
+        let mut command = cert_assistant(&db, files.path(), &moto.endpoint);
+        command
+            .env("CERT_ASSISTANT_ACM__ROUTE53_ZONE_IDS", &zone_id)
+            .env("CERT_ASSISTANT_ACM__ROUTE53_ENDPOINT", &moto.endpoint);
+        command
+    };
+    // Poll the CA every second (ACM validates in two here).
+    run(
+        cli(),
+        &[
+            "config",
+            "set",
+            "adcs.polling.interval_seconds",
+            "1",
+            "--as",
+            "root@example.com",
+            "--type",
+            "integer",
+        ],
+    )
+    .await;
     // The service as an operator runs it.
     let mut serve = cli();
     serve
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::fs::File::create(files.path().join("serve.log")).expect("log"));
     let mut serve = tokio::process::Command::from(serve)
         .kill_on_drop(true)
         .spawn()
@@ -396,6 +434,43 @@ async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
         .await
         .expect("count");
     assert_eq!(internal, 0, "nothing was signed by the internal CA");
+    // The validation records were created in the zone, and the requester was told so.
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .expect("record sets");
+    let cnames: Vec<String> = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|set| set.r#type().as_str() == "CNAME")
+        .map(|set| set.name().to_owned())
+        .collect();
+    assert!(
+        cnames
+            .iter()
+            .any(|name| name.ends_with("store.example.com.")),
+        "{cnames:?}"
+    );
+    let mut told = String::new();
+    for _ in 0..100 {
+        told = std::fs::read_dir(files.path().join("mail"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .find(|mail| mail.contains("DNS records"))
+            .unwrap_or_default();
+        if !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        told.contains("created for you in the Route 53 zone example.com"),
+        "{told}"
+    );
     serve.start_kill().expect("stop serve");
     let _ = serve.wait().await;
 }

@@ -20,6 +20,86 @@ use crate::ports::BoxFuture;
 #[derive(Debug, Clone)]
 pub struct AcmCa {
     client: aws_sdk_acm::Client,
+    zones: Option<Route53Zones>,
+}
+
+/// Route 53 hosted zones where ACM's validation records are created for the names they cover.
+#[derive(Debug, Clone)]
+pub struct Route53Zones {
+    client: aws_sdk_route53::Client,
+    zone_ids: Vec<String>,
+}
+
+impl Route53Zones {
+    /// The zones `zone_ids`, through the default AWS configuration chain, optionally at
+    /// another endpoint. Route 53 is global: without a region in the environment it is
+    /// signed for `us-east-1`, as AWS documents.
+    pub async fn new(zone_ids: Vec<String>, endpoint: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let mut config = loader.load().await;
+        if config.region().is_none() {
+            config = config
+                .into_builder()
+                .region(aws_config::Region::new("us-east-1"))
+                .build();
+        }
+        Self::from_client(aws_sdk_route53::Client::new(&config), zone_ids)
+    }
+
+    /// The zones `zone_ids` through `client`.
+    pub fn from_client(client: aws_sdk_route53::Client, zone_ids: Vec<String>) -> Self {
+        Self { client, zone_ids }
+    }
+
+    /// Creates (UPSERT) each record that falls in one of the zones, noting where.
+    async fn create(&self, records: &mut [ValidationRecord]) -> anyhow::Result<()> {
+        use aws_sdk_route53::types::{
+            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+        };
+        let mut zones = Vec::new();
+        for id in &self.zone_ids {
+            let zone = self.client.get_hosted_zone().id(id).send().await?;
+            if let Some(name) = zone.hosted_zone().map(|z| z.name().trim_end_matches('.')) {
+                zones.push((id.clone(), name.to_ascii_lowercase()));
+            }
+        }
+        for record in records.iter_mut() {
+            let host = record.name.trim_end_matches('.').to_ascii_lowercase();
+            let Some((id, zone)) = zones
+                .iter()
+                .filter(|(_, zone)| host == *zone || host.ends_with(&format!(".{zone}")))
+                .max_by_key(|(_, zone)| zone.len())
+            else {
+                continue;
+            };
+            let set = ResourceRecordSet::builder()
+                .name(&record.name)
+                .r#type(RrType::from(record.record_type.as_str()))
+                .ttl(300)
+                .resource_records(ResourceRecord::builder().value(&record.value).build()?)
+                .build()?;
+            let change = Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(set)
+                .build()?;
+            self.client
+                .change_resource_record_sets()
+                .hosted_zone_id(id)
+                .change_batch(
+                    ChangeBatch::builder()
+                        .comment("ACM DNS validation (cert-assistant)")
+                        .changes(change)
+                        .build()?,
+                )
+                .send()
+                .await?;
+            record.created_in = Some(zone.clone());
+        }
+        Ok(())
+    }
 }
 
 impl AcmCa {
@@ -38,11 +118,21 @@ impl AcmCa {
 
     /// ACM through `client`.
     pub fn from_client(client: aws_sdk_acm::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            zones: None,
+        }
+    }
+
+    /// Creates validation records in `zones` for the names they cover.
+    #[must_use]
+    pub fn with_route53(mut self, zones: Option<Route53Zones>) -> Self {
+        self.zones = zones;
+        self
     }
 
     /// The DNS records ACM waits for, for the certificate `arn` (ACM fills them in a few
-    /// seconds after the request).
+    /// seconds after the request), created in the Route 53 zones that cover them.
     async fn records(&self, arn: &str) -> Result<Vec<ValidationRecord>, CaError> {
         let described = self
             .client
@@ -63,8 +153,19 @@ impl AcmCa {
                     name: record.name().to_owned(),
                     record_type: record.r#type().as_str().to_owned(),
                     value: record.value().to_owned(),
+                    created_in: None,
                 });
             }
+        }
+        if let Some(zones) = &self.zones
+            && !records.is_empty()
+            && let Err(error) = zones.create(&mut records).await
+        {
+            // The requester is told every record; those not created here, to create by hand.
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not create the validation records in Route 53"
+            );
         }
         Ok(records)
     }

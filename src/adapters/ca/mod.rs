@@ -95,6 +95,8 @@ pub struct ValidationRecord {
     pub record_type: String,
     /// Its value.
     pub value: String,
+    /// Where the service created it itself (a Route 53 zone), if it did.
+    pub created_in: Option<String>,
 }
 
 /// A certificate authority.
@@ -119,8 +121,9 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// A name for messages and logs.
     fn name(&self) -> String;
 
-    /// The DNS records the CA waits for before it issues `ca_request_id` (ACM); none for
-    /// CAs that do not validate names themselves.
+    /// The DNS records the CA waits for before it issues `ca_request_id` (ACM), created
+    /// where the service can (Route 53 zones it is given); none for CAs that do not validate
+    /// names themselves.
     fn validation_records<'a>(
         &'a self,
         _ca_request_id: &'a str,
