@@ -357,6 +357,20 @@ impl ChatService {
             };
             fields.push(("Approval".to_owned(), format!("{} — {part}", actor.email)));
         }
+        if let Some((id, status)) = &view.at_ca
+            && view.certificate.is_none()
+        {
+            let waiting = if id.starts_with("arn:aws:acm:") && status == "pending" {
+                " — AWS Certificate Manager waits for the DNS validation records (they were \
+                 e-mailed to the requester)"
+            } else {
+                ""
+            };
+            fields.push(("At the CA".to_owned(), format!("{id}: {status}{waiting}")));
+        }
+        if let Some(failure) = &view.failure {
+            fields.push(("Why it failed".to_owned(), failure.clone()));
+        }
         if let Some(certificate) = &view.certificate {
             fields.push((
                 "Certificate".to_owned(),

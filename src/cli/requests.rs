@@ -228,6 +228,12 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
                 }
                 None => {}
             }
+            if let Some((id, status)) = &view.at_ca {
+                say(&format!("at the CA: {id} ({status})"));
+            }
+            if let Some(failure) = &view.failure {
+                say(&format!("failed: {failure}"));
+            }
             if let Some(certificate) = &view.certificate {
                 say(&format!(
                     "certificate: serial {} {}, valid until {}",

@@ -143,6 +143,10 @@ pub struct RequestView {
     pub approval_outcome: Option<Outcome>,
     /// The certificate issued for it, once there is one.
     pub certificate: Option<CertificateSummary>,
+    /// The CA's id for it and its last status there, once the CA answered.
+    pub at_ca: Option<(String, String)>,
+    /// Why issuance failed, if it did.
+    pub failure: Option<String>,
 }
 
 /// What a person needs to know about an issued certificate to act on it.
@@ -531,6 +535,10 @@ impl Commands {
             approval_parts: approval.parts(),
             approval_outcome: approval.outcome().cloned(),
             certificate,
+            at_ca: request
+                .at_ca()
+                .map(|(id, status)| (id.to_owned(), status.to_owned())),
+            failure: request.failure().map(str::to_owned),
         })
     }
 

@@ -140,6 +140,20 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
     .expect("request");
     assert!(arn.starts_with("arn:aws:acm:us-east-1:"), "{arn}");
     assert_eq!(ca_status, "pending");
+    // The requester sees where it stands, in chat as in the CLI.
+    let chat = cert_assistant::chat::service::ChatService::new(p.commands.clone());
+    let status = chat
+        .handle(
+            &ctx("john@example.com"),
+            cert_assistant::chat::command::parse(&format!("status {}", submitted.request_number))
+                .expect("command"),
+        )
+        .await
+        .plain_text();
+    assert!(
+        status.contains(&arn) && status.contains("waits for the DNS validation records"),
+        "{status}"
+    );
     let records = p.acm.validation_records(&arn).await.expect("records");
     let mut domains: Vec<&str> = records.iter().map(|r| r.domain.as_str()).collect();
     domains.sort_unstable();
@@ -399,6 +413,7 @@ async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(shown.contains("at the CA: arn:aws:acm:"), "{shown}");
     let serial = shown
         .split("certificate: serial ")
         .nth(1)

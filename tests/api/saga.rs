@@ -420,7 +420,7 @@ async fn a_revocation_reaches_the_ca_and_its_crl() {
 async fn a_request_for_the_public_ca_is_never_signed_by_the_internal_one() {
     let db = TestDb::new().await;
     let s = saga(&db).await;
-    let (request_id, _) = approved(&s, "shop.example.com").await;
+    let (request_id, number) = approved(&s, "shop.example.com").await;
     // As stored before public requests were refused at submission (the event store is
     // append-only: the test lifts that for one statement).
     let mut tx = db.pool.begin().await.expect("tx");
@@ -468,4 +468,11 @@ async fn a_request_for_the_public_ca_is_never_signed_by_the_internal_one() {
             .is_some_and(|w| w.contains("is for a public certificate")),
         "{why:?}"
     );
+    // The requester sees why (`/cert status`, `request show`).
+    let view = s
+        .commands
+        .request(&RequestNumber::parse(&number).expect("number"))
+        .await
+        .expect("view");
+    assert_eq!(view.failure, why);
 }

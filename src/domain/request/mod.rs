@@ -134,6 +134,12 @@ struct RequestState {
     status: RequestStatus,
     retry_count: u32,
     certificate_id: Option<Uuid>,
+    /// The CA's id for the request and its last status, once it answered.
+    #[serde(default)]
+    at_ca: Option<(String, String)>,
+    /// Why issuance failed, once it did.
+    #[serde(default)]
+    failure: Option<String>,
 }
 
 impl CertificateRequest {
@@ -160,6 +166,18 @@ impl CertificateRequest {
     /// What the certificate is for, if the request exists.
     pub fn certificate_type(&self) -> Option<CertificateType> {
         self.state.as_ref().map(|s| s.certificate_type)
+    }
+
+    /// The CA's id for the request and its last status (`pending`, `issued`), once the CA
+    /// answered.
+    pub fn at_ca(&self) -> Option<(&str, &str)> {
+        let (id, status) = self.state.as_ref()?.at_ca.as_ref()?;
+        Some((id, status))
+    }
+
+    /// Why issuance failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.state.as_ref()?.failure.as_deref()
     }
 
     /// Failed attempts so far.
@@ -468,6 +486,8 @@ impl Aggregate for CertificateRequest {
                 status: S::Draft,
                 retry_count: 0,
                 certificate_id: None,
+                at_ca: None,
+                failure: None,
             });
             return;
         }
@@ -480,7 +500,11 @@ impl Aggregate for CertificateRequest {
             RequestEvent::RequestApproved { .. } => state.status = S::Approved,
             RequestEvent::RequestRejected { .. } => state.status = S::Rejected,
             RequestEvent::IssuanceStarted { .. } => state.status = S::InProgress,
-            RequestEvent::CaRequestRecorded { .. } => {}
+            RequestEvent::CaRequestRecorded {
+                ca_request_id,
+                ca_status,
+                ..
+            } => state.at_ca = Some((ca_request_id, ca_status)),
             RequestEvent::IssuanceRetryScheduled { retry_count, .. } => {
                 state.retry_count = retry_count;
             }
@@ -488,7 +512,10 @@ impl Aggregate for CertificateRequest {
                 state.status = S::Issued;
                 state.certificate_id = Some(certificate_id);
             }
-            RequestEvent::IssuanceFailed { .. } => state.status = S::Failed,
+            RequestEvent::IssuanceFailed { error, .. } => {
+                state.status = S::Failed;
+                state.failure = Some(error);
+            }
             RequestEvent::RequestCancelled { .. } | RequestEvent::RequestExpired { .. } => {
                 state.status = S::Cancelled;
             }
