@@ -9,7 +9,11 @@
 //! artifact store, and records the certificate. No transaction is open while the CA is
 //! called. A job found with `submitting_at` but no CA request id was interrupted at the one
 //! moment where it is unknown whether the CA got the CSR: it is handed to an operator
-//! (`needs_operator`) rather than submitted again.
+//! (`needs_operator`) rather than submitted again — unless the CA answers a repeated order
+//! with the same certificate (ACM, whose idempotency token is the request's id).
+//!
+//! A request goes to its own CA: the internal one, or the public one (ACM) when one is
+//! configured; a request for the public CA is never issued by the internal one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -262,7 +266,7 @@ impl IssuanceWorker {
         let answer = match ca_request_id {
             Some(id) => ca.retrieve(&id).await,
             None => {
-                if submitting.is_some() {
+                if submitting.is_some() && !ca.resubmits_safely() {
                     return Ok(Outcome::NeedsOperator(format!(
                         "{} was being submitted to the {} when the worker stopped; it is \
                          unknown whether the CA received it. Check the CA, then resolve the \

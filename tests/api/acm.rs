@@ -489,3 +489,74 @@ async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
     serve.start_kill().expect("stop serve");
     let _ = serve.wait().await;
 }
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_asking_acm_asks_again_and_gets_the_same_certificate() {
+    let db = TestDb::new().await;
+    let p = public(&db).await;
+    let jane = approver(&p.commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    let submitted = p
+        .commands
+        .submit_request(&ctx("john@example.com"), shop("restart.example.com"))
+        .await
+        .expect("submitted");
+    p.commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    // The worker stopped right after asking ACM, before it recorded ACM's answer: ACM has
+    // the request, the service only knows it was being sent.
+    let subject: serde_json::Value = sqlx::query_scalar(
+        "SELECT payload::jsonb -> 'RequestCreated' FROM events \
+          WHERE event_type = 'RequestCreated'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("created");
+    let order_subject: cert_assistant::domain::request::Subject =
+        serde_json::from_value(subject["subject"].clone()).expect("subject");
+    let csr_pem = subject["csr_pem"].as_str().expect("csr").to_owned();
+    let reference = submitted.request_id.simple().to_string();
+    let first = p
+        .acm
+        .submit(cert_assistant::adapters::ca::Order {
+            csr_pem: &csr_pem,
+            subject: &order_subject,
+            certificate_type: cert_assistant::domain::values::CertificateType::WebServer,
+            validity_days: 90,
+            reference: &reference,
+        })
+        .await
+        .expect("asked before the crash");
+    let cert_assistant::adapters::ca::Submission::Pending {
+        ca_request_id: lost,
+    } = first
+    else {
+        panic!("pending validation: {first:?}");
+    };
+    sqlx::query("INSERT INTO issuance_submissions (request_id, submitting_at) VALUES ($1, now())")
+        .bind(submitted.request_id)
+        .execute(&db.pool)
+        .await
+        .expect("interrupted");
+    p.commands
+        .start_issuance(submitted.request_id)
+        .await
+        .expect("in progress");
+
+    // After the restart the saga asks again, safely: the same certificate, nothing twice.
+    step_now(&db, &p.worker).await;
+    crate::helpers::project(&db.pool).await;
+    let recorded: String =
+        sqlx::query_scalar("SELECT adcs_request_id FROM certificate_requests WHERE id = $1")
+            .bind(submitted.request_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("request");
+    assert_eq!(recorded, lost);
+}

@@ -314,6 +314,11 @@ impl CertificateAuthority for AcmCa {
     ) -> BoxFuture<'a, Result<Vec<ValidationRecord>, CaError>> {
         Box::pin(self.records(ca_request_id))
     }
+
+    fn resubmits_safely(&self) -> bool {
+        // The idempotency token is the request's id: ACM answers the same certificate.
+        true
+    }
 }
 
 /// ACM's idempotency token: up to 32 word characters, from the request's reference.

@@ -121,6 +121,13 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// A name for messages and logs.
     fn name(&self) -> String;
 
+    /// Whether submitting the same order again is safe after a crash left it unknown whether
+    /// the CA received it (ACM's idempotency token makes it so for an hour); otherwise an
+    /// operator checks the CA.
+    fn resubmits_safely(&self) -> bool {
+        false
+    }
+
     /// The DNS records the CA waits for before it issues `ca_request_id` (ACM), created
     /// where the service can (Route 53 zones it is given); none for CAs that do not validate
     /// names themselves.
