@@ -103,30 +103,14 @@ fn public_name(field: &'static str, name: &DnsName) -> Result<(), ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::values::CommonName;
-
-    fn subject(cn: &str, sans: &[&str]) -> Subject {
-        Subject {
-            common_name: CommonName::parse(cn).expect("cn"),
-            organization: None,
-            organizational_unit: None,
-            locality: None,
-            state_province: None,
-            country: None,
-            email_address: None,
-            subject_alternative_names: sans
-                .iter()
-                .map(|s| DnsName::parse(s).expect("dns"))
-                .collect(),
-        }
-    }
+    use crate::domain::testing::host_subject;
 
     #[test]
     fn only_public_host_names_with_keys_and_lengths_acm_offers_pass() {
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).expect("day");
         let days = |d: &str| ValidityDays::parse(d).expect("days");
         let fine = check(
-            &subject(
+            &host_subject(
                 "shop.example.com",
                 &["shop.example.com", "*.shop.example.com"],
             ),
@@ -138,7 +122,7 @@ mod tests {
         );
         assert!(fine.is_empty(), "{fine:?}");
         let refused = check(
-            &subject("db.corp", &["db.corp", "printer", "files.local"]),
+            &host_subject("db.corp", &["db.corp", "printer", "files.local"]),
             CertificateType::Database,
             Some(KeyAlgorithm::Rsa4096),
             true,
@@ -160,7 +144,7 @@ mod tests {
         assert!(refused[0].message.contains("internal name"), "{refused:?}");
         assert!(refused[5].message.contains("at most 200"), "{refused:?}");
         let email = check(
-            &subject("Jane Doe", &[]),
+            &host_subject("Jane Doe", &[]),
             CertificateType::Email,
             None,
             false,

@@ -32,6 +32,23 @@ pub fn text(s: &str) -> Text {
     Text::parse("text", s, 4000).expect("text")
 }
 
+/// A subject naming hosts: common name `cn`, DNS names `sans`, nothing else.
+pub fn host_subject(cn: &str, sans: &[&str]) -> Subject {
+    Subject {
+        common_name: CommonName::parse(cn).expect("cn"),
+        organization: None,
+        organizational_unit: None,
+        locality: None,
+        state_province: None,
+        country: None,
+        email_address: None,
+        subject_alternative_names: sans
+            .iter()
+            .map(|s| DnsName::parse(s).expect("san"))
+            .collect(),
+    }
+}
+
 pub fn request_id() -> Uuid {
     Uuid::from_u128(0x1234)
 }

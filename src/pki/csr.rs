@@ -375,25 +375,8 @@ fn check_subject(csr: &UploadedCsr, subject: &Subject) -> Result<(), CsrError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::request::Subject;
-    use crate::domain::values::{CommonName, DnsName};
+    use crate::domain::testing::host_subject as subject;
     use crate::pki::keygen;
-
-    fn subject(cn: &str, sans: &[&str]) -> Subject {
-        Subject {
-            common_name: CommonName::parse(cn).expect("cn"),
-            organization: None,
-            organizational_unit: None,
-            locality: None,
-            state_province: None,
-            country: None,
-            email_address: None,
-            subject_alternative_names: sans
-                .iter()
-                .map(|s| DnsName::parse(s).expect("san"))
-                .collect(),
-        }
-    }
 
     fn generated(algorithm: KeyAlgorithm) -> String {
         keygen::generate(

@@ -722,22 +722,13 @@ impl JobWorker for ChatNotifier {
 mod tests {
     use super::*;
     use crate::domain::actor::Role;
-    use crate::domain::values::{CommonName, DnsName, Email};
+    use crate::domain::testing::{actor, host_subject};
 
     fn card(ca_type: CaType, csr_type: CsrType) -> RequestCard {
         RequestCard {
             number: RequestNumber::parse("REQ-20261202-00001").expect("number"),
-            requester: Actor::new(Email::parse("john@example.com").expect("email"), Role::User),
-            subject: Subject {
-                common_name: CommonName::parse("shop.example.com").expect("cn"),
-                organization: None,
-                organizational_unit: None,
-                locality: None,
-                state_province: None,
-                country: None,
-                email_address: None,
-                subject_alternative_names: vec![DnsName::parse("shop.example.com").expect("dns")],
-            },
+            requester: actor("john", Role::User),
+            subject: host_subject("shop.example.com", &["shop.example.com"]),
             certificate_type: CertificateType::WebServer,
             key_algorithm: KeyAlgorithm::EccP256,
             validity_days: ValidityDays::parse("90").expect("days"),
