@@ -121,14 +121,8 @@ impl SesMailer {
     /// A mailer using the default AWS configuration (region and credentials from the
     /// environment, profile or instance), optionally at another endpoint.
     pub async fn new(region: Option<String>, endpoint: Option<String>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region));
-        }
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Self::from_client(aws_sdk_ses::Client::new(&loader.load().await))
+        let config = super::aws::sdk_config(region.as_deref(), endpoint.as_deref()).await;
+        Self::from_client(aws_sdk_ses::Client::new(&config))
     }
 
     /// A mailer over a client configured elsewhere (tests, custom credentials).

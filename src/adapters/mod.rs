@@ -3,6 +3,7 @@
 //! issuance and chat work.
 
 pub mod artifacts;
+pub mod aws;
 pub mod ca;
 pub mod clock;
 pub mod mail;

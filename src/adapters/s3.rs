@@ -34,11 +34,7 @@ pub struct S3ArtifactStore {
 impl S3ArtifactStore {
     /// A store with the default AWS credential chain.
     pub async fn new(settings: S3Settings) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &settings.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let shared = loader.load().await;
+        let shared = super::aws::sdk_config(settings.region.as_deref(), None).await;
         let mut config =
             aws_sdk_s3::config::Builder::from(&shared).force_path_style(settings.force_path_style);
         if let Some(endpoint) = &settings.endpoint {

@@ -7,8 +7,8 @@
 
 use aws_sdk_acm::primitives::Blob;
 use aws_sdk_acm::types::{
-    CertificateExport, CertificateOptions, CertificateStatus, KeyAlgorithm as AcmKeyAlgorithm,
-    ValidationMethod,
+    CertificateDetail, CertificateExport, CertificateOptions, CertificateStatus,
+    KeyAlgorithm as AcmKeyAlgorithm, ValidationMethod,
 };
 use base64::Engine as _;
 
@@ -35,11 +35,7 @@ impl Route53Zones {
     /// another endpoint. Route 53 is global: without a region in the environment it is
     /// signed for `us-east-1`, as AWS documents.
     pub async fn new(zone_ids: Vec<String>, endpoint: Option<String>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let mut config = loader.load().await;
+        let mut config = crate::adapters::aws::sdk_config(None, endpoint.as_deref()).await;
         if config.region().is_none() {
             config = config
                 .into_builder()
@@ -106,14 +102,8 @@ impl AcmCa {
     /// ACM with the default AWS configuration chain (region and credentials from the
     /// environment, profile or instance), as S3 and SES use it, optionally at another endpoint.
     pub async fn new(region: Option<String>, endpoint: Option<String>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region));
-        }
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Self::from_client(aws_sdk_acm::Client::new(&loader.load().await))
+        let config = crate::adapters::aws::sdk_config(region.as_deref(), endpoint.as_deref()).await;
+        Self::from_client(aws_sdk_acm::Client::new(&config))
     }
 
     /// ACM through `client`.
@@ -134,19 +124,9 @@ impl AcmCa {
     /// The DNS records ACM waits for, for the certificate `arn` (ACM fills them in a few
     /// seconds after the request), created in the Route 53 zones that cover them.
     async fn records(&self, arn: &str) -> Result<Vec<ValidationRecord>, CaError> {
-        let described = self
-            .client
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let certificate = self.describe(arn).await?;
         let mut records = Vec::new();
-        for option in described
-            .certificate()
-            .map(|c| c.domain_validation_options())
-            .unwrap_or_default()
-        {
+        for option in certificate.domain_validation_options() {
             if let Some(record) = option.resource_record() {
                 records.push(ValidationRecord {
                     domain: option.domain_name().to_owned(),
@@ -212,17 +192,20 @@ impl AcmCa {
         self.status(arn).await
     }
 
-    async fn status(&self, arn: &str) -> Result<Submission, CaError> {
-        let described = self
-            .client
+    /// What ACM says of the certificate `arn`.
+    async fn describe(&self, arn: &str) -> Result<CertificateDetail, CaError> {
+        self.client
             .describe_certificate()
             .certificate_arn(arn)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
-        let certificate = described
-            .certificate()
-            .ok_or_else(|| CaError::Transient(format!("ACM does not describe {arn}")))?;
+            .map_err(|e| classify(&e))?
+            .certificate
+            .ok_or_else(|| CaError::Transient(format!("ACM does not describe {arn}")))
+    }
+
+    async fn status(&self, arn: &str) -> Result<Submission, CaError> {
+        let certificate = self.describe(arn).await?;
         match certificate.status() {
             Some(CertificateStatus::PendingValidation) | None => Ok(Submission::Pending {
                 ca_request_id: arn.to_owned(),
