@@ -786,6 +786,16 @@ fn selected(value: &str) -> Value {
     json!({ "value": { "type": "static_select", "selected_option": { "value": value } } })
 }
 
+/// John submitting the modal `callback` with `values` (and the view's `metadata`).
+fn submit(callback: &str, values: Value, metadata: &str) -> Value {
+    json!({
+        "type": "view_submission",
+        "team": { "id": "T1" },
+        "user": { "id": "UJOHN", "team_id": "T1" },
+        "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } },
+    })
+}
+
 fn typed(value: &str) -> Value {
     json!({ "value": { "type": "plain_text_input", "value": value } })
 }
@@ -801,14 +811,6 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
     assert_eq!(views[0]["trigger_id"], "trigger-1");
     assert_eq!(views[0]["view"]["callback_id"], "request_questionnaire");
 
-    let submit = |callback: &str, values: Value, metadata: &str| {
-        json!({
-            "type": "view_submission",
-            "team": { "id": "T1" },
-            "user": { "id": "UJOHN", "team_id": "T1" },
-            "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } },
-        })
-    };
     // A question left out is pointed at.
     let missing: Value = t
         .interact(submit(
@@ -1924,14 +1926,6 @@ async fn the_names_policy_is_shown_and_refuses_names_outside_it_next_to_each_fie
     assert!(shown.contains("vpn: names in example.com"), "{shown}");
 
     // The form: each name outside the policy is refused next to its field, with the rule.
-    let submit = |callback: &str, values: Value, metadata: &str| {
-        json!({
-            "type": "view_submission",
-            "team": { "id": "T1" },
-            "user": { "id": "UJOHN", "team_id": "T1" },
-            "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } },
-        })
-    };
     let answers = json!({
         "service_type": selected("web_server"),
         "publicly_accessible": selected("no"),
