@@ -9,7 +9,7 @@ use cert_assistant::adapters::artifacts::LocalArtifactStore;
 use cert_assistant::adapters::ca::CertificateAuthority;
 use cert_assistant::adapters::ca::acm::AcmCa;
 use cert_assistant::adapters::ca::embedded::EmbeddedCa;
-use cert_assistant::commands::{Commands, RequestForm};
+use cert_assistant::commands::{Commands, RequestForm, SubmittedRequest};
 use cert_assistant::domain::certificate::Artifact;
 use cert_assistant::domain::request::RequestStatus;
 use cert_assistant::feed::Projector;
@@ -89,12 +89,30 @@ async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
     worker.step().await.expect("step");
 }
 
+/// John's public request for `cn`, approved by Jane and handed to the issuance saga.
+async fn approved(db: &TestDb, p: &Public, cn: &str) -> SubmittedRequest {
+    let jane = approver(&p.commands, "jane@example.com").await;
+    crate::helpers::project(&db.pool).await;
+    let submitted = p
+        .commands
+        .submit_request(&ctx("john@example.com"), shop(cn))
+        .await
+        .expect("submitted");
+    p.commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    submitted
+}
+
 #[tokio::test]
 async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_signed_internally() {
     let db = TestDb::new().await;
     let p = public(&db).await;
-    let jane = approver(&p.commands, "jane@example.com").await;
-    crate::helpers::project(&db.pool).await;
     // What ACM would not issue is refused before an approver sees it, per field.
     let mut internal_name = shop("db.corp");
     internal_name.validity_days = Some("365".to_owned());
@@ -108,20 +126,8 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
         shown.contains("db.corp is an internal name") && shown.contains("at most 200"),
         "{shown}"
     );
-    let submitted = p
-        .commands
-        .submit_request(&ctx("john@example.com"), shop("shop.example.com"))
-        .await
-        .expect("submitted");
+    let submitted = approved(&db, &p, "shop.example.com").await;
     assert_eq!(submitted.notice, None, "nothing to tell: it goes to ACM");
-    p.commands
-        .approve(&jane, &submitted.request_number, None)
-        .await
-        .expect("approved");
-    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
-        .catch_up(Duration::from_secs(30))
-        .await
-        .expect("feed");
 
     // Requested at once; ACM waits for its DNS records.
     step_now(&db, &p.worker).await;
@@ -494,21 +500,7 @@ async fn serve_issues_a_public_request_through_acm_from_request_to_download() {
 async fn a_restart_in_the_middle_of_asking_acm_asks_again_and_gets_the_same_certificate() {
     let db = TestDb::new().await;
     let p = public(&db).await;
-    let jane = approver(&p.commands, "jane@example.com").await;
-    crate::helpers::project(&db.pool).await;
-    let submitted = p
-        .commands
-        .submit_request(&ctx("john@example.com"), shop("restart.example.com"))
-        .await
-        .expect("submitted");
-    p.commands
-        .approve(&jane, &submitted.request_number, None)
-        .await
-        .expect("approved");
-    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
-        .catch_up(Duration::from_secs(30))
-        .await
-        .expect("feed");
+    let submitted = approved(&db, &p, "restart.example.com").await;
     // The worker stopped right after asking ACM, before it recorded ACM's answer: ACM has
     // the request, the service only knows it was being sent.
     let subject: serde_json::Value = sqlx::query_scalar(

@@ -57,6 +57,19 @@ impl Certsrv {
         .expect("client")
     }
 
+    /// The CSR hashes of every submission the emulator accepted, in order.
+    async fn submissions(&self) -> Vec<String> {
+        self.http
+            .get(format!("{}/admin/submissions", self.url))
+            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+            .send()
+            .await
+            .expect("submissions")
+            .json()
+            .await
+            .expect("json")
+    }
+
     async fn admin(&self, path: &str) {
         let response = self
             .http
@@ -401,16 +414,7 @@ async fn a_certificate_that_is_not_what_was_approved_fails_the_request_once_and_
         ("failed", 1),
         "given up at once, for the admins"
     );
-    let submissions: Vec<String> =
-        s.ca.http
-            .get(format!("{}/admin/submissions", s.ca.url))
-            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
-            .send()
-            .await
-            .expect("submissions")
-            .json()
-            .await
-            .expect("json");
+    let submissions = s.ca.submissions().await;
     assert_eq!(submissions.len(), 1, "submitted once");
 }
 
@@ -618,16 +622,7 @@ async fn two_replicas_against_a_flaky_ca_issue_every_request_and_submit_none_twi
         let (status, _) = s.request(*id).await;
         assert_eq!(status, RequestStatus::Issued, "request {id}");
     }
-    let submitted: Vec<String> =
-        s.ca.http
-            .get(format!("{}/admin/submissions", s.ca.url))
-            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
-            .send()
-            .await
-            .expect("submissions")
-            .json()
-            .await
-            .expect("json");
+    let submitted = s.ca.submissions().await;
     let mut distinct = submitted.clone();
     distinct.sort();
     distinct.dedup();
