@@ -226,6 +226,11 @@ impl SlackTest {
         self.post("/slack/interactivity", body).await
     }
 
+    /// [`interact`](Self::interact), and the JSON the service answered.
+    async fn answer(&self, payload: Value) -> Value {
+        self.interact(payload).await.json().await.expect("json")
+    }
+
     /// The Slack notifier the service was built with.
     pub(crate) fn notifier(&self) -> &ChatNotifier {
         self.workers.notifier("slack").expect("Slack is configured")
@@ -467,12 +472,7 @@ async fn reject_asks_for_a_reason_in_a_modal() {
             },
         })
     };
-    let empty: Value = t
-        .interact(submission("  "))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let empty: Value = t.answer(submission("  ")).await;
     assert_eq!(empty["response_action"], "errors");
     assert_eq!(empty["errors"]["reason"], "A rejection needs a reason.");
     let done = t.interact(submission("wrong team <!here>")).await;
@@ -840,12 +840,7 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
         "renewal_preference": selected("automatic"),
         "compliance_requirements": { "value": { "type": "multi_static_select", "selected_options": [ { "value": "PCI_DSS" } ] } },
     });
-    let next: Value = t
-        .interact(submit("request_questionnaire", answers, ""))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let next: Value = t.answer(submit("request_questionnaire", answers, "")).await;
     assert_eq!(next["response_action"], "update");
     let details = &next["view"];
     assert_eq!(details["callback_id"], "request_details");
@@ -873,12 +868,7 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
         "validity_days": selected("90"),
         "business_justification": typed("Customer portal"),
     });
-    let errors: Value = t
-        .interact(submit("request_details", bad, &metadata))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let errors: Value = t.answer(submit("request_details", bad, &metadata)).await;
     assert_eq!(errors["response_action"], "errors");
     assert!(
         errors["errors"]["common_name"]
@@ -897,12 +887,7 @@ async fn the_request_form_asks_recommends_and_shows_errors_next_to_fields() {
         "validity_days": selected("90"),
         "business_justification": typed("Customer portal"),
     });
-    let done: Value = t
-        .interact(submit("request_details", good, &metadata))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let done: Value = t.answer(submit("request_details", good, &metadata)).await;
     assert_eq!(done["response_action"], "clear", "{done}");
     // The requester is told the number in a DM.
     for _ in 0..200 {
@@ -1937,12 +1922,7 @@ async fn the_names_policy_is_shown_and_refuses_names_outside_it_next_to_each_fie
         "criticality_level": selected("medium"),
         "renewal_preference": selected("automatic"),
     });
-    let next: Value = t
-        .interact(submit("request_questionnaire", answers, ""))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let next: Value = t.answer(submit("request_questionnaire", answers, "")).await;
     let metadata = next["view"]["private_metadata"]
         .as_str()
         .expect("answers")
@@ -1955,11 +1935,8 @@ async fn the_names_policy_is_shown_and_refuses_names_outside_it_next_to_each_fie
         "business_justification": typed("Customer portal"),
     });
     let errors: Value = t
-        .interact(submit("request_details", outside, &metadata))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .answer(submit("request_details", outside, &metadata))
+        .await;
     assert_eq!(errors["response_action"], "errors", "{errors}");
     let at = |field: &str| {
         errors["errors"][field]
