@@ -80,7 +80,7 @@ pub async fn key_encryption_key(
         } else {
             let text = KeyEncryptionKey::generate_base64()?;
             if let Some(parent) = path.parent() {
-                create_owner_only_dir(parent)?;
+                create_key_dir(parent)?;
             }
             write_owner_only(&path, &text)?;
             if config.database.url.is_some() {
@@ -132,15 +132,22 @@ fn refuse_if_shared(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create_owner_only_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+/// The key file's directory, if it has to be made: nobody else may list it (0711). It is not
+/// 0700 because by default it is the service's state directory, which the private cluster
+/// shares: as root, the `postgres` user must pass through it to reach its data directory.
+/// The key file itself is 0600.
+fn create_key_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     if dir.is_dir() {
         return Ok(());
     }
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(dir)
+        // Whatever the umask took away.
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)))
         .with_context(|| format!("could not create {}", dir.display()))
 }
 

@@ -23,8 +23,9 @@ async fn the_service_starts_only_with_the_key_its_stored_keys_are_wrapped_under(
     let file = files.path().join("keys").join("key-encryption-key");
     config.keys.encryption_key_file = Some(file.clone());
 
-    // First start: the key file is made, owner-only, in an owner-only directory, and the
-    // embedded CA's key is wrapped under it.
+    // First start: the key file is made, owner-only, in a directory nobody else can list
+    // (others may pass through it: the private cluster can live below it), and the embedded
+    // CA's key is wrapped under it.
     Application::build(&config, db.pool.clone(), Outbound::default())
         .await
         .expect("the first start");
@@ -36,7 +37,7 @@ async fn the_service_starts_only_with_the_key_its_stored_keys_are_wrapped_under(
             & 0o777
     };
     assert_eq!(mode(&file), 0o600);
-    assert_eq!(mode(file.parent().expect("dir")), 0o700);
+    assert_eq!(mode(file.parent().expect("dir")), 0o711);
     let kek_id: String = sqlx::query_scalar("SELECT DISTINCT kek_id FROM data_keys")
         .fetch_one(&db.pool)
         .await
