@@ -25,6 +25,7 @@ use crate::commands::Commands;
 use crate::config::Config;
 use crate::feed::{FeedConsumer, Projector, Wakeups};
 use crate::http::{self, AppState};
+use crate::saga::ca_renewal::CaRenewals;
 use crate::saga::escalation::EscalationWorker;
 use crate::saga::expiry::ExpiryWorker;
 use crate::saga::issuance::{IssuanceFeed, IssuanceWorker};
@@ -255,12 +256,17 @@ impl Application {
                 artifacts: store.clone(),
             }),
         );
+        let public = public_certificate_authority(config).await;
+        let renewals = public
+            .clone()
+            .map(|acm| CaRenewals::new(commands.clone(), acm, store.clone()));
         let workers = Workers {
             issuance: IssuanceWorker::new(commands.clone(), ca.clone(), store.clone())
-                .with_public_ca(public_certificate_authority(config).await),
-            revocation: RevocationWorker::new(commands.clone(), ca),
+                .with_public_ca(public.clone()),
+            revocation: RevocationWorker::new(commands.clone(), ca).with_public_ca(public),
             mail: MailWorker::new(commands.clone(), mailer),
-            expiry: ExpiryWorker::new(commands.clone(), outbound.clock.clone()),
+            expiry: ExpiryWorker::new(commands.clone(), outbound.clock.clone())
+                .with_ca_renewals(renewals),
             escalation: EscalationWorker::new(commands.clone(), outbound.clock),
             alerts: FailedJobAlerts::new(pool.clone(), outbox.clone()),
             outbox,

@@ -365,8 +365,6 @@ pub fn crl_url(config: &Config) -> String {
         .unwrap_or_else(|| format!("http://{}/ca/crl.der", config.http.listen))
 }
 
-/// The certificate authority the configuration names: ADCS when `adcs.url` is set,
-/// otherwise the embedded CA (also returned, for its CRL and chain routes).
 /// The command service as the configuration says: its admins, and whether a public CA is
 /// configured.
 pub fn commands(config: &Config, pool: PgPool, kek: KeyEncryptionKey) -> crate::commands::Commands {
@@ -401,6 +399,8 @@ pub async fn public_certificate_authority(
     Some(std::sync::Arc::new(acm))
 }
 
+/// The certificate authority the configuration names: ADCS when `adcs.url` is set,
+/// otherwise the embedded CA (also returned, for its CRL and chain routes).
 pub async fn certificate_authority(
     config: &Config,
     pool: &PgPool,

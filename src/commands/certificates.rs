@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, policy};
 use crate::domain::actor::{Platform, Role};
-use crate::domain::certificate::{Certificate, CertificateCommand, IssuedCertificate};
+use crate::domain::certificate::{CaRenewal, Certificate, CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
 use crate::domain::text::Text;
 use crate::domain::values::{RevocationReason, SerialNumber};
@@ -237,6 +237,25 @@ impl Commands {
             .certificates
             .execute(certificate_id, &system_metadata(), || {
                 CertificateCommand::RecordExpiryReminder { days_before, at }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the certificate", e))
+    }
+
+    /// Records that the CA renewed a certificate by itself (ACM's managed renewal).
+    pub async fn record_ca_renewal(
+        &self,
+        certificate_id: Uuid,
+        renewal: CaRenewal,
+        at: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        self.inner
+            .certificates
+            .execute(certificate_id, &system_metadata(), || {
+                CertificateCommand::RecordCaRenewal {
+                    renewal: Box::new(renewal.clone()),
+                    at,
+                }
             })
             .await
             .map_err(|e| CommandError::from_aggregate("the certificate", e))

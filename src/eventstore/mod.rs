@@ -23,11 +23,18 @@ pub enum LookupError {
     Unreadable(&'static str, serde_json::Error),
 }
 
-/// The certificate issued with serial `$1` (on `idx_events_issued_serial`).
-pub const CERTIFICATE_BY_SERIAL: &str = "SELECT aggregate_id FROM events \
+/// The certificate issued with serial `$1`, or renewed by its CA to it (on
+/// `idx_events_issued_serial` and `idx_events_renewed_serial`).
+pub const CERTIFICATE_BY_SERIAL: &str = "(SELECT aggregate_id FROM events \
       WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateIssued' \
         AND payload -> 'CertificateIssued' -> 'certificate' ->> 'serial_number' = $1 \
-      LIMIT 1";
+      LIMIT 1) \
+    UNION ALL \
+    (SELECT aggregate_id FROM events \
+      WHERE aggregate_type = 'Certificate' AND event_type = 'CertificateRenewedAtCa' \
+        AND payload -> 'CertificateRenewedAtCa' -> 'renewal' ->> 'serial_number' = $1 \
+      LIMIT 1) \
+    LIMIT 1";
 
 /// The certificate issued for request `$1` (on `idx_events_issued_request`).
 pub const CERTIFICATE_OF_REQUEST: &str = "SELECT aggregate_id FROM events \
@@ -73,22 +80,38 @@ pub async fn certificate_of_request<'e>(
     Ok(id.and_then(|id| id.parse().ok()))
 }
 
-/// A certificate as its issuance event recorded it.
+/// A certificate as it stands: as its issuance event recorded it, with the renewals its CA
+/// did by itself since (a new serial, validity and artifacts).
 pub async fn issued_certificate<'e>(
     executor: impl PgExecutor<'e>,
     certificate_id: Uuid,
 ) -> Result<Option<IssuedCertificate>, LookupError> {
-    let event = first_event::<CertificateEvent>(
-        executor,
-        Certificate::TYPE,
-        certificate_id,
-        "CertificateIssued",
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+            AND event_type IN ('CertificateIssued', 'CertificateRenewedAtCa') \
+          ORDER BY sequence",
     )
+    .bind(Certificate::TYPE)
+    .bind(certificate_id.to_string())
+    .fetch_all(executor)
     .await?;
-    Ok(event.and_then(|event| match event {
-        CertificateEvent::CertificateIssued { certificate, .. } => Some(*certificate),
-        _ => None,
-    }))
+    let mut issued: Option<IssuedCertificate> = None;
+    for payload in payloads {
+        match serde_json::from_value::<CertificateEvent>(payload)
+            .map_err(|error| LookupError::Unreadable("CertificateIssued", error))?
+        {
+            CertificateEvent::CertificateIssued { certificate, .. } => {
+                issued.get_or_insert(*certificate);
+            }
+            CertificateEvent::CertificateRenewedAtCa { renewal, .. } => {
+                if let Some(issued) = issued.as_mut() {
+                    issued.renew(*renewal);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(issued)
 }
 
 /// A request's creation event (always [`RequestEvent::RequestCreated`]): what was asked,

@@ -20,7 +20,7 @@ use crate::domain::notification::{Notification, NotificationEvent};
 use crate::domain::refusal::{Refusal, RefusalEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 use crate::domain::user::{User, UserEvent};
-use crate::domain::values::RevocationReason;
+use crate::domain::values::{CaType, RevocationReason};
 use crate::feed::StoredEvent;
 
 /// Namespace of derived row ids (approvals, answers, revocations, private keys).
@@ -490,18 +490,38 @@ async fn requests(
         RequestEvent::CaRequestRecorded {
             ca_request_id,
             ca_status,
+            ca_type,
             at,
         } => {
-            sqlx::query(
-                "UPDATE certificate_requests SET adcs_request_id = $2, adcs_status = $3, \
-                     updated_at = $4 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&ca_request_id)
-            .bind(&ca_status)
-            .bind(at)
-            .execute(&mut *cx.conn)
-            .await?;
+            if ca_type == Some(CaType::Public) {
+                // An ACM ARN, in ACM's own table; the request row just moves on.
+                sqlx::query(
+                    "INSERT INTO acm_certificates (arn, request_id, status, requested_at, updated_at) \
+                     VALUES ($1, $2, 'pending', $3, $3) \
+                     ON CONFLICT (arn) DO UPDATE SET updated_at = EXCLUDED.updated_at",
+                )
+                .bind(&ca_request_id)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *cx.conn)
+                .await?;
+                sqlx::query("UPDATE certificate_requests SET updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(at)
+                    .execute(&mut *cx.conn)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE certificate_requests SET adcs_request_id = $2, adcs_status = $3, \
+                         updated_at = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&ca_request_id)
+                .bind(&ca_status)
+                .bind(at)
+                .execute(&mut *cx.conn)
+                .await?;
+            }
             entry("ca_request_recorded", "update")
                 .details(json!({ "ca_request_id": ca_request_id, "ca_status": ca_status }))
         }
@@ -832,6 +852,22 @@ async fn certificates(
                 .execute(&mut *cx.conn)
                 .await?;
             }
+            if let Some(acm) = &c.acm {
+                sqlx::query(
+                    "UPDATE acm_certificates SET certificate_id = $2, status = 'issued', \
+                         exported = $3, serial_number = $4, not_after = $5, issued_at = $6, \
+                         updated_at = $6 \
+                      WHERE arn = $1",
+                )
+                .bind(&acm.arn)
+                .bind(c.certificate_id)
+                .bind(acm.exported)
+                .bind(c.serial_number.as_ref())
+                .bind(c.valid_to)
+                .bind(at)
+                .execute(&mut *cx.conn)
+                .await?;
+            }
             entry("certificate_issued", "create")
                 .actor(&c.owner)
                 .details(json!({
@@ -839,7 +875,67 @@ async fn certificates(
                     "common_name": c.common_name,
                     "valid_to": c.valid_to,
                     "issuer_dn": c.issuer_dn,
+                    "acm_arn": c.acm.as_ref().map(|a| &a.arn),
                 }))
+        }
+        CertificateEvent::CertificateRenewedAtCa {
+            previous_serial,
+            renewal: r,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE certificates SET serial_number = $2, thumbprint_sha1 = $3, \
+                     thumbprint_sha256 = $4, valid_from = $5, valid_to = $6, s3_bucket = $7, \
+                     s3_key_certificate = $8, s3_key_chain = $9, \
+                     s3_key_private_key = coalesce($10, s3_key_private_key), status = 'active', \
+                     expiry_notification_sent = false, expiry_notifications = '[]'::jsonb, \
+                     updated_at = $11 \
+                  WHERE id = $1",
+            )
+            .bind(id)
+            .bind(r.serial_number.as_ref())
+            .bind(&r.thumbprint_sha1)
+            .bind(&r.thumbprint_sha256)
+            .bind(r.valid_from)
+            .bind(r.valid_to)
+            .bind(&r.storage.bucket)
+            .bind(&r.storage.certificate)
+            .bind(&r.storage.chain)
+            .bind(&r.storage.private_key)
+            .bind(at)
+            .execute(&mut *cx.conn)
+            .await?;
+            if let Some(key) = &r.private_key {
+                sqlx::query(
+                    "UPDATE private_keys SET encrypted_key = $2, encryption_algorithm = $3, \
+                         encryption_key_id = $4, download_allowed = true, downloaded = false, \
+                         download_count = 0, first_downloaded_at = NULL, \
+                         last_downloaded_at = NULL, deleted_at = NULL \
+                      WHERE certificate_id = $1",
+                )
+                .bind(id)
+                .bind(&key.ciphertext)
+                .bind(&key.algorithm)
+                .bind(key.data_key_id.to_string())
+                .execute(&mut *cx.conn)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE acm_certificates SET serial_number = $2, not_after = $3, renewed_at = $4, \
+                     renewals = renewals + 1, updated_at = $4 \
+                  WHERE certificate_id = $1",
+            )
+            .bind(id)
+            .bind(r.serial_number.as_ref())
+            .bind(r.valid_to)
+            .bind(at)
+            .execute(&mut *cx.conn)
+            .await?;
+            entry("certificate_renewed_at_ca", "renew").details(json!({
+                "previous_serial": previous_serial,
+                "serial_number": r.serial_number,
+                "valid_to": r.valid_to,
+            }))
         }
         CertificateEvent::CertificateDownloaded {
             by,
@@ -956,6 +1052,16 @@ async fn certificates(
             .bind(at)
             .execute(&mut *cx.conn)
             .await?;
+            if ca_status == "revoked" {
+                sqlx::query(
+                    "UPDATE acm_certificates SET status = 'revoked', updated_at = $2 \
+                      WHERE certificate_id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *cx.conn)
+                .await?;
+            }
             let mut entry = entry("ca_revocation_recorded", "revoke").details(json!({
                 "ca_status": ca_status,
                 "confirmed_by": confirmed_by.as_ref().map(|a| a.email.to_string()),

@@ -55,6 +55,7 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
         "audit_log_chain",
         "audit_logs",
         "private_keys",
+        "acm_certificates",
         "certificate_revocations",
         "certificates",
         "approvals",

@@ -1,6 +1,8 @@
 //! Expiry: a scheduled job that reminds owners before their certificates expire (once per
 //! threshold of `expiry.notification.days`, only the most urgent one after downtime) and
-//! marks certificates past `valid_to` expired.
+//! marks certificates past `valid_to` expired. Certificates of the public CA (ACM) are
+//! renewed by ACM itself: for them the job first asks whether ACM renewed them
+//! ([`CaRenewals`]), and their reminders say that ACM renews them.
 //!
 //! Every replica may run it: a transaction-scoped advisory lock lets one do each pass, and
 //! the certificate aggregate refuses a second reminder for a threshold, so a race costs a
@@ -20,6 +22,7 @@ use crate::domain::certificate::CertificateStatus;
 use crate::domain::certificate::expiry::due_reminder;
 use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::jobs::try_lease;
+use crate::saga::ca_renewal::CaRenewals;
 
 /// The advisory lock key of the expiry pass ("cert-exp" in ASCII).
 pub const LOCK_KEY: i64 = 0x6365_7274_2d65_7870;
@@ -34,7 +37,8 @@ const DEFAULT_THRESHOLDS: [u32; 5] = [90, 60, 30, 14, 7];
 /// Served by the partial index `idx_certificates_active_expiring`.
 pub const DUE_CERTIFICATES: &str = "SELECT id, valid_from, valid_to, \
         coalesce((SELECT array_agg((n ->> 'days_before')::int) \
-                    FROM jsonb_array_elements(expiry_notifications) n), '{}') AS reminded \
+                    FROM jsonb_array_elements(expiry_notifications) n), '{}') AS reminded, \
+        (SELECT arn FROM acm_certificates a WHERE a.certificate_id = certificates.id) AS acm_arn \
    FROM certificates \
   WHERE status = 'active' AND deleted_at IS NULL AND valid_to <= $1 \
   ORDER BY valid_to";
@@ -62,6 +66,8 @@ pub struct ExpiryPass {
     pub reminded: usize,
     /// Certificates marked expired.
     pub expired: usize,
+    /// Certificates the CA renewed by itself, taken in.
+    pub renewed: usize,
 }
 
 /// The scheduled expiry job.
@@ -69,12 +75,24 @@ pub struct ExpiryPass {
 pub struct ExpiryWorker {
     commands: Commands,
     clock: Arc<dyn Clock>,
+    renewals: Option<CaRenewals>,
 }
 
 impl ExpiryWorker {
     /// A job reading the time from `clock`.
     pub fn new(commands: Commands, clock: Arc<dyn Clock>) -> Self {
-        Self { commands, clock }
+        Self {
+            commands,
+            clock,
+            renewals: None,
+        }
+    }
+
+    /// Takes in the renewals the public CA does by itself (ACM).
+    #[must_use]
+    pub fn with_ca_renewals(mut self, renewals: Option<CaRenewals>) -> Self {
+        self.renewals = renewals;
+        self
     }
 
     /// One pass; `None` when another replica holds the pass.
@@ -99,6 +117,22 @@ impl ExpiryWorker {
                 .into_iter()
                 .filter_map(|d| d.try_into().ok())
                 .collect();
+            let acm_arn: Option<String> = row.try_get("acm_arn")?;
+            if let (Some(arn), Some(renewals)) = (&acm_arn, &self.renewals) {
+                match renewals.take(id, arn, valid_to, now).await {
+                    Ok(true) => {
+                        pass.renewed += 1;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    // ACM unreachable, or a renewal not as approved: the reminders go on.
+                    Err(error) => tracing::warn!(
+                        certificate = %id,
+                        error = format!("{error:#}"),
+                        "could not take in the CA's renewal"
+                    ),
+                }
+            }
             if valid_to <= now {
                 if self.expire(id, now).await? {
                     pass.expired += 1;
@@ -152,6 +186,7 @@ impl ExpiryWorker {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let certificate = self.commands.certificate(id).await?;
+        let renewed_by = certificate.acm().map(|_| "AWS Certificate Manager");
         let (Some(CertificateStatus::Active), Some(owner), Some(serial), Some(valid_to)) = (
             certificate.status(),
             certificate.owner().cloned(),
@@ -171,18 +206,31 @@ impl ExpiryWorker {
         self.commands
             .record_expiry_reminder(id, days_before, now)
             .await?;
+        let expires = format!(
+            "The certificate with serial {serial} expires on {} ({days_left} days from now).",
+            valid_to.format("%Y-%m-%d %H:%M UTC")
+        );
+        let body = match renewed_by {
+            Some(ca) => format!(
+                "{expires}\n\n{ca} renews it by itself, under the same ARN, from 60 days \
+                 before it expires, as long as its DNS validation records (the CNAMEs created \
+                 when it was requested) stay in place: do not remove them. Once it is renewed \
+                 you are told here, and the new certificate and key are ready to download. If \
+                 it is not renewed 30 days before expiry, check the records and the \
+                 certificate's renewal status in the ACM console.\n"
+            ),
+            None => format!(
+                "{expires}\n\nRenew it before then: `/cert renew {serial}` in chat (or the \
+                 Renew button of the chat reminder, or `cert-assistant certificate renew \
+                 {serial}`) asks for a new certificate with the same details and a fresh key. \
+                 Once the new one is issued, revoke this one as superseded.\n"
+            ),
+        };
         let message = Message {
             recipient: owner,
             notification_type: NotificationType::CertificateExpiring,
             subject: format!("Your certificate {serial} expires in {days_left} days"),
-            body: format!(
-                "The certificate with serial {serial} expires on {} ({days_left} days from now).\n\n\
-                 Renew it before then: `/cert renew {serial}` in chat (or the Renew button \
-                 of the chat reminder, or `cert-assistant certificate renew {serial}`) asks \
-                 for a new certificate with the same details and a fresh key. Once the new \
-                 one is issued, revoke this one as superseded.\n",
-                valid_to.format("%Y-%m-%d %H:%M UTC")
-            ),
+            body,
             channel: Channel::Email,
             resource_type: Some("certificate".to_owned()),
             resource_id: Some(id),

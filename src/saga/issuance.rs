@@ -28,16 +28,18 @@ use crate::adapters::artifacts::ArtifactStore;
 use crate::adapters::ca::{CaError, CertificateAuthority, Order, Submission};
 use crate::commands::{CommandError, Commands};
 use crate::domain::actor::Actor;
-use crate::domain::certificate::{IssuedCertificate, StorageKeys};
+use crate::domain::certificate::{AcmCertificate, IssuedCertificate, StorageKeys};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::domain::request::{RequestEvent, RequestStatus, Subject};
-use crate::domain::values::{CaType, CertificateType, KeyAlgorithm, RequestNumber, ValidityDays};
+use crate::domain::values::{
+    CaType, CertificateType, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
+};
 use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
 use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Policy};
 
-mod returned;
-use returned::Returned;
+pub(crate) mod returned;
+pub(crate) use returned::Returned;
 
 /// The feed consumer's checkpoint name.
 pub const ISSUANCE: &str = "issuance";
@@ -341,8 +343,22 @@ impl IssuanceWorker {
                             .await?,
                     );
                 }
-                self.issued(request_id, &asked, returned, &certificate_pem, &chain_pem)
-                    .await?;
+                // The public CA knows it by its ARN: what revocation and renewal ask about.
+                let acm = (asked.ca_type == CaType::Public).then(|| AcmCertificate {
+                    arn: ca_request_id.clone(),
+                    exported: true,
+                });
+                self.issued(
+                    request_id,
+                    &asked,
+                    returned,
+                    Pem {
+                        certificate: &certificate_pem,
+                        chain: &chain_pem,
+                    },
+                    acm,
+                )
+                .await?;
                 Ok(Outcome::Done)
             }
             Ok(Submission::Pending { ca_request_id }) => {
@@ -390,40 +406,22 @@ impl IssuanceWorker {
         Ok(())
     }
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
-        // Idempotent: a retry after a crash finds the same bytes already stored.
-        if let Err(error) = self.store.put(key, bytes.clone()).await {
-            match self.store.get(key).await {
-                Ok(existing) if existing == bytes => {}
-                _ => return Err(error),
-            }
-        }
-        Ok(())
-    }
-
     async fn issued(
         &self,
         request_id: Uuid,
         asked: &Asked,
         returned: Returned,
-        certificate_pem: &str,
-        chain_pem: &str,
+        pem: Pem<'_>,
+        acm: Option<AcmCertificate>,
     ) -> anyhow::Result<()> {
-        let serial = &returned.serial;
-        let base = format!("certificates/{}/{}", asked.number, serial);
-        let certificate_key = format!("{base}.pem");
-        let chain_key = format!("{base}.chain.pem");
-        self.put(&certificate_key, certificate_pem.as_bytes().to_vec())
-            .await?;
-        self.put(&chain_key, chain_pem.as_bytes().to_vec()).await?;
-        let private_key_key = match &asked.private_key {
-            Some(key) => {
-                let key_key = format!("{base}.key.json");
-                self.put(&key_key, serde_json::to_vec_pretty(key)?).await?;
-                Some(key_key)
-            }
-            None => None,
-        };
+        let storage = store_artifacts(
+            self.store.as_ref(),
+            &asked.number,
+            &returned.serial,
+            pem,
+            asked.private_key.as_ref(),
+        )
+        .await?;
         let certificate = IssuedCertificate {
             certificate_id: Uuid::new_v5(&CERTIFICATE_NAMESPACE, request_id.as_bytes()),
             request_id,
@@ -441,13 +439,9 @@ impl IssuanceWorker {
             key_algorithm: asked.key_algorithm,
             key_size: asked.key_algorithm.key_size(),
             signature_algorithm: returned.signature_algorithm,
-            storage: StorageKeys {
-                bucket: self.store.bucket(),
-                certificate: certificate_key,
-                chain: Some(chain_key),
-                private_key: private_key_key,
-            },
+            storage,
             private_key: asked.private_key.clone(),
+            acm,
         };
         let valid_to = certificate.valid_to;
         let serial = certificate.serial_number.clone();
@@ -581,6 +575,52 @@ impl JobWorker for IssuanceWorker {
             Err(error) => Err(JobError::Transient(error)),
         }
     }
+}
+
+/// A certificate and its chain as the CA returned them, PEM.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pem<'a> {
+    pub(crate) certificate: &'a str,
+    pub(crate) chain: &'a str,
+}
+
+/// Stores certificate, chain and encrypted key under the request's number and the serial;
+/// returns where. Idempotent: a retry after a crash finds the same bytes already stored.
+pub(crate) async fn store_artifacts(
+    store: &dyn ArtifactStore,
+    number: &RequestNumber,
+    serial: &SerialNumber,
+    pem: Pem<'_>,
+    private_key: Option<&EncryptedPrivateKey>,
+) -> anyhow::Result<StorageKeys> {
+    async fn put(store: &dyn ArtifactStore, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        if let Err(error) = store.put(key, bytes.clone()).await {
+            match store.get(key).await {
+                Ok(existing) if existing == bytes => {}
+                _ => return Err(error),
+            }
+        }
+        Ok(())
+    }
+    let base = format!("certificates/{number}/{serial}");
+    let certificate = format!("{base}.pem");
+    let chain = format!("{base}.chain.pem");
+    put(store, &certificate, pem.certificate.as_bytes().to_vec()).await?;
+    put(store, &chain, pem.chain.as_bytes().to_vec()).await?;
+    let private_key = match private_key {
+        Some(key) => {
+            let key_key = format!("{base}.key.json");
+            put(store, &key_key, serde_json::to_vec_pretty(key)?).await?;
+            Some(key_key)
+        }
+        None => None,
+    };
+    Ok(StorageKeys {
+        bucket: store.bucket(),
+        certificate,
+        chain: Some(chain),
+        private_key,
+    })
 }
 
 /// A step that a crashed earlier attempt already took is not an error.

@@ -1,6 +1,8 @@
 //! Carrying revocations to the CA: a feed consumer creates a job for every revoked
 //! certificate; a worker claims it with a lease and asks the CA to revoke (the embedded CA
 //! then lists it in its CRL), and records the outcome (`crl_updated_at`, or why not). A CA
+//! A certificate of the public CA is revoked in ACM (`RevokeCertificate`, by its ARN), never
+//! at the internal CA. A CA
 //! that cannot revoke through its API (ADCS Web Enrollment) leaves a clear task for an
 //! operator in `certificate_revocations.adcs_error_message` and the audit trail. Then, unless
 //! `revocation.destroy_private_key` is false, the generated private key is crypto-shredded.
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::adapters::ca::{CaError, CertificateAuthority};
+use crate::adapters::ca::{AtCa, CaError, CertificateAuthority};
 use crate::commands::Commands;
 use crate::domain::certificate::CertificateEvent;
 use crate::domain::values::{RevocationReason, SerialNumber};
@@ -30,6 +32,9 @@ pub struct RevocationJob {
     pub serial: SerialNumber,
     /// Why it was revoked (RFC 5280).
     pub reason: RevocationReason,
+    /// Its ARN, when the public CA (ACM) issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acm_arn: Option<String>,
 }
 
 /// Creates a job for every revoked certificate.
@@ -55,6 +60,7 @@ impl FeedConsumer for RevocationFeed {
             certificate_id,
             serial: issued.serial_number,
             reason,
+            acm_arn: issued.acm.map(|acm| acm.arn),
         };
         jobs::enqueue(
             conn,
@@ -74,12 +80,24 @@ impl FeedConsumer for RevocationFeed {
 pub struct RevocationWorker {
     commands: Commands,
     ca: Arc<dyn CertificateAuthority>,
+    public: Option<Arc<dyn CertificateAuthority>>,
 }
 
 impl RevocationWorker {
     /// A worker revoking at `ca`.
     pub fn new(commands: Commands, ca: Arc<dyn CertificateAuthority>) -> Self {
-        Self { commands, ca }
+        Self {
+            commands,
+            ca,
+            public: None,
+        }
+    }
+
+    /// Revokes the public CA's certificates through `public` (ACM).
+    #[must_use]
+    pub fn with_public_ca(mut self, public: Option<Arc<dyn CertificateAuthority>>) -> Self {
+        self.public = public;
+        self
     }
 
     /// Claims due jobs and runs them; returns how many were claimed.
@@ -99,6 +117,7 @@ impl RevocationWorker {
             certificate_id: id,
             serial,
             reason,
+            acm_arn,
         } = &job.payload;
         let id = *id;
         if self
@@ -110,7 +129,42 @@ impl RevocationWorker {
         {
             return Ok(());
         }
-        let task = match self.ca.revoke(serial.as_ref(), *reason).await {
+        // Where it was issued, and how an operator revokes it there by hand.
+        let (ca, by_hand) = match (acm_arn, &self.public) {
+            (None, _) => (
+                Some(self.ca.as_ref()),
+                format!(
+                    "Revoke serial {serial} at the CA by hand (for ADCS: certutil -revoke \
+                     {serial} {}, then certutil -crl)",
+                    reason.code()
+                ),
+            ),
+            (Some(arn), public) => (
+                public.as_deref(),
+                format!(
+                    "Revoke it in ACM by hand (aws acm revoke-certificate --certificate-arn \
+                     {arn} --revocation-reason {})",
+                    reason.as_str().to_ascii_uppercase()
+                ),
+            ),
+        };
+        let Some(ca) = ca else {
+            let task = format!(
+                "the certificate is from AWS Certificate Manager, which is not configured \
+                 here (acm.enabled). {by_hand}, and confirm it with /cert confirm-revocation \
+                 {serial}."
+            );
+            self.commands
+                .record_ca_revocation(id, Err(task))
+                .await
+                .map_err(anyhow::Error::from)?;
+            return Ok(());
+        };
+        let at_ca = AtCa {
+            serial: serial.as_ref(),
+            ca_request_id: acm_arn.as_deref(),
+        };
+        let task = match ca.revoke(at_ca, *reason).await {
             Ok(()) => {
                 self.commands
                     .record_ca_revocation(id, Ok(()))
@@ -119,15 +173,12 @@ impl RevocationWorker {
                 return Ok(());
             }
             Err(CaError::Permanent(message)) => format!(
-                "{message}. Revoke serial {serial} at the CA by hand (for ADCS: \
-                 certutil -revoke {serial} {}, then certutil -crl), and confirm it with \
-                 /cert confirm-revocation {serial}.",
-                reason.code()
+                "{message}. {by_hand}, and confirm it with /cert confirm-revocation {serial}."
             ),
             Err(CaError::Transient(message)) if job.attempts >= self.policy().max_attempts => {
                 format!(
-                    "{message} (gave up after {} attempts). Revoke serial {serial} at the CA \
-                     by hand and confirm it with /cert confirm-revocation {serial}.",
+                    "{message} (gave up after {} attempts). {by_hand}, and confirm it with \
+                     /cert confirm-revocation {serial}.",
                     job.attempts
                 )
             }

@@ -30,18 +30,27 @@ fn acm_client(endpoint: &str) -> aws_sdk_acm::Client {
     )
 }
 
-struct Public {
-    commands: Commands,
-    worker: IssuanceWorker,
-    acm: AcmCa,
-    store: Arc<LocalArtifactStore>,
+pub(crate) struct Public {
+    pub(crate) commands: Commands,
+    pub(crate) worker: IssuanceWorker,
+    pub(crate) internal: Arc<EmbeddedCa>,
+    pub(crate) acm: AcmCa,
+    pub(crate) client: aws_sdk_acm::Client,
+    pub(crate) store: Arc<LocalArtifactStore>,
     _moto: crate::aws::Moto,
     _dir: tempfile::TempDir,
 }
 
 /// The service with ACM as its public CA (moto validates after two seconds).
 async fn public(db: &TestDb) -> Public {
-    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "2")]).await;
+    public_with(db, &[]).await
+}
+
+/// The same, with more of moto's settings (`MOTO_ACM_NEVER_VALIDATES`).
+pub(crate) async fn public_with(db: &TestDb, env: &[(&str, &str)]) -> Public {
+    let mut env = env.to_vec();
+    env.push(("MOTO_ACM_VALIDATION_WAIT", "2"));
+    let moto = crate::aws::moto_with(&env).await;
     let kek = KeyEncryptionKey::from_base64(KEK).expect("kek");
     let commands = Commands::with_public_ca(
         db.pool.clone(),
@@ -54,15 +63,18 @@ async fn public(db: &TestDb) -> Public {
             .await
             .expect("ca"),
     );
-    let acm = AcmCa::from_client(acm_client(&moto.endpoint));
+    let client = acm_client(&moto.endpoint);
+    let acm = AcmCa::from_client(client.clone());
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(LocalArtifactStore::new(dir.path()));
-    let worker = IssuanceWorker::new(commands.clone(), internal, store.clone())
+    let worker = IssuanceWorker::new(commands.clone(), internal.clone(), store.clone())
         .with_public_ca(Some(Arc::new(acm.clone())));
     Public {
         commands,
         worker,
+        internal,
         acm,
+        client,
         store,
         _moto: moto,
         _dir: dir,
@@ -81,7 +93,7 @@ fn shop(cn: &str) -> RequestForm {
     }
 }
 
-async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
+pub(crate) async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
     sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
         .execute(&db.pool)
         .await
@@ -90,7 +102,7 @@ async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
 }
 
 /// John's public request for `cn`, approved by Jane and handed to the issuance saga.
-async fn approved(db: &TestDb, p: &Public, cn: &str) -> SubmittedRequest {
+pub(crate) async fn approved(db: &TestDb, p: &Public, cn: &str) -> SubmittedRequest {
     let jane = approver(&p.commands, "jane@example.com").await;
     crate::helpers::project(&db.pool).await;
     let submitted = p
@@ -137,15 +149,22 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
         Some(RequestStatus::InProgress)
     );
     crate::helpers::project(&db.pool).await;
-    let (arn, ca_status): (String, String) = sqlx::query_as(
-        "SELECT adcs_request_id, adcs_status FROM certificate_requests WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&db.pool)
-    .await
-    .expect("request");
+    // The ARN is in ACM's own table; the ADCS columns stay empty.
+    let (arn, ca_status): (String, String) =
+        sqlx::query_as("SELECT arn, status FROM acm_certificates WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("ACM's record");
     assert!(arn.starts_with("arn:aws:acm:us-east-1:"), "{arn}");
     assert_eq!(ca_status, "pending");
+    let adcs: Option<String> =
+        sqlx::query_scalar("SELECT adcs_request_id FROM certificate_requests WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("request");
+    assert_eq!(adcs, None, "an ARN is not an ADCS request id");
     // The requester sees where it stands, in chat as in the CLI.
     let chat = cert_assistant::chat::service::ChatService::new(p.commands.clone());
     let status = chat
@@ -198,6 +217,18 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
             .await
             .expect("certificate");
     assert!(issuer.contains("Amazon"), "{issuer}");
+    let (status, recorded_serial): (String, String) = sqlx::query_as(
+        "SELECT a.status, a.serial_number FROM acm_certificates a \
+           JOIN certificates c ON c.id = a.certificate_id WHERE a.arn = $1",
+    )
+    .bind(&arn)
+    .fetch_one(&db.pool)
+    .await
+    .expect("ACM's record has the certificate");
+    assert_eq!(
+        (status.as_str(), recorded_serial.as_str()),
+        ("issued", serial.as_str())
+    );
     let internal: i64 = sqlx::query_scalar("SELECT count(*) FROM embedded_ca_certificates")
         .fetch_one(&db.pool)
         .await
@@ -544,11 +575,11 @@ async fn a_restart_in_the_middle_of_asking_acm_asks_again_and_gets_the_same_cert
     // After the restart the saga asks again, safely: the same certificate, nothing twice.
     step_now(&db, &p.worker).await;
     crate::helpers::project(&db.pool).await;
-    let recorded: String =
-        sqlx::query_scalar("SELECT adcs_request_id FROM certificate_requests WHERE id = $1")
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT arn FROM acm_certificates WHERE request_id = $1")
             .bind(submitted.request_id)
-            .fetch_one(&db.pool)
+            .fetch_all(&db.pool)
             .await
-            .expect("request");
-    assert_eq!(recorded, lost);
+            .expect("ACM's record");
+    assert_eq!(recorded, [lost]);
 }

@@ -110,19 +110,21 @@ async fn moto() -> Moto {
     moto_with(&[]).await
 }
 
-/// moto's server with `env` (e.g. how long ACM takes to validate).
+/// moto's server with `env` (e.g. how long ACM takes to validate), with the ACM behaviours
+/// moto lacks (revocation, managed renewal, validation timeouts) added by `moto_server.py`.
 pub(crate) async fn moto_with(env: &[(&str, &str)]) -> Moto {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let mut child = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/moto_server.py");
+    let mut child = std::process::Command::new("python3")
+        .args([script, "-H", "127.0.0.1", "-p", &port.to_string()])
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("moto_server runs (pip install 'moto[server]'; .ci/run installs it)");
+        .expect("python3 runs moto's server (pip install 'moto[server]'; .ci/run installs it)");
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..200 {
         if reqwest::get(format!("{endpoint}/moto-api/")).await.is_ok() {

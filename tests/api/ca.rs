@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use cert_assistant::adapters::ca::embedded::EmbeddedCa;
-use cert_assistant::adapters::ca::{CertificateAuthority, Submission};
+use cert_assistant::adapters::ca::{AtCa, CertificateAuthority, Submission};
 use cert_assistant::domain::values::{CertificateType, KeyAlgorithm, RevocationReason};
 use cert_assistant::pki::envelope::KeyEncryptionKey;
 
@@ -100,15 +100,21 @@ async fn issued_chains_verify_and_revoked_certificates_fail_the_crl_check() {
     ]);
     assert!(ok, "{out}");
 
-    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
-        .await
-        .expect("revoked");
-    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
-        .await
-        .expect("revoking twice is idempotent");
+    ca.revoke(
+        AtCa::serial(&ca_request_id),
+        RevocationReason::KeyCompromise,
+    )
+    .await
+    .expect("revoked");
+    ca.revoke(
+        AtCa::serial(&ca_request_id),
+        RevocationReason::KeyCompromise,
+    )
+    .await
+    .expect("revoking twice is idempotent");
     assert!(
         matches!(
-            ca.revoke("0123456789ABCDEF", RevocationReason::KeyCompromise).await,
+            ca.revoke(AtCa::serial("0123456789ABCDEF"), RevocationReason::KeyCompromise).await,
             Err(cert_assistant::adapters::ca::CaError::Permanent(message))
                 if message.contains("never issued")
         ),
@@ -227,9 +233,12 @@ async fn the_crl_is_signed_again_only_when_a_revocation_changes_it() {
     }
     assert_eq!(numbered().await, number, "not signed again");
     // A revocation makes a new one at once.
-    ca.revoke(&ca_request_id, RevocationReason::KeyCompromise)
-        .await
-        .expect("revoked");
+    ca.revoke(
+        AtCa::serial(&ca_request_id),
+        RevocationReason::KeyCompromise,
+    )
+    .await
+    .expect("revoked");
     let after = ca.crl_der().await.expect("crl");
     assert_ne!(after, first);
     assert_eq!(numbered().await, number + 1);

@@ -18,7 +18,9 @@ async fn project(db: &TestDb) {
 }
 
 async fn pass(db: &TestDb, job: &ExpiryWorker) -> (usize, usize) {
-    let ExpiryPass { reminded, expired } = job.step().await.expect("pass").expect("the lease");
+    let ExpiryPass {
+        reminded, expired, ..
+    } = job.step().await.expect("pass").expect("the lease");
     project(db).await;
     (reminded, expired)
 }

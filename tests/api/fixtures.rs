@@ -88,6 +88,7 @@ pub fn issued_certificate(
             private_key: private_key.as_ref().map(|_| format!("keys/{serial}.enc")),
         },
         private_key,
+        acm: None,
     }
 }
 

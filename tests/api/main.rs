@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step, one shared database server per run).
 
 mod acm;
+mod acm_lifecycle;
 mod adcs;
 mod architecture;
 mod authorization;

@@ -4,6 +4,10 @@
 //! validation records, and once it is `ISSUED` the certificate is exported with a one-time
 //! passphrase: certificate, chain, and the private key (decrypted here, sealed by the saga).
 //! ACM makes the key; the request's CSR is not used.
+//!
+//! ACM renews its public certificates itself, under the same ARN: [`AcmCa::renewed`] notices
+//! a certificate valid past the one recorded and exports it again. Revocation is
+//! `RevokeCertificate`, which ACM offers for exported certificates.
 
 use aws_sdk_acm::primitives::Blob;
 use aws_sdk_acm::types::{
@@ -12,7 +16,9 @@ use aws_sdk_acm::types::{
 };
 use base64::Engine as _;
 
-use super::{CaError, CertificateAuthority, HandedKey, Order, Submission, ValidationRecord};
+use super::{
+    AtCa, CaError, CertificateAuthority, HandedKey, Order, Renewed, Submission, ValidationRecord,
+};
 use crate::domain::values::{KeyAlgorithm, RevocationReason};
 use crate::ports::BoxFuture;
 
@@ -210,7 +216,21 @@ impl AcmCa {
             Some(CertificateStatus::PendingValidation) | None => Ok(Submission::Pending {
                 ca_request_id: arn.to_owned(),
             }),
-            Some(CertificateStatus::Issued) => self.export(arn).await,
+            Some(CertificateStatus::Issued) => {
+                let exported = self.export(arn).await?;
+                Ok(Submission::Issued {
+                    ca_request_id: arn.to_owned(),
+                    certificate_pem: exported.certificate_pem,
+                    chain_pem: exported.chain_pem,
+                    private_key: exported.private_key,
+                })
+            }
+            Some(CertificateStatus::ValidationTimedOut) => Ok(Submission::Denied {
+                message: "ACM gave up waiting for the DNS validation records (it waits 72 \
+                          hours) and will not issue this certificate (VALIDATION_TIMED_OUT); \
+                          create the records shown and request it again"
+                    .to_owned(),
+            }),
             Some(status) => {
                 let reason = certificate
                     .failure_reason()
@@ -222,7 +242,24 @@ impl AcmCa {
         }
     }
 
-    async fn export(&self, arn: &str) -> Result<Submission, CaError> {
+    /// The certificate ACM renewed under `arn`, exported, when it is valid past `valid_to`.
+    async fn renewed(
+        &self,
+        arn: &str,
+        valid_to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Renewed>, CaError> {
+        let certificate = self.describe(arn).await?;
+        let not_after = certificate
+            .not_after()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+        let newer = not_after.is_some_and(|t| t > valid_to + chrono::Duration::minutes(1));
+        if certificate.status() != Some(&CertificateStatus::Issued) || !newer {
+            return Ok(None);
+        }
+        self.export(arn).await.map(Some)
+    }
+
+    async fn export(&self, arn: &str) -> Result<Renewed, CaError> {
         // A one-time passphrase for this export; the key is decrypted here at once.
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret)
@@ -244,12 +281,54 @@ impl AcmCa {
             ));
         };
         let private_key = decrypt(encrypted, passphrase.as_bytes())?;
-        Ok(Submission::Issued {
-            ca_request_id: arn.to_owned(),
+        Ok(Renewed {
             certificate_pem: certificate_pem.to_owned(),
             chain_pem: exported.certificate_chain().unwrap_or_default().to_owned(),
             private_key: Some(HandedKey(private_key.into())),
         })
+    }
+
+    async fn revoke_exported(
+        &self,
+        certificate: AtCa<'_>,
+        reason: RevocationReason,
+    ) -> Result<(), CaError> {
+        use aws_sdk_acm::types::RevocationReason as Acm;
+        let Some(arn) = certificate.ca_request_id else {
+            return Err(CaError::Permanent(format!(
+                "ACM knows certificates by ARN, and none is recorded for serial {}",
+                certificate.serial
+            )));
+        };
+        let reason = match reason {
+            RevocationReason::Unspecified => Acm::Unspecified,
+            RevocationReason::KeyCompromise => Acm::KeyCompromise,
+            RevocationReason::CaCompromise => Acm::CaCompromise,
+            RevocationReason::AffiliationChanged => Acm::AffiliationChanged,
+            RevocationReason::Superseded => Acm::Superseded,
+            RevocationReason::CessationOfOperation => Acm::CessationOfOperation,
+            RevocationReason::CertificateHold => Acm::CertificateHold,
+            RevocationReason::RemoveFromCrl => Acm::RemoveFromCrl,
+        };
+        let answer = self
+            .client
+            .revoke_certificate()
+            .certificate_arn(arn)
+            .revocation_reason(reason)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // A worker that crashed after ACM revoked it asks again: already revoked is done.
+                if let Ok(described) = self.describe(arn).await
+                    && described.status() == Some(&CertificateStatus::Revoked)
+                {
+                    return Ok(());
+                }
+                Err(classify(&error))
+            }
+        }
     }
 }
 
@@ -275,16 +354,18 @@ impl CertificateAuthority for AcmCa {
 
     fn revoke<'a>(
         &'a self,
-        _serial: &'a str,
-        _reason: RevocationReason,
+        certificate: AtCa<'a>,
+        reason: RevocationReason,
     ) -> BoxFuture<'a, Result<(), CaError>> {
-        Box::pin(async {
-            Err(CaError::Permanent(
-                "revoking a public certificate in ACM is not built yet: revoke (or delete) it \
-                 in the ACM console, then confirm it here"
-                    .to_owned(),
-            ))
-        })
+        Box::pin(self.revoke_exported(certificate, reason))
+    }
+
+    fn renewal<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+        valid_to: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<Option<Renewed>, CaError>> {
+        Box::pin(self.renewed(ca_request_id, valid_to))
     }
 
     fn name(&self) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::revoke_hook::RevokeHook;
-use super::{CaError, CertificateAuthority, Order, Submission};
+use super::{AtCa, CaError, CertificateAuthority, Order, Submission};
 use crate::domain::values::{CertificateType, RevocationReason};
 use crate::ports::BoxFuture;
 
@@ -296,12 +296,12 @@ impl CertificateAuthority for AdcsClient {
 
     fn revoke<'a>(
         &'a self,
-        serial: &'a str,
+        certificate: AtCa<'a>,
         reason: RevocationReason,
     ) -> BoxFuture<'a, Result<(), CaError>> {
         Box::pin(async move {
             match &self.revoke_hook {
-                Some(hook) => hook.revoke(serial, reason).await,
+                Some(hook) => hook.revoke(certificate.serial, reason).await,
                 None => Err(CaError::Permanent(
                     "ADCS Web Enrollment cannot revoke and no adcs.revoke_command is set"
                         .to_owned(),

@@ -15,7 +15,7 @@ use rcgen::{
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
-use super::{CaError, CertificateAuthority, Order, Submission};
+use super::{AtCa, CaError, CertificateAuthority, Order, Submission};
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::request::Subject;
 use crate::domain::values::{CertificateType, RevocationReason};
@@ -449,9 +449,10 @@ impl CertificateAuthority for EmbeddedCa {
 
     fn revoke<'a>(
         &'a self,
-        serial: &'a str,
+        certificate: AtCa<'a>,
         reason: RevocationReason,
     ) -> BoxFuture<'a, Result<(), CaError>> {
+        let serial = certificate.serial;
         Box::pin(async move {
             let updated = sqlx::query(
                 "UPDATE embedded_ca_certificates SET revoked_at = now(), reason_code = $2 \

@@ -84,6 +84,37 @@ pub enum CaError {
     Permanent(String),
 }
 
+/// An issued certificate as its CA knows it: by serial (the internal CAs), and by the id the
+/// CA gave it where it has one (ACM's ARN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtCa<'a> {
+    /// The serial, upper-case hex.
+    pub serial: &'a str,
+    /// The CA's id for it, when it has one.
+    pub ca_request_id: Option<&'a str>,
+}
+
+impl<'a> AtCa<'a> {
+    /// A certificate known by its serial alone.
+    pub fn serial(serial: &'a str) -> Self {
+        Self {
+            serial,
+            ca_request_id: None,
+        }
+    }
+}
+
+/// A certificate the CA renewed by itself under the same id (ACM's managed renewal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewed {
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The issuing chain, PEM.
+    pub chain_pem: String,
+    /// Its private key, when the CA hands it out (an exported ACM certificate).
+    pub private_key: Option<HandedKey>,
+}
+
 /// A DNS record a CA wants to see before it issues (ACM's DNS validation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationRecord {
@@ -111,10 +142,10 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// The CA's certificate chain (PEM, issuing CA first), for relying parties.
     fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>>;
 
-    /// Revokes a certificate by serial (upper-case hex).
+    /// Revokes a certificate.
     fn revoke<'a>(
         &'a self,
-        serial: &'a str,
+        certificate: AtCa<'a>,
         reason: RevocationReason,
     ) -> BoxFuture<'a, Result<(), CaError>>;
 
@@ -126,6 +157,16 @@ pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {
     /// operator checks the CA.
     fn resubmits_safely(&self) -> bool {
         false
+    }
+
+    /// The certificate the CA renewed by itself under `ca_request_id`, if it holds one valid
+    /// past `valid_to` (the end of the one recorded here); none for CAs that do not renew.
+    fn renewal<'a>(
+        &'a self,
+        _ca_request_id: &'a str,
+        _valid_to: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<Option<Renewed>, CaError>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// The DNS records the CA waits for before it issues `ca_request_id` (ACM), created

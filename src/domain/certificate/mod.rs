@@ -64,6 +64,36 @@ pub struct StorageKeys {
     pub private_key: Option<String>,
 }
 
+/// A certificate of the public CA, AWS Certificate Manager, which knows it by its ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmCertificate {
+    /// Its ARN.
+    pub arn: String,
+    /// Whether it was exported (certificate, chain and key held here too) rather than left in
+    /// ACM for AWS services only.
+    pub exported: bool,
+}
+
+/// A certificate the CA renewed by itself under the same identity (ACM's managed renewal):
+/// the new X.509's details and where its artifacts are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRenewal {
+    /// The new serial.
+    pub serial_number: SerialNumber,
+    /// SHA-1 thumbprint, hex.
+    pub thumbprint_sha1: String,
+    /// SHA-256 thumbprint, hex.
+    pub thumbprint_sha256: String,
+    /// notBefore.
+    pub valid_from: DateTime<Utc>,
+    /// notAfter.
+    pub valid_to: DateTime<Utc>,
+    /// Where the new certificate, chain and key are stored.
+    pub storage: StorageKeys,
+    /// The new private key, encrypted, when it was exported with the certificate.
+    pub private_key: Option<EncryptedPrivateKey>,
+}
+
 /// Everything known about an issued certificate (copied from the X.509 by the saga).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedCertificate {
@@ -103,6 +133,25 @@ pub struct IssuedCertificate {
     pub storage: StorageKeys,
     /// The generated private key, encrypted, if the system generated it.
     pub private_key: Option<EncryptedPrivateKey>,
+    /// The public CA's record of it, when ACM issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acm: Option<AcmCertificate>,
+}
+
+impl IssuedCertificate {
+    /// The certificate as its CA renewed it: the new X.509's serial, validity and artifacts,
+    /// and its new key when one came with it.
+    pub fn renew(&mut self, renewal: CaRenewal) {
+        self.serial_number = renewal.serial_number;
+        self.thumbprint_sha1 = renewal.thumbprint_sha1;
+        self.thumbprint_sha256 = renewal.thumbprint_sha256;
+        self.valid_from = renewal.valid_from;
+        self.valid_to = renewal.valid_to;
+        self.storage = renewal.storage;
+        if renewal.private_key.is_some() {
+            self.private_key = renewal.private_key;
+        }
+    }
 }
 
 /// What can be asked of a certificate.
@@ -133,6 +182,13 @@ pub enum CertificateCommand {
     },
     /// Mark it expired (at or after `valid_to`).
     MarkExpired {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the CA renewed it by itself (ACM).
+    RecordCaRenewal {
+        /// The renewed certificate.
+        renewal: Box<CaRenewal>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -224,13 +280,13 @@ pub enum CertificateEvent {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The CA acted on the revocation (or could not).
     /// The generated private key was destroyed: its data key is gone, so the encrypted key
     /// in the events can never be decrypted again (crypto-shredding).
     PrivateKeyDestroyed {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The CA acted on the revocation (or could not).
     CaRevocationRecorded {
         /// `revoked`, or `failed`.
         ca_status: String,
@@ -264,6 +320,16 @@ pub enum CertificateEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The CA renewed it by itself under the same identity (ACM's managed renewal): a new
+    /// serial and validity, the same names; earlier expiry reminders no longer apply.
+    CertificateRenewedAtCa {
+        /// The serial it had until now.
+        previous_serial: SerialNumber,
+        /// The renewed certificate.
+        renewal: Box<CaRenewal>,
+        /// When it was noticed.
+        at: DateTime<Utc>,
+    },
     /// It was revoked.
     CertificateRevoked {
         /// Who asked.
@@ -293,6 +359,7 @@ impl DomainEvent for CertificateEvent {
             Self::RevocationRejected { .. } => "RevocationRejected",
             Self::CaRevocationRecorded { .. } => "CaRevocationRecorded",
             Self::PrivateKeyDestroyed { .. } => "PrivateKeyDestroyed",
+            Self::CertificateRenewedAtCa { .. } => "CertificateRenewedAtCa",
         }
         .to_owned()
     }
@@ -353,6 +420,9 @@ pub enum CertificateError {
         /// Its reason.
         reason: RevocationReason,
     },
+    /// Not a certificate the CA renews itself, or not a newer one.
+    #[error("{0}")]
+    NotARenewal(String),
     /// No revocation waits for a decision.
     #[error("no revocation of {0} waits for a decision")]
     NoPendingRevocation(String),
@@ -381,6 +451,8 @@ struct CertificateState {
     private_key_destroyed: bool,
     #[serde(default)]
     pending_revocation: Option<PendingRevocation>,
+    #[serde(default)]
+    acm: Option<AcmCertificate>,
 }
 
 /// A revocation waiting for an approver.
@@ -480,6 +552,11 @@ impl Certificate {
             .unwrap_or_default()
     }
 
+    /// The public CA's record of it, when ACM issued it.
+    pub fn acm(&self) -> Option<&AcmCertificate> {
+        self.state.as_ref().and_then(|s| s.acm.as_ref())
+    }
+
     /// Whether the CA revoked it (or an admin confirmed doing so by hand).
     pub fn revoked_at_ca(&self) -> bool {
         self.state.as_ref().is_some_and(|s| s.ca_revoked)
@@ -572,6 +649,35 @@ impl Aggregate for Certificate {
                     return Err(CertificateError::AlreadyReminded(days_before));
                 }
                 CertificateEvent::ExpiryReminderSent { days_before, at }
+            }
+            CertificateCommand::RecordCaRenewal { renewal, at } => {
+                let state = self.existing()?;
+                if state.acm.is_none() {
+                    return Err(CertificateError::NotARenewal(format!(
+                        "certificate {} is not renewed by its CA",
+                        state.serial
+                    )));
+                }
+                if state.revoked_at.is_some() {
+                    return Err(CertificateError::NotActive {
+                        serial: state.serial.to_string(),
+                        status: state.status,
+                    });
+                }
+                if renewal.valid_to <= state.valid_to || renewal.serial_number == state.serial {
+                    return Err(CertificateError::NotARenewal(format!(
+                        "certificate {} valid to {} is not a renewal of {} valid to {}",
+                        renewal.serial_number,
+                        renewal.valid_to.format("%Y-%m-%d %H:%M UTC"),
+                        state.serial,
+                        state.valid_to.format("%Y-%m-%d %H:%M UTC"),
+                    )));
+                }
+                CertificateEvent::CertificateRenewedAtCa {
+                    previous_serial: state.serial.clone(),
+                    renewal,
+                    at,
+                }
             }
             CertificateCommand::RecordKeyDestroyed { at } => {
                 let state = self.existing()?;
@@ -735,6 +841,7 @@ impl Aggregate for Certificate {
                 ca_revoked: false,
                 private_key_destroyed: false,
                 pending_revocation: None,
+                acm: certificate.acm.clone(),
             });
             return;
         }
@@ -783,6 +890,19 @@ impl Aggregate for Certificate {
             }
             CertificateEvent::PrivateKeyDestroyed { .. } => {
                 state.private_key_destroyed = true;
+            }
+            CertificateEvent::CertificateRenewedAtCa { renewal, .. } => {
+                // A new certificate under the same identity: active, reminders anew, and
+                // its own key (when exported) to download once.
+                state.serial = renewal.serial_number;
+                state.valid_to = renewal.valid_to;
+                state.status = CertificateStatus::Active;
+                state.reminders.clear();
+                if renewal.private_key.is_some() {
+                    state.has_private_key = true;
+                    state.private_key_downloaded = false;
+                    state.private_key_destroyed = false;
+                }
             }
         }
     }

@@ -34,9 +34,47 @@ fn issued_with_key(private_key: Option<EncryptedPrivateKey>) -> CertificateEvent
                 private_key: private_key.as_ref().map(|_| "keys/0A1B.enc".to_owned()),
             },
             private_key,
+            acm: None,
         }),
         at: at(0),
     }
+}
+
+/// Issued by ACM, exported, with its key.
+fn issued_by_acm() -> CertificateEvent {
+    let CertificateEvent::CertificateIssued {
+        mut certificate,
+        at,
+    } = issued()
+    else {
+        unreachable!()
+    };
+    certificate.acm = Some(AcmCertificate {
+        arn: "arn:aws:acm:us-east-1:123456789012:certificate/1".to_owned(),
+        exported: true,
+    });
+    CertificateEvent::CertificateIssued { certificate, at }
+}
+
+fn renewal(serial: &str, days: i64) -> Box<CaRenewal> {
+    Box::new(CaRenewal {
+        serial_number: SerialNumber::parse(serial).expect("serial"),
+        thumbprint_sha1: "cc".repeat(20),
+        thumbprint_sha256: "dd".repeat(32),
+        valid_from: at(0) + Duration::days(days - 90),
+        valid_to: at(0) + Duration::days(days),
+        storage: StorageKeys {
+            bucket: "local".to_owned(),
+            certificate: format!("certs/{serial}.pem"),
+            chain: None,
+            private_key: Some(format!("keys/{serial}.enc")),
+        },
+        private_key: Some(EncryptedPrivateKey {
+            data_key_id: Uuid::from_u128(10),
+            algorithm: "AES-256-GCM".to_owned(),
+            ciphertext: "def".to_owned(),
+        }),
+    })
 }
 
 fn issued() -> CertificateEvent {
@@ -450,4 +488,78 @@ async fn a_destroyed_key_is_destroyed_once_and_never_handed_out() {
     )
     .await;
     assert!(matches!(error, CertificateError::NoPrivateKey(_)));
+}
+
+#[tokio::test]
+async fn a_renewal_at_the_ca_is_a_new_serial_and_validity_with_reminders_and_key_anew() {
+    let renewed = CertificateEvent::CertificateRenewedAtCa {
+        previous_serial: SerialNumber::parse("0A1B").expect("serial"),
+        renewal: renewal("0C2D", 150),
+        at: at(30),
+    };
+    Framework::with(())
+        .given(vec![issued_by_acm()])
+        .when_async(CertificateCommand::RecordCaRenewal {
+            renewal: renewal("0C2D", 150),
+            at: at(30),
+        })
+        .await
+        .then_expect_events(vec![renewed.clone()]);
+    let mut certificate = Certificate::default();
+    for event in [
+        issued_by_acm(),
+        CertificateEvent::ExpiryReminderSent {
+            days_before: 30,
+            at: at(20),
+        },
+        CertificateEvent::CertificateDownloaded {
+            by: requester(),
+            artifact: Artifact::PrivateKey,
+            download_count: 0,
+            at: at(21),
+        },
+        renewed,
+    ] {
+        certificate.apply(event);
+    }
+    assert_eq!(certificate.serial().map(AsRef::as_ref), Some("0C2D"));
+    assert_eq!(certificate.valid_to(), Some(at(0) + Duration::days(150)));
+    assert!(certificate.reminders().is_empty(), "reminders start anew");
+    certificate
+        .may_download(&requester(), Artifact::PrivateKey)
+        .expect("the renewed key is downloaded once, too");
+}
+
+#[tokio::test]
+async fn only_a_newer_certificate_of_a_ca_that_renews_is_a_renewal() {
+    let internal = refused(
+        vec![issued()],
+        CertificateCommand::RecordCaRenewal {
+            renewal: renewal("0C2D", 150),
+            at: at(30),
+        },
+    )
+    .await;
+    assert_eq!(
+        internal.to_string(),
+        "certificate 0A1B is not renewed by its CA"
+    );
+    let older = refused(
+        vec![issued_by_acm()],
+        CertificateCommand::RecordCaRenewal {
+            renewal: renewal("0C2D", 60),
+            at: at(30),
+        },
+    )
+    .await;
+    assert!(matches!(older, CertificateError::NotARenewal(_)), "{older}");
+    let same = refused(
+        vec![issued_by_acm()],
+        CertificateCommand::RecordCaRenewal {
+            renewal: renewal("0A1B", 150),
+            at: at(30),
+        },
+    )
+    .await;
+    assert!(matches!(same, CertificateError::NotARenewal(_)), "{same}");
 }

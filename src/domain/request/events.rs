@@ -92,10 +92,14 @@ pub enum RequestEvent {
     },
     /// The CA acknowledged the CSR (`adcs_request_id`, `adcs_status`).
     CaRequestRecorded {
-        /// The CA's own request id.
+        /// The CA's own request id (for ACM, the certificate's ARN).
         ca_request_id: String,
         /// The CA's status (e.g. `pending`, `issued`).
         ca_status: String,
+        /// Which CA: the public one's ids are ACM ARNs, not ADCS request ids. Absent in
+        /// events recorded before it was stated (all of them for the internal CA).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_type: Option<CaType>,
         /// When.
         at: DateTime<Utc>,
     },

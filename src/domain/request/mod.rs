@@ -28,7 +28,8 @@ pub use events::RequestEvent;
 use super::actor::{Actor, Role};
 use super::text::Text;
 use super::values::{
-    CertificateType, CommonName, Country, DnsName, Email, RequestNumber, ValueError, closed_set,
+    CaType, CertificateType, CommonName, Country, DnsName, Email, RequestNumber, ValueError,
+    closed_set,
 };
 
 closed_set! {
@@ -140,6 +141,9 @@ struct RequestState {
     /// Why issuance failed, once it did.
     #[serde(default)]
     failure: Option<String>,
+    /// The CA it asked for.
+    #[serde(default)]
+    ca_type: Option<CaType>,
 }
 
 impl CertificateRequest {
@@ -395,10 +399,11 @@ impl Aggregate for CertificateRequest {
                 ca_status,
                 at,
             } => {
-                self.expect_status("recording the CA's answer", &[S::InProgress])?;
+                let state = self.expect_status("recording the CA's answer", &[S::InProgress])?;
                 vec![RequestEvent::CaRequestRecorded {
                     ca_request_id,
                     ca_status,
+                    ca_type: state.ca_type,
                     at,
                 }]
             }
@@ -475,6 +480,7 @@ impl Aggregate for CertificateRequest {
             request_number,
             requester,
             certificate_type,
+            requested_ca_type,
             ..
         } = &event
         {
@@ -488,6 +494,7 @@ impl Aggregate for CertificateRequest {
                 certificate_id: None,
                 at_ca: None,
                 failure: None,
+                ca_type: Some(*requested_ca_type),
             });
             return;
         }

@@ -262,6 +262,7 @@ async fn the_happy_path_to_issued_and_revoked() {
         RequestEvent::CaRequestRecorded {
             ca_request_id: "17".to_owned(),
             ca_status: "pending".to_owned(),
+            ca_type: None,
             at: at(7),
         },
         RequestEvent::IssuanceRetryScheduled {

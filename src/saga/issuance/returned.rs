@@ -13,7 +13,7 @@ use crate::domain::values::{CommonName, DnsName, SerialNumber};
 
 /// A certificate the CA returned, as it will be recorded.
 #[derive(Debug, Clone)]
-pub(super) struct Returned {
+pub(crate) struct Returned {
     pub serial: SerialNumber,
     pub common_name: CommonName,
     pub subject_dn: String,

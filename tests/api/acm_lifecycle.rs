@@ -1,0 +1,329 @@
+//! A public certificate's life after ACM issued it: revoked in ACM (never at the internal
+//! CA), renewed by ACM itself and taken in by the expiry job, and a request whose names ACM
+//! could never validate failing with ACM's reason. Over HTTP against moto's ACM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_acm::types::{CertificateStatus, RevocationReason};
+use cert_assistant::adapters::clock::SettableClock;
+use cert_assistant::commands::RevocationForm;
+use cert_assistant::domain::certificate::Artifact;
+use cert_assistant::domain::request::RequestStatus;
+use cert_assistant::feed::Projector;
+use cert_assistant::saga::ca_renewal::CaRenewals;
+use cert_assistant::saga::expiry::ExpiryWorker;
+use cert_assistant::saga::revocation::{RevocationFeed, RevocationWorker};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::acm::{Public, approved, public_with, step_now};
+use crate::fixtures::ctx;
+use crate::helpers::TestDb;
+
+/// A public certificate for `cn`, requested, validated and issued by ACM.
+struct Issued {
+    certificate_id: Uuid,
+    serial: String,
+    arn: String,
+    valid_to: DateTime<Utc>,
+}
+
+async fn issued(db: &TestDb, p: &Public, cn: &str) -> Issued {
+    let submitted = approved(db, p, cn).await;
+    step_now(db, &p.worker).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    step_now(db, &p.worker).await;
+    assert_eq!(
+        p.commands
+            .request_status(submitted.request_id)
+            .await
+            .expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    crate::helpers::project(&db.pool).await;
+    let (certificate_id, serial, arn, valid_to) = sqlx::query_as(
+        "SELECT c.id, c.serial_number, a.arn, c.valid_to FROM certificates c \
+           JOIN acm_certificates a ON a.certificate_id = c.id WHERE c.request_id = $1",
+    )
+    .bind(submitted.request_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("issued by ACM");
+    Issued {
+        certificate_id,
+        serial,
+        arn,
+        valid_to,
+    }
+}
+
+#[tokio::test]
+async fn a_public_certificate_is_revoked_in_acm_and_never_at_the_internal_ca() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[]).await;
+    let cert = issued(&db, &p, "revoked.example.com").await;
+
+    p.commands
+        .revoke(
+            &ctx("john@example.com"),
+            RevocationForm {
+                certificate: cert.serial.clone(),
+                reason: "key_compromise".to_owned(),
+                text: Some("the laptop was stolen".to_owned()),
+            },
+        )
+        .await
+        .expect("revoked");
+    Projector::for_consumer(db.pool.clone(), RevocationFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    let worker = RevocationWorker::new(p.commands.clone(), p.internal.clone())
+        .with_public_ca(Some(Arc::new(p.acm.clone())));
+    assert_eq!(worker.step().await.expect("step"), 1);
+
+    let described = p
+        .client
+        .describe_certificate()
+        .certificate_arn(&cert.arn)
+        .send()
+        .await
+        .expect("described")
+        .certificate
+        .expect("certificate");
+    assert_eq!(described.status(), Some(&CertificateStatus::Revoked));
+    assert_eq!(
+        described.revocation_reason(),
+        Some(&RevocationReason::KeyCompromise)
+    );
+    let internal: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM embedded_ca_certificates WHERE revoked_at IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(internal, 0, "the internal CA was not asked");
+    assert!(
+        p.commands
+            .certificate(cert.certificate_id)
+            .await
+            .expect("certificate")
+            .revoked_at_ca()
+    );
+    crate::helpers::project(&db.pool).await;
+    let (acm_status, ca_status): (String, String) = sqlx::query_as(
+        "SELECT a.status, r.adcs_status FROM acm_certificates a \
+           JOIN certificate_revocations r ON r.certificate_id = a.certificate_id \
+          WHERE a.arn = $1",
+    )
+    .bind(&cert.arn)
+    .fetch_one(&db.pool)
+    .await
+    .expect("recorded");
+    assert_eq!(
+        (acm_status.as_str(), ca_status.as_str()),
+        ("revoked", "revoked")
+    );
+
+    // Without ACM configured the operator is told how to revoke it there, not at ADCS.
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[]).await;
+    let cert = issued(&db, &p, "orphan.example.com").await;
+    p.commands
+        .revoke(
+            &ctx("john@example.com"),
+            RevocationForm {
+                certificate: cert.serial.clone(),
+                reason: "superseded".to_owned(),
+                text: None,
+            },
+        )
+        .await
+        .expect("revoked");
+    Projector::for_consumer(db.pool.clone(), RevocationFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    RevocationWorker::new(p.commands.clone(), p.internal.clone())
+        .step()
+        .await
+        .expect("step");
+    crate::helpers::project(&db.pool).await;
+    let task: String = sqlx::query_scalar(
+        "SELECT adcs_error_message FROM certificate_revocations WHERE certificate_id = $1",
+    )
+    .bind(cert.certificate_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("task");
+    assert!(
+        task.contains("aws acm revoke-certificate")
+            && task.contains(&cert.arn)
+            && task.contains("SUPERSEDED")
+            && !task.contains("certutil"),
+        "{task}"
+    );
+}
+
+#[tokio::test]
+async fn a_renewal_by_acm_is_taken_in_by_the_expiry_job_and_downloaded_anew() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[]).await;
+    let cert = issued(&db, &p, "renewed.example.com").await;
+    let john = ctx("john@example.com");
+    let first = p
+        .commands
+        .download(&john, &cert.serial, Artifact::Certificate, p.store.as_ref())
+        .await
+        .expect("certificate");
+    p.commands
+        .download(&john, &cert.serial, Artifact::PrivateKey, p.store.as_ref())
+        .await
+        .expect("the first key");
+
+    // 50 days before it expires, nothing renewed yet: the reminder says ACM renews it.
+    let clock = Arc::new(SettableClock::at(
+        cert.valid_to - chrono::Duration::days(50),
+    ));
+    let expiry = ExpiryWorker::new(p.commands.clone(), clock.clone()).with_ca_renewals(Some(
+        CaRenewals::new(p.commands.clone(), Arc::new(p.acm.clone()), p.store.clone()),
+    ));
+    let pass = expiry.step().await.expect("pass").expect("lease");
+    assert_eq!((pass.renewed, pass.reminded), (0, 1));
+    crate::helpers::project(&db.pool).await;
+    let reminder: String = sqlx::query_scalar(
+        "SELECT body FROM notifications WHERE notification_type = 'certificate_expiring'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("reminded");
+    assert!(
+        reminder.contains("AWS Certificate Manager renews it by itself")
+            && reminder.contains("DNS validation records")
+            && !reminder.contains("/cert renew"),
+        "{reminder}"
+    );
+
+    // ACM renews it (the managed renewal, asked for now): the next pass takes it in.
+    p.client
+        .renew_certificate()
+        .certificate_arn(&cert.arn)
+        .send()
+        .await
+        .expect("renewed at ACM");
+    clock.advance(chrono::Duration::days(1));
+    let pass = expiry.step().await.expect("pass").expect("lease");
+    assert_eq!((pass.renewed, pass.reminded), (1, 0));
+    let state = p
+        .commands
+        .certificate(cert.certificate_id)
+        .await
+        .expect("certificate");
+    let serial = state.serial().expect("serial").to_string();
+    assert_ne!(serial, cert.serial, "a new serial");
+    assert!(state.valid_to().expect("valid to") > cert.valid_to);
+    assert!(state.reminders().is_empty());
+
+    // The new certificate, found by its new serial (and its old one), with its own key.
+    let renewed = p
+        .commands
+        .download(&john, &serial, Artifact::Certificate, p.store.as_ref())
+        .await
+        .expect("the renewed certificate");
+    assert_ne!(renewed.pem, first.pem);
+    let by_old = p
+        .commands
+        .download(&john, &cert.serial, Artifact::Certificate, p.store.as_ref())
+        .await
+        .expect("found by the old serial too");
+    assert_eq!(by_old.pem, renewed.pem);
+    let key = p
+        .commands
+        .download(&john, &serial, Artifact::PrivateKey, p.store.as_ref())
+        .await
+        .expect("the renewed key, once");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, &renewed.pem).expect("write");
+    std::fs::write(&key_path, &key.pem).expect("write");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cert_path = cert_path.display().to_string();
+    let text = openssl(&["x509", "-in", &cert_path, "-noout", "-serial", "-pubkey"]);
+    assert!(
+        text.to_ascii_uppercase()
+            .contains(&serial.to_ascii_uppercase()),
+        "{text}"
+    );
+    let public_key = openssl(&["pkey", "-in", &key_path.display().to_string(), "-pubout"]);
+    assert!(
+        text.contains(public_key.trim()),
+        "the new key is the new certificate's"
+    );
+
+    crate::helpers::project(&db.pool).await;
+    let (recorded, renewals, reminders): (String, i32, serde_json::Value) = sqlx::query_as(
+        "SELECT c.serial_number, a.renewals, c.expiry_notifications FROM certificates c \
+           JOIN acm_certificates a ON a.certificate_id = c.id WHERE c.id = $1",
+    )
+    .bind(cert.certificate_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("projected");
+    assert_eq!((recorded.as_str(), renewals), (serial.as_str(), 1));
+    assert_eq!(reminders, serde_json::json!([]), "reminders start anew");
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE subject LIKE '%was renewed' \
+            AND recipient_email = 'john@example.com'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("told");
+    assert_eq!(told, 1);
+
+    // Nothing newer at ACM: no second renewal.
+    let pass = expiry.step().await.expect("pass").expect("lease");
+    assert_eq!(pass.renewed, 0);
+}
+
+#[tokio::test]
+async fn names_acm_cannot_validate_fail_the_request_with_acms_reason() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[("MOTO_ACM_NEVER_VALIDATES", "stuck.example.com")]).await;
+    let submitted = approved(&db, &p, "stuck.example.com").await;
+    step_now(&db, &p.worker).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    step_now(&db, &p.worker).await;
+    let view = p
+        .commands
+        .request(&submitted.request_number)
+        .await
+        .expect("view");
+    assert_eq!(view.status, RequestStatus::Failed);
+    let failure = view.failure.expect("why");
+    assert!(
+        failure.contains("VALIDATION_TIMED_OUT") && failure.contains("DNS validation records"),
+        "{failure}"
+    );
+    crate::helpers::project(&db.pool).await;
+    let told: String = sqlx::query_scalar(
+        "SELECT body FROM notifications WHERE notification_type = 'issuance_failed' \
+            AND recipient_email = 'john@example.com'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("told");
+    assert!(told.contains("VALIDATION_TIMED_OUT"), "{told}");
+}
