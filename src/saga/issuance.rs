@@ -367,7 +367,7 @@ impl IssuanceWorker {
                         .record_ca_request(request_id, &ca_request_id, "pending")
                         .await,
                 )?;
-                self.ask_for_validation(ca, request_id, &asked, &ca_request_id)
+                self.ask_for_validation(ca, request_id, &asked, &ca_request_id, submitting)
                     .await;
                 Ok(Outcome::PollAgain(format!(
                     "{} holds the request",
@@ -462,20 +462,25 @@ impl IssuanceWorker {
         Ok(())
     }
 
-    /// When the CA waits for DNS records (ACM), tells the requester which to create, once
-    /// (as soon as the CA names them). A failure here is logged and tried at the next poll.
+    /// When the CA waits for DNS records (ACM), tells the requester which to create: once as
+    /// soon as the CA names them, then once a day while it still waits (`waiting_since` is
+    /// when the request went to the CA). A failure here is logged and tried at the next poll.
     async fn ask_for_validation(
         &self,
         ca: &dyn CertificateAuthority,
         request_id: Uuid,
         asked: &Asked,
         ca_request_id: &str,
+        waiting_since: Option<DateTime<Utc>>,
     ) {
         let kind = NotificationType::ValidationRequired;
-        let id = Uuid::new_v5(
-            &CERTIFICATE_NAMESPACE,
-            format!("{request_id}/{kind}").as_bytes(),
-        );
+        let days = waiting_since.map_or(0, |since| (Utc::now() - since).num_days().max(0));
+        let id = if days == 0 {
+            format!("{request_id}/{kind}")
+        } else {
+            format!("{request_id}/{kind}/{days}")
+        };
+        let id = Uuid::new_v5(&CERTIFICATE_NAMESPACE, id.as_bytes());
         let told = crate::eventstore::notification_exists(self.pool(), id).await;
         if !matches!(told, Ok(false)) {
             return;
@@ -488,13 +493,28 @@ impl IssuanceWorker {
                 return;
             }
         };
+        let still = match days {
+            0 => String::new(),
+            1 => "It has been waiting for a day. ".to_owned(),
+            days => format!("It has been waiting for {days} days. "),
+        };
         let mut body = format!(
-            "{} waits for these DNS records before it issues the certificate for {}. \
+            "{still}{} waits for these DNS records before it issues the certificate for {}. \
              Create them in the zone of each name (and keep them: {} renews with them):\n\n",
             ca.name(),
             asked.number,
             ca.name()
         );
+        if days > 0 {
+            body.insert_str(
+                0,
+                &format!(
+                    "Reminder: {} still cannot validate the names; it gives up 72 hours after \
+                     the request, and the request then fails.\n\n",
+                    ca.name()
+                ),
+            );
+        }
         for record in &records {
             let done = record.created_in.as_ref().map_or_else(String::new, |zone| {
                 format!("  (created for you in the Route 53 zone {zone})\n")
@@ -504,14 +524,16 @@ impl IssuanceWorker {
                 record.domain, record.name, record.record_type, record.value
             ));
         }
-        self.tell(
-            request_id,
-            asked,
-            kind,
-            format!("{}: create DNS records to validate the names", asked.number),
-            body,
-        )
-        .await;
+        let subject = if days == 0 {
+            format!("{}: create DNS records to validate the names", asked.number)
+        } else {
+            format!(
+                "{}: the DNS validation records are still missing",
+                asked.number
+            )
+        };
+        self.tell_as(id, request_id, asked, kind, subject, body)
+            .await;
     }
 
     /// Queues an e-mail to the requester; a failure here never undoes the issuance.
@@ -527,6 +549,20 @@ impl IssuanceWorker {
             &CERTIFICATE_NAMESPACE,
             format!("{request_id}/{kind}").as_bytes(),
         );
+        self.tell_as(id, request_id, asked, kind, subject, body)
+            .await;
+    }
+
+    /// The same, as notification `id` (a reminder of its own).
+    async fn tell_as(
+        &self,
+        id: Uuid,
+        request_id: Uuid,
+        asked: &Asked,
+        kind: NotificationType,
+        subject: String,
+        body: String,
+    ) {
         let message = Message {
             recipient: asked.requester.clone(),
             notification_type: kind,

@@ -327,3 +327,45 @@ async fn names_acm_cannot_validate_fail_the_request_with_acms_reason() {
     .expect("told");
     assert!(told.contains("VALIDATION_TIMED_OUT"), "{told}");
 }
+
+#[tokio::test]
+async fn the_requester_is_reminded_of_missing_validation_records_once_a_day() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[("MOTO_ACM_VALIDATION_WAIT", "3600")]).await;
+    let submitted = approved(&db, &p, "slow.example.com").await;
+    let asked = async || {
+        crate::helpers::project(&db.pool).await;
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT subject, body FROM notifications \
+              WHERE notification_type = 'dns_validation_required' ORDER BY created_at",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("notifications")
+    };
+    step_now(&db, &p.worker).await;
+    step_now(&db, &p.worker).await;
+    assert_eq!(asked().await.len(), 1, "told once on the first day");
+
+    // A day later it still waits: one reminder, however often the saga polls that day.
+    sqlx::query(
+        "UPDATE issuance_submissions SET submitting_at = now() - interval '25 hours' \
+          WHERE request_id = $1",
+    )
+    .bind(submitted.request_id)
+    .execute(&db.pool)
+    .await
+    .expect("a day ago");
+    step_now(&db, &p.worker).await;
+    step_now(&db, &p.worker).await;
+    let told = asked().await;
+    assert_eq!(told.len(), 2, "{told:?}");
+    let (subject, body) = &told[1];
+    assert!(subject.contains("still missing"), "{subject}");
+    assert!(
+        body.contains("waiting for a day")
+            && body.contains("72 hours")
+            && body.contains("_d930b28be6c5927595552b219965053e.slow.example.com"),
+        "{body}"
+    );
+}
