@@ -42,12 +42,16 @@ const SCHEDULED_PASS_EVERY: Duration = Duration::from_secs(600);
 pub struct Outbound {
     /// The clock of the scheduled passes (expiry, escalation).
     pub clock: Arc<dyn Clock>,
+    /// AWS credentials for the public CA (ACM, Route 53) instead of the default chain's
+    /// (environment, profile, instance role), which `serve` uses.
+    pub aws_credentials: Option<crate::adapters::aws::Credentials>,
 }
 
 impl Default for Outbound {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            aws_credentials: None,
         }
     }
 }
@@ -256,7 +260,7 @@ impl Application {
                 artifacts: store.clone(),
             }),
         );
-        let public = public_certificate_authority(config).await;
+        let public = public_certificate_authority(config, outbound.aws_credentials.clone()).await;
         let renewals = public
             .clone()
             .map(|acm| CaRenewals::new(commands.clone(), acm, store.clone()));

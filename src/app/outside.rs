@@ -371,9 +371,11 @@ pub fn commands(config: &Config, pool: PgPool, kek: KeyEncryptionKey) -> crate::
     crate::commands::Commands::with_public_ca(pool, kek, &config.auth.admins, config.acm.enabled)
 }
 
-/// The public CA, ACM, when `acm.enabled`.
+/// The public CA, ACM, when `acm.enabled` (with `credentials` instead of the AWS chain's,
+/// when given).
 pub async fn public_certificate_authority(
     config: &Config,
+    credentials: Option<crate::adapters::aws::Credentials>,
 ) -> Option<std::sync::Arc<dyn crate::adapters::ca::CertificateAuthority>> {
     if !config.acm.enabled {
         return None;
@@ -385,6 +387,7 @@ pub async fn public_certificate_authority(
             crate::adapters::ca::acm::Route53Zones::new(
                 config.acm.route53_zone_ids.clone(),
                 config.acm.route53_endpoint.clone(),
+                credentials.clone(),
             )
             .await,
         )
@@ -392,6 +395,7 @@ pub async fn public_certificate_authority(
     let acm = crate::adapters::ca::acm::AcmCa::new(
         config.acm.region.clone(),
         config.acm.endpoint.clone(),
+        credentials,
     )
     .await
     .with_route53(zones);

@@ -367,6 +367,15 @@ impl ChatService {
                 ""
             };
             fields.push(("At the CA".to_owned(), format!("{id}: {status}{waiting}")));
+            for record in &view.validation_records {
+                let created = record.created_in.as_ref().map_or_else(String::new, |zone| {
+                    format!(" (created in Route 53 zone {zone})")
+                });
+                fields.push((
+                    format!("DNS record for {}{created}", record.domain),
+                    format!("`{} {} {}`", record.name, record.record_type, record.value),
+                ));
+            }
         }
         if let Some(failure) = &view.failure {
             fields.push(("Why it failed".to_owned(), failure.clone()));

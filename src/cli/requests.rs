@@ -231,6 +231,15 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
             if let Some((id, status)) = &view.at_ca {
                 say(&format!("at the CA: {id} ({status})"));
             }
+            for record in &view.validation_records {
+                let created = record.created_in.as_ref().map_or_else(String::new, |zone| {
+                    format!("  (created in Route 53 zone {zone})")
+                });
+                say(&format!(
+                    "DNS record to create for {}: {} {} {}{created}",
+                    record.domain, record.name, record.record_type, record.value
+                ));
+            }
             if let Some(failure) = &view.failure {
                 say(&format!("failed: {failure}"));
             }

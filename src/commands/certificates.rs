@@ -138,6 +138,25 @@ impl Commands {
             .status())
     }
 
+    /// The saga records the DNS records the CA waits for before it issues.
+    pub async fn record_validation_records(
+        &self,
+        request_id: Uuid,
+        records: Vec<crate::domain::request::ValidationRecord>,
+    ) -> Result<(), CommandError> {
+        let at = Utc::now();
+        self.inner
+            .requests
+            .execute(request_id, &system_metadata(), || {
+                RequestCommand::RecordValidationRecords {
+                    records: records.clone(),
+                    at,
+                }
+            })
+            .await
+            .map_err(|e| CommandError::from_aggregate("the request", e))
+    }
+
     /// The saga records the CA's id for the request (at once, before anything else).
     pub async fn record_ca_request(
         &self,

@@ -11,6 +11,7 @@ use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::request::{
     BusinessContext, Csr, CsrType, NewRequest, RequestCommand, RequestStatus, Subject,
+    ValidationRecord,
 };
 use crate::domain::text::Text;
 use crate::domain::values::{
@@ -147,6 +148,8 @@ pub struct RequestView {
     pub at_ca: Option<(String, String)>,
     /// Why issuance failed, if it did.
     pub failure: Option<String>,
+    /// The DNS records the CA waits for before it issues, while it does.
+    pub validation_records: Vec<ValidationRecord>,
 }
 
 /// What a person needs to know about an issued certificate to act on it.
@@ -539,6 +542,7 @@ impl Commands {
                 .at_ca()
                 .map(|(id, status)| (id.to_owned(), status.to_owned())),
             failure: request.failure().map(str::to_owned),
+            validation_records: request.validation_records().to_vec(),
         })
     }
 

@@ -525,6 +525,25 @@ async fn requests(
             entry("ca_request_recorded", "update")
                 .details(json!({ "ca_request_id": ca_request_id, "ca_status": ca_status }))
         }
+        RequestEvent::ValidationRecordsRequired { records, at } => {
+            sqlx::query("UPDATE certificate_requests SET updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *cx.conn)
+                .await?;
+            entry("validation_records_required", "update").details(json!({
+                "records": records
+                    .iter()
+                    .map(|r| json!({
+                        "domain": r.domain,
+                        "name": r.name,
+                        "type": r.record_type,
+                        "value": r.value,
+                        "created_in": r.created_in,
+                    }))
+                    .collect::<Vec<_>>(),
+            }))
+        }
         RequestEvent::IssuanceRetryScheduled {
             retry_count,
             error,

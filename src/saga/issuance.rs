@@ -493,6 +493,15 @@ impl IssuanceWorker {
                 return;
             }
         };
+        // Recorded on the request (once), for `/cert status` and `request show`.
+        if days == 0
+            && let Err(error) = self
+                .commands
+                .record_validation_records(request_id, records.clone())
+                .await
+        {
+            tracing::warn!(request = %asked.number, %error, "could not record the DNS records the CA waits for");
+        }
         let still = match days {
             0 => String::new(),
             1 => "It has been waiting for a day. ".to_owned(),

@@ -49,7 +49,10 @@ async fn public(db: &TestDb) -> Public {
 /// The same, with more of moto's settings (`MOTO_ACM_NEVER_VALIDATES`).
 pub(crate) async fn public_with(db: &TestDb, env: &[(&str, &str)]) -> Public {
     let mut env = env.to_vec();
-    if !env.iter().any(|(key, _)| *key == "MOTO_ACM_VALIDATION_WAIT") {
+    if !env
+        .iter()
+        .any(|(key, _)| *key == "MOTO_ACM_VALIDATION_WAIT")
+    {
         env.push(("MOTO_ACM_VALIDATION_WAIT", "2"));
     }
     let moto = crate::aws::moto_with(&env).await;

@@ -346,6 +346,27 @@ async fn the_requester_is_reminded_of_missing_validation_records_once_a_day() {
     step_now(&db, &p.worker).await;
     step_now(&db, &p.worker).await;
     assert_eq!(asked().await.len(), 1, "told once on the first day");
+    // The records are on the request too: in chat and in the CLI's view.
+    let chat = cert_assistant::chat::service::ChatService::new(p.commands.clone());
+    let status = chat
+        .handle(
+            &ctx("john@example.com"),
+            cert_assistant::chat::command::parse(&format!("status {}", submitted.request_number))
+                .expect("command"),
+        )
+        .await
+        .plain_text();
+    assert!(
+        status.contains("DNS record for www.slow.example.com")
+            && status.contains("_d930b28be6c5927595552b219965053e.slow.example.com. CNAME"),
+        "{status}"
+    );
+    let view = p
+        .commands
+        .request(&submitted.request_number)
+        .await
+        .expect("view");
+    assert_eq!(view.validation_records.len(), 2, "{view:?}");
 
     // A day later it still waits: one reminder, however often the saga polls that day.
     sqlx::query(
@@ -368,4 +389,123 @@ async fn the_requester_is_reminded_of_missing_validation_records_once_a_day() {
             && body.contains("_d930b28be6c5927595552b219965053e.slow.example.com"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn in_slack_a_public_request_goes_from_request_to_download_through_acm() {
+    use cert_assistant::app::Outbound;
+
+    use crate::slack::text_of;
+
+    let moto = crate::aws::moto_with(&[("MOTO_ACM_VALIDATION_WAIT", "2")]).await;
+    let endpoint = moto.endpoint.clone();
+    // The service as `serve` builds it, with ACM configured; only the AWS credentials are
+    // handed over rather than read from the environment.
+    let t = crate::slack::slack_app_outbound(
+        TestDb::new().await,
+        |config| {
+            config.acm.enabled = true;
+            config.acm.region = Some("us-east-1".to_owned());
+            config.acm.endpoint = Some(endpoint);
+        },
+        Outbound {
+            aws_credentials: Some(aws_sdk_acm::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            )),
+            ..Outbound::default()
+        },
+    )
+    .await;
+    let commands = crate::fixtures::service(&t.db);
+    crate::fixtures::approver(&commands, "jane@example.com").await;
+    crate::helpers::project(&t.db.pool).await;
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [t.notifier()]);
+    let dms_to = |channel: &str| {
+        t.calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|m| m["channel"] == channel)
+            .map(|m| text_of(&m) + &m["blocks"].to_string())
+            .collect::<Vec<_>>()
+    };
+    let issue = async || {
+        Projector::for_consumer(
+            t.db.pool.clone(),
+            cert_assistant::saga::issuance::IssuanceFeed,
+        )
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
+            .execute(&t.db.pool)
+            .await
+            .expect("due now");
+        t.workers.issuance.step().await.expect("step");
+    };
+
+    let reply = t
+        .cert(
+            "UJOHN",
+            "request cn=slack.example.com san=www.slack.example.com days=90 ca=public \
+             why=\"Web shop\"",
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&text_of(&reply));
+    deliver().await;
+    let asked = dms_to("D-UJANE").join("\n");
+    assert!(
+        asked.contains("public"),
+        "the approver sees the CA: {asked}"
+    );
+    let approved = text_of(&t.cert("UJANE", &format!("approve {number}")).await);
+    assert!(approved.contains("approved"), "{approved}");
+
+    // ACM waits: John and Jane's approval message show the records to create.
+    issue().await;
+    crate::helpers::project(&t.db.pool).await;
+    deliver().await;
+    let record = "_d930b28be6c5927595552b219965053e.www.slack.example.com.";
+    assert!(
+        dms_to("D-UJOHN").iter().any(|m| m.contains(record)),
+        "{:?}",
+        dms_to("D-UJOHN")
+    );
+    let updated = t
+        .calls_to("chat.update")
+        .last()
+        .map(|m| text_of(m) + &m["blocks"].to_string())
+        .unwrap_or_default();
+    assert!(
+        updated.contains("Approved by jane@example.com") && updated.contains(record),
+        "{updated}"
+    );
+
+    // Validated: issued by ACM, announced, downloaded from the link.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    issue().await;
+    deliver().await;
+    crate::helpers::project(&t.db.pool).await;
+    let (serial, issuer): (String, String) = sqlx::query_as(
+        "SELECT c.serial_number, c.issuer_dn FROM certificates c \
+           JOIN acm_certificates a ON a.certificate_id = c.id",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("issued by ACM");
+    assert!(issuer.contains("Amazon"), "{issuer}");
+    assert!(
+        dms_to("D-UJOHN")
+            .iter()
+            .any(|m| m.contains("is issued (serial") && m.contains(&serial)),
+        "{:?}",
+        dms_to("D-UJOHN")
+    );
+    let link = text_of(&t.cert("UJOHN", &format!("download {serial}")).await);
+    let token = crate::helpers::download_token_in(&link);
+    let pem = reqwest::get(format!("{}/downloads/{token}", t.app))
+        .await
+        .expect("download")
+        .text()
+        .await
+        .expect("body");
+    assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
 }

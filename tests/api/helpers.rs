@@ -307,7 +307,17 @@ pub enum Background {
 /// Builds the service from `config` over `pool` through the composition root `serve` uses
 /// and starts it in the background; returns its base URL and its background parts.
 pub async fn start(pool: &PgPool, config: &Config, background: Background) -> (String, Workers) {
-    let application = Application::build(config, pool.clone(), Outbound::default())
+    start_with(pool, config, background, Outbound::default()).await
+}
+
+/// [`start`] with `outbound` swapped in (a clock, AWS credentials).
+pub async fn start_with(
+    pool: &PgPool,
+    config: &Config,
+    background: Background,
+    outbound: Outbound,
+) -> (String, Workers) {
+    let application = Application::build(config, pool.clone(), outbound)
         .await
         .expect("the service builds");
     let address = format!("http://{}", application.local_addr());

@@ -8,7 +8,7 @@ use aws_lc_rs::hmac;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use cert_assistant::app::Workers;
+use cert_assistant::app::{Outbound, Workers};
 use cert_assistant::chat::outbound::ChatNotifier;
 use cert_assistant::config::Config;
 use cert_assistant::domain::actor::Role;
@@ -81,7 +81,7 @@ async fn response_url(
 
 pub(crate) struct SlackTest {
     pub(crate) workers: Workers,
-    db: TestDb,
+    pub(crate) db: TestDb,
     pub(crate) app: String,
     fake: String,
     calls: Calls,
@@ -100,7 +100,17 @@ pub(crate) async fn slack_app_on(db: TestDb) -> SlackTest {
 
 /// Slack over an existing test database, with `also` configuring more (other platforms).
 pub(crate) async fn slack_app_with(db: TestDb, also: impl FnOnce(&mut Config)) -> SlackTest {
-    slack_app_started(db, also, Background::Stepped).await
+    slack_app_started(db, also, Background::Stepped, Outbound::default()).await
+}
+
+/// Slack over an existing test database, with `also` configuring more and `outbound`
+/// swapped in (AWS credentials for ACM).
+pub(crate) async fn slack_app_outbound(
+    db: TestDb,
+    also: impl FnOnce(&mut Config),
+    outbound: Outbound,
+) -> SlackTest {
+    slack_app_started(db, also, Background::Stepped, outbound).await
 }
 
 /// Slack on a service whose `background` runs as given.
@@ -108,6 +118,7 @@ async fn slack_app_started(
     db: TestDb,
     also: impl FnOnce(&mut Config),
     background: Background,
+    outbound: Outbound,
 ) -> SlackTest {
     let users: HashMap<String, Option<String>> = [
         ("UJOHN", Some("john@example.com")),
@@ -140,7 +151,7 @@ async fn slack_app_started(
     config.slack.bot_token = Some("xoxb-test".to_owned().into());
     config.slack.api_base_url = format!("{fake_url}/api");
     also(&mut config);
-    let (app, workers) = crate::helpers::start(&db.pool, &config, background).await;
+    let (app, workers) = crate::helpers::start_with(&db.pool, &config, background, outbound).await;
     SlackTest {
         workers,
         db,
@@ -519,7 +530,13 @@ async fn malformed_commands_get_a_usage_message() {
 #[tokio::test]
 async fn a_configured_slack_app_asks_its_approvers_in_the_service_as_serve_runs_it() {
     // Nothing stepped by hand: the feed consumers and the notifiers run as in production.
-    let t = slack_app_started(TestDb::new().await, |_| {}, Background::Running).await;
+    let t = slack_app_started(
+        TestDb::new().await,
+        |_| {},
+        Background::Running,
+        Outbound::default(),
+    )
+    .await;
     crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
     let within = std::time::Duration::from_secs(30);
     crate::helpers::until_known_as_approver(&t.db.pool, "jane@example.com").await;

@@ -40,8 +40,13 @@ impl Route53Zones {
     /// The zones `zone_ids`, through the default AWS configuration chain, optionally at
     /// another endpoint. Route 53 is global: without a region in the environment it is
     /// signed for `us-east-1`, as AWS documents.
-    pub async fn new(zone_ids: Vec<String>, endpoint: Option<String>) -> Self {
-        let mut config = crate::adapters::aws::sdk_config(None, endpoint.as_deref()).await;
+    pub async fn new(
+        zone_ids: Vec<String>,
+        endpoint: Option<String>,
+        credentials: Option<crate::adapters::aws::Credentials>,
+    ) -> Self {
+        let mut config =
+            crate::adapters::aws::sdk_config_with(None, endpoint.as_deref(), credentials).await;
         if config.region().is_none() {
             config = config
                 .into_builder()
@@ -107,8 +112,18 @@ impl Route53Zones {
 impl AcmCa {
     /// ACM with the default AWS configuration chain (region and credentials from the
     /// environment, profile or instance), as S3 and SES use it, optionally at another endpoint.
-    pub async fn new(region: Option<String>, endpoint: Option<String>) -> Self {
-        let config = crate::adapters::aws::sdk_config(region.as_deref(), endpoint.as_deref()).await;
+    /// `credentials`, when given, replace the chain's.
+    pub async fn new(
+        region: Option<String>,
+        endpoint: Option<String>,
+        credentials: Option<crate::adapters::aws::Credentials>,
+    ) -> Self {
+        let config = crate::adapters::aws::sdk_config_with(
+            region.as_deref(),
+            endpoint.as_deref(),
+            credentials,
+        )
+        .await;
         Self::from_client(aws_sdk_acm::Client::new(&config))
     }
 

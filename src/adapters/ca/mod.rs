@@ -115,20 +115,7 @@ pub struct Renewed {
     pub private_key: Option<HandedKey>,
 }
 
-/// A DNS record a CA wants to see before it issues (ACM's DNS validation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidationRecord {
-    /// The name being validated.
-    pub domain: String,
-    /// The record's name.
-    pub name: String,
-    /// Its type (CNAME).
-    pub record_type: String,
-    /// Its value.
-    pub value: String,
-    /// Where the service created it itself (a Route 53 zone), if it did.
-    pub created_in: Option<String>,
-}
+pub use crate::domain::request::ValidationRecord;
 
 /// A certificate authority.
 pub trait CertificateAuthority: Send + Sync + std::fmt::Debug {

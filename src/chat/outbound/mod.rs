@@ -79,6 +79,12 @@ pub enum ChatMessage {
         #[serde(default)]
         error: Option<String>,
     },
+    /// Show the DNS records the CA waits for (ACM's validation) to the requester, privately,
+    /// and on every copy of the approval message.
+    AskForValidation {
+        /// The records.
+        records: Vec<crate::domain::request::ValidationRecord>,
+    },
     /// Tell the requester their request was cancelled for want of a decision.
     AnnounceExpiry {
         /// How long it waited.

@@ -104,6 +104,9 @@ impl ChatNotifier {
                 self.announce_issuance(subject, *outcome, serial.as_ref(), error.as_deref())
                     .await
             }
+            ChatMessage::AskForValidation { records } => {
+                self.ask_for_validation(subject, records).await
+            }
             ChatMessage::AnnounceExpiry { waited_days } => {
                 self.announce_expiry(subject, *waited_days).await
             }
@@ -651,6 +654,56 @@ impl ChatNotifier {
     }
 
     /// Tells the requester that nobody decided in time and the request was cancelled.
+    /// The DNS records the CA waits for: to the requester, to create, and on the approval
+    /// messages, so the approvers see where the approved request stands.
+    async fn ask_for_validation(
+        &self,
+        request_id: Uuid,
+        records: &[crate::domain::request::ValidationRecord],
+    ) -> anyhow::Result<()> {
+        let request = self.request(request_id).await?;
+        let number = &request.number;
+        let fields: Vec<(String, String)> = records
+            .iter()
+            .map(|record| {
+                let created = record.created_in.as_ref().map_or_else(String::new, |zone| {
+                    format!(" (created in the Route 53 zone {zone})")
+                });
+                (
+                    format!("{}{created}", record.domain),
+                    format!("`{} {} {}`", record.name, record.record_type, record.value),
+                )
+            })
+            .collect();
+        let approved_by: Vec<String> = sqlx::query_scalar(
+            "SELECT u.email FROM approvals a JOIN users u ON u.id = a.approver_id \
+              WHERE a.request_id = $1 AND a.status = 'approved' ORDER BY a.decided_at",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let approved = if approved_by.is_empty() {
+            "Approved".to_owned()
+        } else {
+            format!("Approved by {}", approved_by.join(", "))
+        };
+        let copies = Reply::text(format!("*{number}*"))
+            .with(Block::Text(format!(
+                "{approved}. AWS Certificate Manager waits for these DNS validation records \
+                 before it issues the certificate:"
+            )))
+            .with(Block::Fields(fields.clone()));
+        self.update_copies(request_id, &copies).await?;
+        let reply = Reply::text(format!(
+            "AWS Certificate Manager waits for these DNS records before it issues *{number}*. \
+             Create the ones not created for you, in the zone of each name, and keep them: \
+             ACM renews the certificate with them."
+        ))
+        .with(Block::Fields(fields));
+        let requester = request.requester.email.to_string();
+        self.direct(&requester, &reply).await.map(drop)
+    }
+
     async fn announce_expiry(&self, request_id: Uuid, waited_days: u32) -> anyhow::Result<()> {
         let request = self.request(request_id).await?;
         let reply = Reply::text(format!(

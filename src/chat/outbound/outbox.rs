@@ -193,6 +193,9 @@ fn request_job(event: RequestEvent) -> Option<ChatMessage> {
             serial: Some(serial_number),
             error: None,
         }),
+        RequestEvent::ValidationRecordsRequired { records, .. } => {
+            Some(ChatMessage::AskForValidation { records })
+        }
         RequestEvent::IssuanceFailed { error, .. } => Some(ChatMessage::AnnounceIssuance {
             outcome: Issuance::Failed,
             serial: None,

@@ -10,7 +10,7 @@ use crate::domain::values::{
     ValidityDays,
 };
 
-use super::{BusinessContext, CsrType, Subject};
+use super::{BusinessContext, CsrType, Subject, ValidationRecord};
 
 /// Everything a new request holds; each field already parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,13 @@ pub enum RequestCommand {
         ca_request_id: String,
         /// The CA's status.
         ca_status: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The CA named the DNS records it waits for.
+    RecordValidationRecords {
+        /// The records.
+        records: Vec<ValidationRecord>,
         /// When.
         at: DateTime<Utc>,
     },

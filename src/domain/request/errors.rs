@@ -28,4 +28,7 @@ pub enum RequestError {
         /// The statuses in which it would work.
         allowed: String,
     },
+    /// What the CA answered cannot be recorded.
+    #[error("{0}")]
+    InvalidCaAnswer(String),
 }

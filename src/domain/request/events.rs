@@ -11,7 +11,7 @@ use crate::domain::values::{
     ValidityDays,
 };
 
-use super::{BusinessContext, CsrType, Subject};
+use super::{BusinessContext, CsrType, Subject, ValidationRecord};
 
 /// What happened to a certificate request. Each event carries its moment (`at`) and, where
 /// a person acted, the actor, so projections and the audit log only copy.
@@ -103,6 +103,14 @@ pub enum RequestEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The CA waits for these DNS records before it issues (ACM's DNS validation): what the
+    /// requester creates, shown in chat and in `request show`.
+    ValidationRecordsRequired {
+        /// The records.
+        records: Vec<ValidationRecord>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A transient CA error; the saga will try again.
     IssuanceRetryScheduled {
         /// Attempts failed so far.
@@ -165,6 +173,7 @@ impl RequestEvent {
             | Self::RequestRejected { at, .. }
             | Self::IssuanceStarted { at }
             | Self::CaRequestRecorded { at, .. }
+            | Self::ValidationRecordsRequired { at, .. }
             | Self::IssuanceRetryScheduled { at, .. }
             | Self::RequestIssued { at, .. }
             | Self::IssuanceFailed { at, .. }
@@ -184,6 +193,7 @@ impl DomainEvent for RequestEvent {
             Self::RequestRejected { .. } => "RequestRejected",
             Self::IssuanceStarted { .. } => "IssuanceStarted",
             Self::CaRequestRecorded { .. } => "CaRequestRecorded",
+            Self::ValidationRecordsRequired { .. } => "ValidationRecordsRequired",
             Self::IssuanceRetryScheduled { .. } => "IssuanceRetryScheduled",
             Self::RequestIssued { .. } => "RequestIssued",
             Self::IssuanceFailed { .. } => "IssuanceFailed",

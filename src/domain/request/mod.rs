@@ -120,6 +120,27 @@ pub struct BusinessContext {
     pub notes: Option<Text>,
 }
 
+/// A DNS record a CA waits for before it issues (ACM's DNS validation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// The name being validated.
+    pub domain: String,
+    /// The record's name.
+    pub name: String,
+    /// Its type (CNAME).
+    pub record_type: String,
+    /// Its value.
+    pub value: String,
+    /// The Route 53 zone the service created it in itself, if it did.
+    pub created_in: Option<String>,
+}
+
+/// At most this many records (ACM validates at most 100 names), each field at most
+/// [`MAX_RECORD_FIELD`] characters: what a CA answers is bounded like any input.
+pub const MAX_VALIDATION_RECORDS: usize = 100;
+/// See [`MAX_VALIDATION_RECORDS`].
+pub const MAX_RECORD_FIELD: usize = 512;
+
 /// The state rebuilt from events. `None` until created.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertificateRequest {
@@ -144,6 +165,9 @@ struct RequestState {
     /// The CA it asked for.
     #[serde(default)]
     ca_type: Option<CaType>,
+    /// The DNS records the CA waits for, while it does.
+    #[serde(default)]
+    validation_records: Vec<ValidationRecord>,
 }
 
 impl CertificateRequest {
@@ -177,6 +201,14 @@ impl CertificateRequest {
     pub fn at_ca(&self) -> Option<(&str, &str)> {
         let (id, status) = self.state.as_ref()?.at_ca.as_ref()?;
         Some((id, status))
+    }
+
+    /// The DNS records the CA waits for before it issues, until it does.
+    pub fn validation_records(&self) -> &[ValidationRecord] {
+        self.state
+            .as_ref()
+            .filter(|s| s.status == RequestStatus::InProgress)
+            .map_or(&[], |s| s.validation_records.as_slice())
     }
 
     /// Why issuance failed, if it did.
@@ -407,6 +439,29 @@ impl Aggregate for CertificateRequest {
                     at,
                 }]
             }
+            RequestCommand::RecordValidationRecords { records, at } => {
+                self.expect_status(
+                    "recording the DNS records the CA waits for",
+                    &[S::InProgress],
+                )?;
+                let too_long = |r: &ValidationRecord| {
+                    [&r.domain, &r.name, &r.record_type, &r.value]
+                        .into_iter()
+                        .chain(r.created_in.as_ref())
+                        .any(|field| field.chars().count() > MAX_RECORD_FIELD)
+                };
+                if records.is_empty()
+                    || records.len() > MAX_VALIDATION_RECORDS
+                    || records.iter().any(too_long)
+                {
+                    return Err(RequestError::InvalidCaAnswer(format!(
+                        "the CA named {} DNS records; 1 to {MAX_VALIDATION_RECORDS} of at most \
+                         {MAX_RECORD_FIELD} characters each are recorded",
+                        records.len()
+                    )));
+                }
+                vec![RequestEvent::ValidationRecordsRequired { records, at }]
+            }
             RequestCommand::ScheduleRetry { error, at } => {
                 let state = self.expect_status("retrying", &[S::InProgress])?;
                 vec![RequestEvent::IssuanceRetryScheduled {
@@ -495,6 +550,7 @@ impl Aggregate for CertificateRequest {
                 at_ca: None,
                 failure: None,
                 ca_type: Some(*requested_ca_type),
+                validation_records: Vec::new(),
             });
             return;
         }
@@ -512,6 +568,9 @@ impl Aggregate for CertificateRequest {
                 ca_status,
                 ..
             } => state.at_ca = Some((ca_request_id, ca_status)),
+            RequestEvent::ValidationRecordsRequired { records, .. } => {
+                state.validation_records = records;
+            }
             RequestEvent::IssuanceRetryScheduled { retry_count, .. } => {
                 state.retry_count = retry_count;
             }

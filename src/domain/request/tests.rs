@@ -510,3 +510,54 @@ async fn events_carry_a_type_and_a_version() {
     assert_eq!(created().event_type(), "RequestCreated");
     assert_eq!(created().event_version(), "1.0");
 }
+
+#[tokio::test]
+async fn the_dns_records_a_ca_waits_for_are_recorded_within_bounds() {
+    let in_progress = || {
+        vec![
+            created(),
+            submitted(),
+            approved(),
+            RequestEvent::IssuanceStarted { at: at(6) },
+        ]
+    };
+    let record = |value: &str| ValidationRecord {
+        domain: "app.example.com".to_owned(),
+        name: "_x.app.example.com.".to_owned(),
+        record_type: "CNAME".to_owned(),
+        value: value.to_owned(),
+        created_in: None,
+    };
+    Framework::with(())
+        .given(in_progress())
+        .when_async(RequestCommand::RecordValidationRecords {
+            records: vec![record("_y.acm-validations.aws.")],
+            at: at(7),
+        })
+        .await
+        .then_expect_events(vec![RequestEvent::ValidationRecordsRequired {
+            records: vec![record("_y.acm-validations.aws.")],
+            at: at(7),
+        }]);
+    for records in [
+        Vec::new(),
+        vec![record("_y.acm-validations.aws."); MAX_VALIDATION_RECORDS + 1],
+        vec![record(&"y".repeat(MAX_RECORD_FIELD + 1))],
+    ] {
+        let refused = refusal(
+            in_progress(),
+            RequestCommand::RecordValidationRecords { records, at: at(7) },
+        )
+        .await;
+        assert!(refused.contains("DNS records"), "{refused}");
+    }
+    let early = refusal(
+        vec![created(), submitted()],
+        RequestCommand::RecordValidationRecords {
+            records: vec![record("_y.acm-validations.aws.")],
+            at: at(7),
+        },
+    )
+    .await;
+    assert!(early.contains("pending_approval"), "{early}");
+}
