@@ -251,12 +251,19 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
         .download(&john, &serial, Artifact::PrivateKey, p.store.as_ref())
         .await
         .expect("the key, once");
+    let cert_text = openssl_reads(&certificate.pem, &key.pem);
+    assert!(cert_text.contains("shop.example.com"), "{cert_text}");
+}
+
+/// What `openssl x509` reads of `certificate_pem` (subject, serial, public key), having
+/// checked with `openssl pkey` that `key_pem` is its private key.
+pub(crate) fn openssl_reads(certificate_pem: &str, key_pem: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, &certificate.pem).expect("write");
-    std::fs::write(&key_path, &key.pem).expect("write");
-    let modulus = |args: &[&str]| {
+    std::fs::write(&cert_path, certificate_pem).expect("write");
+    std::fs::write(&key_path, key_pem).expect("write");
+    let openssl = |args: &[&str]| {
         let out = std::process::Command::new("openssl")
             .args(args)
             .output()
@@ -268,20 +275,16 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let cert_text = modulus(&[
-        "x509",
-        "-in",
-        &cert_path.display().to_string(),
-        "-noout",
-        "-subject",
-        "-pubkey",
+    let cert_path = cert_path.display().to_string();
+    let text = openssl(&[
+        "x509", "-in", &cert_path, "-noout", "-subject", "-serial", "-pubkey",
     ]);
-    assert!(cert_text.contains("shop.example.com"), "{cert_text}");
-    let key_public = modulus(&["pkey", "-in", &key_path.display().to_string(), "-pubout"]);
+    let key_public = openssl(&["pkey", "-in", &key_path.display().to_string(), "-pubout"]);
     assert!(
-        cert_text.contains(key_public.trim()),
+        text.contains(key_public.trim()),
         "the exported key is the certificate's"
     );
+    text
 }
 
 #[tokio::test]

@@ -58,19 +58,15 @@ async fn issued(db: &TestDb, p: &Public, cn: &str) -> Issued {
     }
 }
 
-#[tokio::test]
-async fn a_public_certificate_is_revoked_in_acm_and_never_at_the_internal_ca() {
-    let db = TestDb::new().await;
-    let p = public_with(&db, &[]).await;
-    let cert = issued(&db, &p, "revoked.example.com").await;
-
+/// John revokes `cert` for `reason`; the revocation feed makes the job for it.
+async fn revoke(db: &TestDb, p: &Public, cert: &Issued, reason: &str) {
     p.commands
         .revoke(
             &ctx("john@example.com"),
             RevocationForm {
                 certificate: cert.serial.clone(),
-                reason: "key_compromise".to_owned(),
-                text: Some("the laptop was stolen".to_owned()),
+                reason: reason.to_owned(),
+                text: None,
             },
         )
         .await
@@ -79,6 +75,15 @@ async fn a_public_certificate_is_revoked_in_acm_and_never_at_the_internal_ca() {
         .catch_up(Duration::from_secs(30))
         .await
         .expect("feed");
+}
+
+#[tokio::test]
+async fn a_public_certificate_is_revoked_in_acm_and_never_at_the_internal_ca() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[]).await;
+    let cert = issued(&db, &p, "revoked.example.com").await;
+
+    revoke(&db, &p, &cert, "key_compromise").await;
     let worker = RevocationWorker::new(p.commands.clone(), p.internal.clone())
         .with_public_ca(Some(Arc::new(p.acm.clone())));
     assert_eq!(worker.step().await.expect("step"), 1);
@@ -130,21 +135,7 @@ async fn a_public_certificate_is_revoked_in_acm_and_never_at_the_internal_ca() {
     let db = TestDb::new().await;
     let p = public_with(&db, &[]).await;
     let cert = issued(&db, &p, "orphan.example.com").await;
-    p.commands
-        .revoke(
-            &ctx("john@example.com"),
-            RevocationForm {
-                certificate: cert.serial.clone(),
-                reason: "superseded".to_owned(),
-                text: None,
-            },
-        )
-        .await
-        .expect("revoked");
-    Projector::for_consumer(db.pool.clone(), RevocationFeed)
-        .catch_up(Duration::from_secs(30))
-        .await
-        .expect("feed");
+    revoke(&db, &p, &cert, "superseded").await;
     RevocationWorker::new(p.commands.clone(), p.internal.clone())
         .step()
         .await
@@ -243,34 +234,11 @@ async fn a_renewal_by_acm_is_taken_in_by_the_expiry_job_and_downloaded_anew() {
         .download(&john, &serial, Artifact::PrivateKey, p.store.as_ref())
         .await
         .expect("the renewed key, once");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, &renewed.pem).expect("write");
-    std::fs::write(&key_path, &key.pem).expect("write");
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let cert_path = cert_path.display().to_string();
-    let text = openssl(&["x509", "-in", &cert_path, "-noout", "-serial", "-pubkey"]);
+    let text = crate::acm::openssl_reads(&renewed.pem, &key.pem);
     assert!(
         text.to_ascii_uppercase()
             .contains(&serial.to_ascii_uppercase()),
         "{text}"
-    );
-    let public_key = openssl(&["pkey", "-in", &key_path.display().to_string(), "-pubout"]);
-    assert!(
-        text.contains(public_key.trim()),
-        "the new key is the new certificate's"
     );
 
     crate::helpers::project(&db.pool).await;
