@@ -296,7 +296,7 @@ impl ChatService {
     ) -> Result<Reply, CommandError> {
         let known = [
             "cn", "san", "type", "key", "days", "why", "dept", "cost", "project", "notes", "ca",
-            "override", "org", "ou", "l", "st", "c", "email",
+            "override", "org", "ou", "l", "st", "c", "email", "export",
         ];
         if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(CommandError::Invalid(vec![ValueError::new(
@@ -329,6 +329,7 @@ impl ChatService {
             answers: None,
             requested_ca_type: get("ca"),
             override_reason: get("override"),
+            export: get("export"),
         };
         let submitted = self.commands.submit_request(ctx, form).await?;
         Ok(Reply::text(format!(

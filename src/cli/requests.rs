@@ -124,6 +124,10 @@ pub struct CreateArgs {
     /// public or internal (default: internal).
     #[arg(long)]
     pub ca: Option<String>,
+    /// A public certificate stays in ACM, for AWS load balancers, CloudFront and API
+    /// Gateway: not exported, nothing to download (default: exported, for servers anywhere).
+    #[arg(long)]
+    pub stays_in_acm: bool,
 }
 
 /// `user` subcommands.
@@ -185,6 +189,7 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
                 project_code: args.project,
                 notes: args.notes,
                 requested_ca_type: args.ca,
+                export: args.stays_in_acm.then(|| "no".to_owned()),
                 ..RequestForm::default()
             };
             let submitted = commands

@@ -66,6 +66,7 @@ impl Commands {
             answers,
             requested_ca_type,
             override_reason,
+            stays_in_acm,
             ..
         } = created
         else {
@@ -108,6 +109,7 @@ impl Commands {
             answers,
             requested_ca_type: Some(requested_ca_type.as_str().to_owned()),
             override_reason,
+            export: stays_in_acm.then(|| "no".to_owned()),
         })
     }
 }

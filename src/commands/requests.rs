@@ -64,6 +64,9 @@ pub struct RequestForm {
     pub requested_ca_type: Option<String>,
     /// Why, when going against the recommendation.
     pub override_reason: Option<String>,
+    /// Whether a public certificate is exported (`yes`, the default: for servers anywhere)
+    /// or stays in ACM (`no`: for AWS load balancers, CloudFront, API Gateway).
+    pub export: Option<String>,
 }
 
 /// The answer to a successful submission.
@@ -348,6 +351,20 @@ impl Commands {
             } else {
                 (requested_ca_type, override_reason, None)
             };
+        let stays_in_acm = match form.export.as_deref().map(str::trim) {
+            None | Some("") | Some("yes" | "true") => false,
+            Some("no" | "false") => true,
+            Some(other) => {
+                return Err(CommandError::Invalid(vec![ValueError::new(
+                    "export",
+                    format!(
+                        "export is yes (the certificate and key are exported, for servers \
+                         anywhere) or no (it stays in ACM, for AWS load balancers, CloudFront \
+                         and API Gateway), not {other:?}"
+                    ),
+                )]));
+            }
+        };
         // What the public CA issues, checked before an approver sees the request.
         if requested_ca_type == CaType::Public {
             let uploaded = form
@@ -443,6 +460,7 @@ impl Commands {
             requested_ca_type,
             override_reason,
             renews,
+            stays_in_acm,
         };
         let metadata = ctx.metadata(Some(&requester));
         let at = Utc::now();

@@ -92,5 +92,6 @@ pub fn new_request() -> NewRequest {
         requested_ca_type: CaType::Internal,
         override_reason: None,
         renews: None,
+        stays_in_acm: false,
     }
 }

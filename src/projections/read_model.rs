@@ -341,6 +341,8 @@ async fn requests(
             override_reason,
             // The renewal link lives in the events; `business.notes` says it for people.
             renews: _,
+            // Recorded with the ARN in `acm_certificates` once ACM issues it.
+            stays_in_acm: _,
             at,
         } => {
             ensure_user(cx, &requester, at).await?;

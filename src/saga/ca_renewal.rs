@@ -112,15 +112,22 @@ impl CaRenewals {
             )
             .await?;
         tracing::info!(certificate = %id, %serial, "renewal by the CA recorded");
+        let install = if renewed.private_key.is_some() {
+            format!(
+                "Install it before the old one expires: `/cert download {serial}` in chat (or \
+                 `cert-assistant certificate download {serial}`) gives the certificate, its \
+                 chain and its new private key."
+            )
+        } else {
+            "It stays in ACM: the AWS services that use it get it by themselves.".to_owned()
+        };
         let message = Message {
             recipient: issued.owner,
             notification_type: NotificationType::CertificateIssued,
             subject: format!("Your certificate for {} was renewed", issued.common_name),
             body: format!(
                 "{} renewed the certificate for {} ({}). The new one has serial {serial} and \
-                 is valid until {}.\n\nInstall it before the old one expires: `/cert download \
-                 {serial}` in chat (or `cert-assistant certificate download {serial}`) gives \
-                 the certificate, its chain and its new private key.\n",
+                 is valid until {}.\n\n{install}\n",
                 self.ca.name(),
                 issued.common_name,
                 issued.request_number,

@@ -186,7 +186,7 @@ impl ExpiryWorker {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let certificate = self.commands.certificate(id).await?;
-        let renewed_by = certificate.acm().map(|_| "AWS Certificate Manager");
+        let renewed_by = certificate.acm().map(|acm| acm.exported);
         let (Some(CertificateStatus::Active), Some(owner), Some(serial), Some(valid_to)) = (
             certificate.status(),
             certificate.owner().cloned(),
@@ -211,13 +211,19 @@ impl ExpiryWorker {
             valid_to.format("%Y-%m-%d %H:%M UTC")
         );
         let body = match renewed_by {
-            Some(ca) => format!(
-                "{expires}\n\n{ca} renews it by itself, under the same ARN, from 60 days \
-                 before it expires, as long as its DNS validation records (the CNAMEs created \
-                 when it was requested) stay in place: do not remove them. Once it is renewed \
-                 you are told here, and the new certificate and key are ready to download. If \
-                 it is not renewed 30 days before expiry, check the records and the \
-                 certificate's renewal status in the ACM console.\n"
+            Some(exported) => format!(
+                "{expires}\n\nAWS Certificate Manager renews it by itself, under the same ARN, \
+                 from 60 days before it expires, as long as its DNS validation records (the \
+                 CNAMEs created when it was requested) stay in place: do not remove them. {} \
+                 If it is not renewed 30 days before expiry, check the records and the \
+                 certificate's renewal status in the ACM console.\n",
+                if exported {
+                    "Once it is renewed you are told here, and the new certificate and key \
+                     are ready to download."
+                } else {
+                    "It stays in ACM: the AWS services that use it get the renewal by \
+                     themselves."
+                }
             ),
             None => format!(
                 "{expires}\n\nRenew it before then: `/cert renew {serial}` in chat (or the \

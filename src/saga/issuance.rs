@@ -93,6 +93,7 @@ struct Asked {
     csr_pem: String,
     private_key: Option<EncryptedPrivateKey>,
     ca_type: CaType,
+    stays_in_acm: bool,
 }
 
 /// Whether the request's CSR names exactly what its subject states.
@@ -220,6 +221,7 @@ impl IssuanceWorker {
             csr_pem,
             private_key,
             requested_ca_type,
+            stays_in_acm,
             ..
         } = created
         else {
@@ -235,6 +237,7 @@ impl IssuanceWorker {
             csr_pem,
             private_key,
             ca_type: requested_ca_type,
+            stays_in_acm,
         })
     }
 
@@ -293,6 +296,7 @@ impl IssuanceWorker {
                         certificate_type: asked.certificate_type,
                         validity_days: asked.validity_days.days(),
                         reference: &request_id.simple().to_string(),
+                        exportable: !asked.stays_in_acm,
                     })
                     .await;
                 if let Ok(
@@ -334,6 +338,7 @@ impl IssuanceWorker {
                     }
                 };
                 // A key the CA made (ACM's export) is sealed at once and is the certificate's.
+                // ACM always makes the key: the one generated with the request is not it.
                 let mut asked = asked;
                 if let Some(key) = private_key {
                     use secrecy::ExposeSecret as _;
@@ -342,11 +347,13 @@ impl IssuanceWorker {
                             .seal_private_key(key.0.expose_secret())
                             .await?,
                     );
+                } else if asked.ca_type == CaType::Public {
+                    asked.private_key = None;
                 }
                 // The public CA knows it by its ARN: what revocation and renewal ask about.
                 let acm = (asked.ca_type == CaType::Public).then(|| AcmCertificate {
                     arn: ca_request_id.clone(),
-                    exported: true,
+                    exported: !asked.stays_in_acm,
                 });
                 self.issued(
                     request_id,

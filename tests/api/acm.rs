@@ -86,7 +86,7 @@ pub(crate) async fn public_with(db: &TestDb, env: &[(&str, &str)]) -> Public {
     }
 }
 
-fn shop(cn: &str) -> RequestForm {
+pub(crate) fn shop(cn: &str) -> RequestForm {
     RequestForm {
         common_name: cn.to_owned(),
         subject_alternative_names: vec![format!("www.{cn}")],
@@ -108,11 +108,16 @@ pub(crate) async fn step_now(db: &TestDb, worker: &IssuanceWorker) {
 
 /// John's public request for `cn`, approved by Jane and handed to the issuance saga.
 pub(crate) async fn approved(db: &TestDb, p: &Public, cn: &str) -> SubmittedRequest {
+    approved_form(db, p, shop(cn)).await
+}
+
+/// John's public request as `form` says, approved by Jane and handed to the saga.
+pub(crate) async fn approved_form(db: &TestDb, p: &Public, form: RequestForm) -> SubmittedRequest {
     let jane = approver(&p.commands, "jane@example.com").await;
     crate::helpers::project(&db.pool).await;
     let submitted = p
         .commands
-        .submit_request(&ctx("john@example.com"), shop(cn))
+        .submit_request(&ctx("john@example.com"), form)
         .await
         .expect("submitted");
     p.commands
@@ -561,6 +566,7 @@ async fn a_restart_in_the_middle_of_asking_acm_asks_again_and_gets_the_same_cert
             certificate_type: cert_assistant::domain::values::CertificateType::WebServer,
             validity_days: 90,
             reference: &reference,
+            exportable: true,
         })
         .await
         .expect("asked before the crash");

@@ -17,7 +17,7 @@ use cert_assistant::saga::revocation::{RevocationFeed, RevocationWorker};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::acm::{Public, approved, public_with, step_now};
+use crate::acm::{Public, approved, approved_form, public_with, shop, step_now};
 use crate::fixtures::ctx;
 use crate::helpers::TestDb;
 
@@ -476,4 +476,105 @@ async fn in_slack_a_public_request_goes_from_request_to_download_through_acm() {
         .await
         .expect("body");
     assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
+}
+
+#[tokio::test]
+async fn a_certificate_for_aws_services_stays_in_acm_with_nothing_to_download_or_revoke_here() {
+    let db = TestDb::new().await;
+    let p = public_with(&db, &[]).await;
+    // Only a public certificate can stay in ACM.
+    let mut internal = shop("intranet.example.com");
+    internal.requested_ca_type = Some("internal".to_owned());
+    internal.export = Some("no".to_owned());
+    let refused = p
+        .commands
+        .submit_request(&ctx("john@example.com"), internal)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("only a public certificate"),
+        "{refused}"
+    );
+
+    let mut form = shop("alb.example.com");
+    form.export = Some("no".to_owned());
+    let submitted = approved_form(&db, &p, form).await;
+    step_now(&db, &p.worker).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    step_now(&db, &p.worker).await;
+    assert_eq!(
+        p.commands
+            .request_status(submitted.request_id)
+            .await
+            .expect("status"),
+        Some(RequestStatus::Issued)
+    );
+    crate::helpers::project(&db.pool).await;
+    let (serial, arn, exported): (String, String, bool) = sqlx::query_as(
+        "SELECT c.serial_number, a.arn, a.exported FROM certificates c \
+           JOIN acm_certificates a ON a.certificate_id = c.id WHERE c.request_id = $1",
+    )
+    .bind(submitted.request_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("issued by ACM");
+    assert!(!exported);
+    let described = p
+        .client
+        .describe_certificate()
+        .certificate_arn(&arn)
+        .send()
+        .await
+        .expect("described")
+        .certificate
+        .expect("certificate");
+    assert_eq!(
+        described.options().and_then(|o| o.export()),
+        Some(&aws_sdk_acm::types::CertificateExport::Disabled),
+        "requested not exportable"
+    );
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM private_keys")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        keys, 0,
+        "no key is kept: the generated one is not the certificate's"
+    );
+
+    // The certificate itself is public: readable here; the key is not, and never was.
+    let john = ctx("john@example.com");
+    let certificate = p
+        .commands
+        .download(&john, &serial, Artifact::Certificate, p.store.as_ref())
+        .await
+        .expect("the certificate");
+    assert!(certificate.pem.contains("BEGIN CERTIFICATE"));
+    let key = p
+        .commands
+        .download(&john, &serial, Artifact::PrivateKey, p.store.as_ref())
+        .await
+        .expect_err("no key");
+    assert!(
+        key.to_string().contains("stays in AWS Certificate Manager")
+            && key.to_string().contains(&arn),
+        "{key}"
+    );
+    // ACM revokes only exported certificates: refused with what to do instead.
+    let revoked = p
+        .commands
+        .revoke(
+            &john,
+            RevocationForm {
+                certificate: serial.clone(),
+                reason: "superseded".to_owned(),
+                text: None,
+            },
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        revoked.to_string().contains("aws acm delete-certificate"),
+        "{revoked}"
+    );
 }

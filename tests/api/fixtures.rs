@@ -132,6 +132,7 @@ impl Ordered {
             certificate_type: kind,
             validity_days: days,
             reference: "fixture",
+            exportable: true,
         }
     }
 }

@@ -106,6 +106,7 @@ async fn the_embedded_ca_signs_the_requests_names_and_takes_only_the_key_from_th
                 certificate_type: CertificateType::Other,
                 validity_days: 30,
                 reference: "names",
+                exportable: true,
             })
             .await
             .expect("answered")

@@ -3,7 +3,9 @@
 //! a second replica asks once); `DescribeCertificate` answers while ACM waits for the
 //! validation records, and once it is `ISSUED` the certificate is exported with a one-time
 //! passphrase: certificate, chain, and the private key (decrypted here, sealed by the saga).
-//! ACM makes the key; the request's CSR is not used.
+//! ACM makes the key; the request's CSR is not used. A certificate for AWS services
+//! (load balancers, CloudFront, API Gateway) is requested not exportable: it stays in ACM,
+//! and only its certificate and chain (`GetCertificate`) are kept here.
 //!
 //! ACM renews its public certificates itself, under the same ARN: [`AcmCa::renewed`] notices
 //! a certificate valid past the one recorded and exports it again. Revocation is
@@ -200,7 +202,11 @@ impl AcmCa {
             .key_algorithm(key_algorithm)
             .options(
                 CertificateOptions::builder()
-                    .export(CertificateExport::Enabled)
+                    .export(if order.exportable {
+                        CertificateExport::Enabled
+                    } else {
+                        CertificateExport::Disabled
+                    })
                     .build(),
             );
         for name in others {
@@ -232,7 +238,7 @@ impl AcmCa {
                 ca_request_id: arn.to_owned(),
             }),
             Some(CertificateStatus::Issued) => {
-                let exported = self.export(arn).await?;
+                let exported = self.fetch(arn, &certificate).await?;
                 Ok(Submission::Issued {
                     ca_request_id: arn.to_owned(),
                     certificate_pem: exported.certificate_pem,
@@ -271,7 +277,32 @@ impl AcmCa {
         if certificate.status() != Some(&CertificateStatus::Issued) || !newer {
             return Ok(None);
         }
-        self.export(arn).await.map(Some)
+        self.fetch(arn, &certificate).await.map(Some)
+    }
+
+    /// The issued certificate `arn`: exported with its key when ACM allows it (it was
+    /// requested exportable), otherwise certificate and chain alone (its key stays in ACM).
+    async fn fetch(&self, arn: &str, certificate: &CertificateDetail) -> Result<Renewed, CaError> {
+        let exportable = certificate.options().and_then(CertificateOptions::export)
+            == Some(&CertificateExport::Enabled);
+        if exportable {
+            return self.export(arn).await;
+        }
+        let got = self
+            .client
+            .get_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let certificate_pem = got
+            .certificate()
+            .ok_or_else(|| CaError::Transient("ACM returned no certificate".to_owned()))?;
+        Ok(Renewed {
+            certificate_pem: certificate_pem.to_owned(),
+            chain_pem: got.certificate_chain().unwrap_or_default().to_owned(),
+            private_key: None,
+        })
     }
 
     async fn export(&self, arn: &str) -> Result<Renewed, CaError> {

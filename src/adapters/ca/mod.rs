@@ -25,6 +25,9 @@ pub struct Order<'a> {
     /// The request it is for (its id): what makes asking twice ask once, where the CA
     /// supports that (ACM's idempotency token).
     pub reference: &'a str,
+    /// Whether the certificate and its key are handed out; false for an ACM certificate that
+    /// stays in ACM for AWS services (the internal CAs always hand it out).
+    pub exportable: bool,
 }
 
 /// A private key the CA made and handed over (ACM's export), PEM, unencrypted: the saga

@@ -48,6 +48,7 @@ struct RequestCard {
     override_reason: Option<String>,
     justification: String,
     renews: Option<SerialNumber>,
+    stays_in_acm: bool,
 }
 
 impl ChatNotifier {
@@ -165,6 +166,7 @@ impl ChatNotifier {
             override_requested,
             override_reason,
             renews,
+            stays_in_acm,
             ..
         }) = crate::eventstore::request_creation(&self.pool, request_id).await?
         else {
@@ -185,6 +187,7 @@ impl ChatNotifier {
             override_reason,
             justification: business.justification.to_string(),
             renews,
+            stays_in_acm,
         })
     }
 
@@ -282,6 +285,11 @@ impl ChatNotifier {
                 match (request.ca_type, request.csr_type) {
                     // Public requests go to ACM only (never to the internal CA), which makes
                     // the key and hands it over with the certificate.
+                    (CaType::Public, _) if request.stays_in_acm => format!(
+                        "{}, made by AWS Certificate Manager; the certificate stays in ACM for \
+                         AWS load balancers, CloudFront and API Gateway (nothing to download)",
+                        request.key_algorithm
+                    ),
                     (CaType::Public, _) => format!(
                         "{}, made by AWS Certificate Manager and exported with the certificate",
                         request.key_algorithm
@@ -791,6 +799,7 @@ mod tests {
             override_reason: None,
             justification: "web shop".to_owned(),
             renews: None,
+            stays_in_acm: false,
         }
     }
 

@@ -506,6 +506,14 @@ impl Certificate {
                     "only the owner can download the private key".to_owned(),
                 ));
             }
+            if let Some(acm) = state.acm.as_ref().filter(|acm| !acm.exported) {
+                return Err(CertificateError::NoPrivateKey(format!(
+                    "this certificate stays in AWS Certificate Manager and its key never \
+                     leaves it: use it by its ARN ({}) on the load balancer, CloudFront \
+                     distribution or API Gateway",
+                    acm.arn
+                )));
+            }
             if !state.has_private_key {
                 return Err(CertificateError::NoPrivateKey(
                     "this certificate's key was not generated here, so there is no private \
@@ -591,6 +599,14 @@ impl CertificateState {
             return Err(CertificateError::NotAllowed(
                 "only the certificate's owner or an admin can revoke it".to_owned(),
             ));
+        }
+        if let Some(acm) = self.acm.as_ref().filter(|acm| !acm.exported) {
+            return Err(CertificateError::NotAllowed(format!(
+                "certificate {} stays in AWS Certificate Manager, which revokes only exported \
+                 certificates: remove it from the AWS services that use it, then delete it \
+                 in ACM (aws acm delete-certificate --certificate-arn {})",
+                self.serial, acm.arn
+            )));
         }
         Ok(())
     }

@@ -43,6 +43,9 @@ pub struct NewRequest {
     pub override_reason: Option<Text>,
     /// The certificate this one renews, if it is a renewal.
     pub renews: Option<SerialNumber>,
+    /// Whether a public certificate stays in ACM (for AWS services) rather than being
+    /// exported.
+    pub stays_in_acm: bool,
 }
 
 /// A CSR that `crate::pki` parsed, verified and matched against the subject.

@@ -51,6 +51,9 @@ pub enum RequestEvent {
         recommendation: Option<Recommendation>,
         /// The CA the requester asked for.
         requested_ca_type: CaType,
+        /// Whether the public certificate stays in ACM (for AWS services), not exported.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stays_in_acm: bool,
         /// Whether that goes against the recommendation.
         override_requested: bool,
         /// Why, when it does.

@@ -264,6 +264,7 @@ impl CertificateRequest {
             requested_ca_type,
             override_reason,
             renews,
+            stays_in_acm,
         } = request;
         if requester.role == Role::Auditor {
             return Err(RequestError::NotAllowed(
@@ -341,6 +342,14 @@ impl CertificateRequest {
             )
             .into());
         }
+        if stays_in_acm && requested_ca_type != CaType::Public {
+            return Err(ValueError::new(
+                "export",
+                "only a public certificate (from AWS Certificate Manager) can stay in ACM; an \
+                 internal one is always handed out",
+            )
+            .into());
+        }
         let recommended = recommendation.is_some();
         Ok(RequestEvent::RequestCreated {
             request_id,
@@ -357,6 +366,7 @@ impl CertificateRequest {
             answers,
             recommendation,
             requested_ca_type,
+            stays_in_acm,
             override_requested,
             // Why this CA: against the recommendation, or, without one, why this CA at all
             // (where an admin's policy chose it); a follower of the recommendation has none.
