@@ -176,15 +176,7 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
             .expect("request");
     assert_eq!(adcs, None, "an ARN is not an ADCS request id");
     // The requester sees where it stands, in chat as in the CLI.
-    let chat = cert_assistant::chat::service::ChatService::new(p.commands.clone());
-    let status = chat
-        .handle(
-            &ctx("john@example.com"),
-            cert_assistant::chat::command::parse(&format!("status {}", submitted.request_number))
-                .expect("command"),
-        )
-        .await
-        .plain_text();
+    let status = chat_status(&p, &submitted).await;
     assert!(
         status.contains(&arn) && status.contains("waits for the DNS validation records"),
         "{status}"
@@ -258,6 +250,18 @@ async fn a_public_request_is_validated_issued_and_exported_by_acm_and_never_sign
         .expect("the key, once");
     let cert_text = openssl_reads(&certificate.pem, &key.pem);
     assert!(cert_text.contains("shop.example.com"), "{cert_text}");
+}
+
+/// What John's `/cert status` of `submitted` says in chat.
+pub(crate) async fn chat_status(p: &Public, submitted: &SubmittedRequest) -> String {
+    cert_assistant::chat::service::ChatService::new(p.commands.clone())
+        .handle(
+            &ctx("john@example.com"),
+            cert_assistant::chat::command::parse(&format!("status {}", submitted.request_number))
+                .expect("command"),
+        )
+        .await
+        .plain_text()
 }
 
 /// What `openssl x509` reads of `certificate_pem` (subject, serial, public key), having

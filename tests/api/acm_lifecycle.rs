@@ -30,7 +30,16 @@ struct Issued {
 }
 
 async fn issued(db: &TestDb, p: &Public, cn: &str) -> Issued {
-    let submitted = approved(db, p, cn).await;
+    issued_form(db, p, shop(cn)).await
+}
+
+/// The same, for the public request `form` describes.
+async fn issued_form(
+    db: &TestDb,
+    p: &Public,
+    form: cert_assistant::commands::RequestForm,
+) -> Issued {
+    let submitted = approved_form(db, p, form).await;
     step_now(db, &p.worker).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     step_now(db, &p.worker).await;
@@ -315,15 +324,7 @@ async fn the_requester_is_reminded_of_missing_validation_records_once_a_day() {
     step_now(&db, &p.worker).await;
     assert_eq!(asked().await.len(), 1, "told once on the first day");
     // The records are on the request too: in chat and in the CLI's view.
-    let chat = cert_assistant::chat::service::ChatService::new(p.commands.clone());
-    let status = chat
-        .handle(
-            &ctx("john@example.com"),
-            cert_assistant::chat::command::parse(&format!("status {}", submitted.request_number))
-                .expect("command"),
-        )
-        .await
-        .plain_text();
+    let status = crate::acm::chat_status(&p, &submitted).await;
     assert!(
         status.contains("DNS record for www.slow.example.com")
             && status.contains("_d930b28be6c5927595552b219965053e.slow.example.com. CNAME"),
@@ -498,26 +499,12 @@ async fn a_certificate_for_aws_services_stays_in_acm_with_nothing_to_download_or
 
     let mut form = shop("alb.example.com");
     form.export = Some("no".to_owned());
-    let submitted = approved_form(&db, &p, form).await;
-    step_now(&db, &p.worker).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    step_now(&db, &p.worker).await;
-    assert_eq!(
-        p.commands
-            .request_status(submitted.request_id)
-            .await
-            .expect("status"),
-        Some(RequestStatus::Issued)
-    );
-    crate::helpers::project(&db.pool).await;
-    let (serial, arn, exported): (String, String, bool) = sqlx::query_as(
-        "SELECT c.serial_number, a.arn, a.exported FROM certificates c \
-           JOIN acm_certificates a ON a.certificate_id = c.id WHERE c.request_id = $1",
-    )
-    .bind(submitted.request_id)
-    .fetch_one(&db.pool)
-    .await
-    .expect("issued by ACM");
+    let Issued { serial, arn, .. } = issued_form(&db, &p, form).await;
+    let exported: bool = sqlx::query_scalar("SELECT exported FROM acm_certificates WHERE arn = $1")
+        .bind(&arn)
+        .fetch_one(&db.pool)
+        .await
+        .expect("ACM's record");
     assert!(!exported);
     let described = p
         .client
