@@ -818,5 +818,15 @@ mod tests {
         );
         assert!(key_of(&card(CaType::Internal, CsrType::Generated)).contains("generated here"));
         assert!(key_of(&card(CaType::Internal, CsrType::Uploaded)).contains("uploaded CSR"));
+        let stays = RequestCard {
+            stays_in_acm: true,
+            ..card(CaType::Public, CsrType::Generated)
+        };
+        assert!(
+            key_of(&stays).contains("stays in ACM"),
+            "{}",
+            key_of(&stays)
+        );
+        assert!(key_of(&card(CaType::Public, CsrType::Generated)).contains("exported"));
     }
 }
