@@ -1363,3 +1363,71 @@ async fn a_csv_export_shows_a_typed_formula_as_text() {
         assert_eq!(cell, format!("'{formula}"), "{stdout}");
     }
 }
+
+/// The chain's hashes are computed in the service, over the text PostgreSQL's
+/// `audit_log_content` gives; `audit verify` recomputes them in SQL. Whatever the metadata
+/// holds (addresses in every form, escapes, controls, numbers, far-off times), both agree.
+#[tokio::test]
+async fn the_chain_hashed_in_the_service_verifies_in_sql_whatever_the_rows_hold() {
+    let db = TestDb::new().await;
+    let addresses = [
+        "192.0.2.1",
+        "::1",
+        "2001:db8::1",
+        "2001:DB8:0:0:1:0:0:1",
+        "::ffff:192.0.2.1",
+        "::192.0.2.1",
+        "fe80::1:2:3:4",
+        "not an address",
+    ];
+    let agents = [
+        "Mozilla/5.0 \"quoted\" \\ back\\slash",
+        "tab\tnew\nline\rcarriage\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+        "ünïcødé ✓ 証明書 \u{2028}",
+        "",
+    ];
+    let actor = Uuid::new_v4();
+    for (i, (address, agent)) in addresses.iter().zip(agents.iter().cycle()).enumerate() {
+        let at = match i % 3 {
+            0 => "2026-12-03T06:00:00.123456789Z",
+            1 => "0999-01-01T00:00:00Z",
+            _ => "+12345-01-01T00:00:00Z",
+        };
+        let mut payload: serde_json::Value =
+            serde_json::from_str(&refusal_payload(i)).expect("json");
+        payload["AttemptRefused"]["at"] = serde_json::json!(at);
+        payload["AttemptRefused"]["reason"] = serde_json::json!(format!("{agent} {i}"));
+        let metadata = serde_json::json!({
+            "ip_address": address,
+            "user_agent": agent,
+            "correlation_id": format!("corr-{agent}"),
+            "platform": "slack",
+            "actor_id": actor,
+            "actor_email": "Ópera@example.com",
+            "actor_role": "user",
+        });
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) \
+             VALUES ('Refusal', $1, 1, 'AttemptRefused', '1.0', $2, $3)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(&payload)
+        .bind(&metadata)
+        .execute(&db.pool)
+        .await
+        .expect("append");
+    }
+    catch_up(&db.pool).await;
+    let parked: Vec<String> = sqlx::query_scalar("SELECT error FROM parked_streams")
+        .fetch_all(&db.pool)
+        .await
+        .expect("parked");
+    assert_eq!(parked, Vec::<String>::new());
+    let rows = count(&db.pool, "SELECT count(*) FROM audit_logs").await;
+    assert_eq!(rows, i64::try_from(addresses.len()).expect("count"));
+    assert_eq!(
+        audit::verify(&db.pool).await.expect("verify"),
+        ChainReport::Intact { rows }
+    );
+}

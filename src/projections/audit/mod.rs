@@ -1,11 +1,15 @@
 //! The audit trail: one `audit_logs` row per event (refusals included), chained by hashes so
 //! that any later change to a row, or a removed row, is detected by [`verify`].
 
+mod content;
+
 use anyhow::Context;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+use sha2::{Digest, Sha256};
 
 use crate::domain::actor::Actor;
 use crate::feed::StoredEvent;
@@ -136,6 +140,32 @@ fn without_nul(value: &mut Value) {
     }
 }
 
+/// `at`, unless its year has other than four digits (the audit trail's text form of a time
+/// has four), then `recorded`.
+fn within_four_digit_years(at: DateTime<Utc>, recorded: DateTime<Utc>) -> DateTime<Utc> {
+    if (1..=9999).contains(&at.year()) {
+        at
+    } else {
+        recorded
+    }
+}
+
+/// An address as PostgreSQL's `host()` prints it: as Rust does, but an IPv4-compatible
+/// IPv6 address (`::a.b.c.d`) keeps its dotted quad.
+fn host_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if s[..6].iter().all(|w| *w == 0) && s[6] != 0 {
+                let [.., a, b, c, d] = v6.octets();
+                return format!("::{a}.{b}.{c}.{d}");
+            }
+            v6.to_string()
+        }
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
 /// An event's audit row, ready to be written.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditRow {
@@ -198,14 +228,15 @@ impl AuditRow {
             user_id,
             email: email.map(|email| bounded(&email, 255)),
             role: role.map(|role| bounded(&role, 50)),
+            // In the form `host()` prints it, which the chain's hash is taken over.
             ip_address: event
                 .meta("ip_address")
-                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-                .map(str::to_owned),
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .map(host_text),
             user_agent: event.meta("user_agent").map(|agent| bounded(agent, 1_000)),
             session_id: event.meta("correlation_id").map(|id| bounded(id, 100)),
             metadata,
-            timestamp: event.at().trunc_subsecs(6),
+            timestamp: within_four_digit_years(event.at(), event.recorded_at).trunc_subsecs(6),
         }
     }
 
@@ -217,51 +248,67 @@ impl AuditRow {
             _ => None,
         }
     }
+
+    /// Appends the text its chain hash is taken over: what `audit_log_content(audit_logs)`
+    /// gives for the stored row.
+    pub(crate) fn content(&self, out: &mut String) {
+        let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
+        let uuid =
+            |value: Option<Uuid>| value.map_or(Value::Null, |v| Value::String(v.to_string()));
+        let e = &self.entry;
+        let fields = [
+            uuid(Some(self.id)),
+            text(Some(&e.event_type)),
+            text(Some(e.category)),
+            text(Some(e.severity)),
+            uuid(self.user_id),
+            text(self.email.as_deref()),
+            text(self.role.as_deref()),
+            text(self.ip_address.as_deref()),
+            text(self.user_agent.as_deref()),
+            text(self.session_id.as_deref()),
+            text(Some(e.resource_type)),
+            uuid(e.resource_id),
+            text(e.resource_identifier.as_deref()),
+            text(Some(&e.action)),
+            text(Some(e.result)),
+            text(e.error_message.as_deref()),
+        ];
+        out.push('[');
+        for field in &fields {
+            content::write_jsonb(field, out);
+            out.push_str(", ");
+        }
+        content::write_jsonb(&self.metadata, out);
+        out.push_str(", ");
+        content::write_string(
+            &self.timestamp.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            out,
+        );
+        out.push(']');
+    }
 }
 
-/// Writes `rows` and appends them to the hash chain in their order, in one statement however
-/// many rows there are. The chain hashes the rows as the insert returned them, so it never
-/// searches `audit_logs` (whose statistics a replay has just emptied) for them.
+/// Writes `rows` and appends those that were new to the hash chain, in their order: one
+/// insert of the rows, one read of the chain's last hash, one insert of the chain entries,
+/// however many rows there are. The hashes are computed here, over the same text that
+/// `audit_log_content` gives in SQL (which `verify` recomputes).
 pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let column = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
-        "WITH RECURSIVE \
-         written AS ( \
-             INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, \
-                 user_email, user_role, ip_address, user_agent, session_id, resource_type, \
-                 resource_id, resource_identifier, action, result, error_message, metadata, \
-                 \"timestamp\") \
-             SELECT id, event_type, event_category, severity, user_id, user_email, user_role, \
-                    ip_address::inet, user_agent, session_id, resource_type, resource_id, \
-                    resource_identifier, action, result, error_message, metadata, ts \
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
-                           $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-                           $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], \
-                           $16::text[], $17::jsonb[], $18::timestamptz[]) \
-                    AS r(id, event_type, event_category, severity, user_id, user_email, \
-                         user_role, ip_address, user_agent, session_id, resource_type, \
-                         resource_id, resource_identifier, action, result, error_message, \
-                         metadata, ts) \
-             ON CONFLICT (id, \"timestamp\") DO NOTHING \
-             RETURNING audit_logs AS row, id), \
-         todo AS MATERIALIZED ( \
-             SELECT array_agg(w.row ORDER BY t.n) AS rows \
-               FROM written w JOIN unnest($1::uuid[]) WITH ORDINALITY AS t(id, n) USING (id)), \
-         last AS (SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1), \
-         chain (n, position, audit_id, audit_timestamp, prev_hash, hash) AS ( \
-             SELECT 0, coalesce((SELECT position FROM last), 0), NULL::uuid, \
-                    NULL::timestamptz, NULL::bytea, coalesce((SELECT hash FROM last), $19) \
-             UNION ALL \
-             SELECT c.n + 1, c.position + 1, (todo.rows[c.n + 1]).id, \
-                    (todo.rows[c.n + 1]).\"timestamp\", c.hash, \
-                    sha256(c.hash || convert_to(audit_log_content(todo.rows[c.n + 1]), 'UTF8')) \
-               FROM chain c CROSS JOIN todo \
-              WHERE c.n < coalesce(cardinality(todo.rows), 0)) \
-         INSERT INTO audit_log_chain (position, audit_id, audit_timestamp, prev_hash, hash) \
-         SELECT position, audit_id, audit_timestamp, prev_hash, hash FROM chain WHERE n > 0",
+    let written: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, \
+             user_email, user_role, ip_address, user_agent, session_id, resource_type, \
+             resource_id, resource_identifier, action, result, error_message, metadata, \
+             \"timestamp\") \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
+                     $6::text[], $7::text[], $8::inet[], $9::text[], $10::text[], \
+                     $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], \
+                     $16::text[], $17::jsonb[], $18::timestamptz[]) \
+         ON CONFLICT (id, \"timestamp\") DO NOTHING \
+         RETURNING id",
     )
     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
     .bind(column(|r| Some(r.entry.event_type.clone())))
@@ -281,11 +328,61 @@ pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow
     .bind(column(|r| r.entry.error_message.clone()))
     .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
-    .bind(GENESIS.as_slice())
+    .fetch_all(&mut *conn)
+    .await
+    .context("writing the audit rows")?;
+    if written.is_empty() {
+        return Ok(());
+    }
+    let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .context("reading the end of the audit chain")?;
+    let (mut position, mut hash) = last.unwrap_or((0, GENESIS.to_vec()));
+    let mut chain = Chain::default();
+    let mut content = String::new();
+    for row in rows.iter().filter(|row| written.contains(&row.id)) {
+        content.clear();
+        row.content(&mut content);
+        let next = Sha256::new()
+            .chain_update(&hash)
+            .chain_update(content.as_bytes())
+            .finalize()
+            .to_vec();
+        position += 1;
+        chain.positions.push(position);
+        chain.ids.push(row.id);
+        chain.timestamps.push(row.timestamp);
+        chain
+            .previous
+            .push(std::mem::replace(&mut hash, next.clone()));
+        chain.hashes.push(next);
+    }
+    sqlx::query(
+        "INSERT INTO audit_log_chain (position, audit_id, audit_timestamp, prev_hash, hash) \
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::bytea[], $5::bytea[])",
+    )
+    .bind(&chain.positions)
+    .bind(&chain.ids)
+    .bind(&chain.timestamps)
+    .bind(&chain.previous)
+    .bind(&chain.hashes)
     .execute(&mut *conn)
     .await
-    .context("writing and chaining the audit rows")?;
+    .context("chaining the audit rows")?;
     Ok(())
+}
+
+/// The chain entries of one batch, as columns.
+#[derive(Default)]
+struct Chain {
+    positions: Vec<i64>,
+    ids: Vec<Uuid>,
+    timestamps: Vec<DateTime<Utc>>,
+    previous: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
 }
 
 /// The outcome of a chain check.
