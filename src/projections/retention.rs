@@ -182,18 +182,23 @@ async fn archive_locked(
             "the archive {key} does not read back as written; nothing was deleted"
         );
         let mut tx = pool.begin().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM audit_logs a \
-              USING unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS x(id, ts, digest) \
-              WHERE a.id = x.id AND a.\"timestamp\" = x.ts \
-                AND md5(audit_log_content(a)) = x.digest",
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH gone AS ( \
+                 DELETE FROM audit_logs a \
+                  USING unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS x(id, ts, digest) \
+                  WHERE a.id = x.id AND a.\"timestamp\" = x.ts \
+                    AND md5(audit_log_content(a)) = x.digest \
+                 RETURNING a.id, a.\"timestamp\"), \
+             unchained AS ( \
+                 DELETE FROM audit_log_chain c USING gone \
+                  WHERE c.audit_id = gone.id AND c.audit_timestamp = gone.\"timestamp\") \
+             SELECT count(*) FROM gone",
         )
         .bind(&ids)
         .bind(&timestamps)
         .bind(&digests)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         let deleted = usize::try_from(deleted).unwrap_or(0);
         report.rows_archived += deleted;
