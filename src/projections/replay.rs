@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
-use super::projector::{READ_MODEL, ReadModel};
+use super::audit::ChainTip;
+use super::projector::READ_MODEL;
 use super::read_model;
-use crate::feed::{self, StoredEvent};
+use crate::feed::{self, FeedConsumer, StoredEvent};
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +78,9 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
         .await?;
 
     let mut parked = std::collections::HashSet::new();
+    let rebuild = Rebuild::default();
     let (events, (after_tx, after_seq)) = walk_feed(&mut tx, batch_size, async |conn, batch| {
-        feed::parking::apply_or_park(&ReadModel, conn, batch, &mut parked)
+        feed::parking::apply_or_park(&rebuild, conn, batch, &mut parked)
             .await
             .context("replaying")
     })
@@ -99,6 +101,56 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
         elapsed: started.elapsed(),
         parked: parked.len(),
     })
+}
+
+/// The read model during a rebuild: one transaction throughout, so the end of the audit
+/// chain (emptied above) is carried from batch to batch rather than looked up.
+#[derive(Debug, Clone)]
+struct Rebuild {
+    tip: std::sync::Arc<std::sync::Mutex<ChainTip>>,
+}
+
+impl Default for Rebuild {
+    fn default() -> Self {
+        Self {
+            tip: std::sync::Arc::new(std::sync::Mutex::new(ChainTip::empty())),
+        }
+    }
+}
+
+impl Rebuild {
+    fn tip(&self) -> ChainTip {
+        self.tip.lock().map(|tip| tip.clone()).unwrap_or_default()
+    }
+}
+
+impl FeedConsumer for Rebuild {
+    fn name(&self) -> &'static str {
+        READ_MODEL
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        self.apply_batch(conn, std::slice::from_ref(event))
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        // Moved only when the batch applied: a batch rolled back to its savepoint leaves
+        // the chain where it was.
+        let mut tip = self.tip();
+        read_model::apply_batch_continuing(conn, events, &mut tip).await?;
+        if let Ok(mut shared) = self.tip.lock() {
+            *shared = tip;
+        }
+        Ok(())
+    }
 }
 
 /// Reads every event in batches of `batch_size`, as [`replay`] does, and applies nothing:

@@ -293,7 +293,11 @@ impl AuditRow {
 /// insert of the rows, one read of the chain's last hash, one insert of the chain entries,
 /// however many rows there are. The hashes are computed here, over the same text that
 /// `audit_log_content` gives in SQL (which `verify` recomputes).
-pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow::Result<()> {
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    rows: &[AuditRow],
+    tip: &mut ChainTip,
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -335,12 +339,16 @@ pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow
         return Ok(());
     }
     let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .context("reading the end of the audit chain")?;
-    let (mut position, mut hash) = last.unwrap_or((0, GENESIS.to_vec()));
+    let (mut position, mut hash) = match tip.0.take() {
+        Some(known) => known,
+        None => sqlx::query_as(
+            "SELECT position, hash FROM audit_log_chain ORDER BY position DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading the end of the audit chain")?
+        .unwrap_or((0, GENESIS.to_vec())),
+    };
     let mut chain = Chain::default();
     let mut content = String::new();
     for row in rows.iter().filter(|row| written.contains(&row.id)) {
@@ -372,7 +380,26 @@ pub(crate) async fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> anyhow
     .execute(&mut *conn)
     .await
     .context("chaining the audit rows")?;
+    tip.0 = Some((position, hash));
     Ok(())
+}
+
+/// Where the chain ends (its last position and hash), when the caller knows it: a rebuild,
+/// one transaction throughout, remembers it between batches rather than look it up behind
+/// the entries it deleted (an index scan that would step over every one of them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainTip(Option<(i64, Vec<u8>)>);
+
+impl ChainTip {
+    /// Not known: [`append`] looks it up.
+    pub(crate) fn unknown() -> Self {
+        Self(None)
+    }
+
+    /// An empty chain.
+    pub(crate) fn empty() -> Self {
+        Self(Some((0, GENESIS.to_vec())))
+    }
 }
 
 /// The chain entries of one batch, as columns.

@@ -29,7 +29,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use self::table::Table;
-use super::audit::{self, AuditEntry, AuditRow};
+use super::audit::{self, AuditEntry, AuditRow, ChainTip};
 use crate::feed::{DomainEvent, StoredEvent};
 
 /// Namespace of derived row ids (approvals, answers, revocations, private keys).
@@ -151,6 +151,15 @@ pub(crate) async fn apply_batch(
     conn: &mut PgConnection,
     events: &[StoredEvent],
 ) -> anyhow::Result<()> {
+    apply_batch_continuing(conn, events, &mut ChainTip::unknown()).await
+}
+
+/// [`apply_batch`], continuing the audit chain from `tip` (and moving it).
+pub(crate) async fn apply_batch_continuing(
+    conn: &mut PgConnection,
+    events: &[StoredEvent],
+    tip: &mut ChainTip,
+) -> anyhow::Result<()> {
     let mut positions = positions::Positions::load(conn, events).await?;
     let mut decoded = Vec::with_capacity(events.len());
     for event in events {
@@ -189,7 +198,7 @@ pub(crate) async fn apply_batch(
     };
     rows.write(conn).await?;
     positions.save(conn).await?;
-    audit::append(conn, &audit_rows).await
+    audit::append(conn, &audit_rows, tip).await
 }
 
 fn describe(event: &StoredEvent) -> String {
