@@ -51,9 +51,16 @@ macro_rules! bind_columns {
 }
 pub(crate) use bind_columns;
 
-/// Prepares a projector transaction: `updated_at` comes from the events, not the trigger.
+/// Prepares a projector transaction: `updated_at` comes from the events, not the trigger;
+/// and rows are found by their keys. Every read here looks rows up by key, but the
+/// planner judges by statistics taken before the transaction: in a rebuild, which fills
+/// empty tables in one transaction, it would scan whole tables it believes empty, once per
+/// batch, and the rebuild would slow down with every batch.
 pub(crate) async fn begin(conn: &mut PgConnection) -> anyhow::Result<()> {
     sqlx::query("SET LOCAL cert_assistant.projector = 'on'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SET LOCAL enable_seqscan = off")
         .execute(&mut *conn)
         .await?;
     Ok(())
