@@ -252,31 +252,36 @@ impl AuditRow {
     /// Appends the text its chain hash is taken over: what `audit_log_content(audit_logs)`
     /// gives for the stored row.
     pub(crate) fn content(&self, out: &mut String) {
-        let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
-        let uuid =
-            |value: Option<Uuid>| value.map_or(Value::Null, |v| Value::String(v.to_string()));
         let e = &self.entry;
-        let fields = [
-            uuid(Some(self.id)),
-            text(Some(&e.event_type)),
-            text(Some(e.category)),
-            text(Some(e.severity)),
-            uuid(self.user_id),
-            text(self.email.as_deref()),
-            text(self.role.as_deref()),
-            text(self.ip_address.as_deref()),
-            text(self.user_agent.as_deref()),
-            text(self.session_id.as_deref()),
-            text(Some(e.resource_type)),
-            uuid(e.resource_id),
-            text(e.resource_identifier.as_deref()),
-            text(Some(&e.action)),
-            text(Some(e.result)),
-            text(e.error_message.as_deref()),
+        let (id, user_id, resource_id) = (
+            self.id.to_string(),
+            self.user_id.map(|v| v.to_string()),
+            e.resource_id.map(|v| v.to_string()),
+        );
+        let fields: [Option<&str>; 16] = [
+            Some(&id),
+            Some(&e.event_type),
+            Some(e.category),
+            Some(e.severity),
+            user_id.as_deref(),
+            self.email.as_deref(),
+            self.role.as_deref(),
+            self.ip_address.as_deref(),
+            self.user_agent.as_deref(),
+            self.session_id.as_deref(),
+            Some(e.resource_type),
+            resource_id.as_deref(),
+            e.resource_identifier.as_deref(),
+            Some(&e.action),
+            Some(e.result),
+            e.error_message.as_deref(),
         ];
         out.push('[');
-        for field in &fields {
-            content::write_jsonb(field, out);
+        for field in fields {
+            match field {
+                Some(text) => content::write_string(text, out),
+                None => out.push_str("null"),
+            }
             out.push_str(", ");
         }
         content::write_jsonb(&self.metadata, out);

@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::requests::text_array;
 use super::statements::Statement;
-use super::table::Record;
+use super::table::{Record, text_array};
 use super::{Rows, row_id, users};
 use crate::domain::certificate::{Artifact, CertificateEvent};
 use crate::domain::values::RevocationReason;

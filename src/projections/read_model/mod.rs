@@ -57,12 +57,12 @@ pub(crate) use bind_columns;
 /// empty tables in one transaction, it would scan whole tables it believes empty, once per
 /// batch, and the rebuild would slow down with every batch.
 pub(crate) async fn begin(conn: &mut PgConnection) -> anyhow::Result<()> {
-    sqlx::query("SET LOCAL cert_assistant.projector = 'on'")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('cert_assistant.projector', 'on', true), \
+                set_config('enable_seqscan', 'off', true)",
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -2,11 +2,11 @@
 //! end, and the questionnaire behind it.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::table::Record;
+use super::table::{Record, text_array};
 use super::{Rows, row_id, statements::Statement, users};
 use crate::domain::request::RequestEvent;
 use crate::domain::values::CaType;
@@ -52,11 +52,6 @@ pub(super) struct RequestRow {
     pub override_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// A text array as one jsonb value: arrays of arrays cannot be unnested into rows.
-pub(super) fn text_array(values: &Option<Vec<String>>) -> Option<Value> {
-    values.as_ref().map(|values| json!(values))
 }
 
 impl Record for RequestRow {

@@ -157,13 +157,15 @@ impl Statement {
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
+                if ca_status != "revoked" {
+                    return Ok(());
+                }
                 sqlx::query(
                     "UPDATE acm_certificates SET status = 'revoked', updated_at = $2 \
-                      WHERE certificate_id = $1 AND $3",
+                      WHERE certificate_id = $1",
                 )
                 .bind(certificate_id)
                 .bind(at)
-                .bind(ca_status == "revoked")
                 .execute(&mut *conn)
                 .await
             }

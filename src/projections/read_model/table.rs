@@ -32,9 +32,25 @@ pub(super) trait Record: Clone + PartialEq + Send + Sync + Sized + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
 
+/// A text array as one jsonb value, for a writer's `unnest`: arrays of arrays cannot be
+/// unnested into rows.
+pub(super) fn text_array(values: &Option<Vec<String>>) -> Option<serde_json::Value> {
+    values.as_ref().map(|values| serde_json::json!(values))
+}
+
 struct Slot<R> {
     stored: Option<R>,
     now: Option<R>,
+}
+
+impl<R: Clone> Slot<R> {
+    /// A row as stored, not changed yet.
+    fn loaded(row: R) -> Self {
+        Self {
+            stored: Some(row.clone()),
+            now: Some(row),
+        }
+    }
 }
 
 /// The rows of one table that a batch touches.
@@ -64,13 +80,7 @@ impl<R: Record> Table<R> {
             ..Self::default()
         };
         for row in rows {
-            table.slots.insert(
-                row.key(),
-                Slot {
-                    stored: Some(row.clone()),
-                    now: Some(row),
-                },
-            );
+            table.slots.insert(row.key(), Slot::loaded(row));
         }
         table
     }
@@ -139,13 +149,7 @@ impl<R: Record> Table<R> {
         }
         let keys: Vec<R::Key> = self.missing.drain().collect();
         for row in R::load(conn, &keys).await? {
-            self.slots.insert(
-                row.key(),
-                Slot {
-                    stored: Some(row.clone()),
-                    now: Some(row),
-                },
-            );
+            self.slots.insert(row.key(), Slot::loaded(row));
         }
         for key in keys {
             self.slots.entry(key).or_insert(Slot {
