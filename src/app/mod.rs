@@ -214,6 +214,7 @@ impl Application {
     /// Builds the whole service from `config` over `pool` (migrated) and binds the
     /// configured address.
     pub async fn build(config: &Config, pool: PgPool, outbound: Outbound) -> anyhow::Result<Self> {
+        crate::db::warm(&pool).await?;
         let kek = key_encryption_key(config, &pool).await?;
         let (ca, embedded) = certificate_authority(config, &pool, &kek).await?;
         let commands = commands(config, pool.clone(), kek);

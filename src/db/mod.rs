@@ -140,13 +140,48 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("could not apply the database migrations")
 }
 
+/// A pooled connection idle for longer than this is pinged before it is handed out, so one
+/// the server dropped (a restart, a failover) is replaced instead of failing a command; one
+/// in steady use is not (sqlx's default pings on every acquire: a round trip per statement,
+/// half the round trips of a `/cert status` under load).
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
+
 async fn pool(config: &DatabaseConfig, options: PgConnectOptions) -> anyhow::Result<PgPool> {
     let options = options.application_name("cert-assistant");
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // Kept open between bursts: a quiet hour must not make the next command pay for
+        // connecting (they are still retired after sqlx's default lifetime of 30 minutes).
+        .idle_timeout(None)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    // A connection the server dropped is closed and another one used.
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?)
+}
+
+/// Opens all of the pool's connections now, so the first requests after a start do
+/// not each wait for a connection to be made.
+pub async fn warm(pool: &PgPool) -> anyhow::Result<()> {
+    let size = pool.options().get_max_connections() as usize;
+    let mut held = Vec::with_capacity(size);
+    while held.len() < size {
+        // Each one held makes the next acquire open a new connection.
+        held.push(
+            pool.acquire()
+                .await
+                .context("could not open the database connections")?,
+        );
+    }
+    Ok(())
 }
 
 /// Creates `name` unless it exists. Concurrent callers are fine: losing the race is success.
