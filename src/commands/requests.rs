@@ -502,52 +502,37 @@ impl Commands {
         })
     }
 
-    /// The request's state and its approval so far.
+    /// The request's state and its approval so far, read from its aggregates (not the read
+    /// model, so it is current the moment a command returns) in one round trip.
     pub async fn request(&self, number: &RequestNumber) -> Result<RequestView, CommandError> {
-        let request_id = numbers::request_id_of(self.pool(), number).await?;
-        let request = self
-            .inner
-            .requests
-            .load(request_id)
-            .await
-            .map_err(|e| CommandError::from_aggregate("the request", e))?;
-        let approval = self
-            .inner
-            .approvals
-            .load(request_id)
-            .await
-            .map_err(|e| CommandError::from_aggregate("the approval", e))?;
+        let missing = || CommandError::NotFound(format!("there is no request {number}"));
+        let crate::eventstore::RequestState {
+            request_id,
+            request,
+            approval,
+            certificate,
+        } = crate::eventstore::request_state(self.pool(), number.as_ref())
+            .await?
+            .ok_or_else(missing)?;
         let (Some(status), Some(requester)) = (request.status(), request.requester().cloned())
         else {
-            return Err(CommandError::NotFound(format!(
-                "there is no request {number}"
-            )));
+            return Err(missing());
         };
-        let certificate =
-            match crate::eventstore::certificate_of_request(self.pool(), request_id).await? {
-                Some(certificate_id) => {
-                    let certificate = self
-                        .inner
-                        .certificates
-                        .load(certificate_id)
-                        .await
-                        .map_err(|e| CommandError::from_aggregate("the certificate", e))?;
-                    match (
-                        certificate.serial(),
-                        certificate.status(),
-                        certificate.valid_to(),
-                    ) {
-                        (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
-                            certificate_id,
-                            serial: serial.clone(),
-                            status,
-                            valid_to,
-                        }),
-                        _ => None,
-                    }
-                }
-                None => None,
-            };
+        let certificate = certificate.and_then(|(certificate_id, certificate)| {
+            match (
+                certificate.serial(),
+                certificate.status(),
+                certificate.valid_to(),
+            ) {
+                (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
+                    certificate_id,
+                    serial: serial.clone(),
+                    status,
+                    valid_to,
+                }),
+                _ => None,
+            }
+        });
         Ok(RequestView {
             request_id,
             request_number: number.clone(),

@@ -9,6 +9,7 @@ use cqrs_es::Aggregate as _;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::domain::approval::Approval;
 use crate::domain::certificate::{Certificate, CertificateEvent, IssuedCertificate};
 use crate::domain::request::{CertificateRequest, RequestEvent};
 
@@ -150,4 +151,83 @@ async fn first_event<'e, E: serde::de::DeserializeOwned>(
         .map(serde_json::from_value)
         .transpose()
         .map_err(|error| LookupError::Unreadable(event_type, error))
+}
+
+/// A request as its aggregates stand: the request, its approval, and the certificate it got.
+#[derive(Debug, Default)]
+pub struct RequestState {
+    /// The request's id.
+    pub request_id: Uuid,
+    /// The request aggregate.
+    pub request: CertificateRequest,
+    /// Its approval aggregate.
+    pub approval: Approval,
+    /// The certificate issued for it, with its id.
+    pub certificate: Option<(Uuid, Certificate)>,
+}
+
+/// Everything [`RequestState`] holds for request `number`, read in one statement: the
+/// request's and the approval's events, and the certificate's latest snapshot with the
+/// events after it (the same state cqrs-es would load, aggregate by aggregate).
+const REQUEST_STATE: &str = "WITH r AS (SELECT request_id::text AS id FROM request_number_allocations \
+                   WHERE request_number = $1), \
+          c AS (SELECT e.aggregate_id AS id FROM events e, r \
+                 WHERE e.aggregate_type = 'Certificate' AND e.event_type = 'CertificateIssued' \
+                   AND e.payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = r.id \
+                 LIMIT 1), \
+          s AS (SELECT s.last_sequence, s.payload FROM snapshots s, c \
+                 WHERE s.aggregate_type = 'Certificate' AND s.aggregate_id = c.id) \
+     SELECT part, id::uuid, sequence, payload FROM ( \
+       SELECT 0 AS part, r.id, 0::bigint AS sequence, NULL::json AS payload FROM r \
+       UNION ALL \
+       SELECT CASE e.aggregate_type WHEN 'CertificateRequest' THEN 1 ELSE 2 END, \
+              e.aggregate_id, e.sequence, e.payload \
+         FROM events e, r \
+        WHERE e.aggregate_type IN ('CertificateRequest', 'Approval') AND e.aggregate_id = r.id \
+       UNION ALL \
+       SELECT 3, c.id, s.last_sequence, s.payload FROM c, s \
+       UNION ALL \
+       SELECT 4, e.aggregate_id, e.sequence, e.payload FROM events e, c \
+        WHERE e.aggregate_type = 'Certificate' AND e.aggregate_id = c.id \
+          AND e.sequence > coalesce((SELECT last_sequence FROM s), 0) \
+     ) parts ORDER BY part, sequence";
+
+/// Request `number` as its aggregates stand (`None`: no such number), in one round trip.
+pub async fn request_state<'e>(
+    executor: impl PgExecutor<'e>,
+    number: &str,
+) -> Result<Option<RequestState>, LookupError> {
+    let rows: Vec<(i32, Uuid, i64, Option<serde_json::Value>)> = sqlx::query_as(REQUEST_STATE)
+        .bind(number)
+        .fetch_all(executor)
+        .await?;
+    let mut state: Option<RequestState> = None;
+    for (part, id, _, payload) in rows {
+        let Some(state) = state.as_mut() else {
+            state = Some(RequestState {
+                request_id: id,
+                ..RequestState::default()
+            });
+            continue;
+        };
+        let payload = payload.unwrap_or_default();
+        match part {
+            1 => state.request.apply(decode(payload, "CertificateRequest")?),
+            2 => state.approval.apply(decode(payload, "Approval")?),
+            3 => state.certificate = Some((id, decode(payload, "Certificate snapshot")?)),
+            _ => state
+                .certificate
+                .get_or_insert_with(|| (id, Certificate::default()))
+                .1
+                .apply(decode(payload, "Certificate")?),
+        }
+    }
+    Ok(state)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    payload: serde_json::Value,
+    what: &'static str,
+) -> Result<T, LookupError> {
+    serde_json::from_value(payload).map_err(|error| LookupError::Unreadable(what, error))
 }

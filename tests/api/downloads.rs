@@ -356,3 +356,90 @@ async fn one_person_gets_a_bounded_number_of_download_links_an_hour() {
         .await
         .expect("another person's link");
 }
+
+/// `request show` and `/cert status` read a request, its approval and its certificate in one
+/// statement; the certificate from its latest snapshot and the events after it. That state
+/// is the one cqrs-es loads, snapshot or not, and it is current the moment a command returns.
+#[tokio::test]
+async fn a_request_read_in_one_statement_is_the_state_its_aggregates_load() {
+    use cert_assistant::domain::certificate::{Certificate, CertificateStatus};
+    use cqrs_es::persist::PersistedEventStore;
+    use cqrs_es::{AggregateContext as _, EventStore as _};
+    use postgres_es::PostgresEventRepository;
+
+    let db = TestDb::new().await;
+    let s = saga(&db).await;
+    let serial = issued(&db, &s, "state.example.com").await;
+    let john = ctx("john@example.com");
+    // 45 downloads: snapshots after 20 and 40 events, five events after the last one.
+    for _ in 0..45 {
+        s.commands
+            .download(&john, &serial, Artifact::Certificate, s.store.as_ref())
+            .await
+            .expect("download");
+    }
+    let number: String =
+        sqlx::query_scalar("SELECT request_number FROM request_number_allocations")
+            .fetch_one(&db.pool)
+            .await
+            .expect("number");
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_type = 'Certificate'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("snapshots");
+    assert_eq!(snapshots, 1, "the certificate has a snapshot");
+
+    let state = cert_assistant::eventstore::request_state(&db.pool, &number)
+        .await
+        .expect("read")
+        .expect("the request");
+    let (certificate_id, certificate) = state.certificate.expect("its certificate");
+    let id = certificate_id.to_string();
+    let from_snapshot = PersistedEventStore::<_, Certificate>::new_snapshot_store(
+        PostgresEventRepository::new(db.pool.clone()),
+        20,
+    )
+    .load_aggregate(&id)
+    .await
+    .expect("loaded")
+    .aggregate()
+    .clone();
+    let from_events = PersistedEventStore::<_, Certificate>::new_event_store(
+        PostgresEventRepository::new(db.pool.clone()),
+    )
+    .load_aggregate(&id)
+    .await
+    .expect("loaded")
+    .aggregate()
+    .clone();
+    assert_eq!(certificate, from_snapshot);
+    assert_eq!(certificate, from_events);
+
+    // Revoked: the view says so at once, before any projection has run.
+    s.commands
+        .revoke(
+            &john,
+            cert_assistant::commands::RevocationForm {
+                certificate: serial.clone(),
+                reason: "superseded".to_owned(),
+                text: None,
+            },
+        )
+        .await
+        .expect("revoked");
+    let view = s
+        .commands
+        .request(&cert_assistant::domain::values::RequestNumber::parse(&number).expect("number"))
+        .await
+        .expect("view");
+    let summary = view.certificate.expect("certificate summary");
+    assert_eq!(summary.serial.to_string(), serial);
+    assert_eq!(summary.status, CertificateStatus::Revoked);
+    assert!(view.approval_outcome.is_some(), "the approval is decided");
+
+    let nothing = cert_assistant::eventstore::request_state(&db.pool, "REQ-20260101-99999")
+        .await
+        .expect("read");
+    assert!(nothing.is_none(), "no such number");
+}
