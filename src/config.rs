@@ -65,6 +65,39 @@ pub struct Config {
     /// The public CA, AWS Certificate Manager.
     #[serde(default)]
     pub acm: AcmConfig,
+    /// What every chat platform shares.
+    #[serde(default)]
+    pub chat: ChatConfig,
+}
+
+/// Chat commands on every platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Most chat commands one replica works on at once (default 32); more wait for a place.
+    #[serde(default = "default_max_in_flight", deserialize_with = "lenient_number")]
+    pub max_in_flight: u32,
+    /// How long a command waits for a place before it is answered "busy, try again"
+    /// (default 500 ms; Slack and Discord want an answer within 3 s).
+    #[serde(default = "default_busy_after_ms", deserialize_with = "lenient_number")]
+    pub busy_after_ms: u64,
+}
+
+fn default_max_in_flight() -> u32 {
+    32
+}
+
+fn default_busy_after_ms() -> u64 {
+    500
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: default_max_in_flight(),
+            busy_after_ms: default_busy_after_ms(),
+        }
+    }
 }
 
 /// AWS Certificate Manager, the public CA (the AWS configuration chain S3 and SES use).
@@ -602,6 +635,16 @@ impl Config {
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_owned());
         }
+        if self.chat.max_in_flight == 0 {
+            problems.push("chat.max_in_flight must be at least 1".to_owned());
+        }
+        if self.chat.busy_after_ms > 2_500 {
+            problems.push(
+                "chat.busy_after_ms must be at most 2500: Slack and Discord want an answer \
+                 within 3 s"
+                    .to_owned(),
+            );
+        }
         if let Some(url) = &self.database.url {
             // Never echo the URL: it usually carries a password.
             let url = url.expose_secret();
@@ -932,6 +975,33 @@ mod tests {
         assert!(message.contains("max_connections"), "{message}");
         assert!(message.contains("DATABASE_URL"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn the_chat_gate_is_set_from_the_environment_and_bounded() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("CERT_ASSISTANT_CHAT__MAX_IN_FLIGHT", "8"),
+                ("CERT_ASSISTANT_CHAT__BUSY_AFTER_MS", "250"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            (config.chat.max_in_flight, config.chat.busy_after_ms),
+            (8, 250)
+        );
+        let message = Config::load_from(
+            None,
+            env(&[
+                ("CERT_ASSISTANT_CHAT__MAX_IN_FLIGHT", "0"),
+                ("CERT_ASSISTANT_CHAT__BUSY_AFTER_MS", "5000"),
+            ]),
+        )
+        .expect_err("out of bounds")
+        .to_string();
+        assert!(message.contains("chat.max_in_flight"), "{message}");
+        assert!(message.contains("chat.busy_after_ms"), "{message}");
     }
 
     #[test]

@@ -221,9 +221,10 @@ impl Application {
         let store = artifact_store(config).await;
         let mailer = mailer(config).await;
 
-        let slack = slack_state(config, commands.clone());
-        let discord = discord_state(config, commands.clone(), mailer.clone())?;
-        let teams = teams_state(config, commands.clone());
+        let chat = chat_service(config, commands.clone());
+        let slack = slack_state(config, chat.clone());
+        let discord = discord_state(config, chat.clone(), mailer.clone())?;
+        let teams = teams_state(config, chat);
         // One list of the configured platforms: every one gets a notifier, and the outbox
         // queues jobs for exactly these.
         let notifiers: Vec<ChatNotifier> = [

@@ -279,7 +279,7 @@ pub fn chat_platforms(config: &Config) -> Vec<&'static str> {
 /// The Slack surface, when the configuration has Slack's secrets.
 pub fn slack_state(
     config: &Config,
-    commands: crate::commands::Commands,
+    chat: crate::chat::service::ChatService,
 ) -> Option<crate::chat::slack::SlackState> {
     use secrecy::ExposeSecret;
     let (Some(secret), Some(token)) = (&config.slack.signing_secret, &config.slack.bot_token)
@@ -290,14 +290,14 @@ pub fn slack_state(
     Some(crate::chat::slack::SlackState::new(
         crate::chat::slack::verify::Verifier::new(secret.expose_secret()),
         crate::chat::slack::api::SlackApi::new(&config.slack.api_base_url, token.clone()),
-        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+        chat,
     ))
 }
 
 /// Discord's state when it is configured (the configuration was validated on load).
 pub fn discord_state(
     config: &Config,
-    commands: crate::commands::Commands,
+    chat: crate::chat::service::ChatService,
     mailer: std::sync::Arc<dyn crate::adapters::mail::Mailer>,
 ) -> anyhow::Result<Option<crate::chat::discord::DiscordState>> {
     let (Some(key), Some(application_id), Some(token)) = (
@@ -317,7 +317,7 @@ pub fn discord_state(
             application_id,
             token.clone(),
         ),
-        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+        chat,
         mailer,
     )))
 }
@@ -325,7 +325,7 @@ pub fn discord_state(
 /// Teams' state when the bot is configured.
 pub fn teams_state(
     config: &Config,
-    commands: crate::commands::Commands,
+    chat: crate::chat::service::ChatService,
 ) -> Option<crate::chat::teams::TeamsState> {
     let (Some(app_id), Some(password)) = (&config.teams.app_id, &config.teams.app_password) else {
         tracing::info!("Teams is not configured");
@@ -342,9 +342,22 @@ pub fn teams_state(
             password.clone(),
             &config.teams.token_endpoint(),
         ),
-        crate::chat::service::ChatService::new(commands).with_public_url(&public_url(config)),
+        chat,
         config.teams.served_tenants(),
     ))
+}
+
+/// The chat service every platform shares: one gate for the commands of the process.
+pub fn chat_service(
+    config: &Config,
+    commands: crate::commands::Commands,
+) -> crate::chat::service::ChatService {
+    crate::chat::service::ChatService::new(commands)
+        .with_public_url(&public_url(config))
+        .with_admission(crate::chat::admission::Admission::new(
+            config.chat.max_in_flight as usize,
+            std::time::Duration::from_millis(config.chat.busy_after_ms),
+        ))
 }
 
 /// The URL people reach the service at (`http.public_url`, else `http://` + `http.listen`).

@@ -4,6 +4,7 @@
 //! people involved (asks, decisions, reminders) through every configured platform. Nothing outside a platform's module knows
 //! that platform exists.
 
+pub mod admission;
 pub mod command;
 pub mod decide;
 pub mod discord;

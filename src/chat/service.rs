@@ -29,6 +29,8 @@ pub struct ChatService {
     commands: Commands,
     /// Where download links point (`http.public_url`).
     public_url: String,
+    /// How many commands are taken on at once.
+    admission: super::admission::Admission,
 }
 
 impl ChatService {
@@ -37,7 +39,20 @@ impl ChatService {
         Self {
             commands,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            admission: super::admission::Admission::default(),
         }
+    }
+
+    /// Commands pass `admission` (shared by every platform of the process).
+    #[must_use]
+    pub fn with_admission(mut self, admission: super::admission::Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// The gate every platform's commands pass before any work is done for them.
+    pub fn admission(&self) -> &super::admission::Admission {
+        &self.admission
     }
 
     /// Download links point at `url` (the service as people reach it).

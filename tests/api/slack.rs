@@ -2057,3 +2057,49 @@ async fn a_request_for_the_public_ca_is_refused_or_sent_internal_by_policy_and_e
         "{shown}"
     );
 }
+
+/// More commands than the service takes on at once: those without a place are answered at
+/// once that it is busy, and nothing is done for them; the others are done whole.
+#[tokio::test]
+async fn commands_past_what_the_service_takes_on_are_answered_busy_and_change_nothing() {
+    let t = slack_app_with(TestDb::new().await, |config| {
+        config.chat.max_in_flight = 1;
+        config.chat.busy_after_ms = 0;
+    })
+    .await;
+    let asks = (0..40).map(|i| {
+        let t = &t;
+        async move {
+            let text = format!("request cn=busy{i}.example.com why=load days=90");
+            text_of(&t.cert("UJOHN", &text).await)
+        }
+    });
+    let replies = futures::future::join_all(asks).await;
+    let busy = replies
+        .iter()
+        .filter(|r| r.contains("is busy right now and did nothing"))
+        .count();
+    let submitted = replies.iter().filter(|r| r.contains("REQ-")).count();
+    assert!(busy > 0, "some commands found no place: {replies:?}");
+    assert!(submitted > 0, "some were done: {replies:?}");
+    assert_eq!(busy + submitted, replies.len(), "{replies:?}");
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'RequestCreated'")
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("count");
+    let opened: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApprovalOpened'")
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(created, i64::try_from(submitted).expect("small"));
+    assert_eq!(
+        opened, created,
+        "every request taken on was opened for approval"
+    );
+
+    // The place is given back: the next command is taken on.
+    let reply = text_of(&t.cert("UJOHN", "help").await);
+    assert!(!reply.contains("busy"), "{reply}");
+}

@@ -229,6 +229,10 @@ pub(crate) fn subcommand(body: &Value) -> (&str, String) {
 }
 
 async fn application_command(state: DiscordState, body: Value) -> Response {
+    let _place = match state.chat.admission().admit("discord").await {
+        Ok(place) => place,
+        Err(busy) => return private(busy.to_string()),
+    };
     let (name, text) = subcommand(&body);
     if name == "link" {
         return link(&state, &body, &text).await;

@@ -119,6 +119,10 @@ async fn commands(
     State(state): State<SlackState>,
     Form(event): Form<SlackCommandEvent>,
 ) -> Response {
+    let _place = match state.chat.admission().admit("slack").await {
+        Ok(place) => place,
+        Err(busy) => return ephemeral(busy.to_string()),
+    };
     let text = event.text.clone().unwrap_or_default();
     let mut parsed = match command::parse(&text) {
         Ok(parsed) => parsed,

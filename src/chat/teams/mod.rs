@@ -239,15 +239,19 @@ async fn messages(State(state): State<TeamsState>, headers: HeaderMap, body: Str
 /// A text command; the answer is a reply in the conversation.
 async fn message(state: &TeamsState, activity: &Value) -> Response {
     let text = command_text(activity["text"].as_str().unwrap_or_default());
-    let reply = match state.context(activity).await {
-        Err(message) => Reply::text(message),
-        Ok(ctx) => match command::parse(&text) {
-            Err(usage) => Reply::text(usage.message),
-            Ok(ChatCommand::RequestForm) => Reply::text(
-                "Open the request form with the button, or type it in one line: `cert request \
+    let place = state.chat.admission().admit("teams").await;
+    let reply = match place.as_ref().map_err(ToString::to_string) {
+        Err(busy) => Reply::text(busy),
+        Ok(_) => match state.context(activity).await {
+            Err(message) => Reply::text(message),
+            Ok(ctx) => match command::parse(&text) {
+                Err(usage) => Reply::text(usage.message),
+                Ok(ChatCommand::RequestForm) => Reply::text(
+                    "Open the request form with the button, or type it in one line: `cert request \
                  cn=app.example.com why=\"…\"`.",
-            ),
-            Ok(parsed) => state.chat.handle(&ctx, parsed).await,
+                ),
+                Ok(parsed) => state.chat.handle(&ctx, parsed).await,
+            },
         },
     };
     // Outside a personal chat, an answer for the person alone (a download link and its
