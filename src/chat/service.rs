@@ -31,6 +31,8 @@ pub struct ChatService {
     public_url: String,
     /// How many commands are taken on at once.
     admission: super::admission::Admission,
+    /// Chat accounts looked up lately.
+    identities: super::identities::Remembered,
 }
 
 impl ChatService {
@@ -40,7 +42,13 @@ impl ChatService {
             commands,
             public_url: "http://127.0.0.1:8080".to_owned(),
             admission: super::admission::Admission::default(),
+            identities: super::identities::Remembered::default(),
         }
+    }
+
+    /// Who chat accounts are, as looked up lately (every platform of the process).
+    pub fn identities(&self) -> &super::identities::Remembered {
+        &self.identities
     }
 
     /// Commands pass `admission` (shared by every platform of the process).

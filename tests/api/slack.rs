@@ -2103,3 +2103,75 @@ async fn commands_past_what_the_service_takes_on_are_answered_busy_and_change_no
     let reply = text_of(&t.cert("UJOHN", "help").await);
     assert!(!reply.contains("busy"), "{reply}");
 }
+
+/// A chat account looked up once is answered from memory, for as long as its row would be
+/// answered: the memory expires when the row stops being fresh, never later.
+#[tokio::test]
+async fn a_remembered_chat_account_is_trusted_no_longer_than_its_row() {
+    use cert_assistant::chat::identities::{FRESH_FOR_HOURS, Remembered};
+    let db = TestDb::new().await;
+    // A row with 1.5 s of freshness left.
+    sqlx::query(
+        "INSERT INTO chat_identities (platform, workspace_id, user_id, email, display_name, \
+             refreshed_at) \
+         VALUES ('slack', 'T1', 'UOLD', 'old@example.com', 'Old', \
+                 now() - make_interval(hours => $1) + interval '1.5 seconds')",
+    )
+    .bind(FRESH_FOR_HOURS)
+    .execute(&db.pool)
+    .await
+    .expect("row");
+    let remembered = Remembered::default();
+    let first = remembered
+        .fresh(&db.pool, "slack", "T1", "UOLD")
+        .await
+        .expect("read");
+    assert_eq!(
+        first,
+        Some(("old@example.com".to_owned(), Some("Old".to_owned())))
+    );
+    // Answered from memory: the table is not asked again.
+    sqlx::query("DELETE FROM chat_identities")
+        .execute(&db.pool)
+        .await
+        .expect("deleted");
+    let again = remembered
+        .fresh(&db.pool, "slack", "T1", "UOLD")
+        .await
+        .expect("read");
+    assert_eq!(again, first);
+    // Once the row would have gone stale, the memory has too.
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    let later = remembered
+        .fresh(&db.pool, "slack", "T1", "UOLD")
+        .await
+        .expect("read");
+    assert_eq!(later, None);
+
+    // Remembering writes the row and the memory; a name not given keeps the stored one.
+    remembered
+        .remember(
+            &db.pool,
+            "slack",
+            "T1",
+            "UNEW",
+            "new@example.com",
+            Some("New"),
+        )
+        .await
+        .expect("remembered");
+    remembered
+        .remember(&db.pool, "slack", "T1", "UNEW", "new@example.com", None)
+        .await
+        .expect("remembered");
+    let stored: (String, Option<String>) =
+        sqlx::query_as("SELECT email, display_name FROM chat_identities WHERE user_id = 'UNEW'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("row");
+    let from_memory = remembered
+        .fresh(&db.pool, "slack", "T1", "UNEW")
+        .await
+        .expect("read");
+    assert_eq!(from_memory, Some(stored));
+}

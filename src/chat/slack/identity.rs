@@ -1,9 +1,7 @@
 //! Who a Slack user is: the e-mail from `users.info`, cached in `chat_identities`.
 
-use sqlx::PgPool;
-
 use super::api::SlackApi;
-use crate::chat::identities;
+use crate::chat::service::ChatService;
 use crate::domain::values::Email;
 
 /// `chat_identities.platform` of Slack users (their `workspace_id` is the team).
@@ -26,12 +24,15 @@ pub enum IdentityError {
 
 /// The e-mail and name of Slack user `user_id` in workspace `team_id`.
 pub async fn resolve(
-    pool: &PgPool,
+    chat: &ChatService,
     api: &SlackApi,
     team_id: &str,
     user_id: &str,
 ) -> Result<(Email, Option<String>), IdentityError> {
-    let cached = identities::fresh(pool, PLATFORM, team_id, user_id)
+    let pool = chat.commands().pool();
+    let cached = chat
+        .identities()
+        .fresh(pool, PLATFORM, team_id, user_id)
         .await
         .map_err(|e| IdentityError::Unavailable(e.into()))?;
     if let Some((email, name)) = cached
@@ -48,15 +49,16 @@ pub async fn resolve(
         .as_deref()
         .and_then(|e| Email::parse(e).ok())
         .ok_or(IdentityError::NoEmail)?;
-    identities::remember(
-        pool,
-        PLATFORM,
-        team_id,
-        user_id,
-        email.as_ref(),
-        user.name.as_deref(),
-    )
-    .await
-    .map_err(|e| IdentityError::Unavailable(e.into()))?;
+    chat.identities()
+        .remember(
+            pool,
+            PLATFORM,
+            team_id,
+            user_id,
+            email.as_ref(),
+            user.name.as_deref(),
+        )
+        .await
+        .map_err(|e| IdentityError::Unavailable(e.into()))?;
     Ok((email, user.name))
 }

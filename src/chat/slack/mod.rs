@@ -83,18 +83,14 @@ fn ephemeral(text: impl Into<String>) -> Response {
 
 impl SlackState {
     async fn context(&self, team_id: &str, user_id: &str) -> Result<CommandContext, String> {
-        let (email, name) =
-            identity::resolve(self.chat.commands().pool(), &self.api, team_id, user_id)
-                .await
-                .map_err(|e| {
-                    if let identity::IdentityError::Unavailable(cause) = &e {
-                        tracing::warn!(
-                            error = format!("{cause:#}"),
-                            "slack identity lookup failed"
-                        );
-                    }
-                    e.to_string()
-                })?;
+        let (email, name) = identity::resolve(&self.chat, &self.api, team_id, user_id)
+            .await
+            .map_err(|e| {
+                if let identity::IdentityError::Unavailable(cause) = &e {
+                    tracing::warn!(error = format!("{cause:#}"), "slack identity lookup failed");
+                }
+                e.to_string()
+            })?;
         let mut ctx = CommandContext::new(email, Platform::Slack);
         ctx.display_name = name;
         Ok(ctx)
@@ -106,10 +102,9 @@ impl SlackState {
             return Ok(text.to_owned());
         };
         let user_id = inner.split('|').next().unwrap_or(inner);
-        let (email, _) =
-            identity::resolve(self.chat.commands().pool(), &self.api, team_id, user_id)
-                .await
-                .map_err(|e| e.to_string())?;
+        let (email, _) = identity::resolve(&self.chat, &self.api, team_id, user_id)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(email.to_string())
     }
 }
@@ -407,7 +402,7 @@ async fn view_submission(
                 return field_error("delegate", "Choose a person.");
             };
             let email =
-                match identity::resolve(commands.pool(), &state.api, &team_id, delegate_id).await {
+                match identity::resolve(&state.chat, &state.api, &team_id, delegate_id).await {
                     Ok((email, _)) => email,
                     Err(error) => return field_error("delegate", &error.to_string()),
                 };

@@ -128,7 +128,10 @@ impl TeamsState {
         let pool = self.chat.commands().pool();
         let tenant = tenant(activity);
         let user_id = activity["from"]["id"].as_str().unwrap_or_default();
-        let known = crate::chat::identities::fresh(pool, PLATFORM, tenant, user_id)
+        let known = self
+            .chat
+            .identities()
+            .fresh(pool, PLATFORM, tenant, user_id)
             .await
             .map_err(|e| internal(&e))?
             .map(|(email, _)| email);
@@ -151,16 +154,18 @@ impl TeamsState {
                 let email = member.email.ok_or_else(|| {
                     "Your Teams profile has no e-mail address; ask an admin.".to_owned()
                 })?;
-                crate::chat::identities::remember(
-                    pool,
-                    PLATFORM,
-                    tenant,
-                    user_id,
-                    &email,
-                    member.name.as_deref().or(name.as_deref()),
-                )
-                .await
-                .map_err(|e| internal(&e))?;
+                self.chat
+                    .identities()
+                    .remember(
+                        pool,
+                        PLATFORM,
+                        tenant,
+                        user_id,
+                        &email,
+                        member.name.as_deref().or(name.as_deref()),
+                    )
+                    .await
+                    .map_err(|e| internal(&e))?;
                 email
             }
         };
