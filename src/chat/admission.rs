@@ -45,26 +45,23 @@ impl Admission {
 
     /// A place for one command, or [`Busy`].
     pub async fn admit(&self, platform: &'static str) -> Result<Admitted, Busy> {
-        let places = self.places.clone();
-        let permit = match places.clone().try_acquire_owned() {
-            Ok(permit) => Ok(permit),
-            Err(_) if self.wait.is_zero() => Err(()),
-            Err(_) => match tokio::time::timeout(self.wait, places.acquire_owned()).await {
-                Ok(Ok(permit)) => Ok(permit),
-                _ => Err(()),
-            },
+        let place = match self.places.clone().try_acquire_owned() {
+            Ok(place) => Some(place),
+            Err(_) => tokio::time::timeout(self.wait, self.places.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
         };
-        permit
-            .map(|place| Admitted { _place: place })
-            .map_err(|()| {
-                let total = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    platform,
-                    busy_answers = total,
-                    "a chat command was answered busy: every place was taken"
-                );
-                Busy
-            })
+        if let Some(place) = place {
+            return Ok(Admitted { _place: place });
+        }
+        let total = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            platform,
+            busy_answers = total,
+            "a chat command was answered busy: every place was taken"
+        );
+        Err(Busy)
     }
 
     /// Commands answered busy since the start.

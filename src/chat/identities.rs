@@ -62,6 +62,14 @@ const REMEMBERED_AT_MOST: usize = 10_000;
 
 /// (platform, workspace id, user id).
 type Account = (String, String, String);
+fn account(platform: &str, workspace_id: &str, user_id: &str) -> Account {
+    (
+        platform.to_owned(),
+        workspace_id.to_owned(),
+        user_id.to_owned(),
+    )
+}
+
 /// (e-mail, display name, trusted until).
 type Known = (String, Option<String>, Instant);
 
@@ -70,9 +78,9 @@ type Known = (String, Option<String>, Instant);
 /// looked up once is answered without a statement until its row would stop being fresh, and
 /// no longer. The rows are themselves a copy of the platform's directory trusted for
 /// [`FRESH_FOR_HOURS`]; the memory is trusted no longer (a change another replica remembers
-/// meanwhile is seen here when the memory expires, within the same bound). Who may do what is not in it: roles and deactivation are checked on the
-/// user's aggregate every time. One per service (not global: each test's service has its
-/// own database).
+/// meanwhile is seen here when the memory expires, within the same bound). Who may do what
+/// is not in it: roles and deactivation are checked on the user's aggregate every time. One
+/// per service (not global: each test's service has its own database).
 #[derive(Debug, Clone, Default)]
 pub struct Remembered {
     accounts: Arc<Mutex<HashMap<Account, Known>>>,
@@ -87,11 +95,7 @@ impl Remembered {
         workspace_id: &str,
         user_id: &str,
     ) -> sqlx::Result<Option<(String, Option<String>)>> {
-        let key = (
-            platform.to_owned(),
-            workspace_id.to_owned(),
-            user_id.to_owned(),
-        );
+        let key = account(platform, workspace_id, user_id);
         if let Some((email, name, until)) = self.lock().get(&key)
             && Instant::now() < *until
         {
@@ -136,11 +140,7 @@ impl Remembered {
             display_name,
         )
         .await?;
-        let key = (
-            platform.to_owned(),
-            workspace_id.to_owned(),
-            user_id.to_owned(),
-        );
+        let key = account(platform, workspace_id, user_id);
         let until =
             Instant::now() + Duration::from_secs(u64::from(FRESH_FOR_HOURS.unsigned_abs()) * 3600);
         self.keep(key, email, name.as_deref(), until);

@@ -147,10 +147,7 @@ async fn first_event<'e, E: serde::de::DeserializeOwned>(
     .bind(event_type)
     .fetch_optional(executor)
     .await?;
-    payload
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|error| LookupError::Unreadable(event_type, error))
+    payload.map(|p| decode(p, event_type)).transpose()
 }
 
 /// A request as its aggregates stand: the request, its approval, and the certificate it got.
@@ -177,7 +174,7 @@ const REQUEST_STATE: &str = "WITH r AS (SELECT request_id::text AS id FROM reque
                  LIMIT 1), \
           s AS (SELECT s.last_sequence, s.payload FROM snapshots s, c \
                  WHERE s.aggregate_type = 'Certificate' AND s.aggregate_id = c.id) \
-     SELECT part, id::uuid, sequence, payload FROM ( \
+     SELECT part, id::uuid, payload FROM ( \
        SELECT 0 AS part, r.id, 0::bigint AS sequence, NULL::json AS payload FROM r \
        UNION ALL \
        SELECT CASE e.aggregate_type WHEN 'CertificateRequest' THEN 1 ELSE 2 END, \
@@ -197,12 +194,12 @@ pub async fn request_state<'e>(
     executor: impl PgExecutor<'e>,
     number: &str,
 ) -> Result<Option<RequestState>, LookupError> {
-    let rows: Vec<(i32, Uuid, i64, Option<serde_json::Value>)> = sqlx::query_as(REQUEST_STATE)
+    let rows: Vec<(i32, Uuid, Option<serde_json::Value>)> = sqlx::query_as(REQUEST_STATE)
         .bind(number)
         .fetch_all(executor)
         .await?;
     let mut state: Option<RequestState> = None;
-    for (part, id, _, payload) in rows {
+    for (part, id, payload) in rows {
         let Some(state) = state.as_mut() else {
             state = Some(RequestState {
                 request_id: id,

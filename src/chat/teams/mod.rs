@@ -244,20 +244,11 @@ async fn messages(State(state): State<TeamsState>, headers: HeaderMap, body: Str
 /// A text command; the answer is a reply in the conversation.
 async fn message(state: &TeamsState, activity: &Value) -> Response {
     let text = command_text(activity["text"].as_str().unwrap_or_default());
+    // The place is held until the reply has been sent.
     let place = state.chat.admission().admit("teams").await;
-    let reply = match place.as_ref().map_err(ToString::to_string) {
-        Err(busy) => Reply::text(busy),
-        Ok(_) => match state.context(activity).await {
-            Err(message) => Reply::text(message),
-            Ok(ctx) => match command::parse(&text) {
-                Err(usage) => Reply::text(usage.message),
-                Ok(ChatCommand::RequestForm) => Reply::text(
-                    "Open the request form with the button, or type it in one line: `cert request \
-                 cn=app.example.com why=\"…\"`.",
-                ),
-                Ok(parsed) => state.chat.handle(&ctx, parsed).await,
-            },
-        },
+    let reply = match &place {
+        Err(busy) => Reply::text(busy.to_string()),
+        Ok(_) => reply_to(state, activity, &text).await,
     };
     // Outside a personal chat, an answer for the person alone (a download link and its
     // passphrase, an audit extract, …) goes to them directly; the conversation hears only
@@ -301,6 +292,22 @@ async fn message(state: &TeamsState, activity: &Value) -> Response {
         tracing::warn!(error = format!("{error:#}"), "could not reply in Teams");
     }
     StatusCode::OK.into_response()
+}
+
+/// What the service answers the text command `text` of `activity`.
+async fn reply_to(state: &TeamsState, activity: &Value, text: &str) -> Reply {
+    let ctx = match state.context(activity).await {
+        Ok(ctx) => ctx,
+        Err(message) => return Reply::text(message),
+    };
+    match command::parse(text) {
+        Err(usage) => Reply::text(usage.message),
+        Ok(ChatCommand::RequestForm) => Reply::text(
+            "Open the request form with the button, or type it in one line: `cert request \
+             cn=app.example.com why=\"…\"`.",
+        ),
+        Ok(parsed) => state.chat.handle(&ctx, parsed).await,
+    }
 }
 
 /// Sends `answer` to the activity's sender in a one-to-one conversation.
