@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Attempt, CommandContext, CommandError, Commands, policy};
+use super::{Attempt, CommandContext, CommandError, Commands};
 use crate::domain::actor::{Platform, Role};
 use crate::domain::certificate::{CaRenewal, Certificate, CertificateCommand, IssuedCertificate};
 use crate::domain::request::RequestCommand;
@@ -336,7 +336,7 @@ impl Commands {
         let reason = RevocationReason::parse_for_revocation(&form.reason)?;
         let text = Text::optional("reason_text", form.text.as_deref(), 2000)?;
         let certificate_id = self.existing_certificate(&form.certificate).await?;
-        let needs_approval = policy::revocation_needs_approval(self.pool(), reason).await?;
+        let needs_approval = self.settings().await?.revocation_needs_approval(reason);
         let metadata = ctx.metadata(Some(&by));
         let at = Utc::now();
         let attempt = Attempt {

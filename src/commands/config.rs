@@ -56,6 +56,7 @@ impl Commands {
             resource_identifier: Some(&setting.key),
         };
         self.audit_refusal(ctx, Some(&by), attempt, result).await?;
+        self.inner.directory.changed_settings().await?;
         Ok(setting)
     }
 

@@ -48,6 +48,15 @@ impl CommandError {
     }
 }
 
+impl From<crate::eventstore::AppendError> for CommandError {
+    fn from(error: crate::eventstore::AppendError) -> Self {
+        match error {
+            crate::eventstore::AppendError::Exists(what) => Self::Conflict(what),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<ValueError> for CommandError {
     fn from(error: ValueError) -> Self {
         Self::Invalid(vec![error])

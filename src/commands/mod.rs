@@ -8,6 +8,7 @@
 mod approvals;
 mod certificates;
 mod config;
+mod directory;
 mod downloads;
 mod errors;
 pub mod numbers;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs, postgres_snapshot_cqrs};
@@ -34,6 +36,7 @@ pub use downloads::{
     file_name,
 };
 pub use errors::CommandError;
+pub use policy::{PublicRequests, Settings};
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 
 use crate::domain::actor::{Actor, Platform};
@@ -155,6 +158,28 @@ where
     }
 }
 
+/// The events `command` makes on aggregate `id`, which has none yet, ready to be written
+/// with others in one transaction ([`crate::eventstore::append_new`]).
+async fn first_events<A>(
+    id: Uuid,
+    command: A::Command,
+) -> Result<crate::eventstore::NewStream, CommandError>
+where
+    A: Aggregate<Services = ()>,
+    A::Error: Into<CommandError>,
+{
+    let mut aggregate = A::default();
+    let sink = EventSink::default();
+    aggregate
+        .handle(command, &(), &sink)
+        .await
+        .map_err(Into::into)?;
+    Ok(crate::eventstore::NewStream::new::<A>(
+        id,
+        &sink.collect().await,
+    )?)
+}
+
 /// The application service. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Commands {
@@ -172,6 +197,8 @@ struct Inner {
     refusals: Side<Refusal>,
     config: Side<Config>,
     notifications: Side<Notification>,
+    /// People and settings, from memory while it follows their changes.
+    directory: Arc<directory::Directory>,
     /// Whether a public CA (ACM) issues requests for the public CA.
     public_ca: bool,
 }
@@ -210,6 +237,7 @@ impl Commands {
                 refusals: Side::new(&pool, None),
                 config: Side::new(&pool, None),
                 notifications: Side::new(&pool, None),
+                directory: directory::Directory::new(pool.clone()),
                 admins: admins
                     .iter()
                     .map(|a| match Email::parse(a) {
@@ -227,6 +255,17 @@ impl Commands {
     /// The database pool.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// Whether people and settings are answered from memory (its listener is connected and
+    /// has loaded them); otherwise every lookup reads the database.
+    pub fn remembers(&self) -> bool {
+        self.inner.directory.remembers()
+    }
+
+    /// The settings in force (from memory while it follows their changes).
+    pub async fn settings(&self) -> Result<Arc<Settings>, CommandError> {
+        self.inner.directory.settings().await
     }
 
     /// Passes `result` through; when it is a refusal (the domain said no), records the

@@ -1,20 +1,21 @@
 //! Request numbers: `REQ-YYYYMMDD-NNNNN`, allocated per day, and the number → id lookup.
 
 use chrono::NaiveDate;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::CommandError;
 use crate::domain::values::RequestNumber;
 
-/// Allocates the next request number of `day` for `request_id`, atomically: the counter row
-/// is locked by the upsert, so concurrent callers on any replica get distinct numbers.
+/// Allocates the next request number of `day` for `request_id` in the caller's transaction
+/// (the request's own, so a request that is not written leaves no number behind): the
+/// counter row is locked by the upsert until that transaction ends, so concurrent callers
+/// on any replica get distinct numbers without gaps.
 pub async fn allocate_request_number(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     day: NaiveDate,
     request_id: Uuid,
 ) -> Result<RequestNumber, CommandError> {
-    let mut tx = pool.begin().await?;
     let next: i32 = sqlx::query_scalar(
         "INSERT INTO request_number_counters (day, last_value) VALUES ($1, 1) \
          ON CONFLICT (day) DO UPDATE SET last_value = request_number_counters.last_value + 1 \
@@ -41,7 +42,6 @@ pub async fn allocate_request_number(
     .bind(request_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(number)
 }
 

@@ -3,15 +3,15 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Attempt, CommandContext, CommandError, Commands, numbers, people, policy};
+use super::{Attempt, CommandContext, CommandError, Commands, PublicRequests, numbers};
 use crate::domain::actor::{Actor, Role};
-use crate::domain::approval::{ApprovalCommand, Outcome, Part};
+use crate::domain::approval::{Approval, ApprovalCommand, Outcome, Part};
 use crate::domain::certificate::CertificateStatus;
 use crate::domain::key_material::EncryptedPrivateKey;
 use crate::domain::recommendation::{self, Answers, Recommendation};
 use crate::domain::request::{
-    BusinessContext, Csr, CsrType, NewRequest, RequestCommand, RequestStatus, Subject,
-    ValidationRecord,
+    BusinessContext, CertificateRequest, Csr, CsrType, NewRequest, RequestCommand, RequestStatus,
+    Subject, ValidationRecord,
 };
 use crate::domain::text::Text;
 use crate::domain::values::{
@@ -106,12 +106,12 @@ impl Commands {
         if self.inner.public_ca {
             return Ok(None);
         }
-        Ok(Some(match policy::public_requests(self.pool()).await? {
-            policy::PublicRequests::Refuse => {
+        Ok(Some(match self.settings().await?.public_requests() {
+            PublicRequests::Refuse => {
                 "No public CA is configured here: a request for the public CA is refused. \
                  Choose the internal CA and say why below, or ask an admin."
             }
-            policy::PublicRequests::Internal => {
+            PublicRequests::Internal => {
                 "No public CA is configured here: a request for the public CA goes to the \
                  internal CA (browsers outside the organisation will not trust it)."
             }
@@ -222,7 +222,8 @@ impl Commands {
     ) -> Result<SubmittedRequest, CommandError> {
         let requester = self.actor(ctx).await?;
         let today = Utc::now().date_naive();
-        let default_days = policy::default_validity_days(self.pool()).await?;
+        let settings = self.settings().await?;
+        let default_days = settings.default_validity_days().map(str::to_owned);
 
         let mut f = Fields::default();
         let common_name = f.take(CommonName::parse(&form.common_name));
@@ -335,14 +336,14 @@ impl Commands {
         // internal CA as if it were public.
         let (requested_ca_type, override_reason, notice) =
             if requested_ca_type == CaType::Public && !self.inner.public_ca {
-                match policy::public_requests(self.pool()).await? {
-                    policy::PublicRequests::Refuse => {
+                match settings.public_requests() {
+                    PublicRequests::Refuse => {
                         return Err(CommandError::Invalid(vec![ValueError::new(
                             "requested_ca_type",
                             PUBLIC_CA_NOT_CONFIGURED,
                         )]));
                     }
-                    policy::PublicRequests::Internal => (
+                    PublicRequests::Internal => (
                         CaType::Internal,
                         Some(Text::parse("override_reason", PUBLIC_TO_INTERNAL, 2000)?),
                         Some(PUBLIC_TO_INTERNAL.to_owned()),
@@ -384,9 +385,7 @@ impl Commands {
             }
         }
         // Every name the certificate will carry, and its validity, within the names policy.
-        let rule = policy::names_policy(self.pool())
-            .await?
-            .rule_for(certificate_type);
+        let rule = settings.names_policy()?.rule_for(certificate_type);
         let mut outside = Vec::new();
         if let Some(cn) = subject.common_name.as_dns_name()
             && certificate_type.names_hosts()
@@ -432,60 +431,64 @@ impl Commands {
             }
         };
 
-        let request_id = Uuid::new_v4();
-        let request_number =
-            numbers::allocate_request_number(self.pool(), today, request_id).await?;
         let criticality = form.answers.as_ref().map(|a| a.criticality_level.as_str());
-        let required_approvals =
-            policy::required_approvals(self.pool(), certificate_type, criticality).await?;
-        let approvers = people::approvers(self.pool()).await?;
-        let new_request = NewRequest {
-            request_id,
-            request_number: request_number.clone(),
-            requester: requester.clone(),
-            subject,
-            certificate_type,
-            key_algorithm,
-            validity_days,
-            csr,
-            business: BusinessContext {
-                justification,
-                department,
-                cost_center,
-                project_code,
-                notes,
-            },
-            answers: form.answers,
-            recommendation: recommendation.clone(),
-            requested_ca_type,
-            override_reason,
-            renews,
-            stays_in_acm,
-        };
+        let required_approvals = settings.required_approvals(certificate_type, criticality)?;
+        let approvers = self.inner.directory.approvers().await?;
+
+        // One commit: the number, the request and its approval are written together or not
+        // at all (no number without a request, no request without an approval), and the
+        // counter row the number comes from is locked for as short a time as possible.
+        let request_id = Uuid::new_v4();
         let metadata = ctx.metadata(Some(&requester));
         let at = Utc::now();
-        self.inner
-            .requests
-            .execute(request_id, &metadata, || RequestCommand::Create {
-                request: Box::new(new_request.clone()),
+        let mut tx = self.pool().begin().await?;
+        let request_number = numbers::allocate_request_number(&mut tx, today, request_id).await?;
+        let request = super::first_events::<CertificateRequest>(
+            request_id,
+            RequestCommand::Create {
+                request: Box::new(NewRequest {
+                    request_id,
+                    request_number: request_number.clone(),
+                    requester: requester.clone(),
+                    subject,
+                    certificate_type,
+                    key_algorithm,
+                    validity_days,
+                    csr,
+                    business: BusinessContext {
+                        justification,
+                        department,
+                        cost_center,
+                        project_code,
+                        notes,
+                    },
+                    answers: form.answers,
+                    recommendation: recommendation.clone(),
+                    requested_ca_type,
+                    override_reason,
+                    renews,
+                    stays_in_acm,
+                }),
                 submit: true,
                 at,
-            })
-            .await
-            .map_err(|e| CommandError::from_aggregate("the request", e))?;
-        self.inner
-            .approvals
-            .execute(request_id, &metadata, || ApprovalCommand::Open {
+            },
+        )
+        .await?;
+        let approval = super::first_events::<Approval>(
+            request_id,
+            ApprovalCommand::Open {
                 request_id,
                 request_number: request_number.clone(),
-                requester: requester.clone(),
+                requester,
                 certificate_type,
                 required_approvals,
-                approvers: approvers.clone(),
+                approvers,
                 at,
-            })
-            .await
-            .map_err(|e| CommandError::from_aggregate("the approval", e))?;
+            },
+        )
+        .await?;
+        crate::eventstore::append_new(&mut tx, &[request, approval], &metadata).await?;
+        tx.commit().await?;
         tracing::info!(
             request_number = %request_number,
             %certificate_type,

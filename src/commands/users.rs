@@ -13,6 +13,9 @@ impl Commands {
     /// admin if configured as one, otherwise as a plain user).
     pub async fn actor(&self, ctx: &CommandContext) -> Result<Actor, CommandError> {
         let id = user_id_for(&ctx.email);
+        if let Some(actor) = self.inner.directory.remembered_person(id) {
+            return Ok(actor);
+        }
         if let Some(actor) = self.user(id).await? {
             return Ok(actor);
         }
@@ -41,9 +44,12 @@ impl Commands {
             Ok(()) | Err(AggregateError::UserError(UserError::AlreadyRegistered(_))) => {}
             Err(e) => return Err(CommandError::from_aggregate("the user", e)),
         }
-        self.user(id)
+        let actor = self
+            .user(id)
             .await?
-            .ok_or_else(|| CommandError::internal(anyhow::anyhow!("a registered user vanished")))
+            .ok_or_else(|| CommandError::internal(anyhow::anyhow!("a registered user vanished")))?;
+        self.inner.directory.changed_person(actor.clone()).await;
+        Ok(actor)
     }
 
     /// Records that `account` on `platform` proved it is `ctx`'s person (registering them
@@ -118,7 +124,9 @@ impl Commands {
             resource_identifier: Some(target.email.as_ref()),
         };
         self.audit_refusal(ctx, Some(&by), attempt, granted).await?;
-        Ok(Actor { role, ..target })
+        let granted = Actor { role, ..target };
+        self.inner.directory.changed_person(granted.clone()).await;
+        Ok(granted)
     }
 
     async fn user(&self, id: uuid::Uuid) -> Result<Option<Actor>, CommandError> {

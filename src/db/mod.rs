@@ -168,6 +168,18 @@ async fn pool(config: &DatabaseConfig, options: PgConnectOptions) -> anyhow::Res
         .await?)
 }
 
+/// A listener on `channel` over a connection of its own (made with the pool's options, not
+/// taken from it: a listener holds its connection for as long as it listens, and the pool's
+/// connections are for statements). It reconnects by itself after a lost connection.
+pub async fn listen(pool: &PgPool, channel: &str) -> sqlx::Result<sqlx::postgres::PgListener> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
 /// Opens all of the pool's connections now, so the first requests after a start do
 /// not each wait for a connection to be made.
 pub async fn warm(pool: &PgPool) -> anyhow::Result<()> {

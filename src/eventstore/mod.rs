@@ -3,7 +3,12 @@
 //! recorded once (a request's creation, a certificate's issuance). The one place besides
 //! [`crate::feed`] that reads the `events` table; everything above gets domain types back,
 //! so renaming an event field breaks at compile time or in this module's tests, not in a
-//! worker in production.
+//! worker in production. New aggregates whose first events belong in one commit are written
+//! by [`append`].
+
+mod append;
+
+pub use append::{AppendError, NewStream, append_new};
 
 use cqrs_es::Aggregate as _;
 use sqlx::PgExecutor;
@@ -11,7 +16,9 @@ use uuid::Uuid;
 
 use crate::domain::approval::Approval;
 use crate::domain::certificate::{Certificate, CertificateEvent, IssuedCertificate};
+use crate::domain::config::{Config, ConfigEvent};
 use crate::domain::request::{CertificateRequest, RequestEvent};
+use crate::domain::user::User;
 
 /// Why a lookup failed (not finding anything is `Ok(None)`).
 #[derive(Debug, thiserror::Error)]
@@ -227,4 +234,68 @@ fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, LookupError> {
     serde_json::from_value(payload).map_err(|error| LookupError::Unreadable(what, error))
+}
+
+/// Every setting an admin set, as its latest [`ConfigEvent`] left it: (key, value).
+pub async fn settings_set<'e>(
+    executor: impl PgExecutor<'e>,
+) -> Result<Vec<(String, String)>, LookupError> {
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT DISTINCT ON (aggregate_id) payload FROM events \
+          WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence DESC",
+    )
+    .bind(Config::TYPE)
+    .fetch_all(executor)
+    .await?;
+    payloads
+        .into_iter()
+        .map(|payload| {
+            let ConfigEvent::ConfigValueSet { setting, .. } = decode(payload, "Config")?;
+            Ok((setting.key, setting.value))
+        })
+        .collect()
+}
+
+/// Every registered user as their events leave them.
+pub async fn users<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<User>, LookupError> {
+    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT aggregate_id, payload FROM events WHERE aggregate_type = $1 \
+          ORDER BY aggregate_id, sequence",
+    )
+    .bind(User::TYPE)
+    .fetch_all(executor)
+    .await?;
+    let mut users: Vec<User> = Vec::new();
+    let mut current: Option<String> = None;
+    for (id, payload) in rows {
+        if current.as_deref() != Some(id.as_str()) {
+            users.push(User::default());
+            current = Some(id);
+        }
+        if let Some(user) = users.last_mut() {
+            user.apply(decode(payload, "User")?);
+        }
+    }
+    Ok(users)
+}
+
+/// User `id` as their events leave them (`None`: never registered).
+pub async fn user<'e>(
+    executor: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<User>, LookupError> {
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+          ORDER BY sequence",
+    )
+    .bind(User::TYPE)
+    .bind(id.to_string())
+    .fetch_all(executor)
+    .await?;
+    let mut user: Option<User> = None;
+    for payload in payloads {
+        user.get_or_insert_with(User::default)
+            .apply(decode(payload, "User")?);
+    }
+    Ok(user)
 }

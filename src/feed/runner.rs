@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 
@@ -321,12 +320,7 @@ impl Wakeups {
         tokio::spawn(async move {
             tokio::pin!(shutdown);
             let mut listener = loop {
-                let connected = async {
-                    let mut listener = PgListener::connect_with(&pool).await?;
-                    listener.listen("events").await?;
-                    Ok::<_, sqlx::Error>(listener)
-                };
-                match connected.await {
+                match crate::db::listen(&pool, "events").await {
                     Ok(listener) => break listener,
                     Err(error) => {
                         tracing::warn!(%error, "feed: LISTEN failed; polling only for now");

@@ -16,7 +16,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("telemetry", &["config"]),
     ("db", &["config"]),
     ("pki", &["domain", "fuzz"]),
-    ("feed", &["domain"]),
+    ("feed", &["domain", "db"]),
     ("eventstore", &["domain"]),
     ("adapters", &["domain", "pki", "ports", "fuzz"]),
     (

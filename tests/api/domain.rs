@@ -197,8 +197,15 @@ async fn request_numbers_stay_unique_under_concurrent_creation() {
     for _ in 0..40 {
         let pool = db.pool.clone();
         tasks.push(tokio::spawn(async move {
-            cert_assistant::commands::numbers::allocate_request_number(&pool, day, Uuid::new_v4())
-                .await
+            let mut tx = pool.begin().await.expect("begin");
+            let number = cert_assistant::commands::numbers::allocate_request_number(
+                &mut tx,
+                day,
+                Uuid::new_v4(),
+            )
+            .await;
+            tx.commit().await.expect("commit");
+            number
         }));
     }
     let mut numbers = HashSet::new();

@@ -177,3 +177,83 @@ async fn log_certificate_download_counts_and_audits_a_download() {
         )
     );
 }
+
+#[tokio::test]
+async fn new_streams_are_written_together_or_not_at_all_in_the_store_s_own_format() {
+    use cert_assistant::domain::actor::{Actor, Role};
+    use cert_assistant::domain::config::{Config, ConfigEvent, Setting, ValueType};
+    use cert_assistant::domain::values::Email;
+    use cert_assistant::eventstore::{AppendError, NewStream, append_new};
+    use cqrs_es::persist::PersistedEventStore;
+    use cqrs_es::{AggregateContext as _, EventStore as _};
+
+    let db = TestDb::new().await;
+    let set = |value: &str| ConfigEvent::ConfigValueSet {
+        setting: Setting::parse("approval.escalation.hours", value, ValueType::Integer)
+            .expect("setting"),
+        previous_value: None,
+        by: Actor::new(
+            Email::parse("root@example.com").expect("email"),
+            Role::Admin,
+        ),
+        at: chrono::Utc::now(),
+    };
+    let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let metadata = std::collections::HashMap::from([("platform".to_owned(), "cli".to_owned())]);
+    let written = [set("24"), set("12")];
+    let first = NewStream::new::<Config>(x, &written).expect("stream");
+    let mut tx = db.pool.begin().await.expect("begin");
+    append_new(&mut tx, std::slice::from_ref(&first), &metadata)
+        .await
+        .expect("appended");
+    tx.commit().await.expect("commit");
+
+    // What cqrs-es loads is what was written, in order, with the metadata.
+    let store = PersistedEventStore::<_, Config>::new_event_store(
+        postgres_es::PostgresEventRepository::new(db.pool.clone()),
+    );
+    let events = store.load_events(&x.to_string()).await.expect("load");
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(),
+        written.to_vec()
+    );
+    assert!(events.iter().all(|e| e.metadata == metadata));
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, event_version FROM events WHERE aggregate_id = $1 ORDER BY global_seq",
+    )
+    .bind(x.to_string())
+    .fetch_all(&db.pool)
+    .await
+    .expect("types");
+    assert_eq!(types, vec![("ConfigValueSet".into(), "1.0".into()); 2]);
+    let mut context = store
+        .load_aggregate(&x.to_string())
+        .await
+        .expect("aggregate");
+    let mut expected = Config::default();
+    for event in written {
+        cqrs_es::Aggregate::apply(&mut expected, event);
+    }
+    assert_eq!(context.aggregate(), &expected);
+
+    // A second stream written with one that exists: refused, and neither is touched.
+    let second = NewStream::new::<Config>(y, &[set("6")]).expect("stream");
+    let mut tx = db.pool.begin().await.expect("begin");
+    let refused = append_new(&mut tx, &[second, first], &metadata).await;
+    assert!(
+        matches!(refused, Err(AppendError::Exists(_))),
+        "{refused:?}"
+    );
+    drop(tx);
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*) FROM events GROUP BY aggregate_id ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("counts");
+    assert_eq!(counts, vec![(x.to_string(), 2)]);
+}

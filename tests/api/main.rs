@@ -9,6 +9,7 @@ mod aws;
 mod ca;
 mod cli;
 mod crash;
+mod directory;
 mod discord;
 mod domain;
 mod downloads;

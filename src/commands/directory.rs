@@ -1,0 +1,250 @@
+//! The people and settings commands consult on every call, kept in memory: who each
+//! registered user is and their role, who may be asked to approve, and the settings in
+//! force. They are read from the events once and kept current by `LISTEN directory` (a
+//! trigger names each user or setting that changed, on every replica's commit), and by this
+//! process after each of its own changes, before the command that made it returns.
+//!
+//! Memory answers only while the listener is connected and has loaded everything since it
+//! connected: until then, and after a lost connection (notifications sent meanwhile are
+//! lost), every lookup goes to the database, as it would without the cache.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+use super::CommandError;
+use super::policy::Settings;
+use crate::domain::actor::{Actor, Role};
+use crate::domain::user::User;
+
+/// The channel the trigger notifies (`events_notify_directory`).
+const CHANNEL: &str = "directory";
+
+/// How many people are asked to approve at most (the first by e-mail).
+const APPROVERS_ASKED: usize = 50;
+
+/// How long the listener waits before reconnecting after a failure.
+const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+
+/// People and settings, from memory while listening (see the module documentation).
+pub(super) struct Directory {
+    pool: PgPool,
+    /// Whether memory may answer.
+    listening: AtomicBool,
+    /// Whether the listener was started (on first use, so a one-shot CLI command that never
+    /// asks starts nothing).
+    started: AtomicBool,
+    /// Held while memory is (re)loaded, so a load that began after a change is stored
+    /// after every load that began before it.
+    loading: Mutex<()>,
+    memory: RwLock<Memory>,
+    /// Dropped with the directory, which stops its listener.
+    alive: watch::Sender<()>,
+}
+
+#[derive(Default)]
+struct Memory {
+    settings: Arc<Settings>,
+    people: HashMap<Uuid, Actor>,
+}
+
+impl Directory {
+    pub(super) fn new(pool: PgPool) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            listening: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            loading: Mutex::new(()),
+            memory: RwLock::new(Memory::default()),
+            alive: watch::channel(()).0,
+        })
+    }
+
+    /// The settings in force.
+    pub(super) async fn settings(self: &Arc<Self>) -> Result<Arc<Settings>, CommandError> {
+        if self.answers_from_memory() {
+            return Ok(self.read().settings.clone());
+        }
+        Ok(Arc::new(Settings::load(&self.pool).await?))
+    }
+
+    /// Registered user `id` with their role, when memory answers and knows them (`None`:
+    /// ask the store; they may be new, or registered by another replica a moment ago).
+    pub(super) fn remembered_person(self: &Arc<Self>, id: Uuid) -> Option<Actor> {
+        if !self.answers_from_memory() {
+            return None;
+        }
+        self.read().people.get(&id).cloned()
+    }
+
+    /// The people to ask for approvals: approvers and admins, the first 50 by e-mail.
+    pub(super) async fn approvers(self: &Arc<Self>) -> Result<Vec<Actor>, CommandError> {
+        if !self.answers_from_memory() {
+            return super::people::approvers(&self.pool).await;
+        }
+        let mut approvers: Vec<Actor> = self
+            .read()
+            .people
+            .values()
+            .filter(|actor| matches!(actor.role, Role::Approver | Role::Admin))
+            .cloned()
+            .collect();
+        approvers.sort_by(|a, b| a.email.as_ref().cmp(b.email.as_ref()));
+        approvers.truncate(APPROVERS_ASKED);
+        Ok(approvers)
+    }
+
+    /// Records `actor` as this process just wrote them (registered, or a new role).
+    pub(super) async fn changed_person(&self, actor: Actor) {
+        let _loading = self.loading.lock().await;
+        self.write().people.insert(actor.user_id, actor);
+    }
+
+    /// Reloads the settings after this process changed one.
+    pub(super) async fn changed_settings(&self) -> Result<(), CommandError> {
+        let _loading = self.loading.lock().await;
+        let settings = Settings::load(&self.pool).await?;
+        self.write().settings = Arc::new(settings);
+        Ok(())
+    }
+
+    /// Whether memory answers now (without starting the listener).
+    pub(super) fn remembers(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    fn answers_from_memory(self: &Arc<Self>) -> bool {
+        if !self.started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(listen(Arc::downgrade(self), self.alive.subscribe()));
+        }
+        self.listening.load(Ordering::Acquire)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
+        self.memory
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Memory> {
+        self.memory
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Loads everything and lets memory answer.
+    async fn load_all(&self) -> Result<(), CommandError> {
+        let _loading = self.loading.lock().await;
+        let settings = Settings::load(&self.pool).await?;
+        let people = crate::eventstore::users(&self.pool)
+            .await
+            .map_err(CommandError::internal)?
+            .iter()
+            .filter_map(User::actor)
+            .map(|actor| (actor.user_id, actor.clone()))
+            .collect();
+        *self.write() = Memory {
+            settings: Arc::new(settings),
+            people,
+        };
+        self.listening.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Follows one notification: `User <id>` or `Config <id>`.
+    async fn follow(&self, payload: &str) -> Result<(), CommandError> {
+        match payload.split_once(' ') {
+            Some(("User", id)) => {
+                let Ok(id) = id.parse::<Uuid>() else {
+                    return Ok(());
+                };
+                let _loading = self.loading.lock().await;
+                let user = crate::eventstore::user(&self.pool, id)
+                    .await
+                    .map_err(CommandError::internal)?;
+                if let Some(actor) = user.as_ref().and_then(User::actor) {
+                    self.write().people.insert(id, actor.clone());
+                }
+                Ok(())
+            }
+            Some(("Config", _)) => self.changed_settings().await,
+            _ => Ok(()),
+        }
+    }
+
+    fn stop_answering(&self) {
+        self.listening.store(false, Ordering::Release);
+    }
+}
+
+/// Listens for changes while the directory is in use; reconnects (and reloads) as needed.
+async fn listen(directory: Weak<Directory>, mut alive: watch::Receiver<()>) {
+    loop {
+        let Some(pool) = directory.upgrade().map(|d| d.pool.clone()) else {
+            return;
+        };
+        match crate::db::listen(&pool, CHANNEL).await {
+            Ok(listener) => {
+                if follow(&directory, listener, &mut alive).await.is_break() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "directory: LISTEN failed; reading people and settings from the database for now");
+            }
+        }
+        tokio::select! {
+            _ = alive.changed() => return,
+            () = tokio::time::sleep(RECONNECT_AFTER) => {}
+        }
+    }
+}
+
+/// Loads everything, then follows notifications until the connection is lost
+/// (`Continue`: reconnect) or the directory is gone (`Break`).
+async fn follow(
+    directory: &Weak<Directory>,
+    mut listener: PgListener,
+    alive: &mut watch::Receiver<()>,
+) -> std::ops::ControlFlow<()> {
+    use std::ops::ControlFlow::{Break, Continue};
+    {
+        let Some(directory) = directory.upgrade() else {
+            return Break(());
+        };
+        if let Err(error) = directory.load_all().await {
+            tracing::warn!(%error, "directory: could not load people and settings");
+            return Continue(());
+        }
+    }
+    loop {
+        // The directory's sender never sends: `changed` completes only when it is dropped.
+        let received = tokio::select! {
+            _ = alive.changed() => return Break(()),
+            received = listener.try_recv() => received,
+        };
+        let Some(directory) = directory.upgrade() else {
+            return Break(());
+        };
+        let notification = match received {
+            Ok(Some(notification)) => notification,
+            Ok(None) | Err(_) => {
+                directory.stop_answering();
+                tracing::warn!("directory: lost the LISTEN connection; reconnecting");
+                return Continue(());
+            }
+        };
+        if let Err(error) = directory.follow(notification.payload()).await {
+            // What changed is not known here: nothing answers from memory until reloaded.
+            directory.stop_answering();
+            tracing::warn!(%error, "directory: could not follow a change; reloading");
+            return Continue(());
+        }
+    }
+}
