@@ -199,6 +199,8 @@ struct Inner {
     notifications: Side<Notification>,
     /// People and settings, from memory while it follows their changes.
     directory: Arc<directory::Directory>,
+    /// This process's turn on the request-number counter.
+    numbers: numbers::Numbers,
     /// Whether a public CA (ACM) issues requests for the public CA.
     public_ca: bool,
 }
@@ -238,6 +240,7 @@ impl Commands {
                 config: Side::new(&pool, None),
                 notifications: Side::new(&pool, None),
                 directory: directory::Directory::new(pool.clone()),
+                numbers: numbers::Numbers::default(),
                 admins: admins
                     .iter()
                     .map(|a| match Email::parse(a) {

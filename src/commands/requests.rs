@@ -436,59 +436,60 @@ impl Commands {
         let approvers = self.inner.directory.approvers().await?;
 
         // One commit: the number, the request and its approval are written together or not
-        // at all (no number without a request, no request without an approval), and the
-        // counter row the number comes from is locked for as short a time as possible.
+        // at all (no number without a request, no request without an approval).
         let request_id = Uuid::new_v4();
         let metadata = ctx.metadata(Some(&requester));
         let at = Utc::now();
-        let mut tx = self.pool().begin().await?;
-        let request_number = numbers::allocate_request_number(&mut tx, today, request_id).await?;
-        let request = super::first_events::<CertificateRequest>(
-            request_id,
-            RequestCommand::Create {
+        let business = BusinessContext {
+            justification,
+            department,
+            cost_center,
+            project_code,
+            notes,
+        };
+        let streams = |number: RequestNumber| {
+            let request = RequestCommand::Create {
                 request: Box::new(NewRequest {
                     request_id,
-                    request_number: request_number.clone(),
+                    request_number: number.clone(),
                     requester: requester.clone(),
-                    subject,
+                    subject: subject.clone(),
                     certificate_type,
                     key_algorithm,
                     validity_days,
-                    csr,
-                    business: BusinessContext {
-                        justification,
-                        department,
-                        cost_center,
-                        project_code,
-                        notes,
-                    },
-                    answers: form.answers,
+                    csr: csr.clone(),
+                    business: business.clone(),
+                    answers: form.answers.clone(),
                     recommendation: recommendation.clone(),
                     requested_ca_type,
-                    override_reason,
-                    renews,
+                    override_reason: override_reason.clone(),
+                    renews: renews.clone(),
                     stays_in_acm,
                 }),
                 submit: true,
                 at,
-            },
-        )
-        .await?;
-        let approval = super::first_events::<Approval>(
-            request_id,
-            ApprovalCommand::Open {
+            };
+            let approval = ApprovalCommand::Open {
                 request_id,
-                request_number: request_number.clone(),
-                requester,
+                request_number: number,
+                requester: requester.clone(),
                 certificate_type,
                 required_approvals,
-                approvers,
+                approvers: approvers.clone(),
                 at,
-            },
-        )
-        .await?;
-        crate::eventstore::append_new(&mut tx, &[request, approval], &metadata).await?;
-        tx.commit().await?;
+            };
+            async move {
+                Ok(vec![
+                    super::first_events::<CertificateRequest>(request_id, request).await?,
+                    super::first_events::<Approval>(request_id, approval).await?,
+                ])
+            }
+        };
+        let request_number = self
+            .inner
+            .numbers
+            .write_next(self.pool(), today, request_id, &metadata, streams)
+            .await?;
         tracing::info!(
             request_number = %request_number,
             %certificate_type,

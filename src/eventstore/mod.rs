@@ -8,7 +8,7 @@
 
 mod append;
 
-pub use append::{AppendError, NewStream, append_new};
+pub use append::{AppendError, NewStream, NumberClaim, append_new, append_numbered};
 
 use cqrs_es::Aggregate as _;
 use sqlx::PgExecutor;

@@ -193,30 +193,36 @@ async fn twenty_concurrent_approvals_yield_exactly_one_decision() {
 async fn request_numbers_stay_unique_under_concurrent_creation() {
     let db = TestDb::new().await;
     let day = Utc::now().date_naive();
+    // Four replicas submitting ten at once each: every number of the day once, no gaps.
+    let replicas: Vec<_> = (0..4).map(|_| service(&db)).collect();
     let mut tasks = Vec::new();
-    for _ in 0..40 {
-        let pool = db.pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tx = pool.begin().await.expect("begin");
-            let number = cert_assistant::commands::numbers::allocate_request_number(
-                &mut tx,
-                day,
-                Uuid::new_v4(),
-            )
-            .await;
-            tx.commit().await.expect("commit");
-            number
-        }));
+    for (r, commands) in replicas.iter().enumerate() {
+        for i in 0..10 {
+            let commands = commands.clone();
+            tasks.push(tokio::spawn(async move {
+                commands
+                    .submit_request(
+                        &ctx(&format!("user{r}-{i}@example.com")),
+                        web_request(&format!("host{r}-{i}.example.com")),
+                    )
+                    .await
+            }));
+        }
     }
     let mut numbers = HashSet::new();
     for task in tasks {
-        let number = task.await.expect("task").expect("allocated");
+        let number = task.await.expect("task").expect("submitted").request_number;
         assert!(numbers.insert(number.to_string()), "duplicate {number}");
     }
     let expected: HashSet<String> = (1..=40)
         .map(|n| RequestNumber::new(day, n).expect("number").to_string())
         .collect();
     assert_eq!(numbers, expected);
+    let allocated: i64 = sqlx::query_scalar("SELECT count(*) FROM request_number_allocations")
+        .fetch_one(&db.pool)
+        .await
+        .expect("allocations");
+    assert_eq!(allocated, 40);
 
     // And through the whole submission path.
     let commands = service(&db);
@@ -238,6 +244,29 @@ async fn request_numbers_stay_unique_under_concurrent_creation() {
         assert!(submitted.insert(request.request_number.to_string()));
     }
     assert_eq!(submitted.len(), 8);
+
+    // Once the day's numbers run out (another replica took the last), a submission is
+    // refused, saying why, and nothing is written.
+    sqlx::query("UPDATE request_number_counters SET last_value = 99999")
+        .execute(&db.pool)
+        .await
+        .expect("counter");
+    let refused = replicas[0]
+        .submit_request(&ctx("late@example.com"), web_request("late.example.com"))
+        .await;
+    match refused {
+        Err(CommandError::Refused(message)) => {
+            assert!(message.contains("no request numbers left"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let requests: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT aggregate_id) FROM events WHERE aggregate_type = 'CertificateRequest'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("requests");
+    assert_eq!(requests, 48);
 }
 
 #[tokio::test]

@@ -202,11 +202,9 @@ async fn new_streams_are_written_together_or_not_at_all_in_the_store_s_own_forma
     let metadata = std::collections::HashMap::from([("platform".to_owned(), "cli".to_owned())]);
     let written = [set("24"), set("12")];
     let first = NewStream::new::<Config>(x, &written).expect("stream");
-    let mut tx = db.pool.begin().await.expect("begin");
-    append_new(&mut tx, std::slice::from_ref(&first), &metadata)
+    append_new(&db.pool, std::slice::from_ref(&first), &metadata)
         .await
         .expect("appended");
-    tx.commit().await.expect("commit");
 
     // What cqrs-es loads is what was written, in order, with the metadata.
     let store = PersistedEventStore::<_, Config>::new_event_store(
@@ -242,13 +240,11 @@ async fn new_streams_are_written_together_or_not_at_all_in_the_store_s_own_forma
 
     // A second stream written with one that exists: refused, and neither is touched.
     let second = NewStream::new::<Config>(y, &[set("6")]).expect("stream");
-    let mut tx = db.pool.begin().await.expect("begin");
-    let refused = append_new(&mut tx, &[second, first], &metadata).await;
+    let refused = append_new(&db.pool, &[second, first], &metadata).await;
     assert!(
         matches!(refused, Err(AppendError::Exists(_))),
         "{refused:?}"
     );
-    drop(tx);
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT aggregate_id, count(*) FROM events GROUP BY aggregate_id ORDER BY 1",
     )
