@@ -84,29 +84,45 @@ impl ChatService {
         }
     }
 
-    async fn run(&self, ctx: &CommandContext, command: ChatCommand) -> Result<Reply, CommandError> {
-        let actor = self.commands.actor(ctx).await?;
-        match command {
+    /// What anyone is answered without knowing who they are (help, and a recommendation from
+    /// the questionnaire's answers), so these answer even while the platform cannot say who
+    /// is asking; `None` for every command that needs the person.
+    pub async fn answer_anyone(&self, command: &ChatCommand) -> Option<Reply> {
+        Some(match command {
             ChatCommand::Help => {
                 let names = match self.commands.names_policy().await {
                     Ok(policy) => policy.describe(),
                     Err(error) => error.to_string(),
                 };
-                Ok(Reply::text(command::help()).with(Block::Text(format!(
+                Reply::text(command::help()).with(Block::Text(format!(
                     "*Names you may request* (`{}`):\n{names}",
                     names_policy::KEY
-                ))))
+                )))
             }
+            ChatCommand::Recommend(fields) => match answers_from(fields) {
+                Ok(answers) => recommendation_reply(&recommendation::recommend(
+                    &answers,
+                    Utc::now().date_naive(),
+                )),
+                Err(error) => error_reply(&error),
+            },
+            _ => return None,
+        })
+    }
+
+    async fn run(&self, ctx: &CommandContext, command: ChatCommand) -> Result<Reply, CommandError> {
+        if let Some(reply) = self.answer_anyone(&command).await {
+            return Ok(reply);
+        }
+        let actor = self.commands.actor(ctx).await?;
+        match command {
+            // Answered above, before anyone was looked up; here only to keep the match whole.
+            ChatCommand::Help | ChatCommand::Recommend(_) => Ok(Reply::text(command::help())),
             ChatCommand::RequestForm => Ok(Reply::text(
                 "Fill in the request in one line, for example: `/cert request cn=app.example.com \
                  san=www.example.com type=web_server days=90 why=\"Customer portal\"`",
             )),
             ChatCommand::Request(fields) => self.request(ctx, fields).await,
-            ChatCommand::Recommend(fields) => {
-                let answers = answers_from(&fields)?;
-                let recommendation = recommendation::recommend(&answers, Utc::now().date_naive());
-                Ok(recommendation_reply(&recommendation))
-            }
             ChatCommand::Status(number) => {
                 self.status(ctx, &actor, &RequestNumber::parse(&number)?)
                     .await

@@ -388,6 +388,9 @@ async fn an_unlinked_person_is_told_to_link_and_a_wrong_code_links_nothing() {
     let answer = t.cert("U1", "list", "").await;
     assert!(content(&answer).contains("/cert link"), "{answer}");
     assert_eq!(answer["data"]["flags"], 64, "only they see it");
+    // Help needs nobody to be known: it answers before linking.
+    let help = t.cert("U1", "help", "").await;
+    assert!(content(&help).contains("/cert request"), "{help}");
     let asked = t.cert("U1", "link", "john@example.com").await;
     assert!(content(&asked).contains("on its way"), "{asked}");
     let again = t.cert("U1", "link", "john@example.com").await;

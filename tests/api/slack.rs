@@ -519,6 +519,46 @@ async fn someone_without_a_visible_email_is_told_why() {
 }
 
 #[tokio::test]
+async fn help_and_recommend_answer_while_slack_cannot_say_who_asks_and_the_rest_say_so() {
+    // Slack's Web API is unreachable: nobody can be looked up.
+    let t = slack_app_with(TestDb::new().await, |config| {
+        config.slack.api_base_url = "http://127.0.0.1:9/api".to_owned();
+    })
+    .await;
+    let help = t.cert("UJOHN", "help").await;
+    assert!(text_of(&help).contains("/cert request"), "{help}");
+    assert!(text_of(&help).contains("Names you may request"), "{help}");
+    let recommended = t
+        .cert(
+            "UJOHN",
+            "recommend public=yes browser=yes lifespan=1_to_2_years compliance=PCI_DSS",
+        )
+        .await;
+    assert!(
+        text_of(&recommended).contains("*public* CA"),
+        "{recommended}"
+    );
+    for command in [
+        "list",
+        "status REQ-20261203-00001",
+        "request cn=app.example.com why=x",
+    ] {
+        let refused = text_of(&t.cert("UJOHN", command).await);
+        assert!(refused.contains("nothing was done"), "{command}: {refused}");
+        assert!(
+            refused.contains("`/cert help` answers meanwhile"),
+            "{command}: {refused}"
+        );
+    }
+    // Nobody was registered and nothing was recorded.
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&t.db.pool)
+        .await
+        .expect("events");
+    assert_eq!(events, 0);
+}
+
+#[tokio::test]
 async fn malformed_commands_get_a_usage_message() {
     let t = slack_app().await;
     let reply = t.cert("UJOHN", "reject REQ-20261127-00001").await;

@@ -786,3 +786,14 @@ async fn a_requester_in_slack_and_an_approver_in_teams_see_one_story() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn help_answers_someone_teams_cannot_tell_us_about() {
+    let t = teams_app().await;
+    // The directory has no e-mail for this person.
+    let help = t.say("29:stranger", "cert help").await;
+    assert!(help.contains("/cert request"), "{help}");
+    let list = t.say("29:stranger", "cert list").await;
+    assert!(!list.contains("/cert request"), "{list}");
+    assert_eq!(t.events().await, 0, "nothing was recorded for them");
+}

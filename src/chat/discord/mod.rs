@@ -182,7 +182,11 @@ impl DiscordState {
                     error = format!("{error:#}"),
                     "discord identity lookup failed"
                 );
-                Err("Your account could not be looked up; try again.".to_owned())
+                Err(
+                    "Your account could not be looked up right now, so nothing was done; please \
+                     try again in a minute (`/cert help` answers meanwhile)."
+                        .to_owned(),
+                )
             }
         }
     }
@@ -237,13 +241,16 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
     if name == "link" {
         return link(&state, &body, &text).await;
     }
-    let ctx = match state.context(&body).await {
-        Ok(ctx) => ctx,
-        Err(message) => return private(message),
-    };
     let mut parsed = match command::parse(&format!("{name} {text}")) {
         Ok(parsed) => parsed,
         Err(usage) => return private(usage.message),
+    };
+    if let Some(reply) = state.chat.answer_anyone(&parsed).await {
+        return answer(CHANNEL_MESSAGE, render::message(&reply));
+    }
+    let ctx = match state.context(&body).await {
+        Ok(ctx) => ctx,
+        Err(message) => return private(message),
     };
     if parsed == ChatCommand::RequestForm {
         return answer(MODAL, render::request_modal());

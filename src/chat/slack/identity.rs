@@ -18,7 +18,10 @@ pub enum IdentityError {
     )]
     NoEmail,
     /// Slack or the database failed.
-    #[error("could not look you up in Slack right now; please try again")]
+    #[error(
+        "could not look you up in Slack right now, so nothing was done; please try again in a \
+         minute (`/cert help` answers meanwhile)"
+    )]
     Unavailable(#[source] anyhow::Error),
 }
 

@@ -123,6 +123,9 @@ async fn commands(
         Ok(parsed) => parsed,
         Err(usage) => return ephemeral(usage.message),
     };
+    if let Some(reply) = state.chat.answer_anyone(&parsed).await {
+        return Json(render::message(&reply)).into_response();
+    }
     let ctx = match state.context(&event.team_id.0, &event.user_id.0).await {
         Ok(ctx) => ctx,
         Err(message) => return ephemeral(message),

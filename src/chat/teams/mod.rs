@@ -149,7 +149,9 @@ impl TeamsState {
                     .await
                     .map_err(|e| {
                         tracing::warn!(error = format!("{e:#}"), "teams member lookup failed");
-                        "Your Teams profile could not be read; try again.".to_owned()
+                        "Your Teams profile could not be read right now, so nothing was done; please \
+                         try again in a minute (`cert help` answers meanwhile)."
+                            .to_owned()
                     })?;
                 let email = member.email.ok_or_else(|| {
                     "Your Teams profile has no e-mail address; ask an admin.".to_owned()
@@ -296,17 +298,28 @@ async fn message(state: &TeamsState, activity: &Value) -> Response {
 
 /// What the service answers the text command `text` of `activity`.
 async fn reply_to(state: &TeamsState, activity: &Value, text: &str) -> Reply {
-    let ctx = match state.context(activity).await {
-        Ok(ctx) => ctx,
-        Err(message) => return Reply::text(message),
+    let parsed = match command::parse(text) {
+        Err(usage) => return Reply::text(usage.message),
+        Ok(ChatCommand::RequestForm) => {
+            return Reply::text(
+                "Open the request form with the button, or type it in one line: `cert request \
+                 cn=app.example.com why=\"…\"`.",
+            );
+        }
+        Ok(parsed) => parsed,
     };
-    match command::parse(text) {
-        Err(usage) => Reply::text(usage.message),
-        Ok(ChatCommand::RequestForm) => Reply::text(
-            "Open the request form with the button, or type it in one line: `cert request \
-             cn=app.example.com why=\"…\"`.",
-        ),
-        Ok(parsed) => state.chat.handle(&ctx, parsed).await,
+    if let Some(reply) = state.chat.answer_anyone(&parsed).await {
+        // Teams reaches only the people it has seen write to the bot: looking them up now
+        // remembers them for the approvals and reminders they will be sent. The answer does
+        // not wait on it succeeding.
+        if let Err(why) = state.context(activity).await {
+            tracing::debug!(%why, "a Teams user was answered without being looked up");
+        }
+        return reply;
+    }
+    match state.context(activity).await {
+        Ok(ctx) => state.chat.handle(&ctx, parsed).await,
+        Err(message) => Reply::text(message),
     }
 }
 
