@@ -13,7 +13,6 @@ use crate::commands::{
     RevocationForm,
 };
 use crate::domain::actor::{Actor, Role};
-use crate::domain::approval::Part;
 use crate::domain::certificate::Artifact;
 use crate::domain::names_policy;
 use crate::domain::recommendation::{self, Answers, Recommendation};
@@ -388,13 +387,7 @@ impl ChatService {
             ("Status".to_owned(), view.status.to_string()),
             ("Requester".to_owned(), view.requester.email.to_string()),
         ];
-        for (actor, part) in &view.approval_parts {
-            let part = match part {
-                Part::Pending => "waiting",
-                Part::Approved => "approved",
-                Part::Rejected => "rejected",
-                Part::Delegated => "delegated",
-            };
+        for (actor, part) in view.approval_lines() {
             fields.push(("Approval".to_owned(), format!("{} — {part}", actor.email)));
         }
         if let Some((id, status)) = &view.at_ca

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::commands::{CommandContext, CommandError, Commands, Decision, RequestForm};
 use crate::domain::actor::{Platform, Role};
-use crate::domain::approval::{Outcome, Part};
+use crate::domain::approval::Outcome;
 use crate::domain::values::{Email, RequestNumber};
 
 /// `request` subcommands.
@@ -204,13 +204,7 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
                 "requester: {} ({})",
                 view.requester.email, view.requester.role
             ));
-            for (actor, part) in &view.approval_parts {
-                let part = match part {
-                    Part::Pending => "pending",
-                    Part::Approved => "approved",
-                    Part::Rejected => "rejected",
-                    Part::Delegated => "delegated",
-                };
+            for (actor, part) in view.approval_lines() {
                 say(&format!("approval: {} {part}", actor.email));
             }
             match &view.approval_outcome {

@@ -155,6 +155,32 @@ pub struct RequestView {
     pub validation_records: Vec<ValidationRecord>,
 }
 
+impl RequestView {
+    /// Each approver asked, with their part in words as the request stands now: one who had
+    /// not acted when the request was decided (approved, rejected) or withdrawn is "no longer
+    /// needed", not still "waiting". What chat and the CLI both show.
+    pub fn approval_lines(&self) -> Vec<(&Actor, &'static str)> {
+        let settled = self.approval_outcome.is_some()
+            || !matches!(
+                self.status,
+                RequestStatus::Draft | RequestStatus::PendingApproval
+            );
+        self.approval_parts
+            .iter()
+            .map(|(actor, part)| {
+                let part = match part {
+                    Part::Pending if settled => "no longer needed",
+                    Part::Pending => "waiting",
+                    Part::Approved => "approved",
+                    Part::Rejected => "rejected",
+                    Part::Delegated => "delegated",
+                };
+                (actor, part)
+            })
+            .collect()
+    }
+}
+
 /// What a person needs to know about an issued certificate to act on it.
 #[derive(Debug, Clone)]
 pub struct CertificateSummary {
@@ -703,5 +729,53 @@ impl Commands {
             pem: generated.csr_pem.clone(),
             private_key: Some(private_key),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing::{actor, at, requester};
+
+    fn view(status: RequestStatus, outcome: Option<Outcome>) -> RequestView {
+        RequestView {
+            request_id: Uuid::nil(),
+            request_number: RequestNumber::new(at(0).date_naive(), 1).expect("number"),
+            status,
+            requester: requester(),
+            approval_parts: vec![
+                (actor("jane", Role::Approver), Part::Approved),
+                (actor("olga", Role::Approver), Part::Pending),
+            ],
+            approval_outcome: outcome,
+            certificate: None,
+            at_ca: None,
+            failure: None,
+            validation_records: Vec::new(),
+        }
+    }
+
+    fn parts(view: &RequestView) -> Vec<&'static str> {
+        view.approval_lines().into_iter().map(|(_, p)| p).collect()
+    }
+
+    #[test]
+    fn an_approver_not_needed_once_the_request_is_settled_is_not_shown_waiting() {
+        assert_eq!(
+            parts(&view(RequestStatus::PendingApproval, None)),
+            ["approved", "waiting"]
+        );
+        let approved = Outcome::Approved {
+            approvers: vec![actor("jane", Role::Approver)],
+            at: at(1),
+        };
+        assert_eq!(
+            parts(&view(RequestStatus::Issued, Some(approved))),
+            ["approved", "no longer needed"]
+        );
+        assert_eq!(
+            parts(&view(RequestStatus::Cancelled, None)),
+            ["approved", "no longer needed"]
+        );
     }
 }
