@@ -2142,6 +2142,36 @@ async fn commands_past_what_the_service_takes_on_are_answered_busy_and_change_no
     // The place is given back: the next command is taken on.
     let reply = text_of(&t.cert("UJOHN", "help").await);
     assert!(!reply.contains("busy"), "{reply}");
+
+    // Clicks pass the same gate: Approve clicked twenty times at once, the clicks that find
+    // no place are acked and told privately that nothing was done; one decides.
+    let granted = text_of(&t.cert("UROOT", "grant jane@example.com approver").await);
+    assert!(granted.contains("approver"), "{granted}");
+    let number = replies
+        .iter()
+        .find(|r| r.contains("REQ-"))
+        .map(|r| crate::helpers::request_number_in(r))
+        .expect("a submitted request");
+    let clicks = (0..20).map(|i| {
+        let (t, number) = (&t, &number);
+        async move {
+            let click = t.button("UJANE", "approve", number, &format!("busy-{i}"));
+            assert_eq!(t.interact(click).await.status(), 200);
+            t.wait_for_response(&format!("busy-{i}"), 1).await.remove(0)
+        }
+    });
+    let answers = futures::future::join_all(clicks).await;
+    let told_busy = answers
+        .iter()
+        .filter(|a| text_of(a).contains("is busy right now and did nothing"))
+        .count();
+    assert!(told_busy > 0, "some clicks found no place: {answers:?}");
+    let granted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApprovalGranted'")
+            .fetch_one(&t.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(granted, 1, "one click decided: {answers:?}");
 }
 
 /// A chat account looked up once is answered from memory, for as long as its row would be

@@ -226,9 +226,33 @@ async fn block_action(
     let action_id = action["action_id"].as_str().unwrap_or_default();
     let value = action["value"].as_str().unwrap_or_default();
     let response_url = payload["response_url"].as_str().map(str::to_owned);
-    if let Some(action) = Action::from_parts(action_id, value) {
+    let action = Action::from_parts(action_id, value);
+    let decision = Decision::from_action_id(action_id);
+    if action.is_none() && decision.is_none() {
+        return StatusCode::OK.into_response();
+    }
+    // A click passes the same gate as a command; its place is held until its work is done.
+    let place = match state.chat.admission().admit("slack").await {
+        Ok(place) => place,
+        Err(busy) => {
+            if let Some(url) = response_url {
+                tokio::spawn(async move {
+                    let told = json!({ "response_type": "ephemeral", "replace_original": false, "text": busy.to_string() });
+                    if let Err(error) = state.api.respond(&url, &told).await {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "could not say busy to a button"
+                        );
+                    }
+                });
+            }
+            return StatusCode::OK.into_response();
+        }
+    };
+    if let Some(action) = action {
         // Ack now; run the command and answer privately in the background.
         tokio::spawn(async move {
+            let _place = place;
             let reply = match state.context(&team_id, &user_id).await {
                 Ok(ctx) => state.chat.handle(&ctx, action.command()).await,
                 Err(message) => Reply::text(message),
@@ -244,7 +268,7 @@ async fn block_action(
         });
         return StatusCode::OK.into_response();
     }
-    let Some(decision) = Decision::from_action_id(action_id) else {
+    let Some(decision) = decision else {
         return StatusCode::OK.into_response();
     };
     let number = value.to_owned();
@@ -253,6 +277,7 @@ async fn block_action(
             // Ack now; decide and update the message in the background.
             let original = payload["message"]["blocks"].clone();
             tokio::spawn(async move {
+                let _place = place;
                 let reply = approve(&state, &team_id, &user_id, &number, &original).await;
                 if let Some(url) = response_url
                     && let Err(error) = state.api.respond(&url, &reply).await
