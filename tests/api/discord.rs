@@ -77,6 +77,14 @@ async fn discord_app() -> DiscordTest {
 
 /// Discord on a service whose `background` runs as given.
 async fn discord_app_started(background: Background) -> DiscordTest {
+    discord_app_with(background, |_| {}).await
+}
+
+/// Discord with `also` configuring more.
+async fn discord_app_with(
+    background: Background,
+    also: impl FnOnce(&mut cert_assistant::config::Config),
+) -> DiscordTest {
     let db = TestDb::new().await;
     let calls: Calls = Arc::default();
     let router = Router::new()
@@ -100,6 +108,7 @@ async fn discord_app_started(background: Background) -> DiscordTest {
     config.discord.application_id = Some("APP1".to_owned());
     config.discord.bot_token = Some("bot-token".to_owned().into());
     config.discord.api_base_url = fake.clone();
+    also(&mut config);
     let (app, workers) = crate::helpers::start(&db.pool, &config, background).await;
     DiscordTest {
         db,
@@ -598,4 +607,27 @@ async fn the_registered_command_fits_discords_limits() {
         .expect("registered");
     assert_eq!(registered, commands);
     assert_eq!(t.calls_to("PUT commands").len(), 1);
+}
+
+#[tokio::test]
+async fn buttons_past_what_the_service_takes_on_are_answered_busy() {
+    let t = discord_app_with(Background::Stepped, |config| {
+        config.chat.max_in_flight = 1;
+        config.chat.busy_after_ms = 0;
+    })
+    .await;
+    let clicks = (0..20).map(|_| t.click("U1", "approve:REQ-20261203-00001"));
+    let answers = futures::future::join_all(clicks).await;
+    let busy = answers
+        .iter()
+        .filter(|a| content(a).contains("is busy right now and did nothing"))
+        .count();
+    assert!(busy > 0, "some clicks found no place: {answers:?}");
+    for answer in &answers {
+        let text = content(answer);
+        assert!(
+            text.contains("is busy right now") || text.contains("/cert link"),
+            "{text}"
+        );
+    }
 }

@@ -310,6 +310,10 @@ async fn component(state: DiscordState, body: Value) -> Response {
     let Some((kind, value)) = custom_id.split_once(':') else {
         return private("That button is not known.");
     };
+    let _place = match state.chat.admission().admit("discord").await {
+        Ok(place) => place,
+        Err(busy) => return private(busy.to_string()),
+    };
     let ctx = match state.context(&body).await {
         Ok(ctx) => ctx,
         Err(message) => return private(message),
@@ -345,6 +349,10 @@ async fn modal_submit(state: DiscordState, body: Value) -> Response {
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    let _place = match state.chat.admission().admit("discord").await {
+        Ok(place) => place,
+        Err(busy) => return private(busy.to_string()),
+    };
     let ctx = match state.context(&body).await {
         Ok(ctx) => ctx,
         Err(message) => return private(message),
