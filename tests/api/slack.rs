@@ -2172,6 +2172,38 @@ async fn commands_past_what_the_service_takes_on_are_answered_busy_and_change_no
             .await
             .expect("count");
     assert_eq!(granted, 1, "one click decided: {answers:?}");
+
+    // And modal submissions: one that finds no place keeps the modal open, with the reason
+    // typed in it, and says so next to it.
+    let origin = json!({ "number": number, "response_url": null }).to_string();
+    let submissions = (0..20).map(|_| {
+        let (t, origin) = (&t, &origin);
+        async move {
+            t.answer(json!({
+                "type": "view_submission",
+                "team": { "id": "T1" },
+                "user": { "id": "UJANE", "team_id": "T1" },
+                "view": {
+                    "callback_id": "reject",
+                    "private_metadata": origin,
+                    "state": { "values": { "reason": { "value": { "type": "plain_text_input", "value": "late" } } } },
+                },
+            }))
+            .await
+        }
+    });
+    let answers = futures::future::join_all(submissions).await;
+    let kept_open = answers
+        .iter()
+        .filter(|a| {
+            a["response_action"] == "errors"
+                && text_of(&a["errors"]["reason"]).contains("is busy right now")
+        })
+        .count();
+    assert!(
+        kept_open > 0,
+        "some submissions found no place: {answers:?}"
+    );
 }
 
 /// A chat account looked up once is answered from memory, for as long as its row would be

@@ -401,6 +401,11 @@ async fn view_submission(
         };
         return field_error("reason", text);
     }
+    // The modal stays open, with the reason typed, when there is no place for it.
+    let _place = match state.chat.admission().admit("slack").await {
+        Ok(place) => place,
+        Err(busy) => return field_error("reason", &busy.to_string()),
+    };
     let ctx = match state.context(&team_id, &user_id).await {
         Ok(ctx) => ctx,
         Err(message) => return field_error("reason", &message),
@@ -507,6 +512,16 @@ async fn submit_details(state: SlackState, view: &Value, team_id: &str, user_id:
         return StatusCode::OK.into_response();
     };
     let form = forms::request_form(&view["state"]["values"], answers);
+    // The form stays open, with everything typed in it, when there is no place for it.
+    let _place = match state.chat.admission().admit("slack").await {
+        Ok(place) => place,
+        Err(busy) => {
+            return Json(forms::detail_errors(&[
+                crate::domain::values::ValueError::new("common_name", busy.to_string()),
+            ]))
+            .into_response();
+        }
+    };
     let ctx = match state.context(team_id, user_id).await {
         Ok(ctx) => ctx,
         Err(message) => {
