@@ -726,6 +726,11 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         "{}",
         updated[0]
     );
+    assert!(
+        text_of(&updated[0]).contains("dm.example.com"),
+        "the decided copy keeps the request's details: {}",
+        updated[0]
+    );
     assert!(!text_of(&updated[0]).contains("\"actions\""));
     let told = t.calls_to("chat.postMessage");
     assert!(

@@ -524,7 +524,10 @@ impl ChatNotifier {
             Decision::Withdrawn => format!("Withdrawn{at}: {reason}"),
             Decision::Rejected => format!("Rejected by {by}{at}: {reason}"),
         };
-        let decided = Reply::text(format!("*{number}*")).with(Block::Text(line));
+        // Every copy keeps what the approvers saw, without its buttons, and says who decided.
+        let decided = Reply::text(format!("*{number}*"))
+            .with(Block::Fields(Self::request_fields(&request)))
+            .with(Block::Text(line));
         self.update_copies(request_id, &decided).await?;
         let text = match outcome {
             // The requester cancelled it, or was told of its expiry separately.
