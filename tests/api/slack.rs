@@ -1456,6 +1456,35 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
             .await,
     );
     assert!(urgent.contains("is revoked"), "{urgent}");
+
+    // An ask overtaken by an admin's own revocation loses its buttons on every copy.
+    let serial3 = crate::saga::issued(&t.db, &s, "moot.example.com").await;
+    let asked = text_of(
+        &t.cert("UJOHN", &format!("revoke {serial3} cessation_of_operation"))
+            .await,
+    );
+    assert!(asked.contains("needs an approver's consent"), "{asked}");
+    deliver().await;
+    let revoked = text_of(
+        &t.cert("UROOT", &format!("revoke {serial3} key_compromise"))
+            .await,
+    );
+    assert!(revoked.contains("is revoked"), "{revoked}");
+    let updated_before = t.calls_to("chat.update").len();
+    deliver().await;
+    let moot: Vec<Value> = t.calls_to("chat.update")[updated_before..]
+        .iter()
+        .filter(|u| text_of(u).contains(&serial3))
+        .cloned()
+        .collect();
+    assert_eq!(moot.len(), 2, "both approvers' copies: {moot:?}");
+    for copy in &moot {
+        assert!(
+            text_of(copy).contains("no decision is needed any more"),
+            "{copy}"
+        );
+        assert!(!text_of(copy).contains("\"actions\""), "{copy}");
+    }
 }
 
 #[tokio::test]

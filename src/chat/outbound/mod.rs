@@ -184,6 +184,9 @@ pub enum RevocationDecision {
     Rejected,
     /// An admin confirmed revoking it at the CA by hand.
     Confirmed,
+    /// It was revoked without a decision on the revocation that waited (an admin, or a
+    /// reason that needs no approver): an ask still open is moot.
+    Overtaken,
 }
 
 #[cfg(test)]

@@ -602,6 +602,10 @@ impl ChatNotifier {
                 format!("Revoked at the CA — confirmed by {by} at {at} UTC"),
                 String::new(),
             ),
+            RevocationDecision::Overtaken => (
+                format!("Revoked by {by} at {at} UTC; no decision is needed any more"),
+                String::new(),
+            ),
             RevocationDecision::Approved => (
                 format!("Revocation approved by {by} at {at} UTC"),
                 format!(

@@ -151,6 +151,17 @@ async fn certificate_job(
             comment: None,
             at,
         }),
+        // Revoked without deciding on an ask that waited: its copies lose their buttons
+        // (updating copies that do not exist does nothing).
+        CertificateEvent::CertificateRevoked { by, at, .. } => {
+            about(ChatMessage::AnnounceRevocation {
+                outcome: RevocationDecision::Overtaken,
+                by: by.email,
+                requester: None,
+                comment: None,
+                at,
+            })
+        }
         CertificateEvent::CaRevocationRecorded {
             ca_status,
             error,
