@@ -79,8 +79,8 @@ type Known = (String, Option<String>, Instant);
 /// no longer. The rows are themselves a copy of the platform's directory trusted for
 /// [`FRESH_FOR_HOURS`]; the memory is trusted no longer (a change another replica remembers
 /// meanwhile is seen here when the memory expires, within the same bound). Who may do what
-/// is not in it: roles and deactivation are checked on the user's aggregate every time. One
-/// per service (not global: each test's service has its own database).
+/// is not in it: roles come from the command service's directory, which follows every
+/// change to a user. One per service (not global: each test's service has its own database).
 #[derive(Debug, Clone, Default)]
 pub struct Remembered {
     accounts: Arc<Mutex<HashMap<Account, Known>>>,

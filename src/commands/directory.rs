@@ -18,8 +18,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
-use super::CommandError;
 use super::policy::Settings;
+use super::{CommandError, Side};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::user::User;
 
@@ -35,6 +35,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// People and settings, from memory while listening (see the module documentation).
 pub(super) struct Directory {
     pool: PgPool,
+    /// Loads one user the way every command does.
+    users: Side<User>,
     /// Whether memory may answer.
     listening: AtomicBool,
     /// Whether the listener was started (on first use, so a one-shot CLI command that never
@@ -57,6 +59,7 @@ struct Memory {
 impl Directory {
     pub(super) fn new(pool: PgPool) -> Arc<Self> {
         Arc::new(Self {
+            users: Side::new(&pool, None),
             pool,
             listening: AtomicBool::new(false),
             started: AtomicBool::new(false),
@@ -165,10 +168,12 @@ impl Directory {
                     return Ok(());
                 };
                 let _loading = self.loading.lock().await;
-                let user = crate::eventstore::user(&self.pool, id)
+                let user = self
+                    .users
+                    .load(id)
                     .await
-                    .map_err(CommandError::internal)?;
-                if let Some(actor) = user.as_ref().and_then(User::actor) {
+                    .map_err(|e| CommandError::from_aggregate("the user", e))?;
+                if let Some(actor) = user.actor() {
                     self.write().people.insert(id, actor.clone());
                 }
                 Ok(())

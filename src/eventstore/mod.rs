@@ -278,24 +278,3 @@ pub async fn users<'e>(executor: impl PgExecutor<'e>) -> Result<Vec<User>, Looku
     }
     Ok(users)
 }
-
-/// User `id` as their events leave them (`None`: never registered).
-pub async fn user<'e>(
-    executor: impl PgExecutor<'e>,
-    id: Uuid,
-) -> Result<Option<User>, LookupError> {
-    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-          ORDER BY sequence",
-    )
-    .bind(User::TYPE)
-    .bind(id.to_string())
-    .fetch_all(executor)
-    .await?;
-    let mut user: Option<User> = None;
-    for payload in payloads {
-        user.get_or_insert_with(User::default)
-            .apply(decode(payload, "User")?);
-    }
-    Ok(user)
-}
