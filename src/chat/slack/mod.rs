@@ -235,17 +235,10 @@ async fn block_action(
     let place = match state.chat.admission().admit("slack").await {
         Ok(place) => place,
         Err(busy) => {
-            if let Some(url) = response_url {
-                tokio::spawn(async move {
-                    let told = json!({ "response_type": "ephemeral", "replace_original": false, "text": busy.to_string() });
-                    if let Err(error) = state.api.respond(&url, &told).await {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "could not say busy to a button"
-                        );
-                    }
-                });
-            }
+            tokio::spawn(async move {
+                let told = Reply::text(busy.to_string());
+                answer_privately(&state, response_url.as_deref(), &told).await;
+            });
             return StatusCode::OK.into_response();
         }
     };
@@ -257,14 +250,7 @@ async fn block_action(
                 Ok(ctx) => state.chat.handle(&ctx, action.command()).await,
                 Err(message) => Reply::text(message),
             };
-            let mut message = render::message(&reply);
-            message["response_type"] = json!("ephemeral");
-            message["replace_original"] = json!(false);
-            if let Some(url) = response_url
-                && let Err(error) = state.api.respond(&url, &message).await
-            {
-                tracing::warn!(error = format!("{error:#}"), "could not answer a button");
-            }
+            answer_privately(&state, response_url.as_deref(), &reply).await;
         });
         return StatusCode::OK.into_response();
     }
@@ -306,6 +292,19 @@ async fn block_action(
             }
             StatusCode::OK.into_response()
         }
+    }
+}
+
+/// Answers a click with `reply` for the clicker alone, leaving the clicked message as it is.
+async fn answer_privately(state: &SlackState, response_url: Option<&str>, reply: &Reply) {
+    let Some(url) = response_url else {
+        return;
+    };
+    let mut message = render::message(reply);
+    message["response_type"] = json!("ephemeral");
+    message["replace_original"] = json!(false);
+    if let Err(error) = state.api.respond(url, &message).await {
+        tracing::warn!(error = format!("{error:#}"), "could not answer a button");
     }
 }
 
