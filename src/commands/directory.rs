@@ -5,16 +5,14 @@
 //! process after each of its own changes, before the command that made it returns.
 //!
 //! Memory answers only while the listener is connected and has loaded everything since it
-//! connected: until then, and after a lost connection (notifications sent meanwhile are
-//! lost), every lookup goes to the database, as it would without the cache.
+//! connected ([`crate::db::follow`]): until then, and after a lost connection (notifications
+//! sent meanwhile are lost), every lookup goes to the database, as it would without the cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
@@ -28,9 +26,6 @@ const CHANNEL: &str = "directory";
 
 /// How many people are asked to approve at most (the first by e-mail).
 const APPROVERS_ASKED: usize = 50;
-
-/// How long the listener waits before reconnecting after a failure.
-const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 
 /// People and settings, from memory while listening (see the module documentation).
 pub(super) struct Directory {
@@ -124,7 +119,11 @@ impl Directory {
 
     fn answers_from_memory(self: &Arc<Self>) -> bool {
         if !self.started.swap(true, Ordering::AcqRel) {
-            tokio::spawn(listen(Arc::downgrade(self), self.alive.subscribe()));
+            tokio::spawn(crate::db::follow::follow(
+                Arc::downgrade(self),
+                CHANNEL,
+                self.alive.subscribe(),
+            ));
         }
         self.listening.load(Ordering::Acquire)
     }
@@ -141,27 +140,8 @@ impl Directory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Loads everything and lets memory answer.
-    async fn load_all(&self) -> Result<(), CommandError> {
-        let _loading = self.loading.lock().await;
-        let settings = Settings::load(&self.pool).await?;
-        let people = crate::eventstore::users(&self.pool)
-            .await
-            .map_err(CommandError::internal)?
-            .iter()
-            .filter_map(User::actor)
-            .map(|actor| (actor.user_id, actor.clone()))
-            .collect();
-        *self.write() = Memory {
-            settings: Arc::new(settings),
-            people,
-        };
-        self.listening.store(true, Ordering::Release);
-        Ok(())
-    }
-
     /// Follows one notification: `User <id>` or `Config <id>`.
-    async fn follow(&self, payload: &str) -> Result<(), CommandError> {
+    async fn follow_one(&self, payload: &str) -> Result<(), CommandError> {
         match payload.split_once(' ') {
             Some(("User", id)) => {
                 let Ok(id) = id.parse::<Uuid>() else {
@@ -182,74 +162,41 @@ impl Directory {
             _ => Ok(()),
         }
     }
+}
+
+impl crate::db::follow::Follower for Directory {
+    const WHAT: &'static str = "people and settings";
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Loads everything and lets memory answer.
+    async fn load_all(&self) -> anyhow::Result<()> {
+        let _loading = self.loading.lock().await;
+        let settings = Settings::load(&self.pool).await?;
+        let people = crate::eventstore::users(&self.pool)
+            .await?
+            .iter()
+            .filter_map(User::actor)
+            .map(|actor| (actor.user_id, actor.clone()))
+            .collect();
+        *self.write() = Memory {
+            settings: Arc::new(settings),
+            people,
+        };
+        self.listening.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn follow(&self, payloads: &[String]) -> anyhow::Result<()> {
+        for payload in payloads {
+            self.follow_one(payload).await?;
+        }
+        Ok(())
+    }
 
     fn stop_answering(&self) {
         self.listening.store(false, Ordering::Release);
-    }
-}
-
-/// Listens for changes while the directory is in use; reconnects (and reloads) as needed.
-async fn listen(directory: Weak<Directory>, mut alive: watch::Receiver<()>) {
-    loop {
-        let Some(pool) = directory.upgrade().map(|d| d.pool.clone()) else {
-            return;
-        };
-        match crate::db::listen(&pool, CHANNEL).await {
-            Ok(listener) => {
-                if follow(&directory, listener, &mut alive).await.is_break() {
-                    return;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "directory: LISTEN failed; reading people and settings from the database for now");
-            }
-        }
-        tokio::select! {
-            _ = alive.changed() => return,
-            () = tokio::time::sleep(RECONNECT_AFTER) => {}
-        }
-    }
-}
-
-/// Loads everything, then follows notifications until the connection is lost
-/// (`Continue`: reconnect) or the directory is gone (`Break`).
-async fn follow(
-    directory: &Weak<Directory>,
-    mut listener: PgListener,
-    alive: &mut watch::Receiver<()>,
-) -> std::ops::ControlFlow<()> {
-    use std::ops::ControlFlow::{Break, Continue};
-    {
-        let Some(directory) = directory.upgrade() else {
-            return Break(());
-        };
-        if let Err(error) = directory.load_all().await {
-            tracing::warn!(%error, "directory: could not load people and settings");
-            return Continue(());
-        }
-    }
-    loop {
-        // The directory's sender never sends: `changed` completes only when it is dropped.
-        let received = tokio::select! {
-            _ = alive.changed() => return Break(()),
-            received = listener.try_recv() => received,
-        };
-        let Some(directory) = directory.upgrade() else {
-            return Break(());
-        };
-        let notification = match received {
-            Ok(Some(notification)) => notification,
-            Ok(None) | Err(_) => {
-                directory.stop_answering();
-                tracing::warn!("directory: lost the LISTEN connection; reconnecting");
-                return Continue(());
-            }
-        };
-        if let Err(error) = directory.follow(notification.payload()).await {
-            // What changed is not known here: nothing answers from memory until reloaded.
-            directory.stop_answering();
-            tracing::warn!(%error, "directory: could not follow a change; reloading");
-            return Continue(());
-        }
     }
 }

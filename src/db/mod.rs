@@ -4,6 +4,7 @@
 //! the aggregates write, and the documented relational read model that projections fill and
 //! auditors query.
 
+pub mod follow;
 pub mod private_cluster;
 
 use std::str::FromStr;
