@@ -68,6 +68,21 @@ pub struct Config {
     /// What every chat platform shares.
     #[serde(default)]
     pub chat: ChatConfig,
+    /// Where `/metrics` is served.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// An address of its own for `GET /metrics` (e.g. `10.0.0.5:9464`), which is then not
+    /// served on `http.listen`. Without it `/metrics` is on `http.listen`. The scrape names
+    /// every active certificate (common name, serial, owner's department): where
+    /// `http.listen` faces the internet (chat webhooks), give it a private address.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// Chat commands on every platform.
@@ -632,6 +647,9 @@ impl Config {
         if let Err(e) = self.listen_addr() {
             problems.push(e);
         }
+        if let Err(e) = self.metrics_addr() {
+            problems.push(e);
+        }
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_owned());
         }
@@ -753,6 +771,19 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    /// The address of `/metrics`' own listener, if it has one.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
+        self.metrics
+            .listen
+            .as_deref()
+            .map(|listen| {
+                listen.parse().map_err(|_| {
+                    format!("metrics.listen {listen:?} is not an address such as 10.0.0.5:9464")
+                })
+            })
+            .transpose()
     }
 
     /// The parsed listen address.

@@ -206,6 +206,8 @@ async fn retry<C: FeedConsumer>(
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `/metrics`' own listener, when it has one.
+    metrics: Option<(TcpListener, axum::Router)>,
     pool: PgPool,
     workers: Workers,
 }
@@ -249,11 +251,14 @@ impl Application {
             "one rule says which platforms are configured"
         );
 
+        let state = AppState {
+            pool: pool.clone(),
+            ca: embedded,
+            scrapes: http::metrics::Scrapes::new(pool.clone()),
+        };
+        let metrics = http::metrics_router(state.clone());
         let router = http::router(
-            AppState {
-                pool: pool.clone(),
-                ca: embedded,
-            },
+            state,
             slack,
             discord,
             teams,
@@ -288,9 +293,24 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("could not listen on {addr}"))?;
+        // `/metrics` on a listener of its own when one is configured, else beside the rest.
+        let (router, metrics) = match config
+            .metrics_addr()
+            .map_err(anyhow::Error::msg)
+            .context("invalid metrics address")?
+        {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr} for /metrics"))?;
+                (router, Some((listener, metrics)))
+            }
+            None => (router.merge(metrics), None),
+        };
         Ok(Self {
             listener,
             router,
+            metrics,
             pool,
             workers,
         })
@@ -301,6 +321,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address `/metrics` is served at on a listener of its own, if it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Its background parts, for a test that steps them itself.
@@ -316,7 +343,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let tasks = self.workers.spawn(&self.pool, &stopped);
-        let served = serve(self.listener, self.router, async move {
+        let served = serve(self.listener, self.router, self.metrics, async move {
             shutdown.await;
             let _ = stop.send(true);
         })
@@ -335,21 +362,45 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        serve(self.listener, self.router, shutdown).await
+        serve(self.listener, self.router, self.metrics, shutdown).await
     }
 }
 
+/// Serves `router` on `listener` (and `/metrics` on its own listener, if it has one) until
+/// `shutdown` completes.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    metrics: Option<(TcpListener, axum::Router)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let (stop, stopped) = watch::channel(false);
+    let metrics = metrics.map(|(listener, router)| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics");
+        }
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(when_stopped(stopped.clone()))
+                .into_future(),
+        )
+    });
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
         .await
-        .context("the HTTP server failed")
+        .context("the HTTP server failed");
+    if let Some(metrics) = metrics {
+        metrics
+            .await
+            .context("the /metrics server stopped")?
+            .context("the /metrics server failed")?;
+    }
+    served
 }

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use sqlx::PgPool;
 
+use crate::adapters::ca::measured::Measured;
 use crate::config::Config;
 use crate::db::private_cluster;
 use crate::pki::envelope::KeyEncryptionKey;
@@ -413,7 +414,7 @@ pub async fn public_certificate_authority(
     .await
     .with_route53(zones);
     tracing::info!("requests for the public CA go to AWS Certificate Manager");
-    Some(std::sync::Arc::new(acm))
+    Some(Measured::wrap("acm", std::sync::Arc::new(acm)))
 }
 
 /// The certificate authority the configuration names: ADCS when `adcs.url` is set,
@@ -458,11 +459,11 @@ pub async fn certificate_authority(
         })
         .context("could not set up the ADCS client")?;
         tracing::info!(%url, "issuing through ADCS Web Enrollment");
-        return Ok((std::sync::Arc::new(client), None));
+        return Ok((Measured::wrap("adcs", std::sync::Arc::new(client)), None));
     }
     let ca = std::sync::Arc::new(
         crate::adapters::ca::embedded::EmbeddedCa::load_or_create(pool, kek, &crl_url(config))
             .await?,
     );
-    Ok((ca.clone(), Some(ca)))
+    Ok((Measured::wrap("embedded", ca.clone()), Some(ca)))
 }

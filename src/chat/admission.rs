@@ -56,6 +56,7 @@ impl Admission {
             return Ok(Admitted { _place: place });
         }
         let total = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::telemetry::metrics::instruments().chat_busy(platform);
         tracing::warn!(
             platform,
             busy_answers = total,

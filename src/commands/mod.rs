@@ -281,6 +281,7 @@ impl Commands {
         result: Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         if let Err(CommandError::Refused(reason)) = &result {
+            crate::telemetry::metrics::instruments().authorization_refused(ctx.platform.as_str());
             let refusal = RefusedAttempt {
                 actor: actor.cloned(),
                 action: attempt.action.to_owned(),

@@ -190,6 +190,15 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<ParkedStream>> {
     .await?)
 }
 
+/// How many streams each consumer has parked (consumers with none are left out).
+pub async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT consumer, count(*) FROM parked_streams GROUP BY consumer ORDER BY consumer",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Parked streams nobody was told about yet, marked told in `conn`'s transaction.
 pub async fn unreported(conn: &mut PgConnection, limit: i64) -> anyhow::Result<Vec<ParkedStream>> {
     Ok(sqlx::query_as(

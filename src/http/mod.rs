@@ -3,6 +3,7 @@
 mod ca;
 pub mod downloads;
 mod health;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The embedded CA, whose CRL and chain are served here.
     pub ca: Option<Arc<EmbeddedCa>>,
+    /// What `/metrics` keeps between scrapes.
+    pub scrapes: Arc<metrics::Scrapes>,
 }
 
 /// The whole router, so tests can drive it in-process or over a real socket. Slack's routes
@@ -38,16 +41,31 @@ pub fn router(
         .route("/ca/chain.pem", get(ca::chain))
         .with_state(state);
     if let Some(slack) = slack {
-        router = router.merge(slack::router(slack));
+        router = router.merge(tracked("slack", slack::router(slack)));
     }
     if let Some(discord) = discord {
-        router = router.merge(crate::chat::discord::router(discord));
+        router = router.merge(tracked("discord", crate::chat::discord::router(discord)));
     }
     if let Some(teams) = teams {
-        router = router.merge(crate::chat::teams::router(teams));
+        router = router.merge(tracked("teams", crate::chat::teams::router(teams)));
     }
     if let Some(downloads) = downloads {
         router = router.merge(downloads::router(downloads));
     }
     router
+}
+
+/// `GET /metrics`, for the main listener or one of its own (`metrics.listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .with_state(state)
+}
+
+/// `platform`'s routes, timed and counted for `/metrics`.
+fn tracked(platform: &'static str, routes: Router) -> Router {
+    routes.layer(axum::middleware::from_fn_with_state(
+        platform,
+        metrics::track,
+    ))
 }

@@ -26,6 +26,8 @@ use sqlx::{FromRow as _, PgConnection, PgPool, Row};
 use tokio::sync::watch::Receiver;
 use uuid::Uuid;
 
+use crate::telemetry::metrics::{JobOutcome, instruments};
+
 pub use policy::Policy;
 pub use schedule::{every, try_lease};
 
@@ -194,15 +196,15 @@ pub async fn step<W: JobWorker>(pool: &PgPool, worker: &W) -> anyhow::Result<usi
 /// Records what became of a job.
 async fn finish(
     pool: &PgPool,
-    kind: &str,
+    kind: &'static str,
     policy: &Policy,
     id: Uuid,
     attempts: i32,
     outcome: Result<Outcome, JobError>,
 ) -> anyhow::Result<()> {
-    let (state, delay, attempts_after, error) = match outcome {
-        Ok(Outcome::Done) => ("done", Duration::ZERO, attempts, None),
-        Ok(Outcome::Later { after, note }) => ("queued", after, 0, Some(note)),
+    let (state, delay, attempts_after, error, ran) = match outcome {
+        Ok(Outcome::Done) => ("done", Duration::ZERO, attempts, None, JobOutcome::Done),
+        Ok(Outcome::Later { after, note }) => ("queued", after, 0, Some(note), JobOutcome::Later),
         Err(JobError::Transient(error)) if attempts < policy.max_attempts => {
             let delay = policy.backoff(attempts, rand_unit(id, attempts));
             tracing::warn!(
@@ -210,16 +212,29 @@ async fn finish(
                 error = format!("{error:#}"),
                 "a job failed; it will be retried"
             );
-            ("queued", delay, attempts, Some(format!("{error:#}")))
+            (
+                "queued",
+                delay,
+                attempts,
+                Some(format!("{error:#}")),
+                JobOutcome::Retry,
+            )
         }
         Err(error) => {
             tracing::error!(
                 job = %id, kind, attempts, error = %error,
                 "a job was given up; the admins are told"
             );
-            ("failed", Duration::ZERO, attempts, Some(error.to_string()))
+            (
+                "failed",
+                Duration::ZERO,
+                attempts,
+                Some(error.to_string()),
+                JobOutcome::Failed,
+            )
         }
     };
+    instruments().job_ran(kind, ran);
     sqlx::query(
         "UPDATE jobs SET state = $2, locked_until = NULL, attempts = $3, last_error = $4, \
              run_at = now() + make_interval(secs => $5), \
@@ -349,4 +364,31 @@ pub async fn failed(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Failure>> {
         .iter()
         .map(Failure::from_row)
         .collect::<Result<_, _>>()?)
+}
+
+/// Jobs of one kind in one state that are not done, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Backlog {
+    /// The kind.
+    pub kind: String,
+    /// `queued` or `failed`.
+    pub state: String,
+    /// How many.
+    pub jobs: i64,
+    /// For queued jobs, how long the oldest due one has waited (seconds), if one is due.
+    pub oldest_due_seconds: Option<f64>,
+}
+
+/// The jobs not done, by kind and state (finished ones are counted as they finish, in the
+/// process's instruments). Reads only the queued and failed rows, through their indexes.
+pub async fn backlog(pool: &PgPool) -> Result<Vec<Backlog>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, state, count(*) AS jobs, \
+                extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 \
+                  AS oldest_due_seconds \
+           FROM jobs WHERE state IN ('queued', 'failed') \
+          GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(pool)
+    .await
 }

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod gauges;
 pub mod projector;
 mod read_model;
 pub mod replay;

@@ -1,4 +1,7 @@
-//! Logging with `tracing`: readable lines by default, JSON lines for log shippers.
+//! What operators see: logs with `tracing` (readable lines by default, JSON lines for log
+//! shippers) and the process's [`metrics`] instruments.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -24,7 +24,7 @@ async fn readyz_answers_200_when_the_database_answers() {
 }
 
 #[tokio::test]
-async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
+async fn readyz_and_metrics_answer_503_without_details_when_the_database_is_unreachable() {
     // The routes over a pool that points at a port nobody listens on: a database that went
     // away after the service started (the service itself does not start without one).
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -41,7 +41,13 @@ async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
         .await
         .expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("addr"));
-    let routes = router(AppState { pool, ca: None }, None, None, None, None);
+    let state = AppState {
+        scrapes: cert_assistant::http::metrics::Scrapes::new(pool.clone()),
+        pool,
+        ca: None,
+    };
+    let routes = router(state.clone(), None, None, None, None)
+        .merge(cert_assistant::http::metrics_router(state));
     tokio::spawn(async move { axum::serve(listener, routes).await });
 
     let response = reqwest::get(format!("{address}/readyz"))
@@ -53,6 +59,17 @@ async fn readyz_answers_503_without_details_when_the_database_is_unreachable() {
     assert!(
         !body.contains("secret"),
         "no connection details leak: {body}"
+    );
+
+    // A scrape says so too, as plainly.
+    let response = reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.expect("body");
+    assert!(
+        body.contains("database did not answer") && !body.contains("secret"),
+        "{body}"
     );
 
     // Liveness is independent of the database.

@@ -21,6 +21,7 @@ mod health;
 mod helpers;
 mod jobs;
 mod keys;
+mod metrics;
 mod names;
 mod projections;
 mod renewal;

@@ -114,7 +114,7 @@ pub(crate) async fn slack_app_outbound(
 }
 
 /// Slack on a service whose `background` runs as given.
-async fn slack_app_started(
+pub(crate) async fn slack_app_started(
     db: TestDb,
     also: impl FnOnce(&mut Config),
     background: Background,
@@ -184,7 +184,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 impl SlackTest {
-    async fn post_signed(
+    pub(crate) async fn post_signed(
         &self,
         path: &str,
         body: String,
@@ -208,7 +208,7 @@ impl SlackTest {
         self.post_signed(path, body, now, &signature).await
     }
 
-    fn command_body(&self, user: &str, text: &str) -> String {
+    pub(crate) fn command_body(&self, user: &str, text: &str) -> String {
         form(&[
             ("token", "ignored"),
             ("team_id", "T1"),
@@ -232,7 +232,7 @@ impl SlackTest {
         response.json().await.expect("json reply")
     }
 
-    async fn interact(&self, payload: Value) -> reqwest::Response {
+    pub(crate) async fn interact(&self, payload: Value) -> reqwest::Response {
         let body = form(&[("payload", &payload.to_string())]);
         self.post("/slack/interactivity", body).await
     }
@@ -258,7 +258,7 @@ impl SlackTest {
     }
 
     /// Waits for a background reply to reach the response URL.
-    async fn wait_for_response(&self, id: &str, count: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for_response(&self, id: &str, count: usize) -> Vec<Value> {
         for _ in 0..200 {
             let seen = self.calls_to(&format!("response/{id}"));
             if seen.len() >= count {
@@ -269,7 +269,13 @@ impl SlackTest {
         panic!("no response to {id} arrived");
     }
 
-    fn button(&self, user: &str, action: &str, number: &str, response_id: &str) -> Value {
+    pub(crate) fn button(
+        &self,
+        user: &str,
+        action: &str,
+        number: &str,
+        response_id: &str,
+    ) -> Value {
         json!({
             "type": "block_actions",
             "team": { "id": "T1" },

@@ -4,6 +4,7 @@
 pub mod acm;
 pub mod adcs;
 pub mod embedded;
+pub mod measured;
 pub mod revoke_hook;
 
 use crate::domain::request::Subject;

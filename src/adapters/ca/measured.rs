@@ -1,0 +1,94 @@
+//! A certificate authority whose every call is timed and counted (by CA kind and operation,
+//! failures by kind) in the process's instruments; it answers exactly what the CA it wraps
+//! answers. The composition root wraps each configured CA in one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{AtCa, CaError, CertificateAuthority, Order, Renewed, Submission, ValidationRecord};
+use crate::domain::values::RevocationReason;
+use crate::ports::BoxFuture;
+use crate::telemetry::metrics::{CaFailureKind, instruments};
+
+/// `inner`, measured under the label `kind` (`embedded`, `adcs`, `acm`).
+#[derive(Debug, Clone)]
+pub struct Measured {
+    inner: Arc<dyn CertificateAuthority>,
+    kind: &'static str,
+}
+
+impl Measured {
+    /// Wraps `inner`.
+    pub fn wrap(
+        kind: &'static str,
+        inner: Arc<dyn CertificateAuthority>,
+    ) -> Arc<dyn CertificateAuthority> {
+        Arc::new(Self { inner, kind })
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: BoxFuture<'_, Result<T, CaError>>,
+    ) -> Result<T, CaError> {
+        let started = Instant::now();
+        let result = call.await;
+        let failed = result.as_ref().err().map(|error| match error {
+            CaError::Transient(_) => CaFailureKind::Unavailable,
+            CaError::Permanent(_) => CaFailureKind::Refused,
+        });
+        instruments().ca_called(self.kind, operation, started.elapsed(), failed);
+        result
+    }
+}
+
+impl CertificateAuthority for Measured {
+    fn submit<'a>(&'a self, order: Order<'a>) -> BoxFuture<'a, Result<Submission, CaError>> {
+        Box::pin(self.timed("submit", self.inner.submit(order)))
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Submission, CaError>> {
+        Box::pin(self.timed("retrieve", self.inner.retrieve(ca_request_id)))
+    }
+
+    fn ca_chain(&self) -> BoxFuture<'_, Result<String, CaError>> {
+        Box::pin(self.timed("chain", self.inner.ca_chain()))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        certificate: AtCa<'a>,
+        reason: RevocationReason,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(self.timed("revoke", self.inner.revoke(certificate, reason)))
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn resubmits_safely(&self) -> bool {
+        self.inner.resubmits_safely()
+    }
+
+    fn renewal<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+        valid_to: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<Option<Renewed>, CaError>> {
+        Box::pin(self.timed("renewal", self.inner.renewal(ca_request_id, valid_to)))
+    }
+
+    fn validation_records<'a>(
+        &'a self,
+        ca_request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ValidationRecord>, CaError>> {
+        Box::pin(self.timed(
+            "validation_records",
+            self.inner.validation_records(ca_request_id),
+        ))
+    }
+}
