@@ -1036,6 +1036,31 @@ mod tests {
     }
 
     #[test]
+    fn metrics_get_a_listener_of_their_own_only_at_an_address() {
+        let config = Config::load_from(
+            None,
+            env(&[("CERT_ASSISTANT_METRICS__LISTEN", "10.0.0.5:9464")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.metrics_addr(),
+            Ok(Some("10.0.0.5:9464".parse().expect("an address")))
+        );
+        let unset = Config::load_from(None, env(&[])).expect("valid");
+        assert_eq!(unset.metrics_addr(), Ok(None));
+        let message = Config::load_from(
+            None,
+            env(&[("CERT_ASSISTANT_METRICS__LISTEN", "everywhere:9464")]),
+        )
+        .expect_err("not an address")
+        .to_string();
+        assert!(
+            message.contains("metrics.listen \"everywhere:9464\""),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_multi_tenant_teams_bot_must_name_the_tenants_it_serves() {
         let bot = [
             ("CERT_ASSISTANT_TEAMS__APP_ID", "app"),

@@ -467,3 +467,48 @@ async fn active_certificates_follow_the_read_model_and_memory_never_outlives_its
     .await;
     assert_eq!(names().await.1.len(), 2);
 }
+
+#[tokio::test]
+async fn with_metrics_listen_set_the_scrape_is_served_there_only() {
+    let db = TestDb::new().await;
+    let files = crate::helpers::test_files();
+    let mut config = crate::helpers::test_config(files.path());
+    config.metrics.listen = Some("127.0.0.1:0".to_owned());
+    let application =
+        cert_assistant::app::Application::build(&config, db.pool.clone(), Outbound::default())
+            .await
+            .expect("the service builds");
+    let main = format!("http://{}", application.local_addr());
+    let private = format!(
+        "http://{}",
+        application.metrics_addr().expect("a listener of its own")
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(
+        reqwest::get(format!("{main}/metrics"))
+            .await
+            .expect("asked")
+            .status(),
+        404
+    );
+    assert_eq!(
+        reqwest::get(format!("{main}/healthz"))
+            .await
+            .expect("asked")
+            .status(),
+        200
+    );
+    let exposition = scrape(&private).await;
+    assert!(
+        exposition
+            .families
+            .contains_key("cert_assistant_feed_consumer_lag_seconds")
+    );
+    // Both listeners stop with the service.
+    let _ = stop.send(());
+    served.await.expect("joined").expect("stopped cleanly");
+    assert!(reqwest::get(format!("{private}/metrics")).await.is_err());
+}
