@@ -19,6 +19,7 @@ mod clicks;
 mod expiry_scan;
 mod projection_lag;
 mod replay;
+mod scrape;
 mod support;
 
 use support::Scratch;
@@ -33,6 +34,19 @@ pub enum BenchCommand {
         /// Active certificates to scan.
         #[arg(long, default_value_t = 1_000_000)]
         certificates: u32,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+    /// `GET /metrics` of the service over N active certificates, against fetching the same
+    /// read-model rows and encoding nothing.
+    Scrape {
+        /// Active certificates (a tenth as many revoked ones are added).
+        #[arg(long, default_value_t = 100_000)]
+        certificates: u32,
+        /// Scrapes to time.
+        #[arg(long, default_value_t = 20)]
+        scrapes: usize,
         /// Where to append the results.
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
@@ -106,6 +120,16 @@ pub async fn run(
         BenchCommand::ExpiryScan { certificates, out } => {
             let scratch = Scratch::create(&server, 4).await?;
             let section = expiry_scan::run(&scratch.pool, certificates).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+        BenchCommand::Scrape {
+            certificates,
+            scrapes,
+            out,
+        } => {
+            let scratch = Scratch::create(&server, 12).await?;
+            let section = scrape::run(&scratch, certificates, scrapes.max(1)).await;
             scratch.drop().await?;
             (out, section?)
         }
