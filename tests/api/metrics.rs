@@ -16,46 +16,35 @@ use crate::slack::{SlackTest, slack_app_started, text_of};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;
 
+/// `GET /metrics` with `accept` (if any): the body, once the answer is 200 with a content
+/// type starting with `content_type`.
+async fn fetch(base: &str, accept: Option<&str>, content_type: &str) -> String {
+    let mut request = reqwest::Client::new().get(format!("{base}/metrics"));
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.expect("scraped");
+    assert_eq!(response.status(), 200);
+    let answered = response.headers()["content-type"].to_str().expect("ascii");
+    assert!(answered.starts_with(content_type), "{answered}");
+    response.text().await.expect("body")
+}
+
 /// Scrapes as Prometheus does (asking for OpenMetrics), and parses strictly.
 async fn scrape(base: &str) -> Exposition {
-    let response = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .header(
-            "accept",
-            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-        )
-        .send()
-        .await
-        .expect("scraped");
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("application/openmetrics-text"),
-        "{:?}",
-        response.headers()
-    );
-    let body = response.text().await.expect("body");
+    let body = fetch(
+        base,
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+        "application/openmetrics-text",
+    )
+    .await;
     openmetrics_parser::openmetrics::parse_openmetrics(&body)
         .unwrap_or_else(|error| panic!("not valid OpenMetrics ({error:?}):\n{body}"))
 }
 
 /// Scrapes as curl does: the classic text format.
 async fn scrape_text(base: &str) -> String {
-    let response = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("scraped");
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("text/plain; version=0.0.4"),
-        "{:?}",
-        response.headers()
-    );
-    response.text().await.expect("body")
+    fetch(base, None, "text/plain; version=0.0.4").await
 }
 
 /// The value of `family`'s series with (at least) `labels`; histograms give their count.

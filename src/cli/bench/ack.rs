@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::pki::envelope::KeyEncryptionKey;
 
 use super::support::{
-    Scratch, bench_request, open_loop, peak_rss_mib, person, slack_signature, spread,
+    Running, Scratch, bench_request, open_loop, peak_rss_mib, person, slack_signature, spread,
 };
 
 /// Signed `/cert status` slash commands against a bare endpoint of the same server.
@@ -41,21 +41,11 @@ pub(super) async fn run(
         .await?;
     // The service as `serve` builds it, with Slack pointed at a port nobody answers on.
     let mut config = crate::config::Config::load_from(None, Vec::new())?;
-    config.http.listen = "127.0.0.1:0".to_owned();
     config.slack.signing_secret = Some(SECRET.to_owned().into());
     config.slack.bot_token = Some("xoxb-bench".to_owned().into());
     config.slack.api_base_url = "http://127.0.0.1:9/api".to_owned();
-    let application = crate::app::Application::build(
-        &config,
-        scratch.pool.clone(),
-        crate::app::Outbound::default(),
-    )
-    .await?;
-    let base = format!("http://{}", application.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let service = Running::start(config, &scratch.pool).await?;
+    let base = service.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -113,8 +103,7 @@ pub(super) async fn run(
         )
         .await?;
     }
-    let _ = stop.send(());
-    server.await??;
+    service.stop().await?;
     if let Some(peak) = peak_rss_mib() {
         writeln!(
             out,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::support::{Scratch, ms, percentile};
+use super::support::{Running, Scratch, ms, percentile};
 
 /// Fills the read model: `certificates` active certificates and a tenth as many revoked
 /// ones, each with its own request; a thousand owners in five departments.
@@ -71,19 +71,12 @@ pub(super) async fn run(
     seed(&scratch.pool, certificates).await?;
     let loaded = started.elapsed();
 
-    let mut config = crate::config::Config::load_from(None, Vec::new())?;
-    config.http.listen = "127.0.0.1:0".to_owned();
-    let application = crate::app::Application::build(
-        &config,
-        scratch.pool.clone(),
-        crate::app::Outbound::default(),
+    let service = Running::start(
+        crate::config::Config::load_from(None, Vec::new())?,
+        &scratch.pool,
     )
     .await?;
-    let base = format!("http://{}", application.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let base = &service.base;
     let http = reqwest::Client::new();
     let scrape = || async {
         let started = Instant::now();
@@ -150,8 +143,7 @@ pub(super) async fn run(
         fetched.push(started.elapsed());
     }
     fetched.sort();
-    let _ = stop.send(());
-    server.await??;
+    service.stop().await?;
 
     let row = |name: &str, times: &[Duration]| {
         format!(

@@ -12,6 +12,40 @@ use crate::domain::actor::Platform;
 use crate::domain::values::Email;
 use crate::pki::envelope::KeyEncryptionKey;
 
+/// The service as `serve` builds and runs it (every worker included), over a scratch
+/// database, until [`Running::stop`].
+pub(super) struct Running {
+    /// Its base URL.
+    pub(super) base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Builds the service from `config` over `pool` on a free port and starts it.
+    pub(super) async fn start(
+        mut config: crate::config::Config,
+        pool: &PgPool,
+    ) -> anyhow::Result<Self> {
+        config.http.listen = "127.0.0.1:0".to_owned();
+        let application =
+            crate::app::Application::build(&config, pool.clone(), crate::app::Outbound::default())
+                .await?;
+        let base = format!("http://{}", application.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { base, stop, served })
+    }
+
+    /// Stops it, once what it is doing is done.
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.served.await?
+    }
+}
+
 /// The admin the benchmarks act as.
 pub(super) const BENCH_ADMIN: &str = "bench-admin@example.com";
 
