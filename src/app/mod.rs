@@ -305,7 +305,17 @@ impl Application {
                     .with_context(|| format!("could not listen on {addr} for /metrics"))?;
                 (router, Some((listener, metrics)))
             }
-            None => (router.merge(metrics), None),
+            None => {
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(
+                        %addr,
+                        "/metrics is served beside the chat webhooks and names every active \
+                         certificate; where this address faces the internet, set metrics.listen \
+                         to a private one"
+                    );
+                }
+                (router.merge(metrics), None)
+            }
         };
         Ok(Self {
             listener,
