@@ -9,15 +9,15 @@
 //! sent meanwhile are lost), every lookup goes to the database, as it would without the cache.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sqlx::PgPool;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::policy::Settings;
 use super::{CommandError, Side};
+use crate::db::follow::{Follower, Following};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::user::User;
 
@@ -32,17 +32,13 @@ pub(super) struct Directory {
     pool: PgPool,
     /// Loads one user the way every command does.
     users: Side<User>,
-    /// Whether memory may answer.
-    listening: AtomicBool,
-    /// Whether the listener was started (on first use, so a one-shot CLI command that never
-    /// asks starts nothing).
-    started: AtomicBool,
+    /// Its listener, started on first use (so a one-shot CLI command that never asks
+    /// starts nothing); dropped with the directory, which stops it.
+    following: Following,
     /// Held while memory is (re)loaded, so a load that began after a change is stored
     /// after every load that began before it.
     loading: Mutex<()>,
     memory: RwLock<Memory>,
-    /// Dropped with the directory, which stops its listener.
-    alive: watch::Sender<()>,
 }
 
 #[derive(Default)]
@@ -56,11 +52,9 @@ impl Directory {
         Arc::new(Self {
             users: Side::new(&pool, None),
             pool,
-            listening: AtomicBool::new(false),
-            started: AtomicBool::new(false),
+            following: Following::new(CHANNEL),
             loading: Mutex::new(()),
             memory: RwLock::new(Memory::default()),
-            alive: watch::channel(()).0,
         })
     }
 
@@ -114,18 +108,12 @@ impl Directory {
 
     /// Whether memory answers now (without starting the listener).
     pub(super) fn remembers(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        self.following.answering()
     }
 
     fn answers_from_memory(self: &Arc<Self>) -> bool {
-        if !self.started.swap(true, Ordering::AcqRel) {
-            tokio::spawn(crate::db::follow::follow(
-                Arc::downgrade(self),
-                CHANNEL,
-                self.alive.subscribe(),
-            ));
-        }
-        self.listening.load(Ordering::Acquire)
+        self.following.start(self);
+        self.following.answering()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
@@ -164,14 +152,18 @@ impl Directory {
     }
 }
 
-impl crate::db::follow::Follower for Directory {
+impl Follower for Directory {
     const WHAT: &'static str = "people and settings";
 
     fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Loads everything and lets memory answer.
+    fn following(&self) -> &Following {
+        &self.following
+    }
+
+    /// Loads everything.
     async fn load_all(&self) -> anyhow::Result<()> {
         let _loading = self.loading.lock().await;
         let settings = Settings::load(&self.pool).await?;
@@ -185,7 +177,6 @@ impl crate::db::follow::Follower for Directory {
             settings: Arc::new(settings),
             people,
         };
-        self.listening.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -194,9 +185,5 @@ impl crate::db::follow::Follower for Directory {
             self.follow_one(payload).await?;
         }
         Ok(())
-    }
-
-    fn stop_answering(&self) {
-        self.listening.store(false, Ordering::Release);
     }
 }

@@ -3,11 +3,13 @@
 //! commit). Notifications sent while no connection listens are lost, so a follower must not
 //! answer from memory until [`Follower::load_all`] has run on the current connection, and
 //! stops answering the moment the connection is lost or a change cannot be followed.
-//! [`follow`] is that loop, written once for every such memory.
+//! [`Following`] is what every such memory keeps for it, and [`follow`] the loop, written
+//! once for all of them.
 
 use std::future::Future;
 use std::ops::ControlFlow::{self, Break, Continue};
-use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -28,25 +30,62 @@ pub trait Follower: Send + Sync + 'static {
     /// The database it follows.
     fn pool(&self) -> &PgPool;
 
-    /// Loads everything, then answers from memory.
+    /// Its listener's state.
+    fn following(&self) -> &Following;
+
+    /// Loads everything (memory answers once this returns).
     fn load_all(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Follows the payloads of a batch of notifications, in the order they were sent.
     fn follow(&self, payloads: &[String]) -> impl Future<Output = anyhow::Result<()>> + Send;
-
-    /// Stops answering from memory (the database answers) until the next `load_all`.
-    fn stop_answering(&self);
 }
 
-/// Follows `channel` for `follower` until it is dropped or `alive`'s sender is: reconnects
-/// (and reloads) after a lost connection or a change it could not follow.
-pub async fn follow<F: Follower>(
-    follower: Weak<F>,
+/// A follower's listener: the channel, whether it was started, whether memory answers, and
+/// the handle whose drop (with the follower) stops it.
+#[derive(Debug)]
+pub struct Following {
     channel: &'static str,
-    mut alive: watch::Receiver<()>,
-) {
+    started: AtomicBool,
+    answering: AtomicBool,
+    alive: watch::Sender<()>,
+}
+
+impl Following {
+    /// A listener on `channel`, not started.
+    pub fn new(channel: &'static str) -> Self {
+        Self {
+            channel,
+            started: AtomicBool::new(false),
+            answering: AtomicBool::new(false),
+            alive: watch::channel(()).0,
+        }
+    }
+
+    /// Starts following for `follower`, once (later calls do nothing).
+    pub fn start<F: Follower>(&self, follower: &Arc<F>) {
+        if !self.started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(follow(Arc::downgrade(follower), self.alive.subscribe()));
+        }
+    }
+
+    /// Whether memory answers now: loaded on the current connection, nothing missed since.
+    pub fn answering(&self) -> bool {
+        self.answering.load(Ordering::Acquire)
+    }
+
+    fn answer(&self, answering: bool) {
+        self.answering.store(answering, Ordering::Release);
+    }
+}
+
+/// Follows `follower`'s channel until it is dropped or `alive`'s sender is: reconnects
+/// (and reloads) after a lost connection or a change it could not follow.
+async fn follow<F: Follower>(follower: Weak<F>, mut alive: watch::Receiver<()>) {
     loop {
-        let Some(pool) = follower.upgrade().map(|f| f.pool().clone()) else {
+        let Some((pool, channel)) = follower
+            .upgrade()
+            .map(|f| (f.pool().clone(), f.following().channel))
+        else {
             return;
         };
         match super::listen(&pool, channel).await {
@@ -87,6 +126,7 @@ async fn listening<F: Follower>(
             );
             return Continue(());
         }
+        follower.following().answer(true);
     }
     loop {
         // The sender never sends: `changed` completes only when it is dropped.
@@ -100,7 +140,7 @@ async fn listening<F: Follower>(
         let first = match received {
             Ok(Some(notification)) => notification,
             Ok(None) | Err(_) => {
-                follower.stop_answering();
+                follower.following().answer(false);
                 tracing::warn!(what = F::WHAT, "lost the LISTEN connection; reconnecting");
                 return Continue(());
             }
@@ -115,7 +155,7 @@ async fn listening<F: Follower>(
         }
         if let Err(error) = follower.follow(&payloads).await {
             // What changed is not known here: nothing answers from memory until reloaded.
-            follower.stop_answering();
+            follower.following().answer(false);
             tracing::warn!(
                 error = format!("{error:#}"),
                 what = F::WHAT,

@@ -11,12 +11,13 @@
 //! connection, they are read from the database on every scrape.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sqlx::PgPool;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
+
+use crate::db::follow::{Follower, Following};
 
 /// The channel the triggers notify (`certificates_notify_active`).
 const CHANNEL: &str = "active_certificates";
@@ -129,14 +130,11 @@ pub struct Active {
 #[derive(Debug)]
 pub struct ActiveCertificates {
     pool: PgPool,
-    listening: AtomicBool,
-    /// Whether the listener was started (on first use).
-    started: AtomicBool,
+    /// Its listener; dropped with this, which stops it.
+    following: Following,
     /// Held while memory is (re)loaded or changed.
     loading: Mutex<()>,
     memory: RwLock<Memory>,
-    /// Dropped with this, which stops the listener.
-    alive: watch::Sender<()>,
     /// The version of memory, sent as it moves.
     versions: watch::Sender<u64>,
 }
@@ -155,11 +153,9 @@ impl ActiveCertificates {
     pub fn new(pool: PgPool) -> Arc<Self> {
         Arc::new(Self {
             pool,
-            listening: AtomicBool::new(false),
-            started: AtomicBool::new(false),
+            following: Following::new(CHANNEL),
             loading: Mutex::new(()),
             memory: RwLock::new(Memory::default()),
-            alive: watch::channel(()).0,
             versions: watch::channel(0).0,
         })
     }
@@ -172,19 +168,13 @@ impl ActiveCertificates {
     /// Starts following the read model now (else on the first [`now`](Self::now)), so the
     /// first scrape after a start finds memory loaded.
     pub fn start(self: &Arc<Self>) {
-        if !self.started.swap(true, Ordering::AcqRel) {
-            tokio::spawn(crate::db::follow::follow(
-                Arc::downgrade(self),
-                CHANNEL,
-                self.alive.subscribe(),
-            ));
-        }
+        self.following.start(self);
     }
 
     /// The active certificates now.
     pub async fn now(self: &Arc<Self>) -> Result<Active, sqlx::Error> {
         self.start();
-        if self.listening.load(Ordering::Acquire) {
+        if self.following.answering() {
             let mut memory = self.write();
             let version = memory.version;
             if let Some((at, sorted)) = &memory.sorted
@@ -211,7 +201,7 @@ impl ActiveCertificates {
 
     /// Whether memory answers now.
     pub fn remembers(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        self.following.answering()
     }
 
     async fn all(&self) -> Result<HashMap<Uuid, Arc<ActiveCertificate>>, sqlx::Error> {
@@ -239,11 +229,15 @@ fn in_order(mut certificates: Vec<Arc<ActiveCertificate>>) -> Vec<Arc<ActiveCert
     certificates
 }
 
-impl crate::db::follow::Follower for ActiveCertificates {
+impl Follower for ActiveCertificates {
     const WHAT: &'static str = "active certificates";
 
     fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn following(&self) -> &Following {
+        &self.following
     }
 
     async fn load_all(&self) -> anyhow::Result<()> {
@@ -255,7 +249,6 @@ impl crate::db::follow::Follower for ActiveCertificates {
             memory.version += 1;
             memory.version
         };
-        self.listening.store(true, Ordering::Release);
         self.versions.send_replace(version);
         Ok(())
     }
@@ -302,9 +295,5 @@ impl crate::db::follow::Follower for ActiveCertificates {
         };
         self.versions.send_replace(version);
         Ok(())
-    }
-
-    fn stop_answering(&self) {
-        self.listening.store(false, Ordering::Release);
     }
 }
