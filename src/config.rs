@@ -71,6 +71,83 @@ pub struct Config {
     /// Where `/metrics` is served.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where traces go.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Traces, exported over OTLP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OpenTelemetry collector's OTLP/HTTP endpoint, such as `http://otel-collector:4318`:
+    /// spans are sent (protobuf) to its `/v1/traces`. Without it no trace is exported.
+    /// Headers the collector wants (an API key) come from `OTEL_EXPORTER_OTLP_HEADERS`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry (default `cert-assistant`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// The share of traces kept, from 0 to 1 (default 1: every trace). A trace started
+    /// elsewhere in the service keeps its first decision.
+    #[serde(default = "default_sample_ratio", deserialize_with = "lenient_number")]
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+            sample_ratio: default_sample_ratio(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "cert-assistant".to_owned()
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+impl TelemetryConfig {
+    /// Where spans are posted: the endpoint's `/v1/traces`, as OTLP/HTTP defines it.
+    pub fn traces_url(&self) -> Option<String> {
+        let endpoint = self.otlp_endpoint.as_deref()?.trim();
+        if endpoint.is_empty() {
+            return None;
+        }
+        let base = endpoint.trim_end_matches('/');
+        Some(if base.ends_with("/v1/traces") {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/traces")
+        })
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = self.traces_url() {
+            // Never echo the endpoint: it may carry credentials.
+            match url::Url::parse(&url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+                _ => problems.push(
+                    "telemetry.otlp_endpoint must be an http:// or https:// URL such as \
+                     http://otel-collector:4318"
+                        .to_owned(),
+                ),
+            }
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            problems.push("telemetry.sample_ratio must be between 0 and 1".to_owned());
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 100 {
+            problems.push("telemetry.service_name must be 1 to 100 characters".to_owned());
+        }
+        problems
+    }
 }
 
 /// The Prometheus endpoint.
@@ -650,6 +727,7 @@ impl Config {
         if let Err(e) = self.metrics_addr() {
             problems.push(e);
         }
+        problems.extend(self.telemetry.problems());
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_owned());
         }
@@ -917,21 +995,21 @@ where
     })
 }
 
-/// Accepts a number written as a number (TOML) or as a string (environment variables).
+/// A number, given as a number (a file) or as text (the environment).
 fn lenient_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: TryFrom<u64> + FromStr,
+    T: Deserialize<'de> + FromStr,
 {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum NumberOrString {
-        Number(u64),
+    enum NumberOrString<T> {
+        Number(T),
         String(String),
     }
-    let invalid = || serde::de::Error::custom("expected a whole number");
-    match NumberOrString::deserialize(deserializer)? {
-        NumberOrString::Number(n) => T::try_from(n).map_err(|_| invalid()),
+    let invalid = || serde::de::Error::custom("expected a number in range");
+    match NumberOrString::deserialize(deserializer).map_err(|_: D::Error| invalid())? {
+        NumberOrString::Number(n) => Ok(n),
         NumberOrString::String(s) => s.trim().parse().map_err(|_| invalid()),
     }
 }
@@ -1058,6 +1136,50 @@ mod tests {
             message.contains("metrics.listen \"everywhere:9464\""),
             "{message}"
         );
+    }
+
+    #[test]
+    fn traces_go_to_the_endpoints_v1_traces_and_a_bad_endpoint_is_named_but_not_echoed() {
+        let unset = Config::load_from(None, env(&[])).expect("valid");
+        assert_eq!(unset.telemetry.traces_url(), None);
+        assert_eq!(unset.telemetry.sample_ratio, 1.0);
+        for (endpoint, url) in [
+            ("http://otel:4318", "http://otel:4318/v1/traces"),
+            (
+                "https://otel.example.com/",
+                "https://otel.example.com/v1/traces",
+            ),
+            ("http://otel:4318/v1/traces", "http://otel:4318/v1/traces"),
+        ] {
+            let config = Config::load_from(
+                None,
+                env(&[
+                    ("CERT_ASSISTANT_TELEMETRY__OTLP_ENDPOINT", endpoint),
+                    ("CERT_ASSISTANT_TELEMETRY__SAMPLE_RATIO", "0.25"),
+                ]),
+            )
+            .expect("valid");
+            assert_eq!(config.telemetry.traces_url().as_deref(), Some(url));
+            assert_eq!(config.telemetry.sample_ratio, 0.25);
+        }
+        for (key, value, problem) in [
+            (
+                "CERT_ASSISTANT_TELEMETRY__OTLP_ENDPOINT",
+                "ftp://user:hunter2@otel",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "CERT_ASSISTANT_TELEMETRY__SAMPLE_RATIO",
+                "1.5",
+                "telemetry.sample_ratio",
+            ),
+        ] {
+            let message = Config::load_from(None, env(&[(key, value)]))
+                .expect_err("invalid")
+                .to_string();
+            assert!(message.contains(problem), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
     }
 
     #[test]

@@ -198,9 +198,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         config.log.filter.as_str()
     };
-    telemetry::init(config.log.format, filter);
+    let tracing = telemetry::init(config.log.format, filter, &config.telemetry)?;
+    let outcome = execute(cli.command, config).await;
+    tracing.shutdown().await;
+    outcome
+}
 
-    match cli.command {
+/// Runs one command with its configuration.
+async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
         Command::Serve { .. } => serve(config).await,
         Command::Request(command) => {
             with_commands(&config, |commands| async move {

@@ -518,10 +518,15 @@ fn certificate_uuid(given: &str) -> Option<Uuid> {
     }
 }
 
+/// The metadata of what the service does on its own (the saga, scheduled passes): inside a
+/// trace, the correlation id of the action that caused it.
 pub(super) fn system_metadata() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::from([
         ("platform".to_owned(), Platform::System.as_str().to_owned()),
-        ("correlation_id".to_owned(), Uuid::new_v4().to_string()),
+        (
+            "correlation_id".to_owned(),
+            crate::telemetry::trace::correlation_id().to_string(),
+        ),
     ])
 }
 

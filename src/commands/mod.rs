@@ -27,6 +27,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs, postgres_snapshot_cqrs};
 use sqlx::PgPool;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 pub use approvals::Decision;
@@ -77,7 +78,7 @@ impl CommandContext {
             email,
             display_name: None,
             platform,
-            correlation_id: Uuid::new_v4(),
+            correlation_id: crate::telemetry::trace::correlation_id(),
             ip_address: None,
             user_agent: None,
         }
@@ -135,20 +136,38 @@ where
         command: impl Fn() -> A::Command,
     ) -> Result<(), AggregateError<A::Error>> {
         let id = id.to_string();
-        let mut attempt = 0;
-        loop {
-            match self
-                .cqrs
-                .execute_with_metadata(&id, command(), metadata.clone())
-                .await
-            {
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(aggregate = A::TYPE, %id, attempt, "conflict; retrying");
+        let span = tracing::info_span!(
+            "command",
+            otel.name = %format!("command {}", A::TYPE),
+            otel.status_code = tracing::field::Empty,
+            aggregate = A::TYPE,
+            aggregate_id = %id,
+        );
+        let mut metadata = metadata.clone();
+        let outcome = async {
+            // The events name the span that appended them; what they cause continues it.
+            crate::telemetry::trace::stamp(&mut metadata);
+            let mut attempt = 0;
+            loop {
+                match self
+                    .cqrs
+                    .execute_with_metadata(&id, command(), metadata.clone())
+                    .await
+                {
+                    Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                        attempt += 1;
+                        tracing::debug!(aggregate = A::TYPE, %id, attempt, "conflict; retrying");
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
         }
+        .instrument(span.clone())
+        .await;
+        if matches!(&outcome, Err(error) if !matches!(error, AggregateError::UserError(_))) {
+            span.record("otel.status_code", "ERROR");
+        }
+        outcome
     }
 
     /// The current state.

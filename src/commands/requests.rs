@@ -1,6 +1,8 @@
 //! Submitting, viewing and cancelling certificate requests.
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate as _;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{Attempt, CommandContext, CommandError, Commands, PublicRequests, numbers};
@@ -511,10 +513,19 @@ impl Commands {
                 ])
             }
         };
+        let span = tracing::info_span!(
+            "command",
+            otel.name = "command CertificateRequest",
+            aggregate = CertificateRequest::TYPE,
+            aggregate_id = %request_id,
+        );
+        let mut metadata = metadata;
+        span.in_scope(|| crate::telemetry::trace::stamp(&mut metadata));
         let request_number = self
             .inner
             .numbers
             .write_next(self.pool(), today, request_id, &metadata, streams)
+            .instrument(span)
             .await?;
         tracing::info!(
             request_number = %request_number,

@@ -121,6 +121,12 @@ impl StoredEvent {
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(serde_json::Value::as_str)
     }
+
+    /// The span that appended it, in W3C form, when it was appended inside a trace: what it
+    /// causes continues that trace.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.meta(crate::telemetry::trace::TRACEPARENT)
+    }
 }
 
 /// The next `limit` events after (`tx_id`, `global_seq`) whose transactions are certainly

@@ -6,6 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
+use tracing::{Instrument as _, Span};
 
 use sqlx::PgConnection;
 
@@ -158,9 +159,15 @@ impl<C: FeedConsumer> Projector<C> {
             return Ok(Step::Idle);
         };
         let (last_tx, last_seq) = (last.tx_id.clone(), last.global_seq);
+        // The batch is a step of every trace its events belong to.
+        let spans = crate::telemetry::trace::per_trace(
+            events.iter().map(StoredEvent::traceparent),
+            || tracing::info_span!("feed batch", otel.name = %format!("feed {name}"), consumer = name, events = events.len()),
+        );
         let mut parked = parking::parked(&mut tx, name).await?;
         self.consumer.begin(&mut tx).await?;
         parking::apply_or_park(&self.consumer, &mut tx, &events, &mut parked)
+            .instrument(spans.first().cloned().unwrap_or_else(Span::none))
             .await
             .with_context(|| name)?;
         sqlx::query(
@@ -176,6 +183,7 @@ impl<C: FeedConsumer> Projector<C> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(spans);
         Ok(Step::Applied(events.len()))
     }
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{FromRow as _, PgConnection, PgPool, Row};
 use tokio::sync::watch::Receiver;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::telemetry::metrics::{JobOutcome, instruments};
@@ -125,6 +126,9 @@ pub struct NewJob<'a, P> {
     pub ordering_key: Option<String>,
     /// What to do.
     pub payload: &'a P,
+    /// The trace it continues: the `traceparent` of the event that causes it
+    /// ([`crate::feed::StoredEvent::traceparent`]).
+    pub traceparent: Option<&'a str>,
 }
 
 /// Queues a job in the caller's transaction; a job with the same id is left as it is.
@@ -133,13 +137,15 @@ pub async fn enqueue<P: Serialize>(
     job: NewJob<'_, P>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO jobs (id, kind, ordering_key, payload) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO jobs (id, kind, ordering_key, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
     )
     .bind(job.id)
     .bind(job.kind)
     .bind(job.ordering_key)
     .bind(serde_json::to_value(job.payload)?)
+    // Only a well-formed one is kept (an event's metadata is not bounded).
+    .bind(job.traceparent.filter(|t| t.len() == 55))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -159,7 +165,7 @@ pub async fn step<W: JobWorker>(pool: &PgPool, worker: &W) -> anyhow::Result<usi
                                 WHERE e.ordering_key = j.ordering_key \
                                   AND e.state = 'queued' AND e.seq < j.seq)) \
                         ORDER BY run_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, payload, attempts, created_at",
+         RETURNING id, payload, attempts, created_at, traceparent",
     )
     .bind(worker.kind())
     .bind(policy.lease.as_secs_f64())
@@ -171,6 +177,18 @@ pub async fn step<W: JobWorker>(pool: &PgPool, worker: &W) -> anyhow::Result<usi
         let id: Uuid = row.try_get("id")?;
         let attempts: i32 = row.try_get("attempts")?;
         let created_at: DateTime<Utc> = row.try_get("created_at")?;
+        let span = tracing::info_span!(
+            "job",
+            otel.name = %format!("job {}", worker.kind()),
+            otel.status_code = tracing::field::Empty,
+            job.kind = worker.kind(),
+            job.id = %id,
+            job.attempt = attempts,
+        );
+        if crate::telemetry::trace::exporting() {
+            let traceparent: Option<String> = row.try_get("traceparent")?;
+            crate::telemetry::trace::continue_from(&span, traceparent.as_deref());
+        }
         let outcome = match serde_json::from_value(row.try_get("payload")?) {
             Err(error) => Err(JobError::Permanent(
                 anyhow::Error::new(error).context("the job's payload is unreadable"),
@@ -185,10 +203,15 @@ pub async fn step<W: JobWorker>(pool: &PgPool, worker: &W) -> anyhow::Result<usi
                     attempts,
                     created_at,
                 };
-                worker.perform(&job).await
+                worker.perform(&job).instrument(span.clone()).await
             }
         };
-        finish(pool, worker.kind(), policy, id, attempts, outcome).await?;
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        finish(pool, worker.kind(), policy, id, attempts, outcome)
+            .instrument(span)
+            .await?;
     }
     Ok(claimed)
 }

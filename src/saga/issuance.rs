@@ -76,6 +76,7 @@ impl FeedConsumer for IssuanceFeed {
                 kind: ISSUANCE,
                 ordering_key: None,
                 payload: &IssuanceJob { request_id },
+                traceparent: event.traceparent(),
             },
         )
         .await

@@ -62,6 +62,7 @@ impl FeedConsumer for MailOutbox {
                 kind: MAIL,
                 ordering_key: None,
                 payload: &job,
+                traceparent: event.traceparent(),
             },
         )
         .await

@@ -69,6 +69,7 @@ impl FeedConsumer for RevocationFeed {
                 kind: REVOCATION,
                 ordering_key: None,
                 payload: &job,
+                traceparent: event.traceparent(),
             },
         )
         .await

@@ -173,10 +173,7 @@ impl Instruments {
             .get_or_create(&CaCall { ca, operation })
             .observe(took.as_secs_f64());
         if let Some(kind) = failed {
-            let kind = match kind {
-                CaFailureKind::Unavailable => "unavailable",
-                CaFailureKind::Refused => "refused",
-            };
+            let kind = kind.as_str();
             self.ca_failures
                 .get_or_create(&CaFailure {
                     ca,
@@ -249,6 +246,16 @@ pub enum CaFailureKind {
     Unavailable,
     /// The CA said no.
     Refused,
+}
+
+impl CaFailureKind {
+    /// As the `kind` label (and a span's `error.type`) shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Refused => "refused",
+        }
+    }
 }
 
 /// What became of one run of a job.

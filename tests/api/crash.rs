@@ -4,97 +4,12 @@
 //! off mid-way goes to an operator instead of being repeated), and the projected tables equal
 //! a full replay of the events.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use aws_lc_rs::hmac;
-
-use crate::fixtures::{KEK, approver, service};
+use crate::fixtures::KEK;
 use crate::helpers::TestDb;
-
-const SECRET: &str = "crash-signing-secret";
-
-fn signed(timestamp: i64, body: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
-    let tag = hmac::sign(&key, format!("v0:{timestamp}:{body}").as_bytes());
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("v0={hex}")
-}
-
-struct Service {
-    child: Child,
-    url: String,
-}
-
-fn start(db: &TestDb, dir: &std::path::Path, port: u16) -> Service {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CERT_ASSISTANT_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-    let child = command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", db.url())
-        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK)
-        .env("CERT_ASSISTANT_AUTH__ADMINS", "root@example.com")
-        .env("CERT_ASSISTANT_SLACK__SIGNING_SECRET", SECRET)
-        .env("CERT_ASSISTANT_SLACK__BOT_TOKEN", "xoxb-crash")
-        .env(
-            "CERT_ASSISTANT_SLACK__API_BASE_URL",
-            "http://127.0.0.1:9/api",
-        )
-        .env("CERT_ASSISTANT_STORAGE__LOCAL_DIR", dir.join("artifacts"))
-        .env("CERT_ASSISTANT_MAIL__LOCAL_DIR", dir.join("mail"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the service starts");
-    Service {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn ready(http: &reqwest::Client, service: &Service) {
-    for _ in 0..200 {
-        if http
-            .get(format!("{}/readyz", service.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the service did not become ready");
-}
-
-async fn cert(http: &reqwest::Client, service: &Service, user: &str, text: &str) -> Option<String> {
-    let body = format!(
-        "token=x&team_id=T1&team_domain=crash&channel_id=C1&channel_name=c&user_id={user}\
-         &user_name={user}&command=%2Fcert&text={}&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fr\
-         &trigger_id=t",
-        url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>()
-    );
-    let now = chrono::Utc::now().timestamp();
-    let response = http
-        .post(format!("{}/slack/commands", service.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", now.to_string())
-        .header("x-slack-signature", signed(now, &body))
-        .body(body)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().await.ok()
-}
+use crate::served::{Served, free_port, people};
 
 /// A fingerprint of the projected tables (what a replay must reproduce).
 async fn fingerprint(db: &TestDb) -> Vec<String> {
@@ -120,25 +35,13 @@ async fn fingerprint(db: &TestDb) -> Vec<String> {
 async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_nothing_twice() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let commands = service(&db);
-    approver(&commands, "jane@example.com").await;
-    sqlx::query(
-        "INSERT INTO chat_identities (platform, workspace_id, user_id, email) VALUES \
-         ('slack', 'T1', 'UJOHN', 'john@example.com'), ('slack', 'T1', 'UJANE', 'jane@example.com')",
-    )
-    .execute(&db.pool)
-    .await
-    .expect("identities");
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        listener.local_addr().expect("addr").port()
-    };
-    let http = reqwest::Client::new();
+    people(&db).await;
+    let port = free_port();
     let mut acknowledged = Vec::new();
     let mut seed: u64 = 0x00c0_ffee;
     for round in 0..5 {
-        let mut service = start(&db, dir.path(), port);
-        ready(&http, &service).await;
+        let mut service = Served::start(&db, dir.path(), port, &[]);
+        service.ready().await;
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -147,12 +50,12 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
             let mut i = 0;
             loop {
                 let text = format!("request cn=crash{round}-{i}.example.com days=90 why=crash");
-                if let Some(reply) = cert(&http, &service, "UJOHN", &text).await
+                if let Some(reply) = service.cert("UJOHN", &text).await
                     && reply.contains("REQ-")
                 {
                     let number = crate::helpers::request_number_in(&reply);
                     acknowledged.push(number.clone());
-                    let _ = cert(&http, &service, "UJANE", &format!("approve {number}")).await;
+                    let _ = service.cert("UJANE", &format!("approve {number}")).await;
                 }
                 i += 1;
             }
@@ -164,8 +67,8 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
     assert!(!acknowledged.is_empty(), "some commands were acknowledged");
 
     // A last, calm run lets the saga finish what it can; then a clean stop.
-    let mut service = start(&db, dir.path(), port);
-    ready(&http, &service).await;
+    let service = Served::start(&db, dir.path(), port, &[]);
+    service.ready().await;
     // The killed workers' leases would run out in a minute; let them run out now.
     sqlx::query(
         "UPDATE jobs SET locked_until = NULL, run_at = now() \
@@ -196,12 +99,7 @@ async fn killing_the_service_at_random_loses_no_acknowledged_command_and_issues_
         stuck, 0,
         "every approved request was issued, failed or handed to an operator"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(service.child.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
-    service.child.wait().expect("stopped");
+    assert!(service.stop().success(), "a clean stop");
 
     crate::helpers::project(&db.pool).await;
     // Every acknowledged request exists.

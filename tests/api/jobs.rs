@@ -132,6 +132,7 @@ async fn jobs_of_one_ordering_key_run_in_order_and_others_do_not_wait_for_them()
             .queue(
                 &mut conn,
                 cause,
+                None,
                 &cert_assistant::chat::outbound::ChatJob {
                     subject: about,
                     message: cert_assistant::chat::outbound::ChatMessage::AlertAdmins {

@@ -29,6 +29,8 @@ mod restart;
 mod retention;
 mod saga;
 mod schema;
+mod served;
 mod slack;
 mod teams;
+mod traces;
 mod views;

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
 use super::{AtCa, CaError, CertificateAuthority, Order, Renewed, Submission, ValidationRecord};
 use crate::domain::values::RevocationReason;
 use crate::ports::BoxFuture;
@@ -31,12 +33,25 @@ impl Measured {
         operation: &'static str,
         call: BoxFuture<'_, Result<T, CaError>>,
     ) -> Result<T, CaError> {
+        let span = tracing::info_span!(
+            "ca call",
+            otel.name = %format!("{} {operation}", self.kind),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            ca = self.kind,
+            ca.operation = operation,
+            error.type = tracing::field::Empty,
+        );
         let started = Instant::now();
-        let result = call.await;
+        let result = call.instrument(span.clone()).await;
         let failed = result.as_ref().err().map(|error| match error {
             CaError::Transient(_) => CaFailureKind::Unavailable,
             CaError::Permanent(_) => CaFailureKind::Refused,
         });
+        if let Some(kind) = failed {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", kind.as_str());
+        }
         instruments().ca_called(self.kind, operation, started.elapsed(), failed);
         result
     }

@@ -262,7 +262,7 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
         }
     }
     let chat = state.chat.clone();
-    let mut work = tokio::spawn(async move { chat.handle(&ctx, parsed).await });
+    let mut work = crate::telemetry::trace::spawn(async move { chat.handle(&ctx, parsed).await });
     match tokio::time::timeout(ACK_BUDGET, &mut work).await {
         Ok(Ok(reply)) => answer(CHANNEL_MESSAGE, render::message(&reply)),
         Ok(Err(error)) => {
@@ -272,7 +272,7 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
         Err(_) => {
             let api = state.api.clone();
             let token = body["token"].as_str().unwrap_or_default().to_owned();
-            tokio::spawn(async move {
+            crate::telemetry::trace::spawn(async move {
                 let reply = work
                     .await
                     .unwrap_or_else(|_| Reply::text("Something went wrong on our side."));

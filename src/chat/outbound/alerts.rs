@@ -51,7 +51,7 @@ impl FailedJobAlerts {
                 message: ChatMessage::AlertAdmins { text },
             };
             self.outbox
-                .queue(&mut tx, &format!("alert/{}", failure.id), &job)
+                .queue(&mut tx, &format!("alert/{}", failure.id), None, &job)
                 .await?;
         }
         let parked = crate::feed::parking::unreported(&mut tx, 50).await?;
@@ -80,7 +80,7 @@ impl FailedJobAlerts {
                 subject: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, cause.as_bytes()),
                 message: ChatMessage::AlertAdmins { text },
             };
-            self.outbox.queue(&mut tx, &cause, &job).await?;
+            self.outbox.queue(&mut tx, &cause, None, &job).await?;
         }
         tx.commit().await?;
         Ok(count)

@@ -34,11 +34,13 @@ impl ChatOutbox {
     }
 
     /// Queues `job` for every platform, in `conn`'s transaction; `cause` names the event
-    /// (or failure) it comes from, so queueing it again queues nothing.
+    /// (or failure) it comes from, so queueing it again queues nothing, and `traceparent`
+    /// the trace it continues.
     pub async fn queue(
         &self,
         conn: &mut PgConnection,
         cause: &str,
+        traceparent: Option<&str>,
         job: &ChatJob,
     ) -> anyhow::Result<()> {
         for platform in &self.platforms {
@@ -49,6 +51,7 @@ impl ChatOutbox {
                     kind: job_kind(platform),
                     ordering_key: Some(format!("{platform}/{}", job.subject)),
                     payload: job,
+                    traceparent,
                 },
             )
             .await?;
@@ -96,7 +99,7 @@ impl FeedConsumer for ChatOutbox {
             "{}/{}/{}",
             event.aggregate_type, event.aggregate_id, event.sequence
         );
-        self.queue(conn, &cause, &job).await
+        self.queue(conn, &cause, event.traceparent(), &job).await
     }
 }
 

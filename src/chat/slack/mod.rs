@@ -156,7 +156,7 @@ async fn commands(
         }
     }
     let chat = state.chat.clone();
-    let mut work = tokio::spawn(async move { chat.handle(&ctx, parsed).await });
+    let mut work = crate::telemetry::trace::spawn(async move { chat.handle(&ctx, parsed).await });
     match tokio::time::timeout(ACK_BUDGET, &mut work).await {
         Ok(Ok(reply)) => Json(render::message(&reply)).into_response(),
         Ok(Err(error)) => {
@@ -166,7 +166,7 @@ async fn commands(
         Err(_) => {
             let api = state.api.clone();
             let response_url = event.response_url.0.to_string();
-            tokio::spawn(async move {
+            crate::telemetry::trace::spawn(async move {
                 let reply = match work.await {
                     Ok(reply) => reply,
                     Err(_) => Reply::text("Something went wrong on our side."),
@@ -235,7 +235,7 @@ async fn block_action(
     let place = match state.chat.admission().admit("slack").await {
         Ok(place) => place,
         Err(busy) => {
-            tokio::spawn(async move {
+            crate::telemetry::trace::spawn(async move {
                 let told = Reply::text(busy.to_string());
                 answer_privately(&state, response_url.as_deref(), &told).await;
             });
@@ -244,7 +244,7 @@ async fn block_action(
     };
     if let Some(action) = action {
         // Ack now; run the command and answer privately in the background.
-        tokio::spawn(async move {
+        crate::telemetry::trace::spawn(async move {
             let _place = place;
             let reply = match state.context(&team_id, &user_id).await {
                 Ok(ctx) => state.chat.handle(&ctx, action.command()).await,
@@ -262,7 +262,7 @@ async fn block_action(
         Decision::Approve => {
             // Ack now; decide and update the message in the background.
             let original = payload["message"]["blocks"].clone();
-            tokio::spawn(async move {
+            crate::telemetry::trace::spawn(async move {
                 let _place = place;
                 let reply = approve(&state, &team_id, &user_id, &number, &original).await;
                 if let Some(url) = response_url
@@ -477,7 +477,7 @@ async fn view_submission(
                         { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
                     ],
                 });
-                tokio::spawn(async move {
+                crate::telemetry::trace::spawn(async move {
                     if let Err(error) = api.respond(&url, &message).await {
                         tracing::warn!(
                             error = format!("{error:#}"),
@@ -535,7 +535,7 @@ async fn submit_details(state: SlackState, view: &Value, team_id: &str, user_id:
             let api = state.api.clone();
             let user = user_id.to_owned();
             let text = format!("{} You will hear back here.", submitted.confirmation());
-            tokio::spawn(async move {
+            crate::telemetry::trace::spawn(async move {
                 let told = async {
                     let channel = api.open_dm(&user).await?;
                     api.post_message(&channel, &json!({ "text": text })).await
