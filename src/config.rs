@@ -222,10 +222,14 @@ pub struct AdcsConfig {
     /// The server, e.g. `https://adcs.example.com` (certsrv lives under `/certsrv`).
     #[serde(default)]
     pub url: Option<String>,
-    /// Basic auth user, e.g. `EXAMPLE\\svc-certs`.
+    /// How to log in: `ntlm` (Windows Integrated Authentication, IIS's default for certsrv)
+    /// or `basic` (default, when IIS has Basic Authentication enabled).
+    #[serde(default)]
+    pub auth: AdcsAuth,
+    /// The service account, e.g. `EXAMPLE\\svc-certs` or `svc-certs@example.com`.
     #[serde(default)]
     pub username: Option<String>,
-    /// Basic auth password.
+    /// Its password.
     #[serde(default)]
     pub password: Option<SecretString>,
     /// PEM file with the CAs that sign the ADCS server's TLS certificate.
@@ -251,6 +255,17 @@ pub struct AdcsConfig {
     /// Seconds the revoke command may take (default 120).
     #[serde(default, deserialize_with = "lenient_optional_number")]
     pub revoke_timeout_seconds: Option<u64>,
+}
+
+/// How the service logs in to ADCS Web Enrollment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdcsAuth {
+    /// HTTP Basic.
+    #[default]
+    Basic,
+    /// NTLM, in the `NTLM` or `Negotiate` scheme.
+    Ntlm,
 }
 
 /// The embedded CA (used while no ADCS is configured).

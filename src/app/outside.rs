@@ -417,6 +417,50 @@ pub async fn public_certificate_authority(
     Some(Measured::wrap("acm", std::sync::Arc::new(acm)))
 }
 
+/// The ADCS Web Enrollment client the configuration describes, when `adcs.url` is set.
+pub fn adcs_client(
+    config: &Config,
+) -> anyhow::Result<Option<crate::adapters::ca::adcs::AdcsClient>> {
+    use crate::adapters::ca::adcs::{AdcsSettings, Authentication};
+    use secrecy::ExposeSecret;
+    let Some(url) = &config.adcs.url else {
+        return Ok(None);
+    };
+    let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("could not read {}", p.display()))
+            })
+            .transpose()
+    };
+    let client = crate::adapters::ca::adcs::AdcsClient::new(AdcsSettings {
+        url: url.clone(),
+        authentication: match config.adcs.auth {
+            crate::config::AdcsAuth::Basic => Authentication::Basic,
+            crate::config::AdcsAuth::Ntlm => Authentication::Ntlm,
+        },
+        username: config.adcs.username.clone().unwrap_or_default(),
+        password: config
+            .adcs
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default()
+            .into(),
+        ca_bundle_pem: read(&config.adcs.ca_bundle)?,
+        client_identity_pem: read(&config.adcs.client_identity)?.map(Into::into),
+        timeout: std::time::Duration::from_secs(config.adcs.timeout_seconds.unwrap_or(30)),
+        templates: config.adcs.templates.clone(),
+        revoke_hook: crate::adapters::ca::revoke_hook::RevokeHook::new(
+            config.adcs.revoke_command.clone(),
+            std::time::Duration::from_secs(config.adcs.revoke_timeout_seconds.unwrap_or(120)),
+        ),
+    })
+    .context("could not set up the ADCS client")?;
+    Ok(Some(client))
+}
+
 /// The certificate authority the configuration names: ADCS when `adcs.url` is set,
 /// otherwise the embedded CA (also returned, for its CRL and chain routes).
 pub async fn certificate_authority(
@@ -427,37 +471,8 @@ pub async fn certificate_authority(
     std::sync::Arc<dyn crate::adapters::ca::CertificateAuthority>,
     Option<std::sync::Arc<crate::adapters::ca::embedded::EmbeddedCa>>,
 )> {
-    use crate::adapters::ca::adcs::{AdcsClient, AdcsSettings};
-    use secrecy::ExposeSecret;
-    if let Some(url) = &config.adcs.url {
-        let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
-            path.as_ref()
-                .map(|p| {
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("could not read {}", p.display()))
-                })
-                .transpose()
-        };
-        let client = AdcsClient::new(AdcsSettings {
-            url: url.clone(),
-            username: config.adcs.username.clone().unwrap_or_default(),
-            password: config
-                .adcs
-                .password
-                .as_ref()
-                .map(|p| p.expose_secret().to_owned())
-                .unwrap_or_default()
-                .into(),
-            ca_bundle_pem: read(&config.adcs.ca_bundle)?,
-            client_identity_pem: read(&config.adcs.client_identity)?.map(Into::into),
-            timeout: std::time::Duration::from_secs(config.adcs.timeout_seconds.unwrap_or(30)),
-            templates: config.adcs.templates.clone(),
-            revoke_hook: crate::adapters::ca::revoke_hook::RevokeHook::new(
-                config.adcs.revoke_command.clone(),
-                std::time::Duration::from_secs(config.adcs.revoke_timeout_seconds.unwrap_or(120)),
-            ),
-        })
-        .context("could not set up the ADCS client")?;
+    if let Some(client) = adcs_client(config)? {
+        let url = config.adcs.url.as_deref().unwrap_or_default();
         tracing::info!(%url, "issuing through ADCS Web Enrollment");
         return Ok((Measured::wrap("adcs", std::sync::Arc::new(client)), None));
     }

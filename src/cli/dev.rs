@@ -32,16 +32,23 @@ pub enum DevCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
-        /// Basic auth user.
+        /// The account certsrv accepts (`DOMAIN\\user` or `user@domain` for NTLM).
         #[arg(long, default_value = "certsrv")]
         username: String,
-        /// Basic auth password.
+        /// Its password.
         #[arg(
             long,
             env = "CERT_ASSISTANT_EMULATOR_PASSWORD",
             default_value = "certsrv"
         )]
         password: String,
+        /// Which logins certsrv takes: `windows` (NTLM, as ADCS is installed), `basic`, or
+        /// `both`.
+        #[arg(long, value_enum, default_value_t = crate::dev::adcs_emulator::Logins::Both)]
+        logins: crate::dev::adcs_emulator::Logins,
+        /// How often the emulated CA certificate was renewed (certcarc.asp's count).
+        #[arg(long, default_value_t = 0)]
+        renewals: u32,
     },
 }
 
@@ -173,16 +180,24 @@ pub async fn run(commands: Commands, command: DevCommand) -> anyhow::Result<()> 
 }
 
 /// Runs the certsrv emulator until Ctrl-C.
-pub async fn adcs_emulator(listen: &str, username: &str, password: &str) -> anyhow::Result<()> {
-    let emulator = crate::dev::adcs_emulator::Emulator::new(username, password)?;
+pub async fn adcs_emulator(
+    listen: &str,
+    username: &str,
+    password: &str,
+    logins: crate::dev::adcs_emulator::Logins,
+    renewals: u32,
+) -> anyhow::Result<()> {
+    let emulator = crate::dev::adcs_emulator::Emulator::new(username, password)?
+        .with_logins(logins)
+        .with_renewals(renewals);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     say(&format!(
-        "certsrv emulator on http://{} (user {username}); its root CA:\n{}",
+        "certsrv emulator on http://{} (user {username}, logins: {logins:?}); its root CA:\n{}",
         listener.local_addr()?,
         emulator.root_pem()
     ));
-    axum::serve(listener, emulator.router())
-        .with_graceful_shutdown(crate::app::shutdown_signal())
+    emulator
+        .serve(listener, crate::app::shutdown_signal())
         .await?;
     Ok(())
 }

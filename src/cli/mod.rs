@@ -108,6 +108,9 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// ADCS Web Enrollment, as configured (`adcs.*`).
+    #[command(subcommand)]
+    Adcs(AdcsCommand),
     /// Run one of the auditors' named queries (projections/*.sql) read-only, as the
     /// cert_assistant_auditor role. Without a name, list them.
     Query {
@@ -120,6 +123,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+/// `adcs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdcsCommand {
+    /// Try the configured server as the service would — reachability, TLS, the login, the
+    /// CA chain — and say in plain words what is wrong. Submits nothing.
+    Check,
 }
 
 /// `discord` subcommands.
@@ -316,6 +327,23 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Adcs(AdcsCommand::Check) => {
+            let Some(client) = app::adcs_client(&config)? else {
+                anyhow::bail!("adcs.url is not set: the embedded CA issues");
+            };
+            let mut failed = false;
+            for (what, outcome) in client.check().await {
+                match outcome {
+                    Ok(found) => say(&format!("ok      {what}: {found}")),
+                    Err(problem) => {
+                        failed = true;
+                        say(&format!("FAILED  {what}: {problem}"));
+                    }
+                }
+            }
+            anyhow::ensure!(!failed, "ADCS is not usable as configured");
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify) => {
             with_database(&config, |pool| async move {
                 match audit::verify(&pool).await? {
@@ -420,7 +448,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             listen,
             username,
             password,
-        }) => dev::adcs_emulator(&listen, &username, &password).await,
+            logins,
+            renewals,
+        }) => dev::adcs_emulator(&listen, &username, &password, logins, renewals).await,
         Command::Dev(command) => {
             let mut config = config;
             config.auth.admins.push("seed-admin@example.com".to_owned());

@@ -1,21 +1,29 @@
-//! A certsrv (ADCS Web Enrollment) emulator over a throw-away CA: the pages real certsrv
-//! clients parse, with Basic auth; templates that issue at once, a template that holds
-//! requests until an administrator decides, unknown templates denied, garbage CSRs answered
-//! with "Error Parsing Request". Administrative endpoints approve or deny pending requests
-//! and make the next submissions fail with 503, for tests of retries.
+//! A certsrv (ADCS Web Enrollment) emulator over a throw-away two-tier CA (a root and the
+//! issuing CA it signed): the pages real certsrv clients parse, behind the authentication IIS
+//! puts in front of them — Windows authentication (NTLM, offered as `Negotiate` and `NTLM`)
+//! and Basic, each of which can be switched off. Templates that issue at once, a template
+//! that holds requests until an administrator decides, unknown templates denied, garbage CSRs
+//! answered with "Error Parsing Request"; the welcome page, `certcarc.asp` with the CA's
+//! renewal count and the chain as PKCS#7 (`certnew.p7b`). Administrative endpoints (always
+//! Basic) approve or deny pending requests, make the next submissions fail with 503 for tests
+//! of retries, and count failed logins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::adapters::ca::adcs::chain;
+use crate::adapters::ca::adcs::ntlm::{self, Accepted, Acceptor, Scheme};
 use crate::adapters::ca::embedded::{Names, Signer};
 use crate::domain::values::CertificateType;
 
@@ -49,6 +57,15 @@ pub struct Emulator {
     signer: Signer,
     username: String,
     password: String,
+    identity: Arc<sspi::AuthIdentity>,
+    /// Whether certsrv takes Basic, and Windows authentication.
+    basic: bool,
+    windows: bool,
+    /// How often the CA certificate was renewed (what `certcarc.asp` says).
+    renewals: u32,
+    /// NTLM conversations waiting for their AUTHENTICATE message, by connection.
+    conversations: Arc<Mutex<HashMap<SocketAddr, Acceptor>>>,
+    failed_logins: Arc<AtomicU32>,
     requests: Arc<Mutex<BTreeMap<u32, Request>>>,
     next_id: Arc<AtomicU32>,
     fail_next: Arc<AtomicU32>,
@@ -57,13 +74,32 @@ pub struct Emulator {
     submitted: Arc<Mutex<Vec<String>>>,
 }
 
+/// Which logins certsrv takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Logins {
+    /// Windows authentication (NTLM) and Basic.
+    #[default]
+    Both,
+    /// Windows authentication only, as ADCS is installed.
+    Windows,
+    /// Basic only.
+    Basic,
+}
+
 impl Emulator {
-    /// An emulator with a fresh CA, accepting `username` / `password`.
+    /// An emulator with a fresh CA, accepting `username` / `password` (`DOMAIN\\user` or
+    /// `user@domain`) with Windows authentication and Basic.
     pub fn new(username: &str, password: &str) -> anyhow::Result<Self> {
         Ok(Self {
             signer: Signer::generate("http://certsrv.invalid/crl")?,
             username: username.to_owned(),
             password: password.to_owned(),
+            identity: Arc::new(ntlm::identity(username, &password.to_owned().into())?),
+            basic: true,
+            windows: true,
+            renewals: 0,
+            conversations: Arc::default(),
+            failed_logins: Arc::default(),
             requests: Arc::default(),
             next_id: Arc::new(AtomicU32::new(100)),
             fail_next: Arc::default(),
@@ -71,25 +107,68 @@ impl Emulator {
         })
     }
 
-    /// The emulated CA's root certificate, PEM.
+    /// Takes only these logins on certsrv's pages.
+    pub fn with_logins(mut self, logins: Logins) -> Self {
+        (self.windows, self.basic) = match logins {
+            Logins::Both => (true, true),
+            Logins::Windows => (true, false),
+            Logins::Basic => (false, true),
+        };
+        self
+    }
+
+    /// Says the CA certificate was renewed `renewals` times: the chain is served only for
+    /// that renewal number, as a client that ignores `certcarc.asp` would find out.
+    pub fn with_renewals(mut self, renewals: u32) -> Self {
+        self.renewals = renewals;
+        self
+    }
+
+    /// The emulated PKI's root certificate, PEM.
     pub fn root_pem(&self) -> &str {
         self.signer.root_pem()
     }
 
-    /// The routes.
+    /// The routes. Serve them with [`Emulator::serve`]: Windows authentication needs to know
+    /// which connection a message came on.
     pub fn router(self) -> Router {
-        Router::new()
+        let certsrv = Router::new()
+            .route("/certsrv/", get(welcome))
+            .route("/certsrv", get(welcome))
             .route("/certsrv/certfnsh.asp", post(submit))
             .route("/certsrv/certnew.cer", get(retrieve))
+            .route("/certsrv/certnew.p7b", get(chain_p7b))
             .route("/certsrv/certcarc.asp", get(renewals))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), login));
+        let admin = Router::new()
             .route("/admin/requests/{id}/approve", post(approve))
             .route("/admin/requests/{id}/deny", post(deny))
             .route("/admin/fail-next/{count}", post(fail_next))
             .route("/admin/submissions", get(submissions))
-            .with_state(self)
+            .route("/admin/failed-logins", get(failed_logins))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                admin_login,
+            ));
+        certsrv.merge(admin).with_state(self)
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    /// Serves the routes on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+
+    fn basic_matches(&self, headers: &HeaderMap) -> bool {
         let expected = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.username, self.password));
         headers
@@ -104,15 +183,123 @@ impl Emulator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn conversations(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Acceptor>> {
+        self.conversations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A 401 offering the logins certsrv takes (one header each, as IIS sends them).
+    fn unauthorized(&self) -> Response {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            Html("<html><body><h1>401 - Unauthorized: Access is denied due to invalid credentials.</h1></body></html>"),
+        )
+            .into_response();
+        let offers = response.headers_mut();
+        if self.windows {
+            offers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Negotiate"),
+            );
+            offers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
+        }
+        if self.basic {
+            offers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"certsrv\""),
+            );
+        }
+        response
+    }
+
+    fn refused(&self) -> Response {
+        self.failed_logins.fetch_add(1, Ordering::SeqCst);
+        self.unauthorized()
+    }
+
+    /// What stops a request on connection `peer` with these headers, if anything: a 401
+    /// (with a challenge, mid-way through an NTLM login). `None` lets it through.
+    fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Some(self.unauthorized());
+        };
+        if given.starts_with("Basic ") {
+            // With Basic off, IIS does not even try the credentials.
+            return match (self.basic, self.basic_matches(headers)) {
+                (false, _) => Some(self.unauthorized()),
+                (true, true) => None,
+                (true, false) => Some(self.refused()),
+            };
+        }
+        let Some((scheme, message)) = Scheme::parse(given).filter(|_| self.windows) else {
+            return Some(self.unauthorized());
+        };
+        // A NEGOTIATE message (type 1) starts a conversation on this connection; the
+        // AUTHENTICATE message (type 3) must come on the connection that got the challenge.
+        let acceptor = match message.get(8) {
+            Some(1) => match Acceptor::new(&self.identity) {
+                Ok(acceptor) => acceptor,
+                Err(_) => return Some(self.unauthorized()),
+            },
+            Some(3) => match self.conversations().remove(&peer) {
+                Some(acceptor) => acceptor,
+                None => return Some(self.refused()),
+            },
+            _ => return Some(self.refused()),
+        };
+        match acceptor.accept(&message) {
+            Ok(Accepted::Challenge(acceptor, challenge)) => {
+                let Ok(offer) = HeaderValue::from_str(&scheme.header(&challenge)) else {
+                    return Some(self.unauthorized());
+                };
+                let mut conversations = self.conversations();
+                // Logins abandoned half-way do not pile up.
+                if conversations.len() >= 1024 {
+                    conversations.clear();
+                }
+                conversations.insert(peer, *acceptor);
+                drop(conversations);
+                let mut response = self.unauthorized();
+                let offers = response.headers_mut();
+                offers.remove(header::WWW_AUTHENTICATE);
+                offers.insert(header::WWW_AUTHENTICATE, offer);
+                Some(response)
+            }
+            Ok(Accepted::LoggedIn) => None,
+            Err(_) => Some(self.refused()),
+        }
+    }
 }
 
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Basic realm=\"certsrv\"")],
-        Html("<html><body><h1>401 - Unauthorized: Access is denied due to invalid credentials.</h1></body></html>"),
-    )
-        .into_response()
+/// certsrv's pages take the logins the emulator was told to take.
+async fn login(
+    State(emulator): State<Emulator>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match emulator.authenticate(peer, request.headers()) {
+        None => next.run(request).await,
+        Some(answer) => answer,
+    }
+}
+
+/// The emulator's own endpoints take Basic, whatever certsrv takes.
+async fn admin_login(
+    State(emulator): State<Emulator>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if emulator.basic_matches(request.headers()) {
+        next.run(request).await
+    } else {
+        emulator.unauthorized()
+    }
 }
 
 fn page(title: &str, body: &str) -> Response {
@@ -171,14 +358,7 @@ struct SubmitForm {
     cert_attrib: Option<String>,
 }
 
-async fn submit(
-    State(emulator): State<Emulator>,
-    headers: HeaderMap,
-    Form(form): Form<SubmitForm>,
-) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
+async fn submit(State(emulator): State<Emulator>, Form(form): Form<SubmitForm>) -> Response {
     if emulator
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -250,10 +430,7 @@ async fn submit(
 }
 
 /// `GET /admin/submissions`: the CSR hashes of every accepted submission.
-async fn submissions(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
+async fn submissions(State(emulator): State<Emulator>) -> Response {
     let submitted = emulator
         .submitted
         .lock()
@@ -271,12 +448,8 @@ struct RetrieveQuery {
 
 async fn retrieve(
     State(emulator): State<Emulator>,
-    headers: HeaderMap,
     Query(query): Query<RetrieveQuery>,
 ) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
     let certificate =
         |pem: String| ([(header::CONTENT_TYPE, "application/pkix-cert")], pem).into_response();
     if query.req_id == "CACert" {
@@ -295,21 +468,62 @@ async fn retrieve(
     }
 }
 
-async fn renewals(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
-    Html("<script>\r\nvar nRenewals=0;\r\n</script>").into_response()
+async fn renewals(State(emulator): State<Emulator>) -> Response {
+    Html(format!(
+        "<script>\r\nvar nRenewals={};\r\n</script>",
+        emulator.renewals
+    ))
+    .into_response()
 }
 
-async fn approve(
-    State(emulator): State<Emulator>,
-    headers: HeaderMap,
-    Path(id): Path<u32>,
-) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
+/// The welcome page clients fetch to check their credentials.
+async fn welcome() -> Response {
+    page(
+        "Welcome",
+        "<P>Use this Web site to request a certificate for your Web browser, e-mail client, or \
+         other program.\r\n<P><A Href=\"/certsrv/certrqus.asp\">Request a certificate</A>",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct ChainQuery {
+    #[serde(rename = "ReqID")]
+    req_id: String,
+    #[serde(rename = "Renewal", default)]
+    renewal: Option<u32>,
+}
+
+/// `certnew.p7b?ReqID=CACert&Renewal=N&Enc=b64`: the issuing CA and the root as PKCS#7 in
+/// base64, inside "CERTIFICATE" armour as certsrv writes it; only for the current renewal.
+async fn chain_p7b(State(emulator): State<Emulator>, Query(query): Query<ChainQuery>) -> Response {
+    if query.req_id != "CACert" || query.renewal.unwrap_or(0) != emulator.renewals {
+        return disposition_page("The requested property value is empty. 0x80094004");
     }
+    let der = |pem: &str| {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map(|(_, pem)| pem.contents)
+            .unwrap_or_default()
+    };
+    let certificates = [
+        der(emulator.signer.issuing_pem()),
+        der(emulator.signer.root_pem()),
+    ];
+    match chain::pkcs7(&certificates) {
+        Ok(pkcs7) => (
+            [(header::CONTENT_TYPE, "application/x-pkcs7-certificates")],
+            chain::pem(&pkcs7).replace('\n', "\r\n"),
+        )
+            .into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// `GET /admin/failed-logins`: how many logins certsrv refused.
+async fn failed_logins(State(emulator): State<Emulator>) -> Response {
+    axum::Json(emulator.failed_logins.load(Ordering::SeqCst)).into_response()
+}
+
+async fn approve(State(emulator): State<Emulator>, Path(id): Path<u32>) -> Response {
     let csr = match emulator.requests().get(&id) {
         Some(Request::Pending { csr }) => csr.clone(),
         _ => return (StatusCode::CONFLICT, "not pending").into_response(),
@@ -327,14 +541,7 @@ async fn approve(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn deny(
-    State(emulator): State<Emulator>,
-    headers: HeaderMap,
-    Path(id): Path<u32>,
-) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
+async fn deny(State(emulator): State<Emulator>, Path(id): Path<u32>) -> Response {
     let mut requests = emulator.requests();
     match requests.get(&id) {
         Some(Request::Pending { .. }) => {
@@ -350,14 +557,7 @@ async fn deny(
     }
 }
 
-async fn fail_next(
-    State(emulator): State<Emulator>,
-    headers: HeaderMap,
-    Path(count): Path<u32>,
-) -> Response {
-    if !emulator.authorized(&headers) {
-        return unauthorized();
-    }
+async fn fail_next(State(emulator): State<Emulator>, Path(count): Path<u32>) -> Response {
     emulator.fail_next.store(count, Ordering::SeqCst);
     StatusCode::NO_CONTENT.into_response()
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cert_assistant::adapters::artifacts::LocalArtifactStore;
-use cert_assistant::adapters::ca::adcs::{AdcsClient, AdcsSettings};
+use cert_assistant::adapters::ca::adcs::{AdcsClient, AdcsSettings, Authentication};
 use cert_assistant::adapters::ca::{CaError, CertificateAuthority, Submission};
-use cert_assistant::dev::adcs_emulator::Emulator;
+use cert_assistant::dev::adcs_emulator::{Emulator, Logins};
 use cert_assistant::domain::request::RequestStatus;
 use cert_assistant::domain::values::{CertificateType, KeyAlgorithm};
 use cert_assistant::feed::Projector;
@@ -22,27 +22,53 @@ struct Certsrv {
     url: String,
     root_pem: String,
     http: reqwest::Client,
+    login: Authentication,
 }
 
+/// A certsrv that takes Basic only, as the client logs in by default.
 async fn certsrv() -> Certsrv {
-    let emulator = Emulator::new("EXAMPLE\\enroll", "s3cret").expect("emulator");
+    certsrv_taking(Authentication::Basic, 0).await
+}
+
+/// A certsrv that takes only `login` (NTLM: as ADCS is installed), whose CA certificate was
+/// renewed `renewals` times.
+async fn certsrv_taking(login: Authentication, renewals: u32) -> Certsrv {
+    let logins = match login {
+        Authentication::Basic => Logins::Basic,
+        Authentication::Ntlm => Logins::Windows,
+    };
+    let emulator = Emulator::new("EXAMPLE\\enroll", "s3cret")
+        .expect("emulator")
+        .with_logins(logins)
+        .with_renewals(renewals);
     let root_pem = emulator.root_pem().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, emulator.router()).await });
+    tokio::spawn(emulator.serve(listener, std::future::pending()));
     Certsrv {
         url,
         root_pem,
         http: reqwest::Client::new(),
+        login,
     }
 }
 
 impl Certsrv {
     fn client(&self, password: &str, templates: &[(&str, &str)]) -> AdcsClient {
+        self.client_logging_in(self.login, password, templates)
+    }
+
+    fn client_logging_in(
+        &self,
+        login: Authentication,
+        password: &str,
+        templates: &[(&str, &str)],
+    ) -> AdcsClient {
         AdcsClient::new(AdcsSettings {
             url: self.url.clone(),
+            authentication: login,
             username: "EXAMPLE\\enroll".to_owned(),
             password: password.to_owned().into(),
             ca_bundle_pem: None,
@@ -55,6 +81,19 @@ impl Certsrv {
             revoke_hook: None,
         })
         .expect("client")
+    }
+
+    /// How many logins certsrv refused.
+    async fn failed_logins(&self) -> u32 {
+        self.http
+            .get(format!("{}/admin/failed-logins", self.url))
+            .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+            .send()
+            .await
+            .expect("failed logins")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// The CSR hashes of every submission the emulator accepted, in order.
@@ -86,6 +125,12 @@ impl Certsrv {
     }
 }
 
+/// Whether `leaf` verifies with only the last certificate of `chain` (its root) trusted.
+fn verifies_with_the_root_alone(chain: &str, leaf: &str) -> bool {
+    let start = chain.rfind("-----BEGIN CERTIFICATE-----").expect("a root");
+    verifies(&chain[start..], &chain[..start], leaf)
+}
+
 fn verifies(root: &str, chain: &str, leaf: &str) -> bool {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = |name: &str, text: &str| {
@@ -108,7 +153,14 @@ fn verifies(root: &str, chain: &str, leaf: &str) -> bool {
 
 #[tokio::test]
 async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
-    let ca = certsrv().await;
+    for login in [Authentication::Basic, Authentication::Ntlm] {
+        issues_at_once_with_the_whole_chain(login).await;
+    }
+}
+
+async fn issues_at_once_with_the_whole_chain(login: Authentication) {
+    // The CA certificate was renewed: only the current renewal's chain verifies.
+    let ca = certsrv_taking(login, 2).await;
     let client = ca.client("s3cret", &[]);
     let Submission::Issued {
         ca_request_id,
@@ -126,7 +178,18 @@ async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
         panic!("issued at once");
     };
     assert!(ca_request_id.parse::<u32>().is_ok());
+    // The issuing CA, then the offline root: the whole chain, from certnew.p7b.
+    assert_eq!(
+        chain_pem.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{login:?}"
+    );
+    assert!(
+        chain_pem.trim_end().ends_with(ca.root_pem.trim_end()),
+        "{login:?}"
+    );
     assert!(verifies(&ca.root_pem, &chain_pem, &certificate_pem));
+    assert!(verifies_with_the_root_alone(&chain_pem, &certificate_pem));
     // The CA's chain, as relying parties would fetch it.
     let ca_chain = client.ca_chain().await.expect("chain");
     assert!(verifies(&ca.root_pem, &ca_chain, &certificate_pem));
@@ -139,7 +202,13 @@ async fn a_template_that_issues_at_once_returns_a_certificate_and_its_chain() {
 
 #[tokio::test]
 async fn a_held_request_is_pending_until_the_ca_officer_decides() {
-    let ca = certsrv().await;
+    for login in [Authentication::Basic, Authentication::Ntlm] {
+        held_until_the_officer_decides(login).await;
+    }
+}
+
+async fn held_until_the_officer_decides(login: Authentication) {
+    let ca = certsrv_taking(login, 0).await;
     let client = ca.client("s3cret", &[("web_server", "ManualApproval")]);
     let Submission::Pending { ca_request_id } = client
         .submit(
@@ -224,6 +293,7 @@ async fn denials_bad_credentials_and_outages_are_told_apart() {
     assert!(matches!(down, Err(CaError::Transient(m)) if m.contains("503")));
     let nowhere = AdcsClient::new(AdcsSettings {
         url: "http://127.0.0.1:9".to_owned(),
+        authentication: Authentication::Basic,
         username: "u".to_owned(),
         password: "p".to_owned().into(),
         ca_bundle_pem: None,
@@ -261,8 +331,15 @@ struct SagaOverAdcs {
 }
 
 async fn saga_over_adcs(templates: &[(&str, &str)]) -> SagaOverAdcs {
+    saga_over_adcs_logging_in(Authentication::Basic, templates).await
+}
+
+async fn saga_over_adcs_logging_in(
+    login: Authentication,
+    templates: &[(&str, &str)],
+) -> SagaOverAdcs {
     let db = TestDb::new().await;
-    let ca = certsrv().await;
+    let ca = certsrv_taking(login, 0).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = IssuanceWorker::new(
         service(&db),
@@ -420,7 +497,13 @@ async fn a_certificate_that_is_not_what_was_approved_fails_the_request_once_and_
 
 #[tokio::test]
 async fn a_held_request_is_issued_after_polling_once_the_officer_approves() {
-    let s = saga_over_adcs(&[("web_server", "ManualApproval")]).await;
+    for login in [Authentication::Basic, Authentication::Ntlm] {
+        issued_after_polling(login).await;
+    }
+}
+
+async fn issued_after_polling(login: Authentication) {
+    let s = saga_over_adcs_logging_in(login, &[("web_server", "ManualApproval")]).await;
     let id = s.approved("polled.example.com").await;
     s.step_now().await;
     let (status, row) = s.request(id).await;
@@ -485,6 +568,7 @@ async fn revoked_over_adcs(
     let mut client = s.ca.client("s3cret", &[]);
     if let Some(hook) = hook {
         client = AdcsClient::new(AdcsSettings {
+            authentication: Authentication::Basic,
             url: s.ca.url.clone(),
             username: "EXAMPLE\\enroll".to_owned(),
             password: "s3cret".to_owned().into(),
@@ -587,7 +671,13 @@ async fn without_a_revoke_command_an_admin_confirms_the_operator_task() {
 
 #[tokio::test]
 async fn two_replicas_against_a_flaky_ca_issue_every_request_and_submit_none_twice() {
-    let s = saga_over_adcs(&[]).await;
+    for login in [Authentication::Basic, Authentication::Ntlm] {
+        two_replicas_against_a_flaky_ca(login).await;
+    }
+}
+
+async fn two_replicas_against_a_flaky_ca(login: Authentication) {
+    let s = saga_over_adcs_logging_in(login, &[]).await;
     // A second replica: its own worker and its own client, on the same database.
     let other = IssuanceWorker::new(
         service(&s.db),
@@ -632,4 +722,171 @@ async fn two_replicas_against_a_flaky_ca_issue_every_request_and_submit_none_twi
         "one accepted submission per request: {submitted:?}"
     );
     assert_eq!(distinct.len(), ids.len(), "no CSR was submitted twice");
+}
+
+#[tokio::test]
+async fn with_windows_authentication_the_saga_issues_a_certificate_that_verifies_from_the_root() {
+    let s = saga_over_adcs_logging_in(Authentication::Ntlm, &[]).await;
+    let id = s.approved("ntlm.example.com").await;
+    s.step_now().await;
+    let (status, _) = s.request(id).await;
+    assert_eq!(status, RequestStatus::Issued);
+    // What the saga stored: certificates/<number>/<serial>.pem and .chain.pem.
+    let number_dir = std::fs::read_dir(s._dir.path().join("certificates"))
+        .expect("stored")
+        .next()
+        .expect("the request's folder")
+        .expect("entry")
+        .path();
+    let chain_file = std::fs::read_dir(&number_dir)
+        .expect("stored")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(".chain.pem"))
+        .expect("the chain");
+    let chain = std::fs::read_to_string(&chain_file).expect("chain");
+    let certificate =
+        std::fs::read_to_string(chain_file.to_string_lossy().replace(".chain.pem", ".pem"))
+            .expect("certificate");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(verifies_with_the_root_alone(&chain, &certificate));
+    assert_eq!(s.ca.failed_logins().await, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_once_and_not_tried_again_so_the_account_is_not_locked() {
+    let ca = certsrv_taking(Authentication::Ntlm, 0).await;
+    let client = ca.client("wrong", &[]);
+    let csr = ordered("x.example.com", KeyAlgorithm::EccP256);
+    let order = || csr.order(CertificateType::WebServer, 365);
+    let first = client.submit(order()).await;
+    assert!(
+        matches!(&first, Err(CaError::Permanent(m)) if m.contains("refused the credentials")),
+        "{first:?}"
+    );
+    assert_eq!(ca.failed_logins().await, 1);
+    let again = client.submit(order()).await;
+    assert!(
+        matches!(&again, Err(CaError::Permanent(m)) if m.contains("not tried again")),
+        "{again:?}"
+    );
+    assert_eq!(ca.failed_logins().await, 1, "no second failed login");
+    assert!(ca.submissions().await.is_empty(), "nothing reached the CA");
+
+    // Basic against a certsrv that takes only Windows authentication says what to set.
+    let basic = ca.client_logging_in(Authentication::Basic, "s3cret", &[]);
+    let refused = basic.submit(order()).await;
+    assert!(
+        matches!(&refused, Err(CaError::Permanent(m)) if m.contains("adcs.auth = \"ntlm\"")),
+        "{refused:?}"
+    );
+    // And NTLM against one that takes only Basic.
+    let basic_only = certsrv_taking(Authentication::Basic, 0).await;
+    let ntlm = basic_only.client_logging_in(Authentication::Ntlm, "s3cret", &[]);
+    let refused = ntlm.submit(order()).await;
+    assert!(
+        matches!(&refused, Err(CaError::Permanent(m)) if m.contains("does not offer Windows authentication")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_welcome_page_asks_for_windows_authentication_as_iis_does() {
+    let ca = certsrv_taking(Authentication::Ntlm, 0).await;
+    let anonymous = ca
+        .http
+        .get(format!("{}/certsrv/", ca.url))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(anonymous.status(), 401);
+    let offers: Vec<&str> = anonymous
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(offers, ["Negotiate", "NTLM"]);
+    let basic = ca
+        .http
+        .get(format!("{}/certsrv/", ca.url))
+        .basic_auth("EXAMPLE\\enroll", Some("s3cret"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(basic.status(), 401, "Basic is off");
+    // A client logged in with NTLM reads the pages behind it.
+    let chain = ca.client("s3cret", &[]).ca_chain().await.expect("chain");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+}
+
+/// `cert-assistant adcs check` with the environment's settings replaced by `env`.
+async fn adcs_check(env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CERT_ASSISTANT_") {
+            command.env_remove(key);
+        }
+    }
+    command.args(["adcs", "check"]).envs(env.iter().copied());
+    let output = crate::helpers::output(command).await;
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn adcs_check_says_in_plain_words_what_works_and_what_is_wrong() {
+    let ca = certsrv_taking(Authentication::Ntlm, 1).await;
+    let settings = |auth: &'static str, password: &'static str| {
+        [
+            ("CERT_ASSISTANT_ADCS__URL", ca.url.clone()),
+            ("CERT_ASSISTANT_ADCS__AUTH", auth.to_owned()),
+            (
+                "CERT_ASSISTANT_ADCS__USERNAME",
+                "EXAMPLE\\enroll".to_owned(),
+            ),
+            ("CERT_ASSISTANT_ADCS__PASSWORD", password.to_owned()),
+        ]
+    };
+    let run = |pairs: [(&'static str, String); 4]| async move {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        adcs_check(&pairs).await
+    };
+    let (ok, said) = run(settings("ntlm", "s3cret")).await;
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("ok      login: certsrv answered and took the NTLM login"),
+        "{said}"
+    );
+    assert!(said.contains("ok      CA chain: 2 certificates"), "{said}");
+
+    let (ok, said) = run(settings("ntlm", "wrong")).await;
+    assert!(!ok);
+    assert!(
+        said.contains("FAILED  login") && said.contains("refused the credentials"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("wrong"),
+        "the password is never shown: {said}"
+    );
+
+    let (ok, said) = run(settings("basic", "s3cret")).await;
+    assert!(!ok);
+    assert!(said.contains("set adcs.auth = \"ntlm\""), "{said}");
+
+    let (ok, said) = adcs_check(&[
+        ("CERT_ASSISTANT_ADCS__URL", "http://127.0.0.1:9"),
+        ("CERT_ASSISTANT_ADCS__USERNAME", "u"),
+        ("CERT_ASSISTANT_ADCS__PASSWORD", "p"),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(said.contains("cannot connect to ADCS"), "{said}");
 }

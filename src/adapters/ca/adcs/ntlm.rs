@@ -1,0 +1,280 @@
+//! NTLM over HTTP, as IIS speaks it for Windows Integrated Authentication (MS-NTHT): the
+//! client sends a NEGOTIATE message in `Authorization: NTLM <base64>` (or `Negotiate`), the
+//! server answers 401 with a CHALLENGE in `WWW-Authenticate` on the same connection, and the
+//! client repeats the request with the AUTHENTICATE message. The messages themselves come
+//! from Devolutions' `sspi` (NTLMv2 with a message integrity code); this module only carries
+//! them: [`Initiator`] for the ADCS client, [`Acceptor`] for the certsrv emulator.
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use sspi::{
+    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
+    SecurityBuffer, SecurityStatus, ServerRequestFlags, Sspi as _, SspiImpl as _, Username,
+    UsernameParts,
+};
+
+/// An NTLM header's scheme: IIS offers both; `Negotiate` carries the NTLM messages as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `NTLM`.
+    Ntlm,
+    /// `Negotiate` (SPNEGO; a bare NTLM message is accepted in it).
+    Negotiate,
+}
+
+impl Scheme {
+    /// As the header writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ntlm => "NTLM",
+            Self::Negotiate => "Negotiate",
+        }
+    }
+
+    /// The scheme and token of an `Authorization` or `WWW-Authenticate` value, when it is one
+    /// of ours (`NTLM <base64>`, `Negotiate <base64>`); the token is empty for a bare offer.
+    pub fn parse(value: &str) -> Option<(Self, Vec<u8>)> {
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        let scheme = if scheme.eq_ignore_ascii_case("NTLM") {
+            Self::Ntlm
+        } else if scheme.eq_ignore_ascii_case("Negotiate") {
+            Self::Negotiate
+        } else {
+            return None;
+        };
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .ok()?;
+        Some((scheme, token))
+    }
+
+    /// The header value carrying `token`.
+    pub fn header(self, token: &[u8]) -> String {
+        format!(
+            "{} {}",
+            self.as_str(),
+            base64::engine::general_purpose::STANDARD.encode(token)
+        )
+    }
+}
+
+/// Why a conversation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NtlmError {
+    /// The account name is not `DOMAIN\user`, `user@domain` or `user`.
+    #[error("the user name is not DOMAIN\\user, user@domain or user: {0}")]
+    Username(String),
+    /// The other side sent something that is not the next NTLM message, or it did not verify.
+    #[error("NTLM: {0}")]
+    Protocol(String),
+}
+
+impl From<sspi::Error> for NtlmError {
+    fn from(error: sspi::Error) -> Self {
+        // The description never holds the password: sspi reports kinds and states.
+        Self::Protocol(format!("{:?}: {}", error.error_type, error.description))
+    }
+}
+
+/// The account NTLM logs in as.
+pub fn identity(username: &str, password: &SecretString) -> Result<AuthIdentity, NtlmError> {
+    Ok(AuthIdentity {
+        username: Username::parse(username.trim())
+            .map_err(|e| NtlmError::Username(e.to_string()))?,
+        password: password.expose_secret().to_owned().into(),
+    })
+}
+
+/// The client's side of one conversation.
+#[derive(Debug)]
+pub struct Initiator {
+    ntlm: Ntlm,
+    credentials: Option<sspi::AuthIdentityBuffers>,
+}
+
+impl Initiator {
+    /// Starts a conversation as `identity`; returns it and the NEGOTIATE message.
+    pub fn start(identity: &AuthIdentity) -> Result<(Self, Vec<u8>), NtlmError> {
+        let mut ntlm = Ntlm::new();
+        let credentials = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(identity)
+            .execute(&mut ntlm)?
+            .credentials_handle;
+        let mut initiator = Self { ntlm, credentials };
+        let negotiate = initiator.step(None)?;
+        Ok((initiator, negotiate))
+    }
+
+    /// The AUTHENTICATE message answering the server's CHALLENGE.
+    pub fn authenticate(mut self, challenge: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        self.step(Some(challenge))
+    }
+
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, NtlmError> {
+        let mut input = vec![SecurityBuffer::new(
+            input.unwrap_or_default().to_vec(),
+            BufferType::Token,
+        )];
+        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut builder = self
+            .ntlm
+            .initialize_security_context()
+            .with_credentials_handle(&mut self.credentials)
+            .with_context_requirements(ClientRequestFlags::ALLOCATE_MEMORY)
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_output(&mut output);
+        if !input[0].buffer.is_empty() {
+            builder = builder.with_input(&mut input);
+        }
+        let status = self
+            .ntlm
+            .initialize_security_context_impl(&mut builder)?
+            .resolve_to_result()?
+            .status;
+        if matches!(
+            status,
+            SecurityStatus::CompleteAndContinue | SecurityStatus::CompleteNeeded
+        ) {
+            self.ntlm.complete_auth_token(&mut output)?;
+        }
+        Ok(std::mem::take(&mut output[0].buffer))
+    }
+}
+
+/// The server's side of one conversation, for the one account it accepts.
+#[derive(Debug)]
+pub struct Acceptor {
+    ntlm: Ntlm,
+    credentials: Option<sspi::AuthIdentityBuffers>,
+    expected: Username,
+}
+
+/// What the server makes of a message.
+#[derive(Debug)]
+pub enum Accepted {
+    /// A NEGOTIATE: send this CHALLENGE, and keep the acceptor for the connection.
+    Challenge(Box<Acceptor>, Vec<u8>),
+    /// An AUTHENTICATE that verified, from the expected account.
+    LoggedIn,
+}
+
+impl Acceptor {
+    /// A server accepting only `identity`.
+    pub fn new(identity: &AuthIdentity) -> Result<Self, NtlmError> {
+        let mut ntlm = Ntlm::new();
+        let credentials = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Inbound)
+            .with_auth_data(identity)
+            .execute(&mut ntlm)?
+            .credentials_handle;
+        Ok(Self {
+            ntlm,
+            credentials,
+            expected: identity.username.clone(),
+        })
+    }
+
+    /// Takes the client's next message: a NEGOTIATE (on a new acceptor) or the AUTHENTICATE
+    /// (on the one that sent the challenge).
+    pub fn accept(mut self, message: &[u8]) -> Result<Accepted, NtlmError> {
+        let mut input = vec![SecurityBuffer::new(message.to_vec(), BufferType::Token)];
+        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let builder = self
+            .ntlm
+            .accept_security_context()
+            .with_credentials_handle(&mut self.credentials)
+            .with_context_requirements(ServerRequestFlags::ALLOCATE_MEMORY)
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_input(&mut input)
+            .with_output(&mut output);
+        let status = self
+            .ntlm
+            .accept_security_context_impl(builder)?
+            .resolve_to_result()
+            .map_err(|e| NtlmError::Protocol(e.to_string()))?
+            .status;
+        match status {
+            SecurityStatus::ContinueNeeded => {
+                let challenge = std::mem::take(&mut output[0].buffer);
+                Ok(Accepted::Challenge(Box::new(self), challenge))
+            }
+            SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue => {
+                // Verifies the response and its integrity code against the password.
+                self.ntlm.complete_auth_token(&mut output)?;
+                self.logged_in()
+            }
+            SecurityStatus::Ok => self.logged_in(),
+            other => Err(NtlmError::Protocol(format!("unexpected state {other:?}"))),
+        }
+    }
+
+    /// The password verified; the account must be the expected one too (NTLM itself takes
+    /// whatever name the client sends).
+    fn logged_in(mut self) -> Result<Accepted, NtlmError> {
+        let wire = self.ntlm.query_context_names()?.username;
+        if account(&wire) == account(&self.expected) {
+            Ok(Accepted::LoggedIn)
+        } else {
+            Err(NtlmError::Protocol("not the expected account".to_owned()))
+        }
+    }
+}
+
+/// An account as Windows compares it: `domain\user` or `user@suffix`, case-insensitively.
+fn account(username: &Username) -> String {
+    match username.parts() {
+        UsernameParts::UserPrincipalName(upn) => upn.upn().to_lowercase(),
+        UsernameParts::DownLevelLogonName(name) => format!(
+            "{}\\{}",
+            name.netbios_domain().unwrap_or_default(),
+            name.account_name()
+        )
+        .to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(client: &str, password: &str) -> Result<Accepted, NtlmError> {
+        let server = Acceptor::new(&identity("EXAMPLE\\enroll", &"s3cret".to_owned().into())?)?;
+        let (initiator, negotiate) =
+            Initiator::start(&identity(client, &password.to_owned().into())?)?;
+        let Accepted::Challenge(server, challenge) = server.accept(&negotiate)? else {
+            panic!("a challenge first");
+        };
+        server.accept(&initiator.authenticate(&challenge)?)
+    }
+
+    #[test]
+    fn the_right_account_logs_in_and_a_wrong_password_or_account_does_not() {
+        assert!(matches!(
+            conversation("EXAMPLE\\enroll", "s3cret"),
+            Ok(Accepted::LoggedIn)
+        ));
+        assert!(matches!(
+            conversation("example\\ENROLL", "s3cret"),
+            Ok(Accepted::LoggedIn)
+        ));
+        assert!(conversation("EXAMPLE\\enroll", "wrong").is_err());
+        assert!(conversation("EXAMPLE\\someone", "s3cret").is_err());
+        assert!(conversation("OTHER\\enroll", "s3cret").is_err());
+    }
+
+    #[test]
+    fn headers_carry_the_messages_in_either_scheme() {
+        let header = Scheme::Negotiate.header(b"\x01\x02");
+        assert_eq!(header, "Negotiate AQI=");
+        assert_eq!(
+            Scheme::parse(&header),
+            Some((Scheme::Negotiate, vec![1, 2]))
+        );
+        assert_eq!(Scheme::parse("NTLM"), Some((Scheme::Ntlm, Vec::new())));
+        assert_eq!(Scheme::parse("Basic realm=\"x\""), None);
+        assert_eq!(Scheme::parse("NTLM !!!"), None);
+    }
+}
