@@ -4,6 +4,7 @@
 //! integration tests both start it through here. Tests change only what the configuration
 //! points at (their local Slack, Teams, Discord, CA, S3 and SES servers) and the clock.
 
+mod ca_calls;
 mod outside;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use crate::saga::issuance::{IssuanceFeed, IssuanceWorker};
 use crate::saga::mail::{MailOutbox, MailWorker};
 use crate::saga::revocation::{RevocationFeed, RevocationWorker};
 
+pub use ca_calls::{CaCallStatus, CaCalls, ca_calls};
 pub use outside::*;
 
 /// How often the expiry and escalation passes run.
@@ -267,7 +269,8 @@ impl Application {
                 artifacts: store.clone(),
             }),
         );
-        let public = public_certificate_authority(config, outbound.aws_credentials.clone()).await;
+        let public =
+            public_certificate_authority(config, &pool, outbound.aws_credentials.clone()).await;
         let renewals = public
             .clone()
             .map(|acm| CaRenewals::new(commands.clone(), acm, store.clone()));

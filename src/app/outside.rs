@@ -389,6 +389,7 @@ pub fn commands(config: &Config, pool: PgPool, kek: KeyEncryptionKey) -> crate::
 /// when given).
 pub async fn public_certificate_authority(
     config: &Config,
+    pool: &PgPool,
     credentials: Option<crate::adapters::aws::Credentials>,
 ) -> Option<std::sync::Arc<dyn crate::adapters::ca::CertificateAuthority>> {
     if !config.acm.enabled {
@@ -414,7 +415,11 @@ pub async fn public_certificate_authority(
     .await
     .with_route53(zones);
     tracing::info!("requests for the public CA go to AWS Certificate Manager");
-    Some(Measured::wrap("acm", std::sync::Arc::new(acm)))
+    Some(Measured::wrap(
+        "acm",
+        std::sync::Arc::new(acm),
+        std::sync::Arc::new(super::CaCalls::new(pool.clone())),
+    ))
 }
 
 /// The ADCS Web Enrollment client the configuration describes, when `adcs.url` is set.
@@ -474,11 +479,16 @@ pub async fn certificate_authority(
     if let Some(client) = adcs_client(config)? {
         let url = config.adcs.url.as_deref().unwrap_or_default();
         tracing::info!(%url, "issuing through ADCS Web Enrollment");
-        return Ok((Measured::wrap("adcs", std::sync::Arc::new(client)), None));
+        let log = std::sync::Arc::new(super::CaCalls::new(pool.clone()));
+        return Ok((
+            Measured::wrap("adcs", std::sync::Arc::new(client), log),
+            None,
+        ));
     }
     let ca = std::sync::Arc::new(
         crate::adapters::ca::embedded::EmbeddedCa::load_or_create(pool, kek, &crl_url(config))
             .await?,
     );
-    Ok((Measured::wrap("embedded", ca.clone()), Some(ca)))
+    let log = std::sync::Arc::new(super::CaCalls::new(pool.clone()));
+    Ok((Measured::wrap("embedded", ca.clone(), log), Some(ca)))
 }

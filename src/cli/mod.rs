@@ -268,6 +268,26 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                         status.updated_at.format("%Y-%m-%d %H:%M:%S UTC")
                     ));
                 }
+                for call in app::ca_calls(&pool).await? {
+                    let at = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                        at.map_or_else(
+                            || "never".to_owned(),
+                            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                        )
+                    };
+                    say(&format!(
+                        "CA {} {}: {} calls, {} failed; last worked {}, last failed {}{}",
+                        call.ca,
+                        call.operation,
+                        call.calls,
+                        call.failures,
+                        at(call.last_success_at),
+                        at(call.last_failure_at),
+                        call.last_failure
+                            .map(|why| format!(" ({why})"))
+                            .unwrap_or_default(),
+                    ));
+                }
                 for stream in crate::feed::parking::list(&pool).await? {
                     say(&format!(
                         "PARKED {}: {} {} waits from event {} ({} #{}) since {}, {} attempts: {}\n  \

@@ -890,3 +890,72 @@ async fn adcs_check_says_in_plain_words_what_works_and_what_is_wrong() {
     assert!(!ok);
     assert!(said.contains("cannot connect to ADCS"), "{said}");
 }
+
+#[tokio::test]
+async fn projections_status_shows_when_the_ca_last_worked_and_last_failed_and_why() {
+    let db = TestDb::new().await;
+    let ca = certsrv_taking(Authentication::Ntlm, 0).await;
+    let files = crate::helpers::test_files();
+    let mut config = crate::helpers::test_config(files.path());
+    config.adcs.url = Some(ca.url.clone());
+    config.adcs.auth = cert_assistant::config::AdcsAuth::Ntlm;
+    config.adcs.username = Some("EXAMPLE\\enroll".to_owned());
+    config.adcs.password = Some("s3cret".to_owned().into());
+    // The service as serve builds it: its CA is the composition root's.
+    let (_, workers) = crate::helpers::serve(&db.pool, &config).await;
+    let commands = service(&db);
+    let jane = approver(&commands, "jane@example.com").await;
+    for (cn, outage) in [("down.example.com", true), ("up.example.com", false)] {
+        if outage {
+            ca.admin("/admin/fail-next/1").await;
+        }
+        let submitted = commands
+            .submit_request(&ctx("john@example.com"), web_request(cn))
+            .await
+            .expect("submitted");
+        commands
+            .approve(&jane, &submitted.request_number, None)
+            .await
+            .expect("approved");
+        Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+            .catch_up(Duration::from_secs(30))
+            .await
+            .expect("feed");
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
+            .execute(&db.pool)
+            .await
+            .expect("due");
+        workers.issuance.step().await.expect("step");
+    }
+    crate::helpers::eventually("both calls recorded", Duration::from_secs(10), || {
+        let pool = db.pool.clone();
+        async move {
+            cert_assistant::app::ca_calls(&pool)
+                .await
+                .expect("calls")
+                .iter()
+                .any(|c| c.operation == "submit" && c.calls == 3)
+        }
+    })
+    .await;
+
+    let mut status = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    status
+        .args(["projections", "status"])
+        .env("DATABASE_URL", db.url());
+    let output = crate::helpers::output(status).await;
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    let line = said
+        .lines()
+        .find(|line| line.starts_with("CA adcs submit:"))
+        .unwrap_or_else(|| panic!("{said}"));
+    // The first submission met the outage; the second step submitted it again, and the other.
+    assert!(line.contains("3 calls, 1 failed"), "{line}");
+    assert!(
+        !line.contains("last worked never") && !line.contains("last failed never"),
+        "{line}"
+    );
+    assert!(line.contains("503"), "why it failed: {line}");
+    assert!(!said.contains("s3cret"), "{said}");
+}

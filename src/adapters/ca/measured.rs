@@ -17,15 +17,24 @@ use crate::telemetry::metrics::{CaFailureKind, instruments};
 pub struct Measured {
     inner: Arc<dyn CertificateAuthority>,
     kind: &'static str,
+    log: Arc<dyn CallLog>,
+}
+
+/// Where each call's outcome is kept beyond the process, for operators: when the CA last
+/// worked and when it last failed, and why.
+pub trait CallLog: Send + Sync + std::fmt::Debug {
+    /// Call `operation` of CA `ca` ended, with `failure` when it failed. Must not wait.
+    fn record(&self, ca: &'static str, operation: &'static str, failure: Option<String>);
 }
 
 impl Measured {
-    /// Wraps `inner`.
+    /// Wraps `inner`, recording each call's outcome in `log`.
     pub fn wrap(
         kind: &'static str,
         inner: Arc<dyn CertificateAuthority>,
+        log: Arc<dyn CallLog>,
     ) -> Arc<dyn CertificateAuthority> {
-        Arc::new(Self { inner, kind })
+        Arc::new(Self { inner, kind, log })
     }
 
     async fn timed<T>(
@@ -53,6 +62,11 @@ impl Measured {
             span.record("error.type", kind.as_str());
         }
         instruments().ca_called(self.kind, operation, started.elapsed(), failed);
+        self.log.record(
+            self.kind,
+            operation,
+            result.as_ref().err().map(ToString::to_string),
+        );
         result
     }
 }
