@@ -354,23 +354,28 @@ async fn saga_over_adcs_logging_in(
     }
 }
 
+/// A request for `cn` submitted by John and approved by Jane, its issuance job queued.
+async fn approved(db: &TestDb, cn: &str) -> Uuid {
+    let commands = service(db);
+    let jane = approver(&commands, "jane@example.com").await;
+    let submitted = commands
+        .submit_request(&ctx("john@example.com"), web_request(cn))
+        .await
+        .expect("submitted");
+    commands
+        .approve(&jane, &submitted.request_number, None)
+        .await
+        .expect("approved");
+    Projector::for_consumer(db.pool.clone(), IssuanceFeed)
+        .catch_up(Duration::from_secs(30))
+        .await
+        .expect("feed");
+    submitted.request_id
+}
+
 impl SagaOverAdcs {
     async fn approved(&self, cn: &str) -> Uuid {
-        let commands = service(&self.db);
-        let jane = approver(&commands, "jane@example.com").await;
-        let submitted = commands
-            .submit_request(&ctx("john@example.com"), web_request(cn))
-            .await
-            .expect("submitted");
-        commands
-            .approve(&jane, &submitted.request_number, None)
-            .await
-            .expect("approved");
-        Projector::for_consumer(self.db.pool.clone(), IssuanceFeed)
-            .catch_up(Duration::from_secs(30))
-            .await
-            .expect("feed");
-        submitted.request_id
+        approved(&self.db, cn).await
     }
 
     /// One worker step, without waiting out backoff or polling delays.
@@ -903,24 +908,11 @@ async fn projections_status_shows_when_the_ca_last_worked_and_last_failed_and_wh
     config.adcs.password = Some("s3cret".to_owned().into());
     // The service as serve builds it: its CA is the composition root's.
     let (_, workers) = crate::helpers::serve(&db.pool, &config).await;
-    let commands = service(&db);
-    let jane = approver(&commands, "jane@example.com").await;
     for (cn, outage) in [("down.example.com", true), ("up.example.com", false)] {
         if outage {
             ca.admin("/admin/fail-next/1").await;
         }
-        let submitted = commands
-            .submit_request(&ctx("john@example.com"), web_request(cn))
-            .await
-            .expect("submitted");
-        commands
-            .approve(&jane, &submitted.request_number, None)
-            .await
-            .expect("approved");
-        Projector::for_consumer(db.pool.clone(), IssuanceFeed)
-            .catch_up(Duration::from_secs(30))
-            .await
-            .expect("feed");
+        approved(&db, cn).await;
         sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'queued'")
             .execute(&db.pool)
             .await
