@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 
 pub mod chain;
+mod connection;
 pub mod ntlm;
 
 use super::revoke_hook::RevokeHook;
@@ -83,9 +84,11 @@ enum Login {
     },
     Ntlm {
         identity: Arc<sspi::AuthIdentity>,
-        /// One conversation at a time: NTLM authenticates a connection, so its two legs
-        /// must go over the one connection the pool keeps.
+        /// One conversation at a time (an ADCS account is one login, however many jobs).
         turn: Arc<tokio::sync::Mutex<()>>,
+        /// Each conversation opens a connection of its own ([`connection`]).
+        tls: connection::Tls,
+        timeout: Duration,
     },
 }
 
@@ -109,19 +112,6 @@ impl AdcsClient {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none());
-        let login = match settings.authentication {
-            Authentication::Basic => Login::Basic {
-                username: settings.username,
-                password: settings.password,
-            },
-            Authentication::Ntlm => {
-                builder = builder.pool_max_idle_per_host(1);
-                Login::Ntlm {
-                    identity: Arc::new(ntlm::identity(&settings.username, &settings.password)?),
-                    turn: Arc::default(),
-                }
-            }
-        };
         if let Some(bundle) = &settings.ca_bundle_pem {
             for certificate in reqwest::Certificate::from_pem_bundle(bundle.as_bytes())? {
                 builder = builder.add_root_certificate(certificate);
@@ -132,6 +122,21 @@ impl AdcsClient {
                 identity.expose_secret().as_bytes(),
             )?);
         }
+        let login = match settings.authentication {
+            Authentication::Basic => Login::Basic {
+                username: settings.username,
+                password: settings.password,
+            },
+            Authentication::Ntlm => Login::Ntlm {
+                identity: Arc::new(ntlm::identity(&settings.username, &settings.password)?),
+                turn: Arc::default(),
+                tls: connection::Tls::new(
+                    settings.ca_bundle_pem.as_deref(),
+                    settings.client_identity_pem.as_ref(),
+                )?,
+                timeout: settings.timeout,
+            },
+        };
         Ok(Self {
             http: builder.build()?,
             url: settings.url.trim_end_matches('/').to_owned(),
@@ -168,9 +173,14 @@ impl AdcsClient {
             Login::Basic { username, password } => {
                 exchange(request.basic_auth(username, Some(password.expose_secret()))).await?
             }
-            Login::Ntlm { identity, turn } => {
+            Login::Ntlm {
+                identity,
+                turn,
+                tls,
+                timeout,
+            } => {
                 let _turn = turn.lock().await;
-                let response = ntlm_exchange(request, identity).await?;
+                let response = ntlm_exchange(tls, *timeout, request, identity).await?;
                 return self.judge(response).await;
             }
         };
@@ -380,27 +390,54 @@ fn causes(error: &reqwest::Error) -> String {
     }
 }
 
-/// `request` with NTLM: the NEGOTIATE message, the server's CHALLENGE in its 401, then the
-/// request again with the AUTHENTICATE message (on the same connection). The scheme is
+/// `request` with NTLM, on a connection of its own: the NEGOTIATE message, the server's
+/// CHALLENGE in its 401, then the request again with the AUTHENTICATE message. The scheme is
 /// `NTLM`, or `Negotiate` when the server offers only that.
 async fn ntlm_exchange(
+    tls: &connection::Tls,
+    timeout: Duration,
     request: reqwest::RequestBuilder,
     identity: &sspi::AuthIdentity,
 ) -> Result<reqwest::Response, CaError> {
-    let again = || {
+    let request = request
+        .build()
+        .map_err(|e| CaError::Permanent(format!("an ADCS request could not be made ({e})")))?;
+    let url = request.url().clone();
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let body = hyper::body::Bytes::copy_from_slice(
         request
-            .try_clone()
-            .ok_or_else(|| CaError::Permanent("an ADCS request could not be repeated".to_owned()))
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .unwrap_or_default(),
+    );
+    let leg = |authorization: String| {
+        let mut builder = hyper::Request::builder()
+            .method(request.method().clone())
+            .uri(target.as_str())
+            .header(reqwest::header::HOST, host.as_str());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        builder
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .body(http_body_util::Full::new(body.clone()))
+            .map_err(|e| CaError::Permanent(format!("an ADCS request could not be made ({e})")))
     };
     let failed = |e: ntlm::NtlmError| CaError::Permanent(format!("ADCS login: {e}"));
+    let mut connection = connection::Connection::open(&url, tls, timeout).await?;
     let mut scheme = ntlm::Scheme::Ntlm;
     loop {
         let (initiator, negotiate) = ntlm::Initiator::start(identity).map_err(failed)?;
-        let first =
-            exchange(again()?.header(reqwest::header::AUTHORIZATION, scheme.header(&negotiate)))
-                .await?;
+        let first = connection.send(leg(scheme.header(&negotiate))?).await?;
         if first.status() != reqwest::StatusCode::UNAUTHORIZED {
-            return Ok(first);
+            return Ok(reqwest::Response::from(first));
         }
         let offers: Vec<(ntlm::Scheme, Vec<u8>)> = first
             .headers()
@@ -409,14 +446,10 @@ async fn ntlm_exchange(
             .filter_map(|value| value.to_str().ok())
             .filter_map(ntlm::Scheme::parse)
             .collect();
-        // The rest of the 401 is read, so that its connection carries the next leg.
-        let _ = first.bytes().await;
         if let Some((scheme, challenge)) = offers.iter().find(|(_, token)| !token.is_empty()) {
             let authenticate = initiator.authenticate(challenge).map_err(failed)?;
-            return exchange(
-                again()?.header(reqwest::header::AUTHORIZATION, scheme.header(&authenticate)),
-            )
-            .await;
+            let answer = connection.send(leg(scheme.header(&authenticate))?).await?;
+            return Ok(reqwest::Response::from(answer));
         }
         let negotiate_only = offers.iter().any(|(s, _)| *s == ntlm::Scheme::Negotiate)
             && !offers.iter().any(|(s, _)| *s == ntlm::Scheme::Ntlm);

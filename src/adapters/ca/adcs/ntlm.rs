@@ -178,8 +178,15 @@ impl Acceptor {
     }
 
     /// Takes the client's next message: a NEGOTIATE (on a new acceptor) or the AUTHENTICATE
-    /// (on the one that sent the challenge).
+    /// (on the one that sent the challenge). An AUTHENTICATE must carry a message integrity
+    /// code: `sspi`'s server checks the password only through it, so one without would
+    /// prove nothing (NTLMv1 and clients that send none, such as curl, are refused).
     pub fn accept(mut self, message: &[u8]) -> Result<Accepted, NtlmError> {
+        if message.get(8) == Some(&3) && !carries_mic(message) {
+            return Err(NtlmError::Protocol(
+                "an AUTHENTICATE message without a message integrity code".to_owned(),
+            ));
+        }
         let mut input = vec![SecurityBuffer::new(message.to_vec(), BufferType::Token)];
         let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
         let builder = self
@@ -223,6 +230,40 @@ impl Acceptor {
     }
 }
 
+/// Whether an AUTHENTICATE message says it carries a MIC: its NTLMv2 response's attribute
+/// list has `MsvAvFlags` (6) with bit 0x2 (MS-NLMP 2.2.2.1, 2.2.2.7).
+fn carries_mic(message: &[u8]) -> bool {
+    av_flags_at(message).is_some_and(|at| message[at] & 0x02 != 0)
+}
+
+/// Where in an AUTHENTICATE message the first byte of `MsvAvFlags`' value is.
+fn av_flags_at(message: &[u8]) -> Option<usize> {
+    let u16_at = |at: usize| {
+        message
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let length = u16_at(20)?;
+    let offset = message
+        .get(24..28)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)?;
+    let end = offset.checked_add(length)?.min(message.len());
+    // NTProofStr (16), then the blob: type, reserved and timestamp fields (28) and the pairs.
+    let mut at = offset.checked_add(16 + 28)?;
+    while at + 4 <= end {
+        let (id, len) = (u16_at(at)?, u16_at(at + 2)?);
+        let value = at + 4;
+        if id == 0 || value + len > end {
+            return None;
+        }
+        if id == 6 && len == 4 {
+            return Some(value);
+        }
+        at = value + len;
+    }
+    None
+}
+
 /// An account as Windows compares it: `domain\user` or `user@suffix`, case-insensitively.
 fn account(username: &Username) -> String {
     match username.parts() {
@@ -263,6 +304,22 @@ mod tests {
         assert!(conversation("EXAMPLE\\enroll", "wrong").is_err());
         assert!(conversation("EXAMPLE\\someone", "s3cret").is_err());
         assert!(conversation("OTHER\\enroll", "s3cret").is_err());
+    }
+
+    #[test]
+    fn an_authenticate_message_without_its_integrity_code_is_refused_even_with_the_password() {
+        let account = identity("EXAMPLE\\enroll", &"s3cret".to_owned().into()).expect("id");
+        let server = Acceptor::new(&account).expect("acceptor");
+        let (initiator, negotiate) = Initiator::start(&account).expect("negotiate");
+        let Ok(Accepted::Challenge(server, challenge)) = server.accept(&negotiate) else {
+            panic!("a challenge first");
+        };
+        let mut authenticate = initiator.authenticate(&challenge).expect("authenticate");
+        let at = av_flags_at(&authenticate).expect("sspi's client sends MsvAvFlags");
+        assert!(carries_mic(&authenticate));
+        authenticate[at] &= !0x02;
+        assert!(server.accept(&authenticate).is_err());
+        assert!(!carries_mic(b"NTLMSSP\0\x03\0\0\0short"));
     }
 
     #[test]
