@@ -168,6 +168,51 @@ impl Emulator {
         .await
     }
 
+    /// Serves the routes over TLS (`certificate_pem` and `key_pem` are the server's) on
+    /// `listener` until `shutdown` completes, as certsrv is served in production.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        certificate_pem: &str,
+        key_pem: &str,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(certificate_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let router = self.router();
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => accepted?,
+                () = &mut shutdown => return Ok(()),
+            };
+            let acceptor = acceptor.clone();
+            // Each connection knows its peer, as `serve` tells the routes.
+            let service = hyper_util::service::TowerToHyperService::new(
+                router
+                    .clone()
+                    .layer(axum::extract::connect_info::MockConnectInfo(peer)),
+            );
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                }
+            });
+        }
+    }
+
     fn basic_matches(&self, headers: &HeaderMap) -> bool {
         let expected = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.username, self.password));

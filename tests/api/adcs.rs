@@ -951,3 +951,70 @@ async fn projections_status_shows_when_the_ca_last_worked_and_last_failed_and_wh
     assert!(line.contains("503"), "why it failed: {line}");
     assert!(!said.contains("s3cret"), "{said}");
 }
+
+#[tokio::test]
+async fn over_https_both_logins_issue_with_the_servers_ca_from_the_bundle_and_a_stranger_is_refused()
+ {
+    // certsrv's TLS certificate, signed by nobody the web trusts: adcs.ca_bundle names it.
+    let tls = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("tls");
+    let (certificate_pem, key_pem) = (tls.cert.pem(), tls.signing_key.serialize_pem());
+    for login in [Authentication::Basic, Authentication::Ntlm] {
+        let emulator = Emulator::new("EXAMPLE\\enroll", "s3cret")
+            .expect("emulator")
+            .with_logins(match login {
+                Authentication::Basic => Logins::Basic,
+                Authentication::Ntlm => Logins::Windows,
+            });
+        let root_pem = emulator.root_pem().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let (served_certificate, served_key) = (certificate_pem.clone(), key_pem.clone());
+        tokio::spawn(async move {
+            emulator
+                .serve_tls(
+                    listener,
+                    &served_certificate,
+                    &served_key,
+                    std::future::pending(),
+                )
+                .await
+        });
+        let client = |bundle: Option<String>| {
+            AdcsClient::new(AdcsSettings {
+                url: url.clone(),
+                authentication: login,
+                username: "EXAMPLE\\enroll".to_owned(),
+                password: "s3cret".to_owned().into(),
+                ca_bundle_pem: bundle,
+                client_identity_pem: None,
+                timeout: Duration::from_secs(5),
+                templates: BTreeMap::new(),
+                revoke_hook: None,
+            })
+            .expect("client")
+        };
+        let csr = ordered("tls.example.com", KeyAlgorithm::EccP256);
+        let Submission::Issued {
+            certificate_pem: issued,
+            chain_pem,
+            ..
+        } = client(Some(certificate_pem.clone()))
+            .submit(csr.order(CertificateType::WebServer, 365))
+            .await
+            .unwrap_or_else(|e| panic!("{login:?} over https: {e}"))
+        else {
+            panic!("issued at once");
+        };
+        assert!(verifies(&root_pem, &chain_pem, &issued), "{login:?}");
+        // Without the bundle the server's certificate does not verify: no login is tried.
+        let stranger = client(None)
+            .submit(csr.order(CertificateType::WebServer, 365))
+            .await;
+        assert!(
+            matches!(&stranger, Err(CaError::Transient(m)) if m.contains("cannot connect to ADCS") && m.contains("invalid peer certificate")),
+            "{login:?}: {stranger:?}"
+        );
+    }
+}
