@@ -63,6 +63,9 @@ pub struct Emulator {
     windows: bool,
     /// How often the CA certificate was renewed (what `certcarc.asp` says).
     renewals: u32,
+    /// Extended Protection "Required": over TLS, an NTLM login must carry the connection's
+    /// channel binding (otherwise "Accept": checked when sent).
+    binding_required: bool,
     /// NTLM conversations waiting for their AUTHENTICATE message, by connection.
     conversations: Arc<Mutex<HashMap<SocketAddr, Acceptor>>>,
     failed_logins: Arc<AtomicU32>,
@@ -98,6 +101,7 @@ impl Emulator {
             basic: true,
             windows: true,
             renewals: 0,
+            binding_required: false,
             conversations: Arc::default(),
             failed_logins: Arc::default(),
             requests: Arc::default(),
@@ -121,6 +125,14 @@ impl Emulator {
     /// that renewal number, as a client that ignores `certcarc.asp` would find out.
     pub fn with_renewals(mut self, renewals: u32) -> Self {
         self.renewals = renewals;
+        self
+    }
+
+    /// Requires NTLM logins over TLS to be bound to their connection, as IIS does with
+    /// Extended Protection for Authentication set to "Required" (Microsoft's advice for
+    /// Web Enrollment since KB5005413).
+    pub fn with_extended_protection_required(mut self) -> Self {
+        self.binding_required = true;
         self
     }
 
@@ -182,6 +194,12 @@ impl Emulator {
         let chain = CertificateDer::pem_slice_iter(certificate_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+        let binding = ChannelBinding(Arc::new(
+            chain
+                .first()
+                .map(|certificate| ntlm::tls_server_end_point(certificate))
+                .unwrap_or_default(),
+        ));
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
@@ -201,7 +219,8 @@ impl Emulator {
             let service = hyper_util::service::TowerToHyperService::new(
                 router
                     .clone()
-                    .layer(axum::extract::connect_info::MockConnectInfo(peer)),
+                    .layer(axum::extract::connect_info::MockConnectInfo(peer))
+                    .layer(axum::Extension(binding.clone())),
             );
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
@@ -266,7 +285,12 @@ impl Emulator {
 
     /// What stops a request on connection `peer` with these headers, if anything: a 401
     /// (with a challenge, mid-way through an NTLM login). `None` lets it through.
-    fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    fn authenticate(
+        &self,
+        peer: SocketAddr,
+        binding: Option<&ChannelBinding>,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
         let Some(given) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -288,7 +312,12 @@ impl Emulator {
         // AUTHENTICATE message (type 3) must come on the connection that got the challenge.
         let acceptor = match message.get(8) {
             Some(1) => match Acceptor::new(&self.identity) {
-                Ok(acceptor) => acceptor,
+                Ok(acceptor) => match binding {
+                    Some(binding) => {
+                        acceptor.with_channel_binding(&binding.0, self.binding_required)
+                    }
+                    None => acceptor,
+                },
                 Err(_) => return Some(self.unauthorized()),
             },
             Some(3) => match self.conversations().remove(&peer) {
@@ -322,13 +351,19 @@ impl Emulator {
 }
 
 /// certsrv's pages take the logins the emulator was told to take.
+/// A TLS connection's `tls-server-end-point` channel binding.
+#[derive(Debug, Clone)]
+struct ChannelBinding(Arc<Vec<u8>>);
+
 async fn login(
     State(emulator): State<Emulator>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    binding: Option<axum::Extension<ChannelBinding>>,
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    match emulator.authenticate(peer, request.headers()) {
+    let binding = binding.map(|axum::Extension(binding)| binding);
+    match emulator.authenticate(peer, binding.as_ref(), request.headers()) {
         None => next.run(request).await,
         Some(answer) => answer,
     }

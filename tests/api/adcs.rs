@@ -953,18 +953,19 @@ async fn projections_status_shows_when_the_ca_last_worked_and_last_failed_and_wh
 }
 
 #[tokio::test]
-async fn over_https_both_logins_issue_with_the_servers_ca_from_the_bundle_and_a_stranger_is_refused()
- {
+async fn over_https_with_extended_protection_both_logins_issue_and_a_stranger_server_is_refused() {
     // certsrv's TLS certificate, signed by nobody the web trusts: adcs.ca_bundle names it.
     let tls = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("tls");
     let (certificate_pem, key_pem) = (tls.cert.pem(), tls.signing_key.serialize_pem());
     for login in [Authentication::Basic, Authentication::Ntlm] {
+        // Hardened as Microsoft advises: NTLM logins bound to their TLS connection.
         let emulator = Emulator::new("EXAMPLE\\enroll", "s3cret")
             .expect("emulator")
             .with_logins(match login {
                 Authentication::Basic => Logins::Basic,
                 Authentication::Ntlm => Logins::Windows,
-            });
+            })
+            .with_extended_protection_required();
         let root_pem = emulator.root_pem().to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

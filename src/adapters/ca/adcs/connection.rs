@@ -63,6 +63,8 @@ impl Tls {
 pub(super) struct Connection {
     send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     timeout: Duration,
+    /// Over TLS, the server certificate's `tls-server-end-point` channel binding.
+    binding: Option<Vec<u8>>,
 }
 
 /// What went wrong on the way, as the saga tells failures apart: all worth retrying.
@@ -86,18 +88,28 @@ impl Connection {
             let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
                 .await
                 .map_err(|e| unavailable("cannot connect to ADCS", e))?;
-            let send = if url.scheme() == "https" {
+            let (send, binding) = if url.scheme() == "https" {
                 let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
                     .map_err(|e| CaError::Permanent(format!("adcs.url's host: {e}")))?;
                 let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
                     .connect(name, tcp)
                     .await
                     .map_err(|e| unavailable("cannot connect to ADCS", e))?;
-                Self::handshake(stream).await?
+                let binding = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|certificate| super::ntlm::tls_server_end_point(certificate));
+                (Self::handshake(stream).await?, binding)
             } else {
-                Self::handshake(tcp).await?
+                (Self::handshake(tcp).await?, None)
             };
-            Ok(Self { send, timeout })
+            Ok(Self {
+                send,
+                timeout,
+                binding,
+            })
         };
         tokio::time::timeout(timeout, connect)
             .await
@@ -117,6 +129,11 @@ impl Connection {
             let _ = connection.await;
         });
         Ok(send)
+    }
+
+    /// The server certificate's channel binding, over TLS.
+    pub(super) fn channel_binding(&self) -> Option<&[u8]> {
+        self.binding.as_deref()
     }
 
     /// Sends `request` on this connection and reads the whole answer.

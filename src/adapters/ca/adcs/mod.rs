@@ -434,7 +434,9 @@ async fn ntlm_exchange(
     let mut connection = connection::Connection::open(&url, tls, timeout).await?;
     let mut scheme = ntlm::Scheme::Ntlm;
     loop {
-        let (initiator, negotiate) = ntlm::Initiator::start(identity).map_err(failed)?;
+        // Over TLS the login is bound to this connection (Extended Protection).
+        let (initiator, negotiate) =
+            ntlm::Initiator::start(identity, connection.channel_binding()).map_err(failed)?;
         let first = connection.send(leg(scheme.header(&negotiate))?).await?;
         if first.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(reqwest::Response::from(first));

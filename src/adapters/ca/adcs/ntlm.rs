@@ -93,9 +93,17 @@ pub struct Initiator {
 }
 
 impl Initiator {
-    /// Starts a conversation as `identity`; returns it and the NEGOTIATE message.
-    pub fn start(identity: &AuthIdentity) -> Result<(Self, Vec<u8>), NtlmError> {
+    /// Starts a conversation as `identity`; returns it and the NEGOTIATE message. Over TLS,
+    /// `channel_binding` ([`tls_server_end_point`]) ties the login to that TLS connection, as
+    /// IIS's Extended Protection for Authentication requires.
+    pub fn start(
+        identity: &AuthIdentity,
+        channel_binding: Option<&[u8]>,
+    ) -> Result<(Self, Vec<u8>), NtlmError> {
         let mut ntlm = Ntlm::new();
+        if let Some(binding) = channel_binding {
+            ntlm.set_channel_bindings(binding);
+        }
         let credentials = ntlm
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)
@@ -149,6 +157,8 @@ pub struct Acceptor {
     ntlm: Ntlm,
     credentials: Option<sspi::AuthIdentityBuffers>,
     expected: Username,
+    /// Whether the AUTHENTICATE must carry this connection's channel binding.
+    binding_required: bool,
 }
 
 /// What the server makes of a message.
@@ -174,7 +184,17 @@ impl Acceptor {
             ntlm,
             credentials,
             expected: identity.username.clone(),
+            binding_required: false,
         })
+    }
+
+    /// Checks the client's channel binding against `binding`, this TLS connection's; with
+    /// `required`, a client that sends none is refused too (Extended Protection "Required";
+    /// otherwise "Accept").
+    pub fn with_channel_binding(mut self, binding: &[u8], required: bool) -> Self {
+        self.ntlm.set_channel_bindings(binding);
+        self.binding_required = required;
+        self
     }
 
     /// Takes the client's next message: a NEGOTIATE (on a new acceptor) or the AUTHENTICATE
@@ -185,6 +205,15 @@ impl Acceptor {
         if message.get(8) == Some(&3) && !carries_mic(message) {
             return Err(NtlmError::Protocol(
                 "an AUTHENTICATE message without a message integrity code".to_owned(),
+            ));
+        }
+        if message.get(8) == Some(&3)
+            && self.binding_required
+            && av_pair_at(message, AV_CHANNEL_BINDINGS)
+                .is_none_or(|at| message[at..at + 16].iter().all(|b| *b == 0))
+        {
+            return Err(NtlmError::Protocol(
+                "an AUTHENTICATE message without the connection's channel binding".to_owned(),
             ));
         }
         let mut input = vec![SecurityBuffer::new(message.to_vec(), BufferType::Token)];
@@ -230,14 +259,20 @@ impl Acceptor {
     }
 }
 
+/// `MsvAvFlags`, whose bit 0x2 says a MIC is carried (MS-NLMP 2.2.2.1).
+const AV_FLAGS: usize = 6;
+/// `MsvAvChannelBindings`: the MD5 of the client's channel bindings (16 bytes).
+const AV_CHANNEL_BINDINGS: usize = 10;
+
 /// Whether an AUTHENTICATE message says it carries a MIC: its NTLMv2 response's attribute
-/// list has `MsvAvFlags` (6) with bit 0x2 (MS-NLMP 2.2.2.1, 2.2.2.7).
+/// list has `MsvAvFlags` with bit 0x2 (MS-NLMP 2.2.2.1, 2.2.2.7).
 fn carries_mic(message: &[u8]) -> bool {
-    av_flags_at(message).is_some_and(|at| message[at] & 0x02 != 0)
+    av_pair_at(message, AV_FLAGS).is_some_and(|at| message[at] & 0x02 != 0)
 }
 
-/// Where in an AUTHENTICATE message the first byte of `MsvAvFlags`' value is.
-fn av_flags_at(message: &[u8]) -> Option<usize> {
+/// Where in an AUTHENTICATE message the value of attribute `wanted` of its NTLMv2 response
+/// starts (the value is whole: 4 bytes for the flags, 16 for the channel bindings).
+fn av_pair_at(message: &[u8], wanted: usize) -> Option<usize> {
     let u16_at = |at: usize| {
         message
             .get(at..at + 2)
@@ -250,18 +285,40 @@ fn av_flags_at(message: &[u8]) -> Option<usize> {
     let end = offset.checked_add(length)?.min(message.len());
     // NTProofStr (16), then the blob: type, reserved and timestamp fields (28) and the pairs.
     let mut at = offset.checked_add(16 + 28)?;
+    let whole = if wanted == AV_FLAGS { 4 } else { 16 };
     while at + 4 <= end {
         let (id, len) = (u16_at(at)?, u16_at(at + 2)?);
         let value = at + 4;
         if id == 0 || value + len > end {
             return None;
         }
-        if id == 6 && len == 4 {
+        if id == wanted && len == whole {
             return Some(value);
         }
         at = value + len;
     }
     None
+}
+
+/// The `tls-server-end-point` channel binding of a TLS server certificate (RFC 5929 4.1):
+/// its hash under the hash of its signature algorithm, SHA-256 for MD5 and SHA-1.
+pub fn tls_server_end_point(certificate_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let algorithm = x509_parser::parse_x509_certificate(certificate_der)
+        .map(|(_, c)| c.signature_algorithm.algorithm.to_id_string())
+        .unwrap_or_default();
+    let hash = match algorithm.as_str() {
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => {
+            sha2::Sha384::digest(certificate_der).to_vec()
+        }
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => {
+            sha2::Sha512::digest(certificate_der).to_vec()
+        }
+        _ => sha2::Sha256::digest(certificate_der).to_vec(),
+    };
+    [b"tls-server-end-point:".as_slice(), &hash].concat()
 }
 
 /// An account as Windows compares it: `domain\user` or `user@suffix`, case-insensitively.
@@ -284,7 +341,7 @@ mod tests {
     fn conversation(client: &str, password: &str) -> Result<Accepted, NtlmError> {
         let server = Acceptor::new(&identity("EXAMPLE\\enroll", &"s3cret".to_owned().into())?)?;
         let (initiator, negotiate) =
-            Initiator::start(&identity(client, &password.to_owned().into())?)?;
+            Initiator::start(&identity(client, &password.to_owned().into())?, None)?;
         let Accepted::Challenge(server, challenge) = server.accept(&negotiate)? else {
             panic!("a challenge first");
         };
@@ -310,16 +367,48 @@ mod tests {
     fn an_authenticate_message_without_its_integrity_code_is_refused_even_with_the_password() {
         let account = identity("EXAMPLE\\enroll", &"s3cret".to_owned().into()).expect("id");
         let server = Acceptor::new(&account).expect("acceptor");
-        let (initiator, negotiate) = Initiator::start(&account).expect("negotiate");
+        let (initiator, negotiate) = Initiator::start(&account, None).expect("negotiate");
         let Ok(Accepted::Challenge(server, challenge)) = server.accept(&negotiate) else {
             panic!("a challenge first");
         };
         let mut authenticate = initiator.authenticate(&challenge).expect("authenticate");
-        let at = av_flags_at(&authenticate).expect("sspi's client sends MsvAvFlags");
+        let at = av_pair_at(&authenticate, AV_FLAGS).expect("sspi's client sends MsvAvFlags");
         assert!(carries_mic(&authenticate));
         authenticate[at] &= !0x02;
         assert!(server.accept(&authenticate).is_err());
         assert!(!carries_mic(b"NTLMSSP\0\x03\0\0\0short"));
+    }
+
+    /// A login with `client`'s channel binding to a server checking `server`'s.
+    fn bound(client: Option<&[u8]>, server: &[u8], required: bool) -> Result<Accepted, NtlmError> {
+        let account = identity("EXAMPLE\\enroll", &"s3cret".to_owned().into())?;
+        let acceptor = Acceptor::new(&account)?.with_channel_binding(server, required);
+        let (initiator, negotiate) = Initiator::start(&account, client)?;
+        let Accepted::Challenge(acceptor, challenge) = acceptor.accept(&negotiate)? else {
+            panic!("a challenge first");
+        };
+        acceptor.accept(&initiator.authenticate(&challenge)?)
+    }
+
+    #[test]
+    fn extended_protection_takes_the_connections_binding_and_refuses_another_or_none() {
+        let ours = tls_server_end_point(b"not even a certificate");
+        assert!(ours.starts_with(b"tls-server-end-point:"));
+        assert_eq!(ours.len(), "tls-server-end-point:".len() + 32);
+        let theirs = tls_server_end_point(b"a relay's certificate");
+        assert!(matches!(
+            bound(Some(&ours), &ours, true),
+            Ok(Accepted::LoggedIn)
+        ));
+        assert!(
+            bound(Some(&theirs), &ours, false).is_err(),
+            "a relayed login"
+        );
+        assert!(bound(None, &ours, true).is_err(), "required");
+        assert!(
+            matches!(bound(None, &ours, false), Ok(Accepted::LoggedIn)),
+            "accept"
+        );
     }
 
     #[test]
