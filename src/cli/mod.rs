@@ -125,6 +125,28 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// What a one-shot command is called in its trace; `None` for the long-running ones.
+    fn action(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Serve { .. } | Self::Bench(_) | Self::Dev(_) => return None,
+            Self::Migrate => "migrate",
+            Self::Request(_) => "request",
+            Self::Certificate(_) => "certificate",
+            Self::User(_) => "user",
+            Self::Discord(_) => "discord",
+            Self::Manifest(_) => "manifest",
+            Self::Config(_) => "config",
+            Self::Replay { .. } => "replay",
+            Self::Projections(_) => "projections",
+            Self::Jobs(_) => "jobs",
+            Self::Audit(_) => "audit",
+            Self::Adcs(_) => "adcs",
+            Self::Query { .. } => "query",
+        })
+    }
+}
+
 /// `adcs` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AdcsCommand {
@@ -210,7 +232,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         config.log.filter.as_str()
     };
     let tracing = telemetry::init(config.log.format, filter, &config.telemetry)?;
-    let outcome = execute(cli.command, config).await;
+    // A one-shot command is one action: one trace, whose id its events' correlation id is.
+    // `serve` is not one: each request starts its own.
+    let outcome = match cli.command.action() {
+        Some(action) => {
+            let span = tracing::info_span!("cli", otel.name = %format!("cli {action}"));
+            tracing::Instrument::instrument(execute(cli.command, config), span).await
+        }
+        None => execute(cli.command, config).await,
+    };
     tracing.shutdown().await;
     outcome
 }

@@ -163,6 +163,34 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
     )
     .await;
     assert!(served.stop().success(), "a clean stop");
+    // A one-shot command is one trace too, from its own process.
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CERT_ASSISTANT_") || key.starts_with("OTEL_") {
+            cli.env_remove(key);
+        }
+    }
+    cli.args([
+        "request",
+        "create",
+        "--as",
+        "john@example.com",
+        "--cn",
+        "cli.example.com",
+        "--why",
+        "From the command line",
+        "--days",
+        "90",
+    ])
+    .env("DATABASE_URL", db.url())
+    .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+    .env("CERT_ASSISTANT_TELEMETRY__OTLP_ENDPOINT", endpoint.as_str())
+    .env(
+        "CERT_ASSISTANT_TELEMETRY__SERVICE_NAME",
+        "cert-assistant-traced",
+    );
+    let created = crate::helpers::output(cli).await;
+    assert!(created.status.success(), "{created:?}");
     eventually("the spans arrive", Duration::from_secs(10), || {
         let received = received.clone();
         async move { !received.spans.lock().expect("spans").is_empty() }
@@ -263,6 +291,23 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
     .await
     .expect("created");
     assert_eq!(created.replace('-', ""), submitted.trace_id);
+
+    let cli_span = spans
+        .iter()
+        .find(|s| s.name == "cli request")
+        .unwrap_or_else(|| panic!("the command line's span: {spans:#?}"));
+    let cli_events: Vec<String> = sqlx::query_scalar(
+        "SELECT metadata ->> 'correlation_id' FROM events WHERE aggregate_id IN \
+           (SELECT aggregate_id FROM events WHERE event_type = 'RequestCreated' \
+             AND payload::text LIKE '%\"cli.example.com\"%')",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("the command line's events");
+    assert!(!cli_events.is_empty());
+    for correlation in cli_events {
+        assert_eq!(correlation.replace('-', ""), cli_span.trace_id);
+    }
 
     // Nothing secret is in a span.
     let everything = format!("{spans:?}");
