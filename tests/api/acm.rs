@@ -333,12 +333,7 @@ async fn asking_acm_twice_for_one_request_asks_once_and_keys_it_lacks_are_refuse
 
 /// The binary with the test database, the local stores under `files`, and ACM at `moto`.
 fn cert_assistant(db: &TestDb, files: &std::path::Path, moto: &str) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CERT_ASSISTANT_") || key.starts_with("AWS_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
+    let mut command = crate::helpers::binary();
     command
         .env("DATABASE_URL", db.url())
         .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK)

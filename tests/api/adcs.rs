@@ -827,12 +827,7 @@ async fn the_welcome_page_asks_for_windows_authentication_as_iis_does() {
 
 /// `cert-assistant adcs check` with the environment's settings replaced by `env`.
 async fn adcs_check(env: &[(&str, &str)]) -> (bool, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CERT_ASSISTANT_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = crate::helpers::binary();
     command.args(["adcs", "check"]).envs(env.iter().copied());
     let output = crate::helpers::output(command).await;
     (

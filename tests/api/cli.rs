@@ -6,17 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::{TestDb, database_url};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cert-assistant");
-
 fn cert_assistant() -> Command {
-    let mut command = Command::new(BIN);
-    // Start from a clean slate: only what each test sets.
-    for (key, _) in std::env::vars() {
-        if key == "DATABASE_URL" || key.starts_with("CERT_ASSISTANT_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
+    crate::helpers::binary()
 }
 
 #[tokio::test]

@@ -443,3 +443,20 @@ pub fn download_token_in(text: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .collect()
 }
+
+/// The `cert-assistant` binary with none of the environment's own settings (`DATABASE_URL`,
+/// `CERT_ASSISTANT_*`, `OTEL_*`, `AWS_*`, `RUST_LOG`): only what the test sets.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
+    for (key, _) in std::env::vars() {
+        if key == "DATABASE_URL"
+            || key == "RUST_LOG"
+            || ["CERT_ASSISTANT_", "OTEL_", "AWS_"]
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+}

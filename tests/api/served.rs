@@ -2,7 +2,7 @@
 //! for the tests that need the binary itself (killed at random, stopped by a signal, its
 //! process-wide telemetry).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -50,16 +50,7 @@ impl Served {
     /// Starts `serve` on `port` over `db`, keeping files under `dir`, with Slack enabled
     /// (its Web API unreachable) and `env` added; the environment's own settings are left out.
     pub fn start(db: &TestDb, dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CERT_ASSISTANT_")
-                || key.starts_with("OTEL_")
-                || key == "DATABASE_URL"
-            {
-                command.env_remove(key);
-            }
-        }
-        let child = command
+        let child = crate::helpers::binary()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", db.url())
             .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", KEK)

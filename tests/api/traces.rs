@@ -164,12 +164,7 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
     .await;
     assert!(served.stop().success(), "a clean stop");
     // A one-shot command is one trace too, from its own process.
-    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_cert-assistant"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CERT_ASSISTANT_") || key.starts_with("OTEL_") {
-            cli.env_remove(key);
-        }
-    }
+    let mut cli = crate::helpers::binary();
     cli.args([
         "request",
         "create",
