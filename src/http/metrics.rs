@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,6 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use sqlx::PgPool;
-use tracing::Instrument as _;
 
 use std::sync::Arc;
 
@@ -577,27 +576,9 @@ impl Collector for Process {
 /// and counts the ones refused for a signature or token that did not verify. Each request
 /// is the root span of its trace: the commands it runs, and what they cause, follow it.
 pub async fn track(State(platform): State<&'static str>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let span = tracing::info_span!(
-        "chat request",
-        otel.name = %format!("{} {route}", request.method()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        chat.platform = platform,
-        http.request.method = %request.method(),
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-    );
     let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
+    let (response, route) = super::traced::in_root_span(platform, request, next).await;
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
     instruments().chat_answered(
         &ChatRoute { platform, route },
         status.as_u16(),

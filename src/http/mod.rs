@@ -4,6 +4,7 @@ mod ca;
 pub mod downloads;
 mod health;
 pub mod metrics;
+mod traced;
 
 use std::sync::Arc;
 
@@ -50,7 +51,9 @@ pub fn router(
         router = router.merge(tracked("teams", crate::chat::teams::router(teams)));
     }
     if let Some(downloads) = downloads {
-        router = router.merge(downloads::router(downloads));
+        router = router.merge(downloads::router(downloads).layer(
+            axum::middleware::from_fn_with_state("downloads", traced::traced),
+        ));
     }
     router
 }

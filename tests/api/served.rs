@@ -76,6 +76,11 @@ impl Served {
         }
     }
 
+    /// Its base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Waits until it answers `/readyz`.
     pub async fn ready(&self) {
         for _ in 0..200 {

@@ -162,6 +162,26 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
         "SELECT count(*) FROM jobs WHERE kind = 'issuance' AND state = 'done'",
     )
     .await;
+    // A download link is a trace of its own as well.
+    let serial: String = sqlx::query_scalar("SELECT serial FROM embedded_ca_certificates LIMIT 1")
+        .fetch_one(&db.pool)
+        .await
+        .expect("serial");
+    let link = served
+        .cert("UJOHN", &format!("download {serial}"))
+        .await
+        .expect("a link");
+    let token = crate::helpers::download_token_in(&link);
+    let downloaded = reqwest::get(format!("{}/downloads/{token}", served.url()))
+        .await
+        .expect("downloaded");
+    assert_eq!(downloaded.status(), 200);
+    until_one(
+        &db,
+        "the download is recorded",
+        "SELECT count(*) FROM events WHERE event_type = 'CertificateDownloaded'",
+    )
+    .await;
     assert!(served.stop().success(), "a clean stop");
     // A one-shot command is one trace too, from its own process.
     let mut cli = crate::helpers::binary();
@@ -201,7 +221,7 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
         .unwrap_or_else(|| panic!("the click's span: {spans:#?}"));
     assert_eq!(click.parent_span_id, "", "a click starts its trace");
     assert_eq!(click.kind, SpanKind::Server as i32);
-    assert_eq!(click.attributes["chat.platform"], "slack");
+    assert_eq!(click.attributes["surface"], "slack");
     assert_eq!(click.attributes["http.response.status_code"], "200");
     let trace: Vec<&Received> = spans
         .iter()
@@ -303,6 +323,24 @@ async fn one_approval_click_is_one_trace_from_the_click_to_the_ca_call_and_names
     for correlation in cli_events {
         assert_eq!(correlation.replace('-', ""), cli_span.trace_id);
     }
+
+    let download = spans
+        .iter()
+        .find(|s| s.name == "GET /downloads/{token}")
+        .unwrap_or_else(|| panic!("the download's span: {spans:#?}"));
+    assert_eq!(download.parent_span_id, "");
+    assert_eq!(download.attributes["surface"], "downloads");
+    let recorded: String = sqlx::query_scalar(
+        "SELECT metadata ->> 'correlation_id' FROM events WHERE event_type = 'CertificateDownloaded'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the download's event");
+    assert_eq!(recorded.replace('-', ""), download.trace_id);
+    assert!(
+        !format!("{spans:?}").contains(&token),
+        "a link's token is never in a span"
+    );
 
     // Nothing secret is in a span.
     let everything = format!("{spans:?}");
