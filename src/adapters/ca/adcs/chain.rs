@@ -111,14 +111,8 @@ pub fn ordered_pem(leaf: Option<&[u8]>, certificates: &[Vec<u8>]) -> String {
 
 /// DER in "CERTIFICATE" armour, lines of 64 (certsrv puts its PKCS#7 in this armour too).
 pub fn pem(der: &[u8]) -> String {
-    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = base64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap_or_default())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
+    ::pem::encode_config(
+        &::pem::Pem::new("CERTIFICATE", der),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
     )
 }
