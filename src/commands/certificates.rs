@@ -31,6 +31,8 @@ pub enum Revocation {
         certificate_id: Uuid,
         /// Why.
         reason: RevocationReason,
+        /// When, as recorded.
+        at: DateTime<Utc>,
     },
     /// Its reason needs an approver first; they are asked.
     AwaitingApproval {
@@ -38,6 +40,8 @@ pub enum Revocation {
         certificate_id: Uuid,
         /// Why.
         reason: RevocationReason,
+        /// When it was asked for, as recorded.
+        at: DateTime<Utc>,
     },
     /// An approver turned it down.
     Rejected {
@@ -45,6 +49,8 @@ pub enum Revocation {
         certificate_id: Uuid,
         /// Why it was asked for.
         reason: RevocationReason,
+        /// When, as recorded.
+        at: DateTime<Utc>,
     },
 }
 
@@ -363,6 +369,7 @@ impl Commands {
             return Ok(Revocation::AwaitingApproval {
                 certificate_id,
                 reason,
+                at,
             });
         }
         let revoked = self
@@ -384,6 +391,7 @@ impl Commands {
         Ok(Revocation::Revoked {
             certificate_id,
             reason,
+            at,
         })
     }
 
@@ -430,6 +438,7 @@ impl Commands {
             return Ok(Revocation::Rejected {
                 certificate_id,
                 reason,
+                at,
             });
         }
         self.mark_request_revoked(certificate_id, reason, &metadata, at)
@@ -437,6 +446,7 @@ impl Commands {
         Ok(Revocation::Revoked {
             certificate_id,
             reason,
+            at,
         })
     }
 

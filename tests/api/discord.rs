@@ -502,7 +502,7 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
     let approved = t.click("UJANE", &format!("approve:{number}")).await;
     assert_eq!(approved["type"], 7, "{approved}");
     assert!(
-        content(&approved).contains("Approved by <@UJANE>"),
+        content(&approved).contains("Approved by jane@example.com"),
         "{approved}"
     );
     assert_eq!(
@@ -519,6 +519,10 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
             .as_str()
             .unwrap_or_default()
             .contains("Approved by jane@example.com")
+    );
+    assert_eq!(
+        edits[0].1["content"], approved["data"]["content"],
+        "one renderer: the clicked message is the notifier's copy"
     );
     let told = t.calls_to("POST /channels/DM-UJOHN/messages");
     assert!(
@@ -566,7 +570,7 @@ async fn a_rejection_asks_the_reason_in_a_modal() {
         .await;
     assert_eq!(rejected["type"], 7, "{rejected}");
     assert!(
-        content(&rejected).contains("Rejected by <@UJANE>"),
+        content(&rejected).contains("Rejected by jane@example.com"),
         "{rejected}"
     );
     assert!(content(&rejected).contains("wrong team"));

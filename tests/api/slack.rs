@@ -424,7 +424,7 @@ async fn a_request_in_one_line_then_an_approval_by_button_updates_the_message() 
     let answers = t.wait_for_response("jane", 1).await;
     assert_eq!(answers[0]["replace_original"], true);
     assert!(
-        text_of(&answers[0]).contains("Approved by <@UJANE>"),
+        text_of(&answers[0]).contains("Approved by jane@example.com"),
         "{}",
         answers[0]
     );
@@ -496,11 +496,11 @@ async fn reject_asks_for_a_reason_in_a_modal() {
     assert_eq!(done.status(), 200);
     let answers = t.wait_for_response("reject", 1).await;
     assert!(
-        text_of(&answers[0]).contains("Rejected by <@UJANE>"),
+        text_of(&answers[0]).contains("Rejected by jane@example.com"),
         "{}",
         answers[0]
     );
-    // The mention of the approver stays a mention; the reason she typed cannot ping anyone.
+    // The reason she typed cannot ping anyone.
     assert!(text_of(&answers[0]).contains("wrong team &lt;!here&gt;"));
     assert!(!text_of(&answers[0]).contains("<!here>"));
     let view = t.cert("UJOHN", &format!("status {number}")).await;
@@ -710,7 +710,7 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
 
     t.interact(t.button("UJANE", "approve", &number, "dm"))
         .await;
-    t.wait_for_response("dm", 1).await;
+    let clicked = t.wait_for_response("dm", 1).await;
     outbox
         .catch_up(std::time::Duration::from_secs(30))
         .await
@@ -738,6 +738,12 @@ async fn approvers_get_a_dm_with_buttons_and_every_copy_is_updated_after_the_dec
         updated[0]
     );
     assert!(!text_of(&updated[0]).contains("\"actions\""));
+    // One renderer: the clicked message and every other copy say the same.
+    assert_eq!(
+        clicked[0]["blocks"], updated[0]["blocks"],
+        "the click's reply is the notifier's copy"
+    );
+    assert_eq!(clicked[0]["replace_original"], true);
     let told = t.calls_to("chat.postMessage");
     assert!(
         told.iter().any(|m| text_of(m).contains("is approved")),
@@ -1391,7 +1397,7 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
     assert_eq!(done.status(), 200);
     let rejected = t.wait_for_response("reject-revocation", 1).await;
     assert!(
-        text_of(&rejected[0]).contains("Revocation rejected by <@UJANE>"),
+        text_of(&rejected[0]).contains("Revocation rejected by jane@example.com"),
         "{}",
         rejected[0]
     );
@@ -1429,7 +1435,7 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
         .await;
     let approved = t.wait_for_response("approve-revocation", 1).await;
     assert!(
-        text_of(&approved[0]).contains("Revocation approved by <@UJANE>"),
+        text_of(&approved[0]).contains("Revocation approved by jane@example.com"),
         "{}",
         approved[0]
     );

@@ -643,6 +643,10 @@ async fn a_request_typed_in_teams_is_approved_on_its_card_and_everyone_sees_the_
             .to_string()
             .contains("Approved by jane@example.com")
     );
+    assert_eq!(
+        updates[0].1["attachments"][0]["content"], approved["value"],
+        "one renderer: the clicked card is the notifier's copy"
+    );
     let told = t.calls_to("send conv-29:john");
     assert!(
         told.iter()

@@ -390,8 +390,6 @@ async fn decided(
     reason: Option<String>,
     to: Option<String>,
 ) -> Response {
-    let (user_id, _) = who(body);
-    let by = format!("<@{user_id}>");
     let outcome = super::decide::decide(
         state.chat.commands(),
         ctx,
@@ -399,16 +397,14 @@ async fn decided(
         subject,
         reason.as_deref(),
         to.as_deref(),
-        super::decide::Shown::verbatim(&by),
     )
     .await;
     match outcome {
-        Ok(Decided::Final(outcome)) if body["message"].is_object() => {
-            let reply =
-                Reply::text(format!("*{subject}*")).with(super::reply::Block::Text(outcome));
+        Ok(Decided::Final(reply)) if body["message"].is_object() => {
             answer(UPDATE_MESSAGE, render::posted(&reply))
         }
-        Ok(Decided::Final(text) | Decided::Partial(text)) => private(text),
+        Ok(Decided::Final(reply)) => answer(CHANNEL_MESSAGE, render::message(&reply)),
+        Ok(Decided::Partial(text)) => private(text),
         Err(error) => {
             if let CommandError::Internal(cause) = &error {
                 tracing::error!(error = format!("{cause:#}"), "discord decision failed");

@@ -1,10 +1,12 @@
 //! Outbound chat: what happens to a request or certificate reaches the people involved on
 //! every configured platform. [`outbox`] follows the event feed and queues one typed
 //! [`ChatJob`] per event and platform on the job runtime; [`notifier`] delivers a
-//! platform's jobs through its [`ChatPlatform`] (in event order per request); [`alerts`]
+//! platform's jobs through its [`ChatPlatform`] (in event order per request); [`cards`] is
+//! what its messages look like, for it and for a click's own reply; [`alerts`]
 //! tells the admins about work the runtime gave up.
 
 pub mod alerts;
+pub mod cards;
 pub mod notifier;
 pub mod outbox;
 pub mod platform;

@@ -15,13 +15,10 @@ use uuid::Uuid;
 use super::{
     ChatJob, ChatMessage, ChatPlatform, Decision, Issuance, Posted, RevocationDecision, job_kind,
 };
+use super::cards::{self, RequestCard};
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::people;
-use crate::domain::actor::Actor;
-use crate::domain::request::{CsrType, RequestEvent, Subject};
-use crate::domain::values::{
-    CaType, CertificateType, Email, KeyAlgorithm, RequestNumber, SerialNumber, ValidityDays,
-};
+use crate::domain::values::{Email, SerialNumber};
 use crate::jobs::{self, Claimed, JobError, JobWorker, Outcome, Policy};
 
 /// The chat outbox's delivery to one platform.
@@ -30,25 +27,6 @@ pub struct ChatNotifier {
     pool: PgPool,
     platform: Arc<dyn ChatPlatform>,
     approvals_channel: Option<String>,
-}
-
-/// What an approval message shows of a request, from its creation event.
-struct RequestCard {
-    number: RequestNumber,
-    requester: Actor,
-    subject: Subject,
-    certificate_type: CertificateType,
-    key_algorithm: KeyAlgorithm,
-    validity_days: ValidityDays,
-    csr_type: CsrType,
-    ca_type: CaType,
-    /// What the questionnaire recommended, when the requester chose otherwise.
-    against: Option<CaType>,
-    /// Why this CA (against the recommendation, or by an admin's policy), if said.
-    override_reason: Option<String>,
-    justification: String,
-    renews: Option<SerialNumber>,
-    stays_in_acm: bool,
 }
 
 impl ChatNotifier {
@@ -152,43 +130,7 @@ impl ChatNotifier {
 
     /// The request as its creation event recorded it.
     async fn request(&self, request_id: Uuid) -> anyhow::Result<RequestCard> {
-        let Some(RequestEvent::RequestCreated {
-            request_number,
-            requester,
-            subject,
-            certificate_type,
-            key_algorithm,
-            validity_days,
-            csr_type,
-            business,
-            recommendation,
-            requested_ca_type,
-            override_requested,
-            override_reason,
-            renews,
-            stays_in_acm,
-            ..
-        }) = crate::eventstore::request_creation(&self.pool, request_id).await?
-        else {
-            anyhow::bail!("there is no request {request_id}");
-        };
-        Ok(RequestCard {
-            number: request_number,
-            requester,
-            subject,
-            certificate_type,
-            key_algorithm,
-            validity_days,
-            csr_type,
-            ca_type: requested_ca_type,
-            against: recommendation
-                .filter(|_| override_requested)
-                .map(|r| r.ca_type),
-            override_reason,
-            justification: business.justification.to_string(),
-            renews,
-            stays_in_acm,
-        })
+        RequestCard::load(&self.pool, request_id).await
     }
 
     async fn issued(
@@ -242,112 +184,6 @@ impl ChatNotifier {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// An approval message: `intro`, everything the certificate will say and how it comes
-    /// to be (every subject field, every name, the key's origin, the CA), and the decision
-    /// buttons. What is certified is what an approver saw here.
-    fn approval_message(request: &RequestCard, intro: &str) -> Reply {
-        Reply::text(intro)
-            .with(Block::Fields(Self::request_fields(request)))
-            .with(Block::Decisions {
-                request_number: request.number.to_string(),
-            })
-    }
-
-    fn request_fields(request: &RequestCard) -> Vec<(String, String)> {
-        let subject = &request.subject;
-        let mut fields = vec![
-            ("Requester".to_owned(), request.requester.email.to_string()),
-            ("Common name".to_owned(), subject.common_name.to_string()),
-            (
-                "Type".to_owned(),
-                request.certificate_type.as_str().to_owned(),
-            ),
-            ("Validity".to_owned(), request.validity_days.to_string()),
-            (
-                "CA".to_owned(),
-                match (request.against, &request.override_reason) {
-                    (Some(recommended), Some(why)) => format!(
-                        "{}, not the {recommended} CA the questionnaire recommended: {why}",
-                        request.ca_type
-                    ),
-                    (Some(recommended), None) => format!(
-                        "{}, the requester's choice; the questionnaire recommended {}",
-                        request.ca_type, recommended
-                    ),
-                    (None, Some(why)) => format!("{}: {why}", request.ca_type),
-                    (None, None) => request.ca_type.to_string(),
-                },
-            ),
-            (
-                "Key".to_owned(),
-                match (request.ca_type, request.csr_type) {
-                    // Public requests go to ACM only (never to the internal CA), which makes
-                    // the key and hands it over with the certificate.
-                    (CaType::Public, _) if request.stays_in_acm => format!(
-                        "{}, made by AWS Certificate Manager; the certificate stays in ACM for \
-                         AWS load balancers, CloudFront and API Gateway (nothing to download)",
-                        request.key_algorithm
-                    ),
-                    (CaType::Public, _) => format!(
-                        "{}, made by AWS Certificate Manager and exported with the certificate",
-                        request.key_algorithm
-                    ),
-                    (_, CsrType::Uploaded) => format!(
-                        "{}, the requester's own (uploaded CSR): the key never passes here",
-                        request.key_algorithm
-                    ),
-                    _ => format!("{}, generated here", request.key_algorithm),
-                },
-            ),
-        ];
-        let sans: Vec<String> = subject
-            .subject_alternative_names
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        fields.push((
-            "DNS names".to_owned(),
-            if sans.is_empty() {
-                "—".to_owned()
-            } else {
-                sans.join(", ")
-            },
-        ));
-        if let Some(email) = &subject.email_address {
-            let whose = if email.same_person(&request.requester.email) {
-                String::new()
-            } else {
-                " (not the requester's own: asked for by an admin)".to_owned()
-            };
-            fields.push(("E-mail".to_owned(), format!("{email}{whose}")));
-        }
-        for (label, value) in [
-            (
-                "Organization (O)",
-                subject.organization.as_ref().map(|t| t.as_str()),
-            ),
-            (
-                "Unit (OU)",
-                subject.organizational_unit.as_ref().map(|t| t.as_str()),
-            ),
-            (
-                "Locality (L)",
-                subject.locality.as_ref().map(|t| t.as_str()),
-            ),
-            (
-                "State (ST)",
-                subject.state_province.as_ref().map(|t| t.as_str()),
-            ),
-            ("Country (C)", subject.country.as_ref().map(|c| c.as_ref())),
-        ] {
-            if let Some(value) = value {
-                fields.push((label.to_owned(), value.to_owned()));
-            }
-        }
-        fields.push(("Why".to_owned(), request.justification.clone()));
-        fields
     }
 
     /// Every copy of the approval messages about `subject` (a request, or a certificate whose
@@ -409,7 +245,7 @@ impl ChatNotifier {
             ),
             None => format!("*{number}* needs your approval."),
         };
-        let message = Self::approval_message(&request, &intro);
+        let message = request.approval_message(&intro);
         for email in approvers {
             let email = email.to_string();
             if self.posted_to(request_id, &email).await? {
@@ -443,8 +279,7 @@ impl ChatNotifier {
         let request = self.request(request_id).await?;
         let number = &request.number;
         let waited = self.waiting_hours(request_id, at).await?;
-        let reminder = Self::approval_message(
-            &request,
+        let reminder = request.approval_message(
             &format!("Reminder: *{number}* has waited {waited} hours for your decision."),
         );
         let names = if approvers.is_empty() {
@@ -453,8 +288,7 @@ impl ChatNotifier {
             let names: Vec<String> = approvers.iter().map(ToString::to_string).collect();
             format!("{} did not decide yet", names.join(", "))
         };
-        let escalation = Self::approval_message(
-            &request,
+        let escalation = request.approval_message(
             &format!(
                 "Escalation: *{number}* has waited {waited} hours for approval; {names}. \
                  Decide on it yourself, or delegate it."
@@ -518,16 +352,8 @@ impl ChatNotifier {
     ) -> anyhow::Result<()> {
         let request = self.request(request_id).await?;
         let number = &request.number;
-        let at = at.map_or_else(String::new, |at| format!(" at {} UTC", at.format("%H:%M")));
-        let line = match outcome {
-            Decision::Approved => format!("Approved by {by}{at}"),
-            Decision::Withdrawn => format!("Withdrawn{at}: {reason}"),
-            Decision::Rejected => format!("Rejected by {by}{at}: {reason}"),
-        };
         // Every copy keeps what the approvers saw, without its buttons, and says who decided.
-        let decided = Reply::text(format!("*{number}*"))
-            .with(Block::Fields(Self::request_fields(&request)))
-            .with(Block::Text(line));
+        let decided = request.decided(cards::decision_line(outcome, by, reason, at));
         self.update_copies(request_id, &decided).await?;
         let text = match outcome {
             // The requester cancelled it, or was told of its expiry separately.
@@ -596,35 +422,18 @@ impl ChatNotifier {
     ) -> anyhow::Result<()> {
         let issued = self.issued(certificate_id).await?;
         let serial = issued.serial_number.to_string();
-        let at = at.format("%H:%M");
-        let (line, told) = match outcome {
-            RevocationDecision::Confirmed => (
-                format!("Revoked at the CA — confirmed by {by} at {at} UTC"),
-                String::new(),
+        let told = match outcome {
+            RevocationDecision::Confirmed | RevocationDecision::Overtaken => String::new(),
+            RevocationDecision::Approved => format!(
+                "{by} approved your revocation of certificate `{serial}`; it is revoked and the \
+                 CA is told."
             ),
-            RevocationDecision::Overtaken => (
-                format!("Revoked by {by} at {at} UTC; no decision is needed any more"),
-                String::new(),
+            RevocationDecision::Rejected => format!(
+                "{by} rejected your revocation of certificate `{serial}`: {}. It stays valid.",
+                comment.unwrap_or_default()
             ),
-            RevocationDecision::Approved => (
-                format!("Revocation approved by {by} at {at} UTC"),
-                format!(
-                    "{by} approved your revocation of certificate `{serial}`; it is revoked \
-                     and the CA is told."
-                ),
-            ),
-            RevocationDecision::Rejected => {
-                let comment = comment.unwrap_or_default();
-                (
-                    format!("Revocation rejected by {by} at {at} UTC: {comment}"),
-                    format!(
-                        "{by} rejected your revocation of certificate `{serial}`: {comment}. \
-                         It stays valid."
-                    ),
-                )
-            }
         };
-        let decided = Reply::text(format!("Revocation of `{serial}`")).with(Block::Text(line));
+        let decided = cards::revocation_decided(&serial, outcome, by, comment, at);
         self.update_copies(certificate_id, &decided).await?;
         if let Some(requester) = requester {
             self.direct(requester.as_ref(), &Reply::text(told)).await?;
@@ -702,11 +511,11 @@ impl ChatNotifier {
         } else {
             format!("Approved by {}", approved_by.join(", "))
         };
-        let copies = Reply::text(format!("*{number}*"))
-            .with(Block::Text(format!(
+        let copies = request
+            .decided(format!(
                 "{approved}. AWS Certificate Manager waits for these DNS validation records \
                  before it issues the certificate:"
-            )))
+            ))
             .with(Block::Fields(fields.clone()));
         self.update_copies(request_id, &copies).await?;
         let reply = Reply::text(format!(
@@ -783,57 +592,5 @@ impl JobWorker for ChatNotifier {
     async fn perform(&self, job: &Claimed<ChatJob>) -> Result<Outcome, JobError> {
         self.deliver(&job.payload).await?;
         Ok(Outcome::Done)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::actor::Role;
-    use crate::domain::testing::{actor, host_subject};
-
-    fn card(ca_type: CaType, csr_type: CsrType) -> RequestCard {
-        RequestCard {
-            number: RequestNumber::parse("REQ-20261202-00001").expect("number"),
-            requester: actor("john", Role::User),
-            subject: host_subject("shop.example.com", &["shop.example.com"]),
-            certificate_type: CertificateType::WebServer,
-            key_algorithm: KeyAlgorithm::EccP256,
-            validity_days: ValidityDays::parse("90").expect("days"),
-            csr_type,
-            ca_type,
-            against: None,
-            override_reason: None,
-            justification: "web shop".to_owned(),
-            renews: None,
-            stays_in_acm: false,
-        }
-    }
-
-    fn key_of(card: &RequestCard) -> String {
-        ChatNotifier::request_fields(card)
-            .into_iter()
-            .find(|(label, _)| label == "Key")
-            .map(|(_, value)| value)
-            .expect("a key field")
-    }
-
-    #[test]
-    fn the_approver_is_told_who_makes_the_key() {
-        assert!(
-            key_of(&card(CaType::Public, CsrType::Generated)).contains("AWS Certificate Manager")
-        );
-        assert!(key_of(&card(CaType::Internal, CsrType::Generated)).contains("generated here"));
-        assert!(key_of(&card(CaType::Internal, CsrType::Uploaded)).contains("uploaded CSR"));
-        let stays = RequestCard {
-            stays_in_acm: true,
-            ..card(CaType::Public, CsrType::Generated)
-        };
-        assert!(
-            key_of(&stays).contains("stays in ACM"),
-            "{}",
-            key_of(&stays)
-        );
-        assert!(key_of(&card(CaType::Public, CsrType::Generated)).contains("exported"));
     }
 }

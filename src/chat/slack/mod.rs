@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use slack_morphism::events::SlackCommandEvent;
 
 use super::command::{self, ChatCommand};
-use super::decide::{Decided, Shown, decide};
+use super::decide::{Decided, decide};
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
@@ -261,10 +261,9 @@ async fn block_action(
     match decision {
         Decision::Approve => {
             // Ack now; decide and update the message in the background.
-            let original = payload["message"]["blocks"].clone();
             crate::telemetry::trace::spawn(async move {
                 let _place = place;
-                let reply = approve(&state, &team_id, &user_id, &number, &original).await;
+                let reply = approve(&state, &team_id, &user_id, &number).await;
                 if let Some(url) = response_url
                     && let Err(error) = state.api.respond(&url, &reply).await
                 {
@@ -315,21 +314,15 @@ async fn approve(
     team_id: &str,
     user_id: &str,
     number: &str,
-    original: &Value,
 ) -> Value {
     let refused = |text: String| json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
     let ctx = match state.context(team_id, user_id).await {
         Ok(ctx) => ctx,
         Err(message) => return refused(message),
     };
-    let by = format!("<@{user_id}>");
     let commands = state.chat.commands();
-    let shown = Shown {
-        by: &by,
-        typed: render::escape,
-    };
-    match decide(commands, &ctx, Decision::Approve, number, None, None, shown).await {
-        Ok(Decided::Final(outcome)) => render::decided(original, &outcome),
+    match decide(commands, &ctx, Decision::Approve, number, None, None).await {
+        Ok(Decided::Final(reply)) => render::replacing(&reply),
         Ok(Decided::Partial(note)) => refused(note),
         Err(error) => refused(polite(&error)),
     }
@@ -411,11 +404,6 @@ async fn view_submission(
     };
     let commands = state.chat.commands();
     let number = origin.number.clone();
-    let by = format!("<@{user_id}>");
-    let shown = Shown {
-        by: &by,
-        typed: render::escape,
-    };
     let decided = match callback {
         "reject" => {
             decide(
@@ -425,7 +413,6 @@ async fn view_submission(
                 &number,
                 Some(&reason),
                 None,
-                shown,
             )
             .await
         }
@@ -439,7 +426,6 @@ async fn view_submission(
                     Err(error) => return field_error("delegate", &error.to_string()),
                 };
             let to = email.to_string();
-            let at = Utc::now().format("%H:%M");
             decide(
                 commands,
                 &ctx,
@@ -447,36 +433,16 @@ async fn view_submission(
                 &number,
                 Some(&reason),
                 Some(&to),
-                shown,
             )
             .await
-            // In Slack the delegate is shown as a mention, not an address.
-            .map(|_| {
-                Decided::Final(format!(
-                    "Delegated by {by} to <@{delegate_id}> at {at} UTC: {}",
-                    render::escape(&reason)
-                ))
-            })
         }
         _ => return StatusCode::OK.into_response(),
     };
-    let result = match decided {
-        Ok(Decided::Final(outcome)) => Ok(outcome),
-        Ok(Decided::Partial(note)) => return field_error("reason", &note),
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(outcome) => {
+    match decided {
+        Ok(Decided::Final(reply)) => {
             if let Some(url) = origin.response_url {
                 let api = state.api.clone();
-                let message = json!({
-                    "replace_original": true,
-                    "text": format!("{number}: {outcome}"),
-                    "blocks": [
-                        { "type": "section", "text": { "type": "mrkdwn", "text": format!("*{number}*") } },
-                        { "type": "context", "elements": [ { "type": "mrkdwn", "text": outcome } ] },
-                    ],
-                });
+                let message = render::replacing(&reply);
                 crate::telemetry::trace::spawn(async move {
                     if let Err(error) = api.respond(&url, &message).await {
                         tracing::warn!(
@@ -488,6 +454,7 @@ async fn view_submission(
             }
             StatusCode::OK.into_response()
         }
+        Ok(Decided::Partial(note)) => field_error("reason", &note),
         Err(error) => field_error("reason", &polite(&error)),
     }
 }

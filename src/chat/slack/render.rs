@@ -197,23 +197,14 @@ pub fn delegate_modal(request_number: &str, private_metadata: &str) -> Value {
     })
 }
 
-/// An approval message after the decision: the same content, no buttons, and who decided.
-pub fn decided(original_blocks: &Value, outcome: &str) -> Value {
-    let mut blocks: Vec<Value> = original_blocks
-        .as_array()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter(|b| b["type"] != "actions")
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    blocks.push(json!({
-        "type": "context",
-        "elements": [ { "type": "mrkdwn", "text": outcome } ],
-    }));
-    json!({ "replace_original": true, "text": outcome, "blocks": blocks })
+/// A message that replaces the one clicked (through the click's `response_url`).
+pub fn replacing(reply: &Reply) -> Value {
+    let mut message = message(reply);
+    message["replace_original"] = json!(true);
+    if let Some(message) = message.as_object_mut() {
+        message.remove("response_type");
+    }
+    message
 }
 
 #[cfg(test)]
@@ -265,15 +256,13 @@ mod tests {
     }
 
     #[test]
-    fn a_decided_message_loses_its_buttons() {
-        let original = json!([
-            { "type": "section", "text": { "type": "mrkdwn", "text": "REQ-1" } },
-            decisions("REQ-1"),
-        ]);
-        let updated = decided(&original, "Approved by <@U1> at 14:02 UTC");
+    fn a_message_that_replaces_the_clicked_one_says_so() {
+        let reply = Reply::text("*REQ-1*").with(Block::Text("Approved by jane@example.com".into()));
+        let updated = replacing(&reply);
         let blocks = updated["blocks"].as_array().expect("blocks");
         assert_eq!(blocks.len(), 2);
         assert!(blocks.iter().all(|b| b["type"] != "actions"));
         assert_eq!(updated["replace_original"], true);
+        assert!(updated.get("response_type").is_none());
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::command::{self, ChatCommand};
 use super::decide::{Decided, decide};
-use super::reply::{Action, Block, Decision, Reply, Visibility};
+use super::reply::{Action, Decision, Reply, Visibility};
 use super::service::ChatService;
 use crate::commands::{CommandContext, CommandError};
 use crate::domain::actor::Platform;
@@ -378,10 +378,6 @@ async fn card_action(state: &TeamsState, ctx: &CommandContext, activity: &Value)
     let Some(decision) = Decision::from_action_id(verb) else {
         return Json(render::message_response("That button is not known.")).into_response();
     };
-    let by = ctx
-        .display_name
-        .clone()
-        .unwrap_or_else(|| ctx.email.to_string());
     let outcome = decide(
         state.chat.commands(),
         ctx,
@@ -389,13 +385,10 @@ async fn card_action(state: &TeamsState, ctx: &CommandContext, activity: &Value)
         subject,
         data["reason"].as_str(),
         data["to"].as_str(),
-        super::decide::Shown::verbatim(&by),
     )
     .await;
     let answer = match outcome {
-        Ok(Decided::Final(outcome)) => {
-            render::card_response(&Reply::text(format!("*{subject}*")).with(Block::Text(outcome)))
-        }
+        Ok(Decided::Final(reply)) => render::card_response(&reply),
         Ok(Decided::Partial(text)) => render::message_response(&text),
         Err(error) => {
             if let CommandError::Internal(cause) = &error {
