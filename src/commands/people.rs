@@ -1,23 +1,23 @@
 //! Who to ask: the active approvers and admins, as the read model knows them.
 
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::CommandError;
 
 /// The people to ask for approvals: active approvers and admins, as the read model knows
 /// them (it may lag a moment behind a role change; any approver may decide regardless).
-pub async fn approvers(pool: &PgPool) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
+pub async fn approvers<'e>(pool: impl PgExecutor<'e>) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
     active_users(pool, &["approver", "admin"]).await
 }
 
 /// The active admins, as the read model knows them.
-pub async fn admins(pool: &PgPool) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
+pub async fn admins<'e>(pool: impl PgExecutor<'e>) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
     active_users(pool, &["admin"]).await
 }
 
-async fn active_users(
-    pool: &PgPool,
+async fn active_users<'e>(
+    pool: impl PgExecutor<'e>,
     roles: &[&str],
 ) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
     use crate::domain::actor::{Actor, Role};

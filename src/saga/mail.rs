@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::adapters::mail::{Mail, MailError, Mailer};
-use crate::commands::Commands;
+use crate::commands::{CommandError, Commands};
 use crate::domain::notification::{Channel, Message, NotificationEvent};
 use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
 use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Outcome, Policy};
@@ -69,6 +69,32 @@ impl FeedConsumer for MailOutbox {
     }
 }
 
+/// Queues a mail whose notification is not recorded yet (a feed consumer asking someone in
+/// the same transaction as its checkpoint): the worker records the notification under `id`
+/// before it sends, so the mail is in `notifications` like every other.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    id: Uuid,
+    message: Message,
+    traceparent: Option<&str>,
+) -> anyhow::Result<()> {
+    let job = MailJob {
+        notification_id: id,
+        message,
+    };
+    jobs::enqueue(
+        conn,
+        NewJob {
+            id,
+            kind: MAIL,
+            ordering_key: None,
+            payload: &job,
+            traceparent,
+        },
+    )
+    .await
+}
+
 /// Sends queued mail.
 #[derive(Debug, Clone)]
 pub struct MailWorker {
@@ -105,6 +131,17 @@ impl JobWorker for MailWorker {
     }
 
     async fn perform(&self, job: &Claimed<MailJob>) -> Result<Outcome, JobError> {
+        // Recorded first when it was queued ahead of its notification ([`enqueue`]); a
+        // notification already recorded is left as it is. (Its own event then finds this
+        // job queued under the same id and adds none.)
+        let id = job.payload.notification_id;
+        self.commands
+            .queue_notification_as(id, job.payload.message.clone())
+            .await
+            .map_err(|error| match error {
+                CommandError::Refused(why) => JobError::permanent(why),
+                other => JobError::Transient(other.into()),
+            })?;
         let from = crate::db::setting(self.commands.pool(), "notification.email.from")
             .await?
             .unwrap_or_else(|| "cert-assistant@example.com".to_owned());
@@ -124,7 +161,6 @@ impl JobWorker for MailWorker {
             Ok(message_id) => Ok(Some(message_id.clone())),
             Err(error) => Err(error.to_string()),
         };
-        let id = job.payload.notification_id;
         if let Err(error) = self.commands.record_delivery(id, recorded).await {
             tracing::warn!(notification = %id, %error, "could not record a delivery");
         }

@@ -1,5 +1,6 @@
 //! Carrying revocations to the CA: a feed consumer creates a job for every revoked
-//! certificate; a worker claims it with a lease and asks the CA to revoke (the embedded CA
+//! certificate (and asks the approvers by e-mail to decide on a revocation that waits for
+//! one, as the chat outbox asks them in chat); a worker claims it with a lease and asks the CA to revoke (the embedded CA
 //! then lists it in its CRL), and records the outcome (`crl_updated_at`, or why not). A CA
 //! A certificate of the public CA is revoked in ACM (`RevokeCertificate`, by its ARN), never
 //! at the internal CA. A CA
@@ -14,8 +15,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::adapters::ca::{AtCa, CaError, CertificateAuthority};
-use crate::commands::Commands;
+use chrono::{DateTime, Utc};
+
+use super::mail;
+use crate::commands::{Commands, people};
+use crate::domain::actor::Actor;
 use crate::domain::certificate::CertificateEvent;
+use crate::domain::notification::{Channel, Message, NotificationType};
 use crate::domain::values::{RevocationReason, SerialNumber};
 use crate::feed::{DomainEvent, FeedConsumer, StoredEvent};
 use crate::jobs::{self, Claimed, JobError, JobWorker, NewJob, Outcome, Policy};
@@ -47,10 +53,25 @@ impl FeedConsumer for RevocationFeed {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> anyhow::Result<()> {
-        let Some(DomainEvent::Certificate(CertificateEvent::CertificateRevoked { reason, .. })) =
-            event.decode()?
-        else {
-            return Ok(());
+        let reason = match event.decode()? {
+            Some(DomainEvent::Certificate(CertificateEvent::CertificateRevoked {
+                reason, ..
+            })) => reason,
+            Some(DomainEvent::Certificate(CertificateEvent::RevocationRequested {
+                by,
+                reason,
+                text,
+                at,
+            })) => {
+                let asked = Asked {
+                    by: &by,
+                    reason,
+                    text: text.as_deref(),
+                    at,
+                };
+                return ask_by_mail(conn, event, &asked).await;
+            }
+            _ => return Ok(()),
         };
         let certificate_id = event.aggregate_uuid()?;
         let issued = crate::eventstore::issued_certificate(&mut *conn, certificate_id)
@@ -74,6 +95,73 @@ impl FeedConsumer for RevocationFeed {
         )
         .await
     }
+}
+
+/// A revocation that waits for an approver, as it was asked for.
+struct Asked<'a> {
+    by: &'a Actor,
+    reason: RevocationReason,
+    text: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
+/// Ids of the e-mails asking approvers to decide on a revocation (one per ask and approver,
+/// so a replayed event asks nobody twice).
+const ASK_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c2a_8e4b_4f7a_9c5d_2b1e_0a3f_7c61);
+
+/// Asks every approver but the one who asked, by e-mail as in chat, to decide on a
+/// revocation that waits for one; it stays valid until one agrees.
+async fn ask_by_mail(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    asked: &Asked<'_>,
+) -> anyhow::Result<()> {
+    let certificate_id = event.aggregate_uuid()?;
+    let issued = crate::eventstore::issued_certificate(&mut *conn, certificate_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("certificate {certificate_id} was never issued"))?;
+    let serial = &issued.serial_number;
+    let by = &asked.by.email;
+    let why = asked
+        .text
+        .map_or_else(String::new, |text| format!(" (\"{text}\")"));
+    let subject = format!(
+        "Revoking certificate {} ({serial}) waits for your decision",
+        issued.common_name
+    );
+    let body = format!(
+        "{by} asks to revoke certificate {serial} for {reason}{why}.\n\n\
+         Common name: {cn}\nOwner: {owner}\nExpires: {expires}\nRequest: {request}\n\n\
+         It stays valid until an approver agrees. Decide with the buttons on the message in \
+         chat, with /cert approve {serial} or /cert reject {serial} REASON, or with \
+         `cert-assistant certificate approve-revocation {serial} --as YOUR-EMAIL` (or \
+         reject-revocation … --reason …).\n",
+        reason = asked.reason,
+        cn = issued.common_name,
+        owner = issued.owner.email,
+        expires = issued.valid_to.format("%Y-%m-%d"),
+        request = issued.request_number,
+    );
+    for approver in people::approvers(&mut *conn).await? {
+        if approver.email == *by {
+            continue;
+        }
+        let id = Uuid::new_v5(
+            &ASK_NAMESPACE,
+            format!("{certificate_id}/{}/{}", asked.at.to_rfc3339(), approver.user_id).as_bytes(),
+        );
+        let message = Message {
+            recipient: approver,
+            notification_type: NotificationType::ApprovalRequested,
+            subject: subject.clone(),
+            body: body.clone(),
+            channel: Channel::Email,
+            resource_type: Some("certificate".to_owned()),
+            resource_id: Some(certificate_id),
+        };
+        mail::enqueue(conn, id, message, event.traceparent()).await?;
+    }
+    Ok(())
 }
 
 /// Revokes at the CA.

@@ -426,6 +426,42 @@ pub async fn deliver<const N: usize>(
     }
 }
 
+/// Runs the revocation feed (which asks approvers by e-mail), then sends every mail it
+/// queued through a local mailer: each mail's recipient and text.
+pub async fn mail_revocation_asks(
+    db: &TestDb,
+    commands: &cert_assistant::commands::Commands,
+) -> Vec<(String, String)> {
+    use cert_assistant::adapters::mail::LocalMailer;
+    use cert_assistant::saga::mail::MailWorker;
+    cert_assistant::feed::Projector::for_consumer(
+        db.pool.clone(),
+        cert_assistant::saga::revocation::RevocationFeed,
+    )
+    .catch_up(std::time::Duration::from_secs(30))
+    .await
+    .expect("the revocation feed catches up");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = MailWorker::new(
+        commands.clone(),
+        std::sync::Arc::new(LocalMailer::new(dir.path())),
+    );
+    while worker.step().await.expect("mail sent") > 0 {}
+    std::fs::read_dir(dir.path())
+        .expect("mail dir")
+        .filter_map(Result::ok)
+        .map(|file| {
+            let text = std::fs::read_to_string(file.path()).expect("mail");
+            let to = text
+                .lines()
+                .find_map(|line| line.strip_prefix("To: "))
+                .unwrap_or_default()
+                .to_owned();
+            (to, text)
+        })
+        .collect()
+}
+
 /// The first request number (`REQ-…`) in a text.
 pub fn request_number_in(text: &str) -> String {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))

@@ -1358,6 +1358,36 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
     let own = text_of(&t.cert("UJOHN", &format!("approve {serial}")).await);
     assert!(own.contains("your own revocation"), "{own}");
 
+    // The approvers (not John) are asked by e-mail too, once, with what they decide on.
+    let asks_mailed = || async {
+        let mails = crate::helpers::mail_revocation_asks(&t.db, &t.workers.commands).await;
+        let asks = mails.into_iter().filter(|(_, mail)| mail.contains("asks to revoke"));
+        asks.collect::<Vec<_>>()
+    };
+    let mails = asks_mailed().await;
+    let mut mailed: Vec<&str> = mails.iter().map(|(to, _)| to.as_str()).collect();
+    mailed.sort_unstable();
+    assert_eq!(mailed, ["jane@example.com", "root@example.com"], "{mails:?}");
+    for (_, mail) in &mails {
+        assert!(
+            mail.contains("john@example.com asks to revoke certificate")
+                && mail.contains(&serial)
+                && mail.contains("retire.example.com")
+                && mail.contains("service retired"),
+            "{mail}"
+        );
+    }
+    assert!(asks_mailed().await.is_empty(), "nobody is asked twice");
+    project().await;
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE notification_type = 'approval_requested' \
+            AND status = 'sent' AND channel = 'email'",
+    )
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("notifications");
+    assert_eq!(recorded, 2, "each mail is a notification like every other");
+
     // The approvers (not John) get Approve / Reject buttons carrying the serial.
     let before = t.calls_to("chat.postMessage").len();
     deliver().await;
