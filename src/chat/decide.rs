@@ -6,8 +6,8 @@
 use chrono::Utc;
 
 use super::command;
-use super::outbound::cards::{self, RequestCard};
 use super::outbound::RevocationDecision;
+use super::outbound::cards::{self, RequestCard};
 use super::reply::{Decision, Reply};
 use crate::commands::{CommandContext, CommandError, Commands, Revocation};
 use crate::domain::values::{Email, RequestNumber};
@@ -61,7 +61,9 @@ pub async fn decide(
                 ctx.email
             );
             let view = commands.request(&number).await?;
-            return Ok(Decided::Final(card(commands, view.request_id).await?.decided(line)));
+            return Ok(Decided::Final(
+                card(commands, view.request_id).await?.decided(line),
+            ));
         }
     }
     // Read back as recorded: the approvers, the time and the reason the copies will show.
@@ -70,7 +72,9 @@ pub async fn decide(
         CommandError::Internal(anyhow::anyhow!("{number} is decided but has no outcome"))
     })?;
     let line = cards::outcome_line(outcome);
-    Ok(Decided::Final(card(commands, view.request_id).await?.decided(line)))
+    Ok(Decided::Final(
+        card(commands, view.request_id).await?.decided(line),
+    ))
 }
 
 async fn card(commands: &Commands, request_id: uuid::Uuid) -> Result<RequestCard, CommandError> {
@@ -105,7 +109,10 @@ async fn decide_revocation(
     };
     let serial = crate::eventstore::issued_certificate(commands.pool(), certificate_id)
         .await?
-        .map_or_else(|| subject.to_owned(), |issued| issued.serial_number.to_string());
+        .map_or_else(
+            || subject.to_owned(),
+            |issued| issued.serial_number.to_string(),
+        );
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
     Ok(Decided::Final(cards::revocation_decided(
         &serial, outcome, &ctx.email, comment, at,

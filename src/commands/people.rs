@@ -7,12 +7,16 @@ use super::CommandError;
 
 /// The people to ask for approvals: active approvers and admins, as the read model knows
 /// them (it may lag a moment behind a role change; any approver may decide regardless).
-pub async fn approvers<'e>(pool: impl PgExecutor<'e>) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
+pub async fn approvers<'e>(
+    pool: impl PgExecutor<'e>,
+) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
     active_users(pool, &["approver", "admin"]).await
 }
 
 /// The active admins, as the read model knows them.
-pub async fn admins<'e>(pool: impl PgExecutor<'e>) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
+pub async fn admins<'e>(
+    pool: impl PgExecutor<'e>,
+) -> Result<Vec<crate::domain::actor::Actor>, CommandError> {
     active_users(pool, &["admin"]).await
 }
 

@@ -148,7 +148,12 @@ async fn ask_by_mail(
         }
         let id = Uuid::new_v5(
             &ASK_NAMESPACE,
-            format!("{certificate_id}/{}/{}", asked.at.to_rfc3339(), approver.user_id).as_bytes(),
+            format!(
+                "{certificate_id}/{}/{}",
+                asked.at.to_rfc3339(),
+                approver.user_id
+            )
+            .as_bytes(),
         );
         let message = Message {
             recipient: approver,

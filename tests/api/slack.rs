@@ -1361,13 +1361,19 @@ async fn a_revocation_whose_reason_needs_approval_waits_for_an_approvers_button(
     // The approvers (not John) are asked by e-mail too, once, with what they decide on.
     let asks_mailed = || async {
         let mails = crate::helpers::mail_revocation_asks(&t.db, &t.workers.commands).await;
-        let asks = mails.into_iter().filter(|(_, mail)| mail.contains("asks to revoke"));
+        let asks = mails
+            .into_iter()
+            .filter(|(_, mail)| mail.contains("asks to revoke"));
         asks.collect::<Vec<_>>()
     };
     let mails = asks_mailed().await;
     let mut mailed: Vec<&str> = mails.iter().map(|(to, _)| to.as_str()).collect();
     mailed.sort_unstable();
-    assert_eq!(mailed, ["jane@example.com", "root@example.com"], "{mails:?}");
+    assert_eq!(
+        mailed,
+        ["jane@example.com", "root@example.com"],
+        "{mails:?}"
+    );
     for (_, mail) in &mails {
         assert!(
             mail.contains("john@example.com asks to revoke certificate")

@@ -303,7 +303,12 @@ mod tests {
         };
         assert_eq!(
             outcome_line(&approved),
-            decision_line(Decision::Approved, &emails(&[jane.clone(), root]), "", Some(at))
+            decision_line(
+                Decision::Approved,
+                &emails(&[jane.clone(), root]),
+                "",
+                Some(at)
+            )
         );
         assert!(outcome_line(&approved).ends_with(" at 14:02 UTC"));
         let rejected = Outcome::Rejected {
@@ -339,7 +344,9 @@ mod tests {
                 .iter()
                 .all(|b| !matches!(b, Block::Decisions { .. }))
         );
-        assert!(matches!(decided.blocks.last(), Some(Block::Text(line)) if line.starts_with("Approved by")));
+        assert!(
+            matches!(decided.blocks.last(), Some(Block::Text(line)) if line.starts_with("Approved by"))
+        );
     }
 
     #[test]

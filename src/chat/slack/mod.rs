@@ -309,12 +309,7 @@ async fn answer_privately(state: &SlackState, response_url: Option<&str>, reply:
 
 /// Approves and returns the message that replaces the approval message (or, when refused,
 /// an ephemeral note that leaves it alone).
-async fn approve(
-    state: &SlackState,
-    team_id: &str,
-    user_id: &str,
-    number: &str,
-) -> Value {
+async fn approve(state: &SlackState, team_id: &str, user_id: &str, number: &str) -> Value {
     let refused = |text: String| json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
     let ctx = match state.context(team_id, user_id).await {
         Ok(ctx) => ctx,
