@@ -345,6 +345,37 @@ pub struct TeamsConfig {
     /// `tenant_id` is set).
     #[serde(default)]
     pub token_url: Option<String>,
+    /// Reach people who never wrote to the bot (approvers, owners) by installing the app for
+    /// them through Microsoft Graph (default: on; it needs the Graph application permissions
+    /// the README names). Off, or without them, the admins are told who cannot be reached.
+    #[serde(default = "yes", deserialize_with = "lenient_bool")]
+    pub proactive: bool,
+    /// Microsoft Graph.
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// Where the bot gets its Graph tokens; `{tenant}` stands for the tenant's id.
+    #[serde(default = "default_graph_token_url")]
+    pub graph_token_url: String,
+    /// The connector for a tenant none of whose people wrote to the bot yet (Teams' global
+    /// one; a tenant's own is learnt from its first activity).
+    #[serde(default = "default_teams_service_url")]
+    pub service_url: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_graph_url() -> String {
+    "https://graph.microsoft.com/v1.0".to_owned()
+}
+
+fn default_graph_token_url() -> String {
+    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token".to_owned()
+}
+
+fn default_teams_service_url() -> String {
+    "https://smba.trafficmanager.net/teams/".to_owned()
 }
 
 fn default_teams_openid() -> String {
@@ -365,6 +396,10 @@ impl Default for TeamsConfig {
             openid_metadata_url: default_teams_openid(),
             issuer: default_teams_issuer(),
             token_url: None,
+            proactive: true,
+            graph_url: default_graph_url(),
+            graph_token_url: default_graph_token_url(),
+            service_url: default_teams_service_url(),
         }
     }
 }

@@ -332,19 +332,33 @@ pub fn teams_state(
         tracing::info!("Teams is not configured");
         return None;
     };
+    let api = crate::chat::teams::api::TeamsApi::new(
+        app_id,
+        password.clone(),
+        &config.teams.token_endpoint(),
+    );
+    let graph = config.teams.proactive.then(|| {
+        crate::chat::teams::graph::Graph::new(
+            api.http().clone(),
+            &config.teams.graph_url,
+            app_id,
+            password.clone(),
+            &config.teams.graph_token_url,
+        )
+    });
     Some(crate::chat::teams::TeamsState::new(
         crate::chat::teams::auth::Authenticator::new(
             &config.teams.openid_metadata_url,
             &config.teams.issuer,
             app_id,
         ),
-        crate::chat::teams::api::TeamsApi::new(
-            app_id,
-            password.clone(),
-            &config.teams.token_endpoint(),
-        ),
+        api,
         chat,
         config.teams.served_tenants(),
+        crate::chat::teams::Reaching {
+            graph,
+            service_url: config.teams.service_url.clone(),
+        },
     ))
 }
 

@@ -55,11 +55,12 @@ async fn keys(State(fake): State<Fake>) -> Json<Value> {
 
 async fn token(
     State(fake): State<Fake>,
+    axum::extract::Query(query): Query,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Json<Value>, axum::http::StatusCode> {
     fake.record(
         "token".to_owned(),
-        json!({ "client_id": form.get("client_id") }),
+        json!({ "client_id": form.get("client_id"), "scope": form.get("scope"), "tenant": query.get("tenant") }),
     );
     if form.get("client_secret").map(String::as_str) != Some(PASSWORD) {
         return Err(axum::http::StatusCode::UNAUTHORIZED);
@@ -114,8 +115,84 @@ async fn member(
     Json(json!({ "id": user, "name": user, "email": email, "userPrincipalName": email }))
 }
 
+/// The people of the tenant's directory (Graph): e-mail, object id. Bob's app cannot be
+/// installed (a tenant whose admin did not grant the permission for him).
+const DIRECTORY: [(&str, &str); 3] = [
+    ("ann@example.com", "aad-ann"),
+    ("root@example.com", "aad-root"),
+    ("bob@example.com", "aad-bob"),
+];
+
+type Query = axum::extract::Query<HashMap<String, String>>;
+
+async fn graph_users(State(fake): State<Fake>, axum::extract::Query(q): Query) -> Json<Value> {
+    let filter = q.get("$filter").cloned().unwrap_or_default();
+    fake.record("graph users".to_owned(), json!({ "filter": filter }));
+    let found: Vec<Value> = DIRECTORY
+        .iter()
+        .filter(|(email, _)| filter.contains(&format!("mail eq '{email}'")))
+        .map(|(_, id)| json!({ "id": id }))
+        .collect();
+    Json(json!({ "value": found }))
+}
+
+async fn graph_catalog(State(fake): State<Fake>, axum::extract::Query(q): Query) -> Json<Value> {
+    let filter = q.get("$filter").cloned().unwrap_or_default();
+    fake.record("graph catalog".to_owned(), json!({ "filter": filter }));
+    let apps = if filter == format!("externalId eq '{APP_ID}'") {
+        json!([{ "id": "catalog-1", "externalId": APP_ID }])
+    } else {
+        json!([])
+    };
+    Json(json!({ "value": apps }))
+}
+
+async fn graph_install(
+    State(fake): State<Fake>,
+    Path(user): Path<String>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    fake.record(format!("graph install {user}"), body.clone());
+    if user == "aad-bob" {
+        let denied = json!({ "error": { "code": "Forbidden", "message": "Missing role permissions on the request." } });
+        return (axum::http::StatusCode::FORBIDDEN, Json(denied)).into_response();
+    }
+    let installed = fake
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(what, _)| *what == format!("graph install {user}"))
+        .count();
+    if installed > 1 {
+        return axum::http::StatusCode::CONFLICT.into_response();
+    }
+    axum::http::StatusCode::CREATED.into_response()
+}
+
+async fn graph_installed(
+    State(fake): State<Fake>,
+    Path(user): Path<String>,
+    axum::extract::Query(q): Query,
+) -> Json<Value> {
+    fake.record(
+        format!("graph installed {user}"),
+        json!({ "filter": q.get("$filter") }),
+    );
+    Json(json!({ "value": [{ "id": format!("install-{user}") }] }))
+}
+
+async fn graph_chat(
+    State(fake): State<Fake>,
+    Path((user, installation)): Path<(String, String)>,
+) -> Json<Value> {
+    fake.record(format!("graph chat {user} {installation}"), Value::Null);
+    Json(json!({ "id": format!("19:{user}-chat") }))
+}
+
 /// The local Bot Framework: OpenID metadata and keys, the token endpoint, and the
-/// connector's conversation API.
+/// connector's conversation API; and the Microsoft Graph calls of proactive installation.
 struct TeamsFake {
     base: String,
     key: EncodingKey,
@@ -131,6 +208,9 @@ impl TeamsFake {
         config.teams.openid_metadata_url = format!("{}/openid", self.base);
         config.teams.issuer = "https://api.botframework.com".to_owned();
         config.teams.token_url = Some(format!("{}/token", self.base));
+        config.teams.graph_url = format!("{}/graph", self.base);
+        config.teams.graph_token_url = format!("{}/token?tenant={{tenant}}", self.base);
+        config.teams.service_url = format!("{}/teams/", self.base);
         // A multi-tenant bot serving one tenant.
         config.teams.allowed_tenants = vec![TENANT.to_owned()];
     }
@@ -190,6 +270,7 @@ async fn teams_fake() -> TeamsFake {
         emails: Arc::new(HashMap::from([
             ("29:john", "john@example.com"),
             ("29:jane", "jane@example.com"),
+            ("29:root", "root@example.com"),
         ])),
     };
     let router = Router::new()
@@ -208,6 +289,16 @@ async fn teams_fake() -> TeamsFake {
         .route(
             "/teams/v3/conversations/{conversation}/members/{user}",
             get(member),
+        )
+        .route("/graph/users", get(graph_users))
+        .route("/graph/appCatalogs/teamsApps", get(graph_catalog))
+        .route(
+            "/graph/users/{user}/teamwork/installedApps",
+            post(graph_install).get(graph_installed),
+        )
+        .route(
+            "/graph/users/{user}/teamwork/installedApps/{installation}/chat",
+            get(graph_chat),
         )
         .with_state(fake);
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -332,6 +423,11 @@ impl TeamsTest {
             json!({ "name": "adaptiveCard/action", "value": { "action": { "type": "Action.Execute", "verb": verb, "data": data } } }),
         ))
         .await
+    }
+
+    /// The local Bot Framework's and Graph's base URL.
+    fn base(&self) -> &str {
+        self.service_url.trim_end_matches("/teams/")
     }
 
     fn calls_to(&self, prefix: &str) -> Vec<(String, Value)> {
@@ -568,6 +664,123 @@ async fn a_configured_teams_bot_asks_its_approvers_in_the_service_as_serve_runs_
     let card = &t.calls_to("send conv-29:jane")[0].1["attachments"][0]["content"];
     assert_eq!(card["actions"][0]["verb"], "approve");
     assert_eq!(card["actions"][0]["data"]["subject"], number.as_str());
+}
+
+#[tokio::test]
+async fn people_who_never_wrote_to_the_bot_are_reached_through_graph_and_admins_hear_who_is_not() {
+    let t = teams_app().await;
+    let commands = service(&t.db);
+    approver(&commands, "ann@example.com").await;
+    approver(&commands, "bob@example.com").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let answer = t
+        .say(
+            "29:john",
+            "<at>cert-assistant</at> cert request cn=first.example.com days=90 why=\"Intranet\"",
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&answer);
+    let notifier = t.workers.notifier("teams").expect("Teams is configured");
+    let deliver = || crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]);
+    deliver().await;
+
+    // Ann never wrote to the bot: found in the directory by her e-mail, the app installed
+    // for her from the organisation's catalog, and the card sent to her chat with it.
+    let installs = t.calls_to("graph install aad-ann");
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert_eq!(
+        installs[0].1["teamsApp@odata.bind"],
+        format!("{}/graph/appCatalogs/teamsApps/catalog-1", t.base())
+    );
+    let cards = t.calls_to("send 19:aad-ann-chat");
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    let card = &cards[0].1["attachments"][0]["content"];
+    assert_eq!(card["actions"][0]["verb"], "approve");
+    assert_eq!(card["actions"][0]["data"]["subject"], number.as_str());
+    assert!(
+        t.calls_to("token").iter().any(|(_, c)| c["scope"]
+            == "https://graph.microsoft.com/.default"
+            && c["tenant"] == TENANT),
+        "a Graph token of the tenant: {:?}",
+        t.calls_to("token")
+    );
+    // Someone the directory does not know is simply not on Teams: nobody is told.
+    assert!(t.calls_to("graph install aad-john").is_empty());
+
+    // Bob's installation is refused: the admins (root, reached the same way) are told who
+    // was not asked and what the bot's registration lacks.
+    let to_root = t.calls_to("send 19:aad-root-chat");
+    let notice: Vec<String> = to_root
+        .iter()
+        .map(|(_, m)| m.to_string())
+        .filter(|m| m.contains("cannot be reached on Teams"))
+        .collect();
+    assert_eq!(notice.len(), 1, "{to_root:?}");
+    assert!(
+        notice[0].contains("bob@example.com")
+            && notice[0].contains(&number)
+            && notice[0].contains("TeamsAppInstallation.ReadWriteSelfForUser.All"),
+        "{}",
+        notice[0]
+    );
+    assert!(!notice[0].contains(PASSWORD) && !notice[0].contains("connector-token"));
+
+    // The next request finds the app installed already (Graph answers 409) and asks Ann in
+    // the same chat.
+    t.say(
+        "29:john",
+        "<at>cert-assistant</at> cert request cn=second.example.com days=90 why=\"Intranet\"",
+    )
+    .await;
+    deliver().await;
+    assert_eq!(t.calls_to("graph install aad-ann").len(), 2);
+    assert_eq!(t.calls_to("send 19:aad-ann-chat").len(), 2);
+}
+
+#[tokio::test]
+async fn with_proactive_messages_off_the_admins_are_told_who_cannot_be_reached() {
+    let fake = teams_fake().await;
+    let files = test_files();
+    let mut config = test_config(files.path());
+    fake.configure(&mut config);
+    config.teams.proactive = false;
+    let db = TestDb::new().await;
+    let (app, workers) = crate::helpers::start(&db.pool, &config, Background::Stepped).await;
+    let t = TeamsTest::over(fake, db, app, workers, Some(files));
+    approver(&service(&t.db), "ann@example.com").await;
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    // Root, an admin, wrote to the bot once; Ann never did.
+    t.say("29:root", "<at>cert-assistant</at> cert help").await;
+    let answer = t
+        .say(
+            "29:john",
+            "<at>cert-assistant</at> cert request cn=off.example.com days=90 why=\"Intranet\"",
+        )
+        .await;
+    let number = crate::helpers::request_number_in(&answer);
+    let notifier = t.workers.notifier("teams").expect("Teams is configured");
+    crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [notifier]).await;
+    assert!(t.calls_to("graph").is_empty(), "Graph is not asked");
+    let to_root: Vec<String> = t
+        .calls_to("send conv-29:root")
+        .iter()
+        .map(|(_, m)| m.to_string())
+        .filter(|m| m.contains("cannot be reached on Teams"))
+        .collect();
+    assert_eq!(to_root.len(), 1, "{:?}", t.calls_to("send"));
+    assert!(
+        to_root[0].contains("ann@example.com")
+            && to_root[0].contains(&number)
+            && to_root[0].contains("teams.proactive"),
+        "{}",
+        to_root[0]
+    );
 }
 
 /// How long a test waits for the running service's background to do something.

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::api::DiscordApi;
 use super::identity::PLATFORM;
 use super::render;
-use crate::chat::outbound::{ChatPlatform, Posted};
+use crate::chat::outbound::{ChatPlatform, Posted, Reach};
 use crate::chat::reply::Reply;
 use crate::ports::BoxFuture;
 
@@ -30,10 +30,10 @@ impl ChatPlatform for DiscordPlatform {
         PLATFORM
     }
 
-    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+    fn reach<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Reach>> {
         Box::pin(async move {
             let account = crate::chat::identities::account_of(&self.pool, PLATFORM, email).await?;
-            Ok(account.map(|(_, user)| user))
+            Ok(account.map(|(_, user)| user).into())
         })
     }
 

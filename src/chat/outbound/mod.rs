@@ -19,7 +19,7 @@ use crate::domain::values::{Email, RevocationReason, SerialNumber};
 
 pub use notifier::ChatNotifier;
 pub use outbox::{CHAT_OUTBOX, ChatOutbox};
-pub use platform::{ChatPlatform, Posted};
+pub use platform::{ChatPlatform, Posted, Reach};
 
 /// The job kind of a platform's chat deliveries (`chat:slack`, ...).
 pub fn job_kind(platform: &'static str) -> &'static str {

@@ -12,14 +12,29 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{
-    ChatJob, ChatMessage, ChatPlatform, Decision, Issuance, Posted, RevocationDecision, job_kind,
-};
 use super::cards::{self, RequestCard};
+use super::{
+    ChatJob, ChatMessage, ChatPlatform, Decision, Issuance, Posted, Reach, RevocationDecision,
+    job_kind,
+};
 use crate::chat::reply::{Action, Block, Reply};
 use crate::commands::people;
 use crate::domain::values::{Email, SerialNumber};
 use crate::jobs::{self, Claimed, JobError, JobWorker, Outcome, Policy};
+
+/// Why a person was not messaged: said when the admins can fix it.
+#[derive(Debug)]
+struct Unreached(Option<String>);
+
+/// A platform's name as people write it.
+fn platform_name(name: &str) -> &str {
+    match name {
+        "slack" => "Slack",
+        "discord" => "Discord",
+        "teams" => "Teams",
+        other => other,
+    }
+}
 
 /// The chat outbox's delivery to one platform.
 #[derive(Debug, Clone)]
@@ -206,27 +221,85 @@ impl ChatNotifier {
         Ok(())
     }
 
-    /// Sends `message` to `email` privately: where it went, or `None` when the person cannot
-    /// be reached on this platform.
-    async fn direct(&self, email: &str, message: &Reply) -> anyhow::Result<Option<Posted>> {
-        let Some(user) = self.platform.user_for(email).await? else {
-            return Ok(None);
-        };
-        Ok(Some(self.platform.send_direct(&user, message).await?))
+    /// Sends `message` to `email` privately: where it went, or why the person cannot be
+    /// reached on this platform.
+    async fn direct(
+        &self,
+        email: &str,
+        message: &Reply,
+    ) -> anyhow::Result<Result<Posted, Unreached>> {
+        match self.platform.reach(email).await? {
+            Reach::At(user) => Ok(Ok(self.platform.send_direct(&user, message).await?)),
+            Reach::Unreachable { why } => Ok(Err(Unreached(why))),
+        }
     }
 
     /// DMs an approval message and remembers the copy, so the decision updates it.
     async fn direct_approval(
         &self,
-        request_id: Uuid,
+        subject: Uuid,
         email: &str,
         message: &Reply,
-    ) -> anyhow::Result<bool> {
-        let Some(posted) = self.direct(email, message).await? else {
-            return Ok(false);
+    ) -> anyhow::Result<Result<(), Unreached>> {
+        let posted = match self.direct(email, message).await? {
+            Ok(posted) => posted,
+            Err(unreached) => return Ok(Err(unreached)),
         };
-        self.remember(request_id, email, &posted).await?;
-        Ok(true)
+        self.remember(subject, email, &posted).await?;
+        Ok(Ok(()))
+    }
+
+    /// Asks each of `people` with their message (once only, unless `again`: a reminder),
+    /// and tells the admins about anyone who cannot be reached for a reason they can fix;
+    /// `what` names the ask.
+    async fn ask_each(
+        &self,
+        subject: Uuid,
+        people: &[(&Email, &Reply)],
+        again: bool,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let mut unreached = Vec::new();
+        for &(email, message) in people {
+            let email = email.to_string();
+            if !again && self.posted_to(subject, &email).await? {
+                continue;
+            }
+            if let Err(Unreached(why)) = self.direct_approval(subject, &email, message).await? {
+                tracing::info!(%subject, "a person to ask cannot be reached on this platform");
+                if let Some(why) = why {
+                    unreached.push((email, why));
+                }
+            }
+        }
+        self.tell_admins_unreached(what, &unreached).await
+    }
+
+    /// Tells the admins who can be reached here that these people could not be asked.
+    async fn tell_admins_unreached(
+        &self,
+        what: &str,
+        unreached: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        if unreached.is_empty() {
+            return Ok(());
+        }
+        let platform = platform_name(self.platform.name());
+        let mut reply = Reply::text(format!(
+            "{what}, but some of the people to ask cannot be reached on {platform}, so they \
+             were not asked here:"
+        ));
+        reply = reply.with(Block::Fields(unreached.to_vec()));
+        for admin in people::admins(&self.pool).await? {
+            let email = admin.email.to_string();
+            if unreached.iter().any(|(them, _)| *them == email) {
+                continue;
+            }
+            if self.direct(&email, &reply).await?.is_err() {
+                tracing::info!("an admin cannot be reached on this platform");
+            }
+        }
+        Ok(())
     }
 
     async fn ask(
@@ -246,18 +319,14 @@ impl ChatNotifier {
             None => format!("*{number}* needs your approval."),
         };
         let message = request.approval_message(&intro);
-        for email in approvers {
-            let email = email.to_string();
-            if self.posted_to(request_id, &email).await? {
-                continue;
-            }
-            if !self.direct_approval(request_id, &email, &message).await? {
-                tracing::info!(
-                    request = %number,
-                    "an approver cannot be reached on this platform"
-                );
-            }
-        }
+        let asked: Vec<_> = approvers.iter().map(|email| (email, &message)).collect();
+        self.ask_each(
+            request_id,
+            &asked,
+            false,
+            &format!("{number} waits for approval"),
+        )
+        .await?;
         if let Some(channel) = &self.approvals_channel
             && !self.posted_to(request_id, "#approvals").await?
         {
@@ -279,35 +348,24 @@ impl ChatNotifier {
         let request = self.request(request_id).await?;
         let number = &request.number;
         let waited = self.waiting_hours(request_id, at).await?;
-        let reminder = request.approval_message(
-            &format!("Reminder: *{number}* has waited {waited} hours for your decision."),
-        );
+        let reminder = request.approval_message(&format!(
+            "Reminder: *{number}* has waited {waited} hours for your decision."
+        ));
         let names = if approvers.is_empty() {
             "nobody could approve it yet".to_owned()
         } else {
             let names: Vec<String> = approvers.iter().map(ToString::to_string).collect();
             format!("{} did not decide yet", names.join(", "))
         };
-        let escalation = request.approval_message(
-            &format!(
-                "Escalation: *{number}* has waited {waited} hours for approval; {names}. \
+        let escalation = request.approval_message(&format!(
+            "Escalation: *{number}* has waited {waited} hours for approval; {names}. \
                  Decide on it yourself, or delegate it."
-            ),
-        );
+        ));
         let to_remind = approvers.iter().map(|e| (e, &reminder));
         let to_escalate = escalated_to.iter().map(|e| (e, &escalation));
-        for (email, message) in to_remind.chain(to_escalate) {
-            if !self
-                .direct_approval(request_id, email.as_ref(), message)
-                .await?
-            {
-                tracing::info!(
-                    request = %number,
-                    "a person to nudge cannot be reached on this platform"
-                );
-            }
-        }
-        Ok(())
+        let what = format!("{number} has waited {waited} hours for approval");
+        let asked: Vec<_> = to_remind.chain(to_escalate).collect();
+        self.ask_each(request_id, &asked, true, &what).await
     }
 
     /// Hours the request had waited for its approvers at `at`.
@@ -336,7 +394,7 @@ impl ChatNotifier {
             certificate: serial.clone(),
         }]));
         let owner = issued.owner.email.to_string();
-        if self.direct(&owner, &reply).await?.is_none() {
+        if self.direct(&owner, &reply).await?.is_err() {
             tracing::info!(%serial, "the owner cannot be reached on this platform; reminded by e-mail only");
         }
         Ok(())
@@ -395,19 +453,14 @@ impl ChatNotifier {
         .with(Block::RevocationDecisions {
             serial: serial.clone(),
         });
-        for approver in people::approvers(&self.pool).await? {
-            let email = approver.email.to_string();
-            if approver.email == *by || self.posted_to(certificate_id, &email).await? {
-                continue;
-            }
-            if !self
-                .direct_approval(certificate_id, &email, &message)
-                .await?
-            {
-                tracing::info!(%serial, "an approver cannot be reached on this platform");
-            }
-        }
-        Ok(())
+        let approvers = people::approvers(&self.pool).await?;
+        let asked: Vec<_> = approvers
+            .iter()
+            .filter(|approver| approver.email != *by)
+            .map(|approver| (&approver.email, &message))
+            .collect();
+        let what = format!("The revocation of certificate `{serial}` waits for an approver");
+        self.ask_each(certificate_id, &asked, false, &what).await
     }
 
     /// Updates every copy of a revocation approval and tells whoever asked for it.
@@ -435,8 +488,13 @@ impl ChatNotifier {
         };
         let decided = cards::revocation_decided(&serial, outcome, by, comment, at);
         self.update_copies(certificate_id, &decided).await?;
-        if let Some(requester) = requester {
-            self.direct(requester.as_ref(), &Reply::text(told)).await?;
+        if let Some(requester) = requester
+            && self
+                .direct(requester.as_ref(), &Reply::text(told))
+                .await?
+                .is_err()
+        {
+            tracing::info!(%serial, "the requester cannot be reached on this platform");
         }
         Ok(())
     }
@@ -459,7 +517,11 @@ impl ChatNotifier {
             if self.posted_to(certificate_id, &email).await? {
                 continue;
             }
-            if !self.direct_approval(certificate_id, &email, &reply).await? {
+            if self
+                .direct_approval(certificate_id, &email, &reply)
+                .await?
+                .is_err()
+            {
                 tracing::info!(%serial, "an admin cannot be reached on this platform");
             }
         }
@@ -470,7 +532,7 @@ impl ChatNotifier {
     async fn alert_admins(&self, text: &str) -> anyhow::Result<()> {
         let reply = Reply::text(text.to_owned());
         for admin in people::admins(&self.pool).await? {
-            if self.direct(admin.email.as_ref(), &reply).await?.is_none() {
+            if self.direct(admin.email.as_ref(), &reply).await?.is_err() {
                 tracing::info!("an admin cannot be reached on this platform");
             }
         }

@@ -13,12 +13,31 @@ pub struct Posted {
     pub message_id: String,
 }
 
+/// Whether a person can be messaged privately on a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Their user id there.
+    At(String),
+    /// Not here. `why`, when said, is something the admins can fix (a permission the
+    /// platform lacks): they are told. Without it, the person is simply not on it.
+    Unreachable {
+        /// What stands in the way.
+        why: Option<String>,
+    },
+}
+
+impl From<Option<String>> for Reach {
+    fn from(user: Option<String>) -> Self {
+        user.map_or(Self::Unreachable { why: None }, Self::At)
+    }
+}
+
 /// What the notifier needs of a chat platform.
 pub trait ChatPlatform: Send + Sync + std::fmt::Debug {
     /// Its name in job kinds, `chat_messages` and `chat_identities` (`slack`, ...).
     fn name(&self) -> &'static str;
-    /// The platform's user id of the person with `email`, if they can be reached there.
-    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    /// Where the person with `email` can be reached privately, or why not.
+    fn reach<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Reach>>;
     /// Sends `reply` to `user` privately.
     fn send_direct<'a>(
         &'a self,

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use super::api::SlackApi;
 use super::render;
-use crate::chat::outbound::{ChatPlatform, Posted};
+use crate::chat::outbound::{ChatPlatform, Posted, Reach};
 use crate::chat::reply::Reply;
 use crate::ports::BoxFuture;
 
@@ -54,8 +54,8 @@ impl ChatPlatform for SlackPlatform {
         "slack"
     }
 
-    fn user_for<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
-        Box::pin(self.find(email))
+    fn reach<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Reach>> {
+        Box::pin(async move { Ok(self.find(email).await?.into()) })
     }
 
     fn send_direct<'a>(

@@ -10,21 +10,85 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+/// A client-credentials token for one resource (`scope`), cached until shortly before it
+/// expires: the Bot Framework connector's, or Microsoft Graph's for one tenant.
+#[derive(Clone)]
+pub(super) struct Credentials {
+    http: reqwest::Client,
+    app_id: String,
+    password: SecretString,
+    token_url: String,
+    scope: &'static str,
+    token: Arc<Mutex<Option<(SecretString, Instant)>>>,
+}
+
+impl Credentials {
+    pub(super) fn new(
+        http: reqwest::Client,
+        app_id: &str,
+        password: SecretString,
+        token_url: &str,
+        scope: &'static str,
+    ) -> Self {
+        Self {
+            http,
+            app_id: app_id.to_owned(),
+            password,
+            token_url: token_url.to_owned(),
+            scope,
+            token: Arc::default(),
+        }
+    }
+
+    /// The token, from the cache while it lasts.
+    pub(super) async fn token(&self) -> anyhow::Result<SecretString> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let answer: Value = self
+            .http
+            .post(&self.token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.app_id.as_str()),
+                ("client_secret", self.password.expose_secret()),
+                ("scope", self.scope),
+            ])
+            .send()
+            .await
+            .with_context(|| format!("asking for a token for {}", self.scope))?
+            .error_for_status()
+            .context("the token endpoint refused the bot's credentials")?
+            .json()
+            .await?;
+        let token: SecretString = answer["access_token"]
+            .as_str()
+            .context("the token endpoint returned no access_token")?
+            .to_owned()
+            .into();
+        let lifetime = answer["expires_in"].as_u64().unwrap_or(3600);
+        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(300).max(60));
+        *cached = Some((token.clone(), until));
+        Ok(token)
+    }
+}
+
 /// A connector client.
 #[derive(Clone)]
 pub struct TeamsApi {
     http: reqwest::Client,
     app_id: String,
-    password: SecretString,
-    token_url: String,
-    token: Arc<Mutex<Option<(SecretString, Instant)>>>,
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for TeamsApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TeamsApi")
             .field("app_id", &self.app_id)
-            .field("token_url", &self.token_url)
+            .field("token_url", &self.credentials.token_url)
             .finish_non_exhaustive()
     }
 }
@@ -41,15 +105,21 @@ pub struct Member {
 impl TeamsApi {
     /// A client for the bot `app_id`, getting tokens from `token_url`.
     pub fn new(app_id: &str, password: SecretString, token_url: &str) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-            app_id: app_id.to_owned(),
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let credentials = Credentials::new(
+            http.clone(),
+            app_id,
             password,
-            token_url: token_url.to_owned(),
-            token: Arc::default(),
+            token_url,
+            "https://api.botframework.com/.default",
+        );
+        Self {
+            http,
+            app_id: app_id.to_owned(),
+            credentials,
         }
     }
 
@@ -58,38 +128,9 @@ impl TeamsApi {
         &self.app_id
     }
 
-    async fn token(&self) -> anyhow::Result<SecretString> {
-        let mut cached = self.token.lock().await;
-        if let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let answer: Value = self
-            .http
-            .post(&self.token_url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.app_id.as_str()),
-                ("client_secret", self.password.expose_secret()),
-                ("scope", "https://api.botframework.com/.default"),
-            ])
-            .send()
-            .await
-            .context("asking for a Bot Framework token")?
-            .error_for_status()
-            .context("the token endpoint refused the bot's credentials")?
-            .json()
-            .await?;
-        let token: SecretString = answer["access_token"]
-            .as_str()
-            .context("the token endpoint returned no access_token")?
-            .to_owned()
-            .into();
-        let lifetime = answer["expires_in"].as_u64().unwrap_or(3600);
-        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(300).max(60));
-        *cached = Some((token.clone(), until));
-        Ok(token)
+    /// The HTTP client it calls with (shared with Graph).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     async fn call(
@@ -98,7 +139,7 @@ impl TeamsApi {
         url: String,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let token = self.token().await?;
+        let token = self.credentials.token().await?;
         let mut request = self
             .http
             .request(method.clone(), &url)

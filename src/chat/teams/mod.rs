@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod graph;
 pub mod manifest;
 pub mod platform;
 pub mod render;
@@ -38,6 +39,17 @@ pub struct TeamsState {
     chat: ChatService,
     /// The tenants served, lower-cased.
     tenants: std::sync::Arc<Vec<String>>,
+    /// How people who never wrote to the bot are reached.
+    reaching: Reaching,
+}
+
+/// How the notifier reaches people who never wrote to the bot.
+#[derive(Debug, Clone)]
+pub struct Reaching {
+    /// Through Graph (`None`: not at all).
+    pub graph: Option<graph::Graph>,
+    /// The connector while none of a tenant's people wrote.
+    pub service_url: String,
 }
 
 impl TeamsState {
@@ -47,13 +59,20 @@ impl TeamsState {
         api: TeamsApi,
         chat: ChatService,
         tenants: Vec<String>,
+        reaching: Reaching,
     ) -> Self {
         Self {
             auth,
             api,
             chat,
             tenants: std::sync::Arc::new(tenants),
+            reaching,
         }
+    }
+
+    /// The connector client (its HTTP client is shared with Graph).
+    pub fn api(&self) -> &TeamsApi {
+        &self.api
     }
 
     /// Whether this activity may be served: it comes from Teams itself (not Web Chat or
@@ -81,7 +100,13 @@ impl TeamsState {
         let pool = self.chat.commands().pool().clone();
         crate::chat::outbound::ChatNotifier::new(
             pool.clone(),
-            std::sync::Arc::new(platform::TeamsPlatform::new(pool, self.api.clone())),
+            std::sync::Arc::new(platform::TeamsPlatform::new(
+                pool,
+                self.api.clone(),
+                self.reaching.graph.clone(),
+                self.tenants.clone(),
+                &self.reaching.service_url,
+            )),
             None,
         )
     }
