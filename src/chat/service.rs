@@ -427,6 +427,65 @@ impl ChatService {
         Ok(Reply::text(format!("*{number}*")).with(Block::Fields(fields)))
     }
 
+    /// The person's own page (Slack's App Home): their open requests, their certificates
+    /// with expiry, and, for approvers, what waits for a decision, with its buttons.
+    pub async fn home(&self, ctx: &CommandContext) -> Result<Reply, CommandError> {
+        let actor = self.commands.actor(ctx).await?;
+        let pool = self.commands.pool();
+        let open = sqlx::query(
+            "SELECT request_number, common_name, status FROM certificate_requests \
+              WHERE user_id = $1 AND deleted_at IS NULL \
+                AND status IN ('draft', 'pending_approval', 'approved', 'in_progress') \
+              ORDER BY created_at DESC LIMIT 20",
+        )
+        .bind(actor.user_id)
+        .fetch_all(pool)
+        .await?;
+        let mut reply = Reply::text(format!("*Your requests* ({} open)", open.len()));
+        if open.is_empty() {
+            reply = reply.with(Block::Text(
+                "Nothing open. Start one with `/cert request`.".to_owned(),
+            ));
+        }
+        for row in &open {
+            let number: String = row.try_get("request_number")?;
+            let cn: String = row.try_get("common_name")?;
+            let status: String = row.try_get("status")?;
+            reply = reply.with(Block::Text(format!("• *{number}* `{cn}` {status}")));
+        }
+        let certificates = sqlx::query(
+            "SELECT serial_number, common_name, valid_to FROM certificates \
+              WHERE user_id = $1 AND status = 'active' AND deleted_at IS NULL \
+              ORDER BY valid_to LIMIT 20",
+        )
+        .bind(actor.user_id)
+        .fetch_all(pool)
+        .await?;
+        reply = reply.with(Block::Text(format!(
+            "*Your certificates* ({} active)",
+            certificates.len()
+        )));
+        if certificates.is_empty() {
+            reply = reply.with(Block::Text("None yet.".to_owned()));
+        }
+        let now = Utc::now();
+        for row in &certificates {
+            let serial: String = row.try_get("serial_number")?;
+            let cn: String = row.try_get("common_name")?;
+            let valid_to: DateTime<Utc> = row.try_get("valid_to")?;
+            let days = (valid_to - now).num_days().max(0);
+            reply = reply.with(Block::Text(format!(
+                "• `{cn}` (serial `{serial}`) expires {} — in {days} days",
+                valid_to.format("%Y-%m-%d")
+            )));
+        }
+        if actor.role.may_approve() {
+            let waiting = self.approvals().await?;
+            reply.blocks.extend(waiting.blocks);
+        }
+        Ok(reply)
+    }
+
     async fn list(&self, actor: &Actor) -> Result<Reply, CommandError> {
         let rows = sqlx::query(
             "SELECT cr.request_number, cr.common_name, cr.status, c.serial_number, c.valid_to \

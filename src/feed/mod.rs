@@ -129,6 +129,39 @@ impl StoredEvent {
     }
 }
 
+/// Waits (at most `within`) until the consumer `name` has applied every event committed
+/// before this call; whether it had. For a page that must show what just happened, read
+/// from the consumer's tables.
+pub async fn caught_up(
+    pool: &sqlx::PgPool,
+    name: &str,
+    within: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let horizon: String =
+        sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+            .fetch_one(pool)
+            .await?;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let behind: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events e, projector_checkpoints c \
+              WHERE c.name = $1 AND e.tx_id < $2::text::xid8 \
+                AND (e.tx_id, e.global_seq) > (c.last_tx_id, c.last_global_seq))",
+        )
+        .bind(name)
+        .bind(&horizon)
+        .fetch_one(pool)
+        .await?;
+        if !behind {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// The next `limit` events after (`tx_id`, `global_seq`) whose transactions are certainly
 /// finished: below the oldest transaction still running, no earlier event can appear later.
 pub async fn next_batch(

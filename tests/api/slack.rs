@@ -208,6 +208,53 @@ impl SlackTest {
         self.post_signed(path, body, now, &signature).await
     }
 
+    /// A signed Events API callback, as Slack posts it (JSON).
+    async fn event(&self, event: Value) -> reqwest::Response {
+        let body = json!({ "type": "event_callback", "team_id": "T1", "event": event }).to_string();
+        let now = chrono::Utc::now().timestamp();
+        self.http
+            .post(format!("{}/slack/events", self.app))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", now.to_string())
+            .header("x-slack-signature", sign(now, &body))
+            .body(body)
+            .send()
+            .await
+            .expect("reaches the service")
+    }
+
+    /// `user` opens the bot's Home tab; the page then published for them.
+    async fn open_home(&self, user: &str) -> Value {
+        let before = self.homes_of(user).len();
+        let response = self
+            .event(
+                json!({ "type": "app_home_opened", "user": user, "channel": "D1", "tab": "home" }),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        self.next_home(user, before).await
+    }
+
+    /// Every page published for `user`, oldest first.
+    fn homes_of(&self, user: &str) -> Vec<Value> {
+        self.calls_to("views.publish")
+            .into_iter()
+            .filter(|c| c["user_id"] == user)
+            .map(|c| c["view"].clone())
+            .collect()
+    }
+
+    /// The page published for `user` after the `before`-th.
+    async fn next_home(&self, user: &str, before: usize) -> Value {
+        for _ in 0..250 {
+            if let Some(view) = self.homes_of(user).get(before) {
+                return view.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no Home tab was published for {user}");
+    }
+
     pub(crate) fn command_body(&self, user: &str, text: &str) -> String {
         form(&[
             ("token", "ignored"),
@@ -801,7 +848,22 @@ async fn the_manifest_names_only_routes_we_serve_and_scopes_we_use() {
         manifest["settings"]["interactivity"]["request_url"]
             .as_str()
             .expect("interactivity url"),
+        manifest["settings"]["event_subscriptions"]["request_url"]
+            .as_str()
+            .expect("events url"),
     ];
+    // The Home tab is on, and its event is what the events route answers.
+    assert_eq!(
+        manifest["features"]["app_home"]["home_tab_enabled"].as_bool(),
+        Some(true)
+    );
+    let events: Vec<&str> = manifest["settings"]["event_subscriptions"]["bot_events"]
+        .as_vec()
+        .expect("bot events")
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(events, ["app_home_opened"]);
     for url in urls {
         let path = url
             .strip_prefix("https://cert-assistant.example.com")
@@ -2358,4 +2420,96 @@ async fn a_remembered_chat_account_is_trusted_no_longer_than_its_row() {
         .await
         .expect("read");
     assert_eq!(from_memory, Some(stored));
+}
+
+#[tokio::test]
+async fn the_home_tab_shows_requests_certificates_and_the_queue_and_follows_their_events() {
+    let t = slack_app().await;
+    crate::fixtures::approver(&service(&t.db), "jane@example.com").await;
+    let project = || crate::helpers::project(&t.db.pool);
+    project().await;
+    let reply = t
+        .cert("UJOHN", "request cn=home.example.com why=testing days=90")
+        .await;
+    let number = crate::helpers::request_number_in(&text_of(&reply));
+    project().await;
+
+    // Jane, an approver, opens her Home tab: the queue, with the decision buttons.
+    let jane = t.open_home("UJANE").await;
+    assert_eq!(jane["type"], "home");
+    let page = jane.to_string();
+    assert!(
+        page.contains(&number) && page.contains("home.example.com"),
+        "{page}"
+    );
+    assert!(
+        jane["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .any(|b| b["type"] == "actions" && b["elements"][0]["value"] == number.as_str()),
+        "{jane}"
+    );
+    // John, a requester, sees his open request and no buttons.
+    let john = t.open_home("UJOHN").await;
+    let page = john.to_string();
+    assert!(
+        page.contains(&number) && page.contains("pending_approval"),
+        "{page}"
+    );
+    assert!(!page.contains("\"actions\""), "{page}");
+    assert!(page.contains("Your certificates"), "{page}");
+
+    // Jane approves on her page: it comes back with the outcome on top and an empty queue.
+    let before = t.homes_of("UJANE").len();
+    let click = json!({
+        "type": "block_actions",
+        "team": { "id": "T1" },
+        "user": { "id": "UJANE", "team_id": "T1" },
+        "trigger_id": "trigger-home",
+        "container": { "type": "view", "view_id": "V1" },
+        "view": { "id": "V1", "type": "home" },
+        "actions": [ { "action_id": "approve", "value": number, "type": "button" } ],
+    });
+    assert_eq!(t.interact(click).await.status(), 200);
+    // The page waits for the read model to hold the decision (here the test projects).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    project().await;
+    let after = t.next_home("UJANE", before).await.to_string();
+    assert!(
+        after.contains(&format!("{number}: Approved by jane@example.com")),
+        "{after}"
+    );
+    assert!(
+        after.contains("Nothing is waiting for a decision"),
+        "{after}"
+    );
+
+    // John's page follows the decision when the notifier delivers it.
+    let before = t.homes_of("UJOHN").len();
+    project().await;
+    crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [t.notifier()]).await;
+    let followed = t.next_home("UJOHN", before).await.to_string();
+    assert!(
+        followed.contains(&number) && followed.contains("approved"),
+        "{followed}"
+    );
+    assert!(!followed.contains("pending_approval"), "{followed}");
+
+    // Once issued, the certificate is on his page with its expiry.
+    let s = crate::saga::saga(&t.db).await;
+    crate::saga::feed(&t.db).await;
+    s.worker.step().await.expect("issued");
+    project().await;
+    let before = t.homes_of("UJOHN").len();
+    crate::helpers::deliver(&t.db.pool, &t.workers.outbox, [t.notifier()]).await;
+    let issued = t.next_home("UJOHN", before).await.to_string();
+    assert!(
+        issued.contains("(1 active)") && issued.contains("`home.example.com` (serial"),
+        "{issued}"
+    );
+    assert!(
+        issued.contains("in 89 days") || issued.contains("in 90 days"),
+        "{issued}"
+    );
 }

@@ -140,7 +140,48 @@ impl ChatNotifier {
                 self.operator_task(subject, task.as_deref()).await
             }
             ChatMessage::AlertAdmins { text } => self.alert_admins(text).await,
+        }?;
+        if self.platform.has_pages() {
+            // Best effort: a page not refreshed now is on the next change, or when opened.
+            let refreshed = match self.whose_pages(job).await {
+                Ok((people, approvers)) => self.platform.refresh_pages(&people, approvers).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = refreshed {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not refresh the people's pages"
+                );
+            }
         }
+        Ok(())
+    }
+
+    /// Whose own pages a delivery changes: the requester's or the certificate owner's, and
+    /// (when the approval queue changed) every approver's.
+    async fn whose_pages(&self, job: &ChatJob) -> anyhow::Result<(Vec<Email>, bool)> {
+        let requester =
+            || async { anyhow::Ok(vec![self.request(job.subject).await?.requester.email]) };
+        let owner = |certificate_id| async move {
+            anyhow::Ok(vec![self.issued(certificate_id).await?.owner.email])
+        };
+        Ok(match &job.message {
+            ChatMessage::AskApprovers { .. }
+            | ChatMessage::AnnounceDecision { .. }
+            | ChatMessage::AnnounceExpiry { .. } => (requester().await?, true),
+            ChatMessage::AnnounceIssuance { .. } | ChatMessage::AskForValidation { .. } => {
+                (requester().await?, false)
+            }
+            ChatMessage::AskRevocation { .. }
+            | ChatMessage::AnnounceRevocation { .. }
+            | ChatMessage::OperatorTask { .. } => (owner(job.subject).await?, false),
+            ChatMessage::RemindExpiry { certificate_id, .. } => {
+                (owner(*certificate_id).await?, false)
+            }
+            ChatMessage::NudgeApprovers { .. } | ChatMessage::AlertAdmins { .. } => {
+                (Vec::new(), false)
+            }
+        })
     }
 
     /// The request as its creation event recorded it.

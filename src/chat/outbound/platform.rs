@@ -2,6 +2,7 @@
 //! a channel, replace a message posted before. Slack, Discord and Teams each implement it.
 
 use crate::chat::reply::Reply;
+use crate::domain::values::Email;
 use crate::ports::BoxFuture;
 
 /// Where a message went, so it can be updated later.
@@ -50,6 +51,20 @@ pub trait ChatPlatform: Send + Sync + std::fmt::Debug {
         channel: &'a str,
         reply: &'a Reply,
     ) -> BoxFuture<'a, anyhow::Result<Posted>>;
+    /// Whether people have a page of their own here (Slack's App Home) that deliveries
+    /// change.
+    fn has_pages(&self) -> bool {
+        false
+    }
+    /// Publishes again the pages of `people` and, when `approvers`, of every approver (their
+    /// queue changed).
+    fn refresh_pages<'a>(
+        &'a self,
+        _people: &'a [Email],
+        _approvers: bool,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Replaces a message posted before.
     fn update<'a>(
         &'a self,

@@ -112,6 +112,16 @@ impl SlackApi {
         .map(drop)
     }
 
+    /// `views.publish`: `view` becomes `user_id`'s App Home.
+    pub async fn publish_view(&self, user_id: &str, view: Value) -> anyhow::Result<()> {
+        self.call(
+            "views.publish",
+            &json!({ "user_id": user_id, "view": view }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `conversations.open` for a DM with `user_id`; returns the channel id.
     pub async fn open_dm(&self, user_id: &str) -> anyhow::Result<String> {
         let answer = self

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod forms;
+pub mod home;
 pub mod identity;
 pub mod platform;
 pub mod render;
@@ -51,7 +52,11 @@ impl SlackState {
         let pool = self.chat.commands().pool().clone();
         crate::chat::outbound::ChatNotifier::new(
             pool.clone(),
-            std::sync::Arc::new(platform::SlackPlatform::new(pool, self.api.clone())),
+            std::sync::Arc::new(platform::SlackPlatform::new(
+                pool,
+                self.api.clone(),
+                self.chat.clone(),
+            )),
             approvals_channel,
         )
     }
@@ -258,6 +263,15 @@ async fn block_action(
         return StatusCode::OK.into_response();
     };
     let number = value.to_owned();
+    // A click on the App Home tab has no message to replace: the page is published again,
+    // saying what came of it.
+    if decision == Decision::Approve && payload["view"]["type"] == "home" {
+        crate::telemetry::trace::spawn(async move {
+            let _place = place;
+            approve_from_home(&state, &team_id, &user_id, &number).await;
+        });
+        return StatusCode::OK.into_response();
+    }
     match decision {
         Decision::Approve => {
             // Ack now; decide and update the message in the background.
@@ -320,6 +334,47 @@ async fn approve(state: &SlackState, team_id: &str, user_id: &str, number: &str)
         Ok(Decided::Final(reply)) => render::replacing(&reply),
         Ok(Decided::Partial(note)) => refused(note),
         Err(error) => refused(polite(&error)),
+    }
+}
+
+/// Approves from the Home tab and publishes it again with the outcome at the top.
+async fn approve_from_home(state: &SlackState, team_id: &str, user_id: &str, number: &str) {
+    let ctx = match state.context(team_id, user_id).await {
+        Ok(ctx) => ctx,
+        Err(message) => {
+            if let Err(error) = state
+                .api
+                .publish_view(user_id, home::unavailable(&message))
+                .await
+            {
+                tracing::warn!(error = format!("{error:#}"), "could not publish a Home tab");
+            }
+            return;
+        }
+    };
+    let commands = state.chat.commands();
+    let note = match decide(commands, &ctx, Decision::Approve, number, None, None).await {
+        Ok(Decided::Final(reply)) => {
+            let line = reply.blocks.iter().rev().find_map(|block| match block {
+                super::reply::Block::Text(line) => Some(line.clone()),
+                _ => None,
+            });
+            format!("{number}: {}", line.unwrap_or_else(|| "decided".to_owned()))
+        }
+        Ok(Decided::Partial(note)) => note,
+        Err(error) => format!("{number}: {}", polite(&error)),
+    };
+    let published = home::publish(
+        &state.chat,
+        &state.api,
+        team_id,
+        user_id,
+        &ctx.email,
+        Some(note),
+    )
+    .await;
+    if let Err(error) = published {
+        tracing::warn!(error = format!("{error:#}"), "could not publish a Home tab");
     }
 }
 
@@ -454,16 +509,55 @@ async fn view_submission(
     }
 }
 
-/// `POST /slack/events`: the URL check and (for now) nothing else; retries are acknowledged
-/// without doing anything twice.
-async fn events(headers: HeaderMap, Json(body): Json<Value>) -> Response {
+/// `POST /slack/events`: the URL check, and `app_home_opened` (the person's page is
+/// published in the background); retries are acknowledged without doing anything twice.
+async fn events(
+    State(state): State<SlackState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     if body["type"] == "url_verification" {
         return Json(json!({ "challenge": body["challenge"] })).into_response();
     }
     if headers.contains_key("x-slack-retry-num") {
         return StatusCode::OK.into_response();
     }
+    let event = &body["event"];
+    if body["type"] == "event_callback"
+        && event["type"] == "app_home_opened"
+        && event["tab"] == "home"
+    {
+        let team_id = body["team_id"].as_str().unwrap_or_default().to_owned();
+        let user_id = event["user"].as_str().unwrap_or_default().to_owned();
+        // Through the same gate as commands; a page that finds no place is not published
+        // (it is, the next time it is opened).
+        if let Ok(place) = state.chat.admission().admit("slack").await {
+            crate::telemetry::trace::spawn(async move {
+                let _place = place;
+                home_opened(&state, &team_id, &user_id).await;
+            });
+        }
+    }
     StatusCode::OK.into_response()
+}
+
+/// Publishes the page of the person who opened the Home tab.
+async fn home_opened(state: &SlackState, team_id: &str, user_id: &str) {
+    let published = match state.context(team_id, user_id).await {
+        Ok(ctx) => home::publish(&state.chat, &state.api, team_id, user_id, &ctx.email, None).await,
+        Err(message) => {
+            state
+                .api
+                .publish_view(user_id, home::unavailable(&message))
+                .await
+        }
+    };
+    if let Err(error) = published {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "could not publish a Slack Home tab"
+        );
+    }
 }
 
 /// The request form's last step: record the request, or show what to fix next to the fields.

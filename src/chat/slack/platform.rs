@@ -1,6 +1,7 @@
 //! Slack as a [`ChatPlatform`] for the outbox notifier: people are found by e-mail (from an
 //! earlier `/cert`, or `users.lookupByEmail`), DMs go through `conversations.open` and
-//! `chat.postMessage`, updates through `chat.update`.
+//! `chat.postMessage`, updates through `chat.update`; the App Home tabs of the people a
+//! delivery concerns are published again ([`super::home`]).
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -9,6 +10,8 @@ use super::api::SlackApi;
 use super::render;
 use crate::chat::outbound::{ChatPlatform, Posted, Reach};
 use crate::chat::reply::Reply;
+use crate::chat::service::ChatService;
+use crate::domain::values::Email;
 use crate::ports::BoxFuture;
 
 /// Slack, for the notifier.
@@ -16,12 +19,14 @@ use crate::ports::BoxFuture;
 pub struct SlackPlatform {
     pool: PgPool,
     api: SlackApi,
+    /// What the App Home tabs show.
+    chat: ChatService,
 }
 
 impl SlackPlatform {
     /// Slack through `api`, remembering people in `chat_identities`.
-    pub fn new(pool: PgPool, api: SlackApi) -> Self {
-        Self { pool, api }
+    pub fn new(pool: PgPool, api: SlackApi, chat: ChatService) -> Self {
+        Self { pool, api, chat }
     }
 
     async fn find(&self, email: &str) -> anyhow::Result<Option<String>> {
@@ -56,6 +61,20 @@ impl ChatPlatform for SlackPlatform {
 
     fn reach<'a>(&'a self, email: &'a str) -> BoxFuture<'a, anyhow::Result<Reach>> {
         Box::pin(async move { Ok(self.find(email).await?.into()) })
+    }
+
+    fn has_pages(&self) -> bool {
+        true
+    }
+
+    fn refresh_pages<'a>(
+        &'a self,
+        people: &'a [Email],
+        approvers: bool,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(super::home::refresh(
+            &self.chat, &self.api, people, approvers,
+        ))
     }
 
     fn send_direct<'a>(

@@ -197,6 +197,22 @@ pub fn delegate_modal(request_number: &str, private_metadata: &str) -> Value {
     })
 }
 
+/// Slack allows at most 100 blocks in a view.
+const BLOCKS_PER_VIEW: usize = 100;
+
+/// A reply as the App Home tab (`views.publish`), cut to what a view may hold.
+pub fn home(reply: &Reply) -> Value {
+    let message = message(reply);
+    let mut blocks: Vec<Value> = message["blocks"].as_array().cloned().unwrap_or_default();
+    if blocks.len() > BLOCKS_PER_VIEW {
+        blocks.truncate(BLOCKS_PER_VIEW - 1);
+        blocks.push(section(
+            "…and more: `/cert list` and `/cert approvals` show everything.",
+        ));
+    }
+    json!({ "type": "home", "blocks": blocks })
+}
+
 /// A message that replaces the one clicked (through the click's `response_url`).
 pub fn replacing(reply: &Reply) -> Value {
     let mut message = message(reply);
