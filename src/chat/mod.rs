@@ -14,4 +14,5 @@ pub mod reply;
 pub mod service;
 pub mod short_form;
 pub mod slack;
+pub mod suggestions;
 pub mod teams;

@@ -1,6 +1,6 @@
 //! The short request form of platforms whose forms hold few fields (Discord's modal, Teams'
 //! dialog): common name, other names, type, validity and justification, by these field ids.
-//! The questionnaire stays with `/cert recommend`.
+//! (Discord asks the questionnaire before it, in select menus: `discord::questionnaire`.)
 
 use crate::commands::RequestForm;
 

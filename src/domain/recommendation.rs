@@ -61,6 +61,21 @@ closed_set! {
     }
 }
 
+impl ServiceType {
+    /// The certificate type that fits the service (a request form's default).
+    pub fn certificate_type(self) -> crate::domain::values::CertificateType {
+        use crate::domain::values::CertificateType;
+        match self {
+            Self::WebServer | Self::Api => CertificateType::WebServer,
+            Self::Database => CertificateType::Database,
+            Self::Email => CertificateType::Email,
+            Self::CodeSigning => CertificateType::CodeSigning,
+            Self::Vpn => CertificateType::Vpn,
+            Self::Other => CertificateType::Other,
+        }
+    }
+}
+
 closed_set! {
     /// Whether the service is reachable from the internet.
     Exposure, "publicly_accessible", "answer (yes, no or hybrid)" {

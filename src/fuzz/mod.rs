@@ -110,15 +110,35 @@ pub fn discord_interaction(data: &[u8]) {
         return;
     };
     let _ = discord::who(&body);
-    let (name, text) = discord::subcommand(&body);
-    command_line(format!("{name} {text}").as_bytes());
+    let (name, options) = discord::options::subcommand(&body);
+    let _ = discord::options::command(name, &options);
+    let _ = discord::options::focused(&body);
+    let custom_id = body["data"]["custom_id"].as_str().unwrap_or_default();
+    let selected: Vec<&str> = body["data"]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let _ = discord::questionnaire::answered(custom_id, &selected, |answers| {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default();
+        (
+            crate::domain::recommendation::recommend(answers, today),
+            None,
+        )
+    });
+    let _ = discord::questionnaire::details_modal(custom_id);
+    let _ = discord::questionnaire::request_form(
+        custom_id,
+        |id| discord::modal_value(&body, id).map(str::to_owned),
+        |_| crate::domain::values::CaType::Internal,
+    );
     let _ = crate::chat::short_form::request_form(|id| {
         discord::modal_value(&body, id).map(str::to_owned)
     });
     for id in ["reason", "to"] {
         let _ = discord::modal_value(&body, id);
     }
-    let custom_id = body["data"]["custom_id"].as_str().unwrap_or_default();
     let _ = reply::Decision::from_action_id(custom_id);
 }
 

@@ -171,6 +171,55 @@ impl DiscordTest {
         .await
     }
 
+    /// `/cert SUB` with typed options, as the registered command sends them.
+    async fn typed(&self, user: &str, sub: &str, options: Value) -> Value {
+        self.interact(json!({
+            "type": 2,
+            "id": "1",
+            "application_id": "APP1",
+            "token": format!("token-{user}"),
+            "guild_id": "G1",
+            "member": { "user": { "id": user, "username": user.to_lowercase() } },
+            "data": { "name": "cert", "type": 1, "options": [{ "name": sub, "type": 1, "options": options }] },
+        }))
+        .await
+    }
+
+    /// What Discord offers while `user` types `typed` into `option` of `/cert SUB`.
+    async fn autocomplete(&self, user: &str, sub: &str, option: &str, typed: &str) -> Vec<Value> {
+        let answer = self
+            .interact(json!({
+                "type": 4,
+                "id": "4",
+                "application_id": "APP1",
+                "token": "autocomplete",
+                "user": { "id": user, "username": user },
+                "data": { "name": "cert", "type": 1, "options": [{ "name": sub, "type": 1, "options": [
+                    { "name": option, "type": 3, "value": typed, "focused": true },
+                ] }] },
+            }))
+            .await;
+        assert_eq!(answer["type"], 8, "{answer}");
+        answer["data"]["choices"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `user` picks `values` in the select menu `custom_id`.
+    async fn select(&self, user: &str, custom_id: &str, values: &[&str]) -> Value {
+        self.interact(json!({
+            "type": 3,
+            "id": "5",
+            "application_id": "APP1",
+            "token": "select",
+            "user": { "id": user, "username": user },
+            "message": { "id": "M2", "channel_id": format!("DM-{user}") },
+            "data": { "custom_id": custom_id, "component_type": 3, "values": values },
+        }))
+        .await
+    }
+
     async fn click(&self, user: &str, custom_id: &str) -> Value {
         self.interact(json!({
             "type": 3,
@@ -459,14 +508,53 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
     t.link("UJOHN", "john@example.com").await;
     t.link("UJANE", "jane@example.com").await;
 
-    // The request form is a modal.
-    let modal = t.cert("UJOHN", "request", "").await;
+    // `/cert request` asks the questionnaire one select menu at a time, replacing its
+    // private message, then recommends a CA and offers the details form.
+    let mut step = t.typed("UJOHN", "request", json!([])).await;
+    assert_eq!(step["type"], 4, "{step}");
+    assert_eq!(step["data"]["flags"], 64, "private");
+    let picks: [&[&str]; 10] = [
+        &["web_server"],
+        &["no"],
+        &["no"],
+        &["90_to_365"],
+        &["production"],
+        &["single"],
+        &["single"],
+        &["medium"],
+        &["SOC2", "ISO27001"],
+        &["notification"],
+    ];
+    for (n, pick) in picks.iter().enumerate() {
+        assert!(
+            content(&step).contains(&format!("Question {} of 10", n + 1)),
+            "{step}"
+        );
+        let select = step["data"]["components"][0]["components"][0]["custom_id"]
+            .as_str()
+            .expect("a select menu")
+            .to_owned();
+        step = t.select("UJOHN", &select, pick).await;
+        assert_eq!(step["type"], 7, "the message is replaced: {step}");
+    }
+    assert!(
+        content(&step).contains("Recommended: the **internal** CA"),
+        "{step}"
+    );
+    let follow = step["data"]["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .expect("the request button")
+        .to_owned();
+    let modal = t.click("UJOHN", &follow).await;
     assert_eq!(modal["type"], 9, "{modal}");
-    assert_eq!(modal["data"]["custom_id"], "request");
+    let form = modal["data"]["custom_id"]
+        .as_str()
+        .expect("the modal's id")
+        .to_owned();
     let filed = t
         .submit(
             "UJOHN",
-            "request",
+            &form,
             &[
                 ("common_name", "discord.example.com"),
                 ("validity_days", "90"),
@@ -477,6 +565,21 @@ async fn a_request_from_the_modal_is_approved_with_a_button_and_every_message_fo
     let text = content(&filed);
     assert!(text.contains("is submitted"), "{filed}");
     let number = crate::helpers::request_number_in(&text);
+    // The questionnaire's answers are the request's own, as from Slack's form.
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+    let (service, compliance): (String, Vec<String>) = sqlx::query_as(
+        "SELECT a.service_type, a.compliance_requirements FROM recommendation_answers a \
+           JOIN certificate_requests r ON r.id = a.request_id WHERE r.request_number = $1",
+    )
+    .bind(&number)
+    .fetch_one(&t.db.pool)
+    .await
+    .expect("answers recorded");
+    assert_eq!(service, "web_server");
+    assert_eq!(compliance.len(), 2, "{compliance:?}");
 
     // Jane (linked) gets a DM with the buttons; root (never linked) cannot be reached here.
     let notifier = t
@@ -634,4 +737,96 @@ async fn buttons_past_what_the_service_takes_on_are_answered_busy() {
             "{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn typed_options_run_commands_and_autocomplete_offers_only_what_is_the_persons() {
+    let t = discord_app().await;
+    let commands = service(&t.db);
+    approver(&commands, "jane@example.com").await;
+    t.link("UJOHN", "john@example.com").await;
+    t.link("UJANE", "jane@example.com").await;
+    let filed = t
+        .typed(
+            "UJOHN",
+            "request",
+            json!([
+                { "name": "cn", "type": 3, "value": "typed.example.com" },
+                { "name": "why", "type": 3, "value": "a \"quoted\" reason" },
+                { "name": "days", "type": 4, "value": 90 },
+            ]),
+        )
+        .await;
+    let text = content(&filed);
+    assert!(text.contains("is submitted"), "{filed}");
+    let number = crate::helpers::request_number_in(&text);
+    Projector::new(t.db.pool.clone())
+        .catch_up(std::time::Duration::from_secs(30))
+        .await
+        .expect("projected");
+
+    // John is offered his own request; Jane, an approver, what waits for her decision.
+    let offered = t.autocomplete("UJOHN", "status", "request", "req").await;
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert_eq!(offered[0]["value"], number.as_str());
+    assert!(
+        offered[0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("typed.example.com")
+    );
+    let to_decide = t.autocomplete("UJANE", "approve", "subject", "typed").await;
+    assert_eq!(to_decide.len(), 1, "{to_decide:?}");
+    assert!(
+        t.autocomplete("UJOHN", "approve", "subject", "")
+            .await
+            .is_empty(),
+        "not an approver"
+    );
+    assert!(
+        t.autocomplete("UJANE", "renew", "serial", "")
+            .await
+            .is_empty(),
+        "no certificates"
+    );
+    assert!(
+        t.autocomplete("USTRANGER", "status", "request", "")
+            .await
+            .is_empty(),
+        "not linked"
+    );
+    assert!(
+        t.autocomplete("UJOHN", "status", "request", "nothing-like-it")
+            .await
+            .is_empty()
+    );
+
+    // Typed options carry what a text line could not: quotes, and no parsing of words.
+    let status = t
+        .typed(
+            "UJOHN",
+            "status",
+            json!([{ "name": "request", "type": 3, "value": number }]),
+        )
+        .await;
+    assert!(content(&status).contains("pending"), "{status}");
+    let rejected = t
+        .typed(
+            "UJANE",
+            "reject",
+            json!([
+                { "name": "subject", "type": 3, "value": number },
+                { "name": "reason", "type": 3, "value": "use \"prod\" names" },
+            ]),
+        )
+        .await;
+    assert!(content(&rejected).contains("rejected"), "{rejected}");
+    let missing = t
+        .typed(
+            "UJANE",
+            "reject",
+            json!([{ "name": "subject", "type": 3, "value": number }]),
+        )
+        .await;
+    assert!(content(&missing).contains("`reason`"), "{missing}");
 }

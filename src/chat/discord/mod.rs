@@ -1,11 +1,15 @@
-//! Discord: the `/cert` application command over the HTTP interactions endpoint, with the
-//! request form as a modal and approvals as buttons, all behind Ed25519 verification.
+//! Discord: the `/cert` application command over the HTTP interactions endpoint, with typed
+//! options and autocomplete ([`options`]), the questionnaire in select menus then the request
+//! form as a modal ([`questionnaire`]), and approvals as buttons, all behind Ed25519
+//! verification.
 //! Payloads are read as JSON; answers are interaction responses (message, deferred message,
 //! update of the clicked message, modal). Everything runs through the same chat core as Slack.
 
 pub mod api;
 pub mod identity;
+pub mod options;
 pub mod platform;
+pub mod questionnaire;
 pub mod render;
 pub mod verify;
 
@@ -19,7 +23,7 @@ use axum::routing::post;
 use axum::{Router, middleware};
 use serde_json::{Value, json};
 
-use super::command::{self, COMMANDS, ChatCommand};
+use super::command::ChatCommand;
 use super::decide::Decided;
 use super::reply::{Action, Decision, Reply};
 use super::service::ChatService;
@@ -38,6 +42,7 @@ const ACK_BUDGET: Duration = Duration::from_millis(2500);
 const PING: u64 = 1;
 const APPLICATION_COMMAND: u64 = 2;
 const MESSAGE_COMPONENT: u64 = 3;
+const AUTOCOMPLETE: u64 = 4;
 const MODAL_SUBMIT: u64 = 5;
 
 /// Response types.
@@ -45,6 +50,7 @@ const PONG: u64 = 1;
 const CHANNEL_MESSAGE: u64 = 4;
 const DEFERRED_CHANNEL_MESSAGE: u64 = 5;
 const UPDATE_MESSAGE: u64 = 7;
+const AUTOCOMPLETE_RESULT: u64 = 8;
 const MODAL: u64 = 9;
 
 /// What the Discord route needs.
@@ -97,46 +103,7 @@ pub fn router(state: DiscordState) -> Router {
         .with_state(state)
 }
 
-/// The `/cert` command as Discord registers it: one subcommand per chat command (each with
-/// its arguments as one text option, as typed in Slack), plus `link`.
-pub fn application_commands() -> Value {
-    let mut options: Vec<Value> = COMMANDS
-        .iter()
-        .map(|spec| {
-            let mut description: String = spec.summary.chars().take(100).collect();
-            if description.is_empty() {
-                description = spec.name.to_owned();
-            }
-            let mut sub = json!({ "type": 1, "name": spec.name, "description": description });
-            if !spec.usage.is_empty() {
-                sub["options"] = json!([{
-                    "type": 3,
-                    "name": "text",
-                    "description": spec.usage.chars().take(100).collect::<String>(),
-                    "required": false,
-                }]);
-            }
-            sub
-        })
-        .collect();
-    options.push(json!({
-        "type": 1,
-        "name": "link",
-        "description": "link this Discord account to your work e-mail (a code is mailed to it)",
-        "options": [{
-            "type": 3,
-            "name": "text",
-            "description": "you@example.com, then: you@example.com CODE",
-            "required": true,
-        }],
-    }));
-    json!([{
-        "name": "cert",
-        "type": 1,
-        "description": "Certificates: request, approve, download, renew, revoke",
-        "options": options,
-    }])
-}
+pub use options::application_commands;
 
 fn answer(kind: u64, data: Value) -> Response {
     Json(json!({ "type": kind, "data": data })).into_response()
@@ -213,23 +180,10 @@ async fn interactions(State(state): State<DiscordState>, Json(body): Json<Value>
         Some(PING) => Json(json!({ "type": PONG })).into_response(),
         Some(APPLICATION_COMMAND) => application_command(state, body).await,
         Some(MESSAGE_COMPONENT) => component(state, body).await,
+        Some(AUTOCOMPLETE) => autocomplete(state, body).await,
         Some(MODAL_SUBMIT) => modal_submit(state, body).await,
         _ => (StatusCode::BAD_REQUEST, "unknown interaction type").into_response(),
     }
-}
-
-/// The subcommand of `/cert` and its one text option: (`status`, `REQ-…`).
-pub(crate) fn subcommand(body: &Value) -> (&str, String) {
-    let sub = &body["data"]["options"][0];
-    let name = sub["name"].as_str().unwrap_or("help");
-    let text = sub["options"]
-        .as_array()
-        .and_then(|options| options.iter().find(|o| o["name"] == "text"))
-        .and_then(|o| o["value"].as_str())
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    (name, text)
 }
 
 async fn application_command(state: DiscordState, body: Value) -> Response {
@@ -237,14 +191,24 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
         Ok(place) => place,
         Err(busy) => return private(busy.to_string()),
     };
-    let (name, text) = subcommand(&body);
+    let (name, options) = options::subcommand(&body);
     if name == "link" {
-        return link(&state, &body, &text).await;
+        // Typed (email, code), or as an earlier version registered it (text).
+        let text = options.get("text").cloned().unwrap_or_else(|| {
+            let email = options.get("email").cloned().unwrap_or_default();
+            let code = options.get("code").cloned().unwrap_or_default();
+            format!("{email} {code}")
+        });
+        return link(&state, &body, text.trim()).await;
     }
-    let mut parsed = match command::parse(&format!("{name} {text}")) {
+    let mut parsed = match options::command(name, &options) {
         Ok(parsed) => parsed,
         Err(usage) => return private(usage.message),
     };
+    if matches!(&parsed, ChatCommand::Recommend(answers) if answers.is_empty()) {
+        let first = questionnaire::step(questionnaire::Purpose::Recommend, &[]);
+        return answer(CHANNEL_MESSAGE, first);
+    }
     if let Some(reply) = state.chat.answer_anyone(&parsed).await {
         return answer(CHANNEL_MESSAGE, render::message(&reply));
     }
@@ -253,7 +217,8 @@ async fn application_command(state: DiscordState, body: Value) -> Response {
         Err(message) => return private(message),
     };
     if parsed == ChatCommand::RequestForm {
-        return answer(MODAL, render::request_modal());
+        let first = questionnaire::step(questionnaire::Purpose::Request, &[]);
+        return answer(CHANNEL_MESSAGE, first);
     }
     if let ChatCommand::Grant { user, .. } = &mut parsed {
         match state.unmention(user).await {
@@ -314,6 +279,17 @@ async fn component(state: DiscordState, body: Value) -> Response {
         Ok(place) => place,
         Err(busy) => return private(busy.to_string()),
     };
+    // The questionnaire's answers and its request buttons need nobody looked up.
+    match kind {
+        questionnaire::ANSWER => return answer_question(&state, &body, custom_id).await,
+        questionnaire::REQUEST => {
+            return questionnaire::details_modal(custom_id).map_or_else(
+                || private("That questionnaire is not known; start again with `/cert request`."),
+                |modal| answer(MODAL, modal),
+            );
+        }
+        _ => {}
+    }
     let ctx = match state.context(&body).await {
         Ok(ctx) => ctx,
         Err(message) => return private(message),
@@ -329,6 +305,57 @@ async fn component(state: DiscordState, body: Value) -> Response {
         Some(decision) => answer(MODAL, render::reason_modal(decision, value)),
         None => private("That button is not known."),
     }
+}
+
+/// An answer in the questionnaire: the message becomes the next question, or the
+/// recommendation.
+async fn answer_question(state: &DiscordState, body: &Value, custom_id: &str) -> Response {
+    let selected: Vec<&str> = body["data"]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let public_note = match state.chat.commands().public_ca_note().await {
+        Ok(note) => note,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the public-request policy");
+            None
+        }
+    };
+    let today = chrono::Utc::now().date_naive();
+    let recommend = |answers: &crate::domain::recommendation::Answers| {
+        (
+            crate::domain::recommendation::recommend(answers, today),
+            public_note,
+        )
+    };
+    match questionnaire::answered(custom_id, &selected, recommend) {
+        Some(next) => answer(UPDATE_MESSAGE, next),
+        None => private("That answer is not known; start again with `/cert request`."),
+    }
+}
+
+/// Suggestions for the option being typed: the person's own request numbers or serials
+/// (and what waits for their decision), at most 25; none for someone not linked.
+async fn autocomplete(state: DiscordState, body: Value) -> Response {
+    let choices = match (options::focused(&body), state.context(&body).await) {
+        (Some((suggest, typed)), Ok(ctx)) => {
+            match state.chat.suggestions(&ctx, suggest, &typed).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%error, "discord autocomplete failed");
+                    Vec::new()
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    let choices: Vec<Value> = choices
+        .into_iter()
+        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .collect();
+    Json(json!({ "type": AUTOCOMPLETE_RESULT, "data": { "choices": choices } })).into_response()
 }
 
 /// The values of a modal's text inputs.
@@ -357,8 +384,13 @@ async fn modal_submit(state: DiscordState, body: Value) -> Response {
         Ok(ctx) => ctx,
         Err(message) => return private(message),
     };
-    if custom_id == "request" {
-        let form = super::short_form::request_form(|id| modal_value(&body, id).map(str::to_owned));
+    let field = |id: &str| modal_value(&body, id).map(str::to_owned);
+    let today = chrono::Utc::now().date_naive();
+    let recommended = questionnaire::request_form(&custom_id, field, |answers| {
+        crate::domain::recommendation::recommend(answers, today).ca_type
+    });
+    if custom_id == "request" || recommended.is_some() {
+        let form = recommended.unwrap_or_else(|| super::short_form::request_form(field));
         let reply = match state.chat.commands().submit_request(&ctx, form).await {
             Ok(submitted) => Reply::text(format!(
                 "{} You'll hear back here.",

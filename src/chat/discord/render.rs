@@ -108,7 +108,8 @@ pub fn posted(reply: &Reply) -> Value {
     body
 }
 
-fn text_input(
+/// A modal's text field, in its own row.
+pub(super) fn text_input(
     custom_id: &str,
     label: &str,
     paragraph: bool,
@@ -124,22 +125,6 @@ fn text_input(
         "placeholder": placeholder,
         "max_length": if paragraph { 2000 } else { 255 },
     })])
-}
-
-/// The request form (a modal holds at most five fields; the questionnaire is `/cert
-/// recommend`).
-pub fn request_modal() -> Value {
-    json!({
-        "custom_id": "request",
-        "title": "Request a certificate",
-        "components": [
-            text_input("common_name", "Common name", false, true, "app.example.com"),
-            text_input("subject_alternative_names", "Other names (comma-separated)", false, false, "www.app.example.com"),
-            text_input("certificate_type", "Type", false, false, "web_server, user_auth, email, code_signing, vpn, database, other"),
-            text_input("validity_days", "Validity in days", false, false, "365"),
-            text_input("justification", "Why is it needed?", true, true, "What uses it, and for whom"),
-        ],
-    })
 }
 
 /// The modal asking why (and, to delegate, to whom) — `subject` is a request number or a

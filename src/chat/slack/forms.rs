@@ -119,18 +119,6 @@ pub fn answers(values: &Value) -> Result<Answers, Vec<ValueError>> {
     })
 }
 
-/// The certificate type that fits a service, as the details form's default.
-fn type_for(service: ServiceType) -> CertificateType {
-    match service {
-        ServiceType::WebServer | ServiceType::Api => CertificateType::WebServer,
-        ServiceType::Database => CertificateType::Database,
-        ServiceType::Email => CertificateType::Email,
-        ServiceType::CodeSigning => CertificateType::CodeSigning,
-        ServiceType::Vpn => CertificateType::Vpn,
-        ServiceType::Other => CertificateType::Other,
-    }
-}
-
 /// Step 2: the recommendation, the choice to follow or override it, and the details.
 /// `public_note` says what becomes of a request for the public CA, when none is configured.
 pub fn details_view(
@@ -185,7 +173,7 @@ pub fn details_view(
             { "type": "divider" },
             input("common_name", "Common name (CN)", false, false, Some("For servers, the host name, e.g. app.example.com")),
             input("subject_alternative_names", "Other names (SANs)", true, true, Some("One per line or comma-separated")),
-            select("certificate_type", "Certificate type", &all(CertificateType::ALL, CertificateType::as_str), Some(type_for(answers.service_type).as_str())),
+            select("certificate_type", "Certificate type", &all(CertificateType::ALL, CertificateType::as_str), Some(answers.service_type.certificate_type().as_str())),
             select("key_algorithm", "Key algorithm", &all(KeyAlgorithm::ALL, KeyAlgorithm::as_str), Some("ECC_P256")),
             select("validity_days", "Validity (days)", &["90", "365", "730"], Some("365")),
             input("csr", "Your CSR (optional)", true, true, Some("Paste a PEM CSR to keep your own key; leave empty and we generate the key.")),
