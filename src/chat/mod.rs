@@ -10,6 +10,8 @@ pub mod decide;
 pub mod discord;
 pub mod identities;
 pub mod outbound;
+#[cfg(test)]
+mod render_tests;
 pub mod reply;
 pub mod service;
 pub mod short_form;

@@ -8,6 +8,8 @@ use crate::chat::reply::{Action, Block, Decision, Reply, Visibility};
 pub const EPHEMERAL: u64 = 1 << 6;
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2000;
+/// Discord's limit on a message's rows of buttons.
+const MAX_ROWS: usize = 5;
 
 const STYLE_PRIMARY: u8 = 1;
 const STYLE_SECONDARY: u8 = 2;
@@ -83,6 +85,13 @@ pub fn message(reply: &Reply) -> Value {
             }
             Block::Actions(list) => components.push(actions(list)),
         }
+    }
+    if components.len() > MAX_ROWS {
+        components.truncate(MAX_ROWS);
+        lines.push(format!(
+            "_Buttons for the first {MAX_ROWS}; decide the others with `/cert approve` or \
+             `/cert reject`._"
+        ));
     }
     let mut content = lines.join("\n");
     if content.chars().count() > MAX_CONTENT {

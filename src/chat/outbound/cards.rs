@@ -79,6 +79,35 @@ impl RequestCard {
         })
     }
 
+    /// A card with every field filled, for tests of what platforms make of it.
+    #[cfg(test)]
+    pub(crate) fn example() -> Self {
+        use crate::domain::actor::Role;
+        use crate::domain::testing::{actor, host_subject};
+        let mut subject = host_subject(
+            "shop.example.com",
+            &["shop.example.com", "www.shop.example.com"],
+        );
+        subject.organization =
+            crate::domain::text::Text::optional("organization", Some("Example Ltd"), 64)
+                .expect("an organization");
+        Self {
+            number: RequestNumber::parse("REQ-20261202-00001").expect("number"),
+            requester: actor("john", Role::User),
+            subject,
+            certificate_type: CertificateType::WebServer,
+            key_algorithm: KeyAlgorithm::EccP256,
+            validity_days: ValidityDays::parse("90").expect("days"),
+            csr_type: CsrType::Generated,
+            ca_type: CaType::Internal,
+            against: Some(CaType::Public),
+            override_reason: Some("only the intranet uses it".to_owned()),
+            justification: "the web shop <!channel> & more".to_owned(),
+            renews: None,
+            stays_in_acm: false,
+        }
+    }
+
     /// An approval message: `intro`, every field, and the decision buttons. What is
     /// certified is what an approver saw here.
     pub fn approval_message(&self, intro: &str) -> Reply {

@@ -6,6 +6,8 @@ use crate::chat::reply::{Action, Block, Decision, Reply, Visibility};
 
 /// Slack allows at most 10 fields per section.
 const FIELDS_PER_SECTION: usize = 10;
+/// Slack allows at most 50 blocks in a message.
+const BLOCKS_PER_MESSAGE: usize = 50;
 
 /// A reply as a message body (`text` is the notification fallback).
 pub fn message(reply: &Reply) -> Value {
@@ -32,6 +34,12 @@ pub fn message(reply: &Reply) -> Value {
             Block::RevocationDecisions { serial } => blocks.push(revocation_decisions(serial)),
             Block::Actions(actions) => blocks.push(buttons(actions)),
         }
+    }
+    if blocks.len() > BLOCKS_PER_MESSAGE {
+        blocks.truncate(BLOCKS_PER_MESSAGE - 1);
+        blocks.push(section(
+            "…and more than a message holds: `/cert list` and `/cert approvals` show the rest.",
+        ));
     }
     json!({
         "response_type": match reply.visibility {
