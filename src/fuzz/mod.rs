@@ -114,12 +114,7 @@ pub fn discord_interaction(data: &[u8]) {
     let _ = discord::options::command(name, &options);
     let _ = discord::options::focused(&body);
     let custom_id = body["data"]["custom_id"].as_str().unwrap_or_default();
-    let selected: Vec<&str> = body["data"]["values"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let selected = discord::questionnaire::selected(&body);
     let _ = discord::questionnaire::answered(custom_id, &selected, |answers| {
         let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap_or_default();
         (

@@ -153,22 +153,14 @@ impl DiscordTest {
         response.json().await.expect("json answer")
     }
 
+    /// `/cert SUB` as registered by an earlier version: the arguments as one text option.
     async fn cert(&self, user: &str, sub: &str, text: &str) -> Value {
         let options = if text.is_empty() {
             json!([])
         } else {
             json!([{ "name": "text", "type": 3, "value": text }])
         };
-        self.interact(json!({
-            "type": 2,
-            "id": "1",
-            "application_id": "APP1",
-            "token": format!("token-{user}"),
-            "guild_id": "G1",
-            "member": { "user": { "id": user, "username": user.to_lowercase() } },
-            "data": { "name": "cert", "type": 1, "options": [{ "name": sub, "type": 1, "options": options }] },
-        }))
-        .await
+        self.typed(user, sub, options).await
     }
 
     /// `/cert SUB` with typed options, as the registered command sends them.

@@ -208,9 +208,9 @@ impl SlackTest {
         self.post_signed(path, body, now, &signature).await
     }
 
-    /// A signed Events API callback, as Slack posts it (JSON).
-    async fn event(&self, event: Value) -> reqwest::Response {
-        let body = json!({ "type": "event_callback", "team_id": "T1", "event": event }).to_string();
+    /// A signed post to the Events API route, as Slack sends it (JSON).
+    async fn post_event(&self, body: &Value) -> reqwest::Response {
+        let body = body.to_string();
         let now = chrono::Utc::now().timestamp();
         self.http
             .post(format!("{}/slack/events", self.app))
@@ -221,6 +221,12 @@ impl SlackTest {
             .send()
             .await
             .expect("reaches the service")
+    }
+
+    /// A signed Events API callback.
+    async fn event(&self, event: Value) -> reqwest::Response {
+        self.post_event(&json!({ "type": "event_callback", "team_id": "T1", "event": event }))
+            .await
     }
 
     /// `user` opens the bot's Home tab; the page then published for them.
@@ -404,19 +410,9 @@ async fn ssl_checks_and_url_verification_are_answered() {
         .await
         .expect("send");
     assert_eq!(check.status(), 200);
-    let body =
-        json!({ "type": "url_verification", "challenge": "abc123", "token": "x" }).to_string();
-    let now = chrono::Utc::now().timestamp();
     let response = t
-        .http
-        .post(format!("{}/slack/events", t.app))
-        .header("content-type", "application/json")
-        .header("x-slack-request-timestamp", now.to_string())
-        .header("x-slack-signature", sign(now, &body))
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+        .post_event(&json!({ "type": "url_verification", "challenge": "abc123", "token": "x" }))
+        .await;
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.expect("json");
     assert_eq!(answer["challenge"], "abc123");

@@ -310,12 +310,7 @@ async fn component(state: DiscordState, body: Value) -> Response {
 /// An answer in the questionnaire: the message becomes the next question, or the
 /// recommendation.
 async fn answer_question(state: &DiscordState, body: &Value, custom_id: &str) -> Response {
-    let selected: Vec<&str> = body["data"]["values"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let selected = questionnaire::selected(body);
     let public_note = match state.chat.commands().public_ca_note().await {
         Ok(note) => note,
         Err(error) => {

@@ -192,6 +192,16 @@ pub fn step(purpose: Purpose, so_far: &[u32]) -> Value {
     })
 }
 
+/// The values chosen in a select menu interaction.
+pub fn selected(body: &Value) -> Vec<&str> {
+    body["data"]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// What an answer (a select menu's `values`, custom id `qa:…`) leads to: the next question,
 /// or, after the last, the recommendation (made with `recommend`); `None` for an id that is
 /// not the questionnaire's.
