@@ -268,6 +268,10 @@ impl Application {
                 commands: commands.clone(),
                 artifacts: store.clone(),
             }),
+            Some(http::dashboard::DashboardState {
+                commands: commands.clone(),
+                secure: public_url(config).starts_with("https://"),
+            }),
         );
         let public =
             public_certificate_authority(config, &pool, outbound.aws_credentials.clone()).await;

@@ -93,6 +93,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         role: None,
     },
     CommandSpec {
+        name: "dashboard",
+        usage: "",
+        summary: "a one-time sign-in link to the read-only dashboard (approvers, admins, auditors)",
+        role: Some(Role::Approver),
+    },
+    CommandSpec {
         name: "audit",
         usage: "QUERY [name=value …]",
         summary: "run an auditors' named query (no name: list them)",
@@ -182,6 +188,8 @@ pub enum ChatCommand {
         /// Serial or id.
         certificate: String,
     },
+    /// `/cert dashboard`.
+    Dashboard,
     /// `/cert audit [query k=v …]`.
     Audit {
         /// The query name, if any.
@@ -334,6 +342,7 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
             certificate: one("the serial number")?,
             artifact: args.get(1).cloned(),
         },
+        "dashboard" => ChatCommand::Dashboard,
         "renew" => ChatCommand::Renew {
             certificate: one("the serial number")?,
         },

@@ -184,6 +184,16 @@ impl ChatService {
                     .await?;
                 Ok(Reply::text(describe_revocation(&certificate, revocation)))
             }
+            ChatCommand::Dashboard => {
+                let token = self.commands.dashboard_link(ctx).await?;
+                Ok(Reply::text(format!(
+                    "Your sign-in link to the dashboard, for you only: {}/dashboard/sign-in/{token}\n\
+                     It works once, within {} minutes; the session it opens lasts {} hours.",
+                    self.public_url,
+                    crate::commands::dashboard::LINK_MINUTES,
+                    crate::commands::dashboard::SESSION_HOURS,
+                )))
+            }
             ChatCommand::Download {
                 certificate,
                 artifact,

@@ -8,6 +8,7 @@
 mod approvals;
 mod certificates;
 mod config;
+pub mod dashboard;
 mod directory;
 mod downloads;
 mod errors;

@@ -158,6 +158,53 @@ pub struct RequestView {
 }
 
 impl RequestView {
+    /// The view of request `number` from its aggregates' state (`None` before it was
+    /// created).
+    pub fn from_state(
+        number: &RequestNumber,
+        state: crate::eventstore::RequestState,
+    ) -> Option<Self> {
+        let crate::eventstore::RequestState {
+            request_id,
+            request,
+            approval,
+            certificate,
+        } = state;
+        let (Some(status), Some(requester)) = (request.status(), request.requester().cloned())
+        else {
+            return None;
+        };
+        let certificate = certificate.and_then(|(certificate_id, certificate)| {
+            match (
+                certificate.serial(),
+                certificate.status(),
+                certificate.valid_to(),
+            ) {
+                (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
+                    certificate_id,
+                    serial: serial.clone(),
+                    status,
+                    valid_to,
+                }),
+                _ => None,
+            }
+        });
+        Some(Self {
+            request_id,
+            request_number: number.clone(),
+            status,
+            requester,
+            approval_parts: approval.parts(),
+            approval_outcome: approval.outcome().cloned(),
+            certificate,
+            at_ca: request
+                .at_ca()
+                .map(|(id, status)| (id.to_owned(), status.to_owned())),
+            failure: request.failure().map(str::to_owned),
+            validation_records: request.validation_records().to_vec(),
+        })
+    }
+
     /// Each approver asked, with their part in words as the request stands now: one who had
     /// not acted when the request was decided (approved, rejected) or withdrawn is "no longer
     /// needed", not still "waiting". What chat and the CLI both show.
@@ -547,47 +594,27 @@ impl Commands {
     /// model, so it is current the moment a command returns) in one round trip.
     pub async fn request(&self, number: &RequestNumber) -> Result<RequestView, CommandError> {
         let missing = || CommandError::NotFound(format!("there is no request {number}"));
-        let crate::eventstore::RequestState {
-            request_id,
-            request,
-            approval,
-            certificate,
-        } = crate::eventstore::request_state(self.pool(), number.as_ref())
+        let state = crate::eventstore::request_state(self.pool(), number.as_ref())
             .await?
             .ok_or_else(missing)?;
-        let (Some(status), Some(requester)) = (request.status(), request.requester().cloned())
-        else {
-            return Err(missing());
-        };
-        let certificate = certificate.and_then(|(certificate_id, certificate)| {
-            match (
-                certificate.serial(),
-                certificate.status(),
-                certificate.valid_to(),
-            ) {
-                (Some(serial), Some(status), Some(valid_to)) => Some(CertificateSummary {
-                    certificate_id,
-                    serial: serial.clone(),
-                    status,
-                    valid_to,
-                }),
-                _ => None,
-            }
-        });
-        Ok(RequestView {
-            request_id,
-            request_number: number.clone(),
-            status,
-            requester,
-            approval_parts: approval.parts(),
-            approval_outcome: approval.outcome().cloned(),
-            certificate,
-            at_ca: request
-                .at_ca()
-                .map(|(id, status)| (id.to_owned(), status.to_owned())),
-            failure: request.failure().map(str::to_owned),
-            validation_records: request.validation_records().to_vec(),
-        })
+        RequestView::from_state(number, state).ok_or_else(missing)
+    }
+
+    /// The request as it was at `as_of` (folded from its events up to then; `None`: now),
+    /// and its whole story, for the dashboard's time travel.
+    pub async fn request_as_of(
+        &self,
+        number: &RequestNumber,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<(RequestView, Vec<crate::eventstore::StoryEntry>), CommandError> {
+        let missing = || CommandError::NotFound(format!("there is no request {number}"));
+        let (state, story) = crate::eventstore::request_story(self.pool(), number.as_ref(), as_of)
+            .await?
+            .ok_or_else(missing)?;
+        let view = RequestView::from_state(number, state).ok_or_else(|| {
+            CommandError::NotFound(format!("{number} did not exist yet at that time"))
+        })?;
+        Ok((view, story))
     }
 
     /// The request as `ctx`'s person may see it: its requester, the approvers asked to decide

@@ -37,6 +37,8 @@ closed_set! {
         Discord = "discord",
         /// The command line.
         Cli = "cli",
+        /// The read-only dashboard in a browser.
+        Web = "web",
         /// The service itself (sagas, schedules).
         System = "system",
     }

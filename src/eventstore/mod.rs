@@ -229,6 +229,90 @@ pub async fn request_state<'e>(
     Ok(state)
 }
 
+/// One event in a request's story: which aggregate, what, when, and who (from its metadata).
+#[derive(Debug, Clone)]
+pub struct StoryEntry {
+    /// `CertificateRequest`, `Approval` or `Certificate`.
+    pub aggregate_type: String,
+    /// The event's name.
+    pub event_type: String,
+    /// When it was recorded.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who did it, by e-mail, when a person did.
+    pub by: Option<String>,
+    /// From where (`slack`, `cli`, `system`, …).
+    pub platform: Option<String>,
+}
+
+/// Request `number`'s whole story (its request's, approval's and certificate's events, in
+/// the order they were recorded) and its state as of `as_of` (every event up to it folded;
+/// `None`: now). `None` when there is no such request.
+pub async fn request_story<'e>(
+    executor: impl PgExecutor<'e>,
+    number: &str,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<(RequestState, Vec<StoryEntry>)>, LookupError> {
+    type Row = (
+        Uuid,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        serde_json::Value,
+        serde_json::Value,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH r AS (SELECT request_id::text AS id FROM request_number_allocations \
+                     WHERE request_number = $1), \
+              c AS (SELECT e.aggregate_id AS id FROM events e, r \
+                     WHERE e.aggregate_type = 'Certificate' AND e.event_type = 'CertificateIssued' \
+                       AND e.payload -> 'CertificateIssued' -> 'certificate' ->> 'request_id' = r.id) \
+         SELECT e.aggregate_id::uuid, e.aggregate_type, e.event_type, e.recorded_at, e.payload, \
+                e.metadata \
+           FROM events e \
+          WHERE (e.aggregate_type IN ('CertificateRequest', 'Approval') \
+                 AND e.aggregate_id = (SELECT id FROM r)) \
+             OR (e.aggregate_type = 'Certificate' AND e.aggregate_id IN (SELECT id FROM c)) \
+          ORDER BY e.recorded_at, e.global_seq",
+    )
+    .bind(number)
+    .fetch_all(executor)
+    .await?;
+    let Some(request_id) = rows
+        .iter()
+        .find(|row| row.1 == CertificateRequest::TYPE)
+        .map(|row| row.0)
+    else {
+        return Ok(None);
+    };
+    let mut state = RequestState {
+        request_id,
+        ..RequestState::default()
+    };
+    let mut story = Vec::with_capacity(rows.len());
+    for (id, aggregate_type, event_type, at, payload, metadata) in rows {
+        if as_of.is_none_or(|as_of| at <= as_of) {
+            match aggregate_type.as_str() {
+                "CertificateRequest" => state.request.apply(decode(payload, "CertificateRequest")?),
+                "Approval" => state.approval.apply(decode(payload, "Approval")?),
+                _ => state
+                    .certificate
+                    .get_or_insert_with(|| (id, Certificate::default()))
+                    .1
+                    .apply(decode(payload, "Certificate")?),
+            }
+        }
+        let said = |key: &str| metadata[key].as_str().map(str::to_owned);
+        story.push(StoryEntry {
+            aggregate_type,
+            event_type,
+            at,
+            by: said("actor_email"),
+            platform: said("platform"),
+        });
+    }
+    Ok(Some((state, story)))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(
     payload: serde_json::Value,
     what: &'static str,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router for probes and the chat platforms' webhooks.
 
 mod ca;
+pub mod dashboard;
 pub mod downloads;
 mod health;
 pub mod metrics;
@@ -34,6 +35,7 @@ pub fn router(
     discord: Option<crate::chat::discord::DiscordState>,
     teams: Option<crate::chat::teams::TeamsState>,
     downloads: Option<downloads::DownloadState>,
+    dashboard: Option<dashboard::DashboardState>,
 ) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
@@ -49,6 +51,11 @@ pub fn router(
     }
     if let Some(teams) = teams {
         router = router.merge(tracked("teams", crate::chat::teams::router(teams)));
+    }
+    if let Some(dashboard) = dashboard {
+        router = router.merge(dashboard::router(dashboard).layer(
+            axum::middleware::from_fn_with_state("dashboard", traced::traced),
+        ));
     }
     if let Some(downloads) = downloads {
         router = router.merge(downloads::router(downloads).layer(

@@ -12,4 +12,5 @@ pub mod gauges;
 pub mod projector;
 mod read_model;
 pub mod replay;
+pub mod reports;
 pub mod retention;

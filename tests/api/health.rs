@@ -46,7 +46,7 @@ async fn readyz_and_metrics_answer_503_without_details_when_the_database_is_unre
         pool,
         ca: None,
     };
-    let routes = router(state.clone(), None, None, None, None)
+    let routes = router(state.clone(), None, None, None, None, None)
         .merge(cert_assistant::http::metrics_router(state));
     tokio::spawn(async move { axum::serve(listener, routes).await });
 

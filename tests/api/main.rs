@@ -9,6 +9,7 @@ mod aws;
 mod ca;
 mod cli;
 mod crash;
+mod dashboard;
 mod directory;
 mod discord;
 mod domain;

@@ -34,6 +34,14 @@ pub enum UserCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The person signed in to the dashboard, or viewed one of its pages there (auditors'
+    /// views are part of the audit trail). Only approvers, admins and auditors see it.
+    ViewDashboard {
+        /// What: `sign-in`, or the page's path and query (at most 200 characters).
+        page: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A chat account proved it is this person (a code mailed to the address came back).
     LinkChatAccount {
         /// The platform.
@@ -70,6 +78,15 @@ pub enum UserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The user signed in to the dashboard or viewed a page of it.
+    DashboardViewed {
+        /// The user, with the role they viewed it as.
+        user: Actor,
+        /// `sign-in`, or the page's path and query.
+        page: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A chat account acts as this user from now on.
     ChatAccountLinked {
         /// The user.
@@ -83,6 +100,9 @@ pub enum UserEvent {
     },
 }
 
+/// The longest page recorded of a dashboard view.
+pub const MAX_PAGE: usize = 200;
+
 /// The longest chat account id (`chat_identities.user_id`).
 pub const MAX_ACCOUNT_ID: usize = 100;
 
@@ -92,6 +112,7 @@ impl DomainEvent for UserEvent {
             Self::UserRegistered { .. } => "UserRegistered",
             Self::RoleGranted { .. } => "RoleGranted",
             Self::ChatAccountLinked { .. } => "ChatAccountLinked",
+            Self::DashboardViewed { .. } => "DashboardViewed",
         }
         .to_owned()
     }
@@ -119,6 +140,9 @@ pub enum UserError {
     /// A chat account id that no platform gives.
     #[error("a chat account id is 1 to 100 characters")]
     BadAccount,
+    /// The dashboard is for approvers, admins and auditors.
+    #[error("the dashboard is for approvers, admins and auditors")]
+    NotForDashboard,
 }
 
 /// The state rebuilt from events.
@@ -187,6 +211,17 @@ impl Aggregate for User {
                     at,
                 }
             }
+            UserCommand::ViewDashboard { page, at } => {
+                let user = self.actor.clone().ok_or(UserError::NotFound)?;
+                if user.role == Role::User {
+                    return Err(UserError::NotForDashboard);
+                }
+                UserEvent::DashboardViewed {
+                    user,
+                    page: page.chars().take(MAX_PAGE).collect(),
+                    at,
+                }
+            }
             UserCommand::LinkChatAccount {
                 platform,
                 account,
@@ -214,7 +249,7 @@ impl Aggregate for User {
             UserEvent::UserRegistered { user, .. } | UserEvent::RoleGranted { user, .. } => {
                 self.actor = Some(user);
             }
-            UserEvent::ChatAccountLinked { .. } => {}
+            UserEvent::ChatAccountLinked { .. } | UserEvent::DashboardViewed { .. } => {}
         }
     }
 }

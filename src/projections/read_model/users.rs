@@ -134,6 +134,17 @@ pub(super) fn apply(rows: &mut Rows, event: &UserEvent) -> AuditEntry {
                 .resource(Some(user.user_id), Some(user.email.to_string()))
                 .details(json!({ "role": user.role, "previous_role": previous_role }))
         }
+        UserEvent::DashboardViewed { user, page, .. } => {
+            let (event, action) = if page == "sign-in" {
+                ("dashboard_signed_in", "sign_in")
+            } else {
+                ("dashboard_viewed", "view")
+            };
+            AuditEntry::new(event, "access", "dashboard", action)
+                .actor(user)
+                .resource(None, Some(page.clone()))
+                .details(json!({ "role": user.role }))
+        }
         UserEvent::ChatAccountLinked {
             user,
             platform,

@@ -1,0 +1,220 @@
+//! What the dashboard shows, read from the documented tables: the overview (requests per
+//! day by outcome, what waits for approval and how long, what expires when, recent
+//! revocations and failures, the read side's health) and the list of requests, filtered and
+//! paged, as rows any format can render ([`QueryResult`]).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgPool, Row};
+
+use super::catalog::QueryResult;
+
+/// One day's requests by how they stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Day {
+    /// The day (UTC).
+    pub day: NaiveDate,
+    /// Issued (and still so, or revoked since).
+    pub issued: i64,
+    /// Rejected or cancelled.
+    pub refused: i64,
+    /// Still open.
+    pub open: i64,
+    /// Failed at the CA.
+    pub failed: i64,
+}
+
+/// The overview.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    /// The last 14 days, oldest first (days without requests included).
+    pub days: Vec<Day>,
+    /// Requests waiting for approval: number, common name, requester, hours waited.
+    pub pending: Vec<(String, String, String, i64)>,
+    /// Active certificates expiring within 7, 14, 30, 60 and 90 days (each bucket apart).
+    pub expiring: Vec<(&'static str, i64)>,
+    /// The latest revocations: serial, common name, reason, when.
+    pub revocations: Vec<(String, String, String, DateTime<Utc>)>,
+    /// The latest issuance failures: number, common name, when.
+    pub failures: Vec<(String, String, DateTime<Utc>)>,
+    /// Each consumer of the event feed, with how far behind it is.
+    pub consumers: Vec<crate::feed::ConsumerStatus>,
+    /// Streams a consumer parked.
+    pub parked: i64,
+    /// Background jobs given up.
+    pub failed_jobs: i64,
+}
+
+/// The overview as the read model has it now.
+pub async fn overview(pool: &PgPool) -> anyhow::Result<Overview> {
+    let rows = sqlx::query(
+        "SELECT d::date AS day, \
+                count(r.id) FILTER (WHERE r.status IN ('issued', 'revoked')) AS issued, \
+                count(r.id) FILTER (WHERE r.status IN ('rejected', 'cancelled')) AS refused, \
+                count(r.id) FILTER (WHERE r.status IN ('draft', 'pending_approval', 'approved', 'in_progress')) AS open, \
+                count(r.id) FILTER (WHERE r.status = 'failed') AS failed \
+           FROM generate_series(date_trunc('day', now()) - interval '13 days', date_trunc('day', now()), interval '1 day') d \
+           LEFT JOIN certificate_requests r \
+             ON r.created_at >= d AND r.created_at < d + interval '1 day' AND r.deleted_at IS NULL \
+          GROUP BY d ORDER BY d",
+    )
+    .fetch_all(pool)
+    .await?;
+    let days = rows
+        .iter()
+        .map(|row| {
+            Ok(Day {
+                day: row.try_get("day")?,
+                issued: row.try_get("issued")?,
+                refused: row.try_get("refused")?,
+                open: row.try_get("open")?,
+                failed: row.try_get("failed")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let pending = sqlx::query_as(
+        "SELECT r.request_number, r.common_name, u.email, \
+                floor(extract(epoch FROM now() - coalesce(r.submitted_at, r.created_at)) / 3600)::bigint \
+           FROM certificate_requests r JOIN users u ON u.id = r.user_id \
+          WHERE r.status = 'pending_approval' AND r.deleted_at IS NULL \
+          ORDER BY coalesce(r.submitted_at, r.created_at) LIMIT 20",
+    )
+    .fetch_all(pool)
+    .await?;
+    let buckets = sqlx::query(
+        "SELECT count(*) FILTER (WHERE valid_to < now() + interval '7 days') AS d7, \
+                count(*) FILTER (WHERE valid_to >= now() + interval '7 days' AND valid_to < now() + interval '14 days') AS d14, \
+                count(*) FILTER (WHERE valid_to >= now() + interval '14 days' AND valid_to < now() + interval '30 days') AS d30, \
+                count(*) FILTER (WHERE valid_to >= now() + interval '30 days' AND valid_to < now() + interval '60 days') AS d60, \
+                count(*) FILTER (WHERE valid_to >= now() + interval '60 days' AND valid_to < now() + interval '90 days') AS d90 \
+           FROM certificates \
+          WHERE status = 'active' AND deleted_at IS NULL AND valid_to >= now() \
+            AND valid_to < now() + interval '90 days'",
+    )
+    .fetch_one(pool)
+    .await?;
+    let expiring = [
+        ("within 7 days", "d7"),
+        ("8 to 14 days", "d14"),
+        ("15 to 30 days", "d30"),
+        ("31 to 60 days", "d60"),
+        ("61 to 90 days", "d90"),
+    ]
+    .into_iter()
+    .map(|(label, column)| Ok((label, buckets.try_get(column)?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let revocations = sqlx::query_as(
+        "SELECT c.serial_number, c.common_name, v.reason_code, v.revoked_at \
+           FROM certificate_revocations v JOIN certificates c ON c.id = v.certificate_id \
+          ORDER BY v.revoked_at DESC LIMIT 10",
+    )
+    .fetch_all(pool)
+    .await?;
+    let failures = sqlx::query_as(
+        "SELECT request_number, common_name, updated_at FROM certificate_requests \
+          WHERE status = 'failed' AND deleted_at IS NULL ORDER BY updated_at DESC LIMIT 10",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (parked, failed_jobs) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM parked_streams), \
+                (SELECT count(*) FROM jobs WHERE state = 'failed')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let consumers = crate::feed::consumer_status(pool).await?;
+    Ok(Overview {
+        days,
+        pending,
+        expiring,
+        revocations,
+        failures,
+        consumers,
+        parked,
+        failed_jobs,
+    })
+}
+
+/// What the request list is filtered by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// One status (`pending_approval`, `issued`, …), or all.
+    pub status: Option<String>,
+    /// A part of the number, common name or requester's e-mail.
+    pub text: Option<String>,
+}
+
+/// Requests per page.
+pub const PAGE: i64 = 50;
+
+/// The most rows an export holds.
+pub const EXPORT_LIMIT: i64 = 100_000;
+
+/// Requests matching `filter`, newest first: `limit` of them after `offset`, and how many
+/// match in all.
+pub async fn requests(
+    pool: &PgPool,
+    filter: &RequestFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(QueryResult, i64), sqlx::Error> {
+    let text = filter.text.as_deref().map(|t| {
+        let t: String = t.trim().chars().take(100).collect();
+        format!(
+            "%{}%",
+            t.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let rows = sqlx::query(
+        "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
+                r.certificate_type, r.recommended_ca_type, \
+                CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END AS overridden, \
+                to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created, \
+                count(*) OVER () AS total \
+           FROM certificate_requests r JOIN users u ON u.id = r.user_id \
+          WHERE r.deleted_at IS NULL AND ($1::text IS NULL OR r.status = $1) \
+            AND ($2::text IS NULL OR r.request_number ILIKE $2 OR r.common_name ILIKE $2 \
+                 OR u.email ILIKE $2) \
+          ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4",
+    )
+    .bind(filter.status.as_deref())
+    .bind(text)
+    .bind(offset.max(0))
+    .bind(limit.clamp(1, EXPORT_LIMIT))
+    .fetch_all(pool)
+    .await?;
+    let columns = [
+        "request_number",
+        "common_name",
+        "status",
+        "requester",
+        "certificate_type",
+        "recommended_ca",
+        "recommendation_overridden",
+        "created_utc",
+    ];
+    let total = rows.first().map_or(Ok(0), |row| row.try_get("total"))?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok(vec![
+                row.try_get("request_number")?,
+                row.try_get("common_name")?,
+                row.try_get("status")?,
+                row.try_get("requester")?,
+                row.try_get("certificate_type")?,
+                row.try_get("recommended_ca_type")?,
+                row.try_get("overridden")?,
+                row.try_get("created")?,
+            ])
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((
+        QueryResult {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows,
+        },
+        total,
+    ))
+}

@@ -1,0 +1,617 @@
+//! The auditors' dashboard over real HTTP from the service `serve` builds: a one-time sign-in
+//! link from `/cert dashboard`, the session cookie it sets, the overview, the filtered and
+//! exported request list, a request's story with time travel, who may see it, and the audit
+//! trail of who looked; then the same in a real headless browser (Debian's chromium, driven
+//! over WebDriver), with screenshots.
+
+use cert_assistant::commands::Commands;
+use cert_assistant::domain::actor::Role;
+use cert_assistant::domain::values::Email;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+use crate::fixtures::{approver, ctx, service, web_request};
+use crate::helpers::{TestDb, project, serve, test_config, test_files};
+
+/// A store with three requests (one approved, one rejected, one waiting) and an auditor.
+struct Store {
+    db: TestDb,
+    base: String,
+    commands: Commands,
+    waiting: String,
+    approved: String,
+    /// Just before the approved request was approved.
+    before_approval: chrono::DateTime<chrono::Utc>,
+    _files: tempfile::TempDir,
+}
+
+async fn store() -> Store {
+    let db = TestDb::new().await;
+    let files = test_files();
+    let (base, _) = serve(&db.pool, &test_config(files.path())).await;
+    let commands = service(&db);
+    let jane = approver(&commands, "jane@example.com").await;
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("audrey@example.com").expect("email"),
+            Role::Auditor,
+        )
+        .await
+        .expect("auditor");
+    let john = ctx("john@example.com");
+    let mut numbers = Vec::new();
+    for cn in [
+        "approved.example.com",
+        "rejected.example.com",
+        "waiting.example.com",
+    ] {
+        let submitted = commands
+            .submit_request(&john, web_request(cn))
+            .await
+            .expect("submitted");
+        numbers.push(submitted.request_number);
+    }
+    // A second apart, so the time-travel control (which has seconds) falls between them.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before_approval = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    commands
+        .approve(&jane, &numbers[0], None)
+        .await
+        .expect("approved");
+    commands
+        .reject(&jane, &numbers[1], "wrong host")
+        .await
+        .expect("rejected");
+    project(&db.pool).await;
+    Store {
+        db,
+        base,
+        commands,
+        approved: numbers[0].to_string(),
+        waiting: numbers[2].to_string(),
+        before_approval,
+        _files: files,
+    }
+}
+
+/// A client that follows no redirects, so the sign-in's answer can be read.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl Store {
+    async fn link(&self, email: &str) -> String {
+        let token = self
+            .commands
+            .dashboard_link(&ctx(email))
+            .await
+            .expect("a sign-in link");
+        format!("{}/dashboard/sign-in/{token}", self.base)
+    }
+
+    /// Signs in as `email`: the session cookie (`name=value`).
+    async fn session(&self, email: &str) -> String {
+        let answer = client()
+            .get(self.link(email).await)
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let cookie = answer.headers()[SET_COOKIE]
+            .to_str()
+            .expect("cookie")
+            .to_owned();
+        cookie.split(';').next().expect("name=value").to_owned()
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = client().get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        request.send().await.expect("the dashboard answers")
+    }
+
+    async fn page(&self, path: &str, cookie: &str) -> String {
+        let answer = self.get(path, Some(cookie)).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        answer.text().await.expect("html")
+    }
+}
+
+#[tokio::test]
+async fn an_auditor_signs_in_once_by_link_and_reads_every_page_and_each_view_is_audited() {
+    let s = store().await;
+
+    // The link works once, sets a strict session cookie, and goes to the overview.
+    let link = s.link("audrey@example.com").await;
+    let first = client().get(&link).send().await.expect("sign in");
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()[LOCATION], "/dashboard");
+    assert_eq!(first.headers()["referrer-policy"], "no-referrer");
+    let set = first.headers()[SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/dashboard",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(
+        !set.contains("Secure"),
+        "served over plain HTTP here: {set}"
+    );
+    let again = client().get(&link).send().await.expect("again");
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(again.text().await.expect("text").contains("used already"));
+    let cookie = set.split(';').next().expect("name=value").to_owned();
+
+    // The overview: the chart, what waits (with its age), expiry buckets, the read side.
+    let answer = s.get("/dashboard", Some(&cookie)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    assert!(
+        answer.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("frame-ancestors 'none'")
+    );
+    let overview = answer.text().await.expect("html");
+    assert!(
+        overview.contains("id=\"requests-chart\"") && overview.contains("<rect"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains(&s.waiting)
+            && !overview.contains(&format!(">{}</a></td><td>approved", s.approved))
+    );
+    assert!(
+        overview.contains("within 7 days")
+            && overview.contains("read_model")
+            && overview.contains("Jobs given up")
+    );
+    assert!(overview.contains("audrey@example.com · read-only"));
+
+    // The list, filtered; exports carry the same rows.
+    let waiting = s
+        .page("/dashboard/requests?status=pending_approval", &cookie)
+        .await;
+    assert!(
+        waiting.contains(&s.waiting) && !waiting.contains(&s.approved),
+        "{waiting}"
+    );
+    assert!(waiting.contains("1 request(s)"), "{waiting}");
+    let by_name = s
+        .page("/dashboard/requests?q=REJECTED.example", &cookie)
+        .await;
+    assert!(by_name.contains("rejected.example.com") && !by_name.contains("waiting.example.com"));
+    let csv = s
+        .page("/dashboard/requests.csv?status=pending_approval", &cookie)
+        .await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "request_number,common_name,status,requester,certificate_type,recommended_ca,recommendation_overridden,created_utc"
+        )
+    );
+    assert!(lines.next().is_some_and(|row| row.starts_with(&format!(
+        "{},waiting.example.com,pending_approval,john@example.com",
+        s.waiting
+    ))));
+    assert_eq!(lines.next(), None);
+    let json: serde_json::Value =
+        serde_json::from_str(&s.page("/dashboard/requests.json", &cookie).await).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(3));
+
+    // A request's story, and time travel to before its approval.
+    let now = s
+        .page(&format!("/dashboard/requests/{}", s.approved), &cookie)
+        .await;
+    assert!(
+        now.contains("id=\"status\">approved") || now.contains("id=\"status\">in progress"),
+        "{now}"
+    );
+    assert!(now.contains("Request created") && now.contains("Approval policy satisfied"));
+    assert!(now.contains("jane@example.com: approved"), "{now}");
+    assert!(now.contains("approved.example.com"), "what it asks for");
+    let at = s.before_approval.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let then = s
+        .page(
+            &format!("/dashboard/requests/{}?as_of={at}", s.approved),
+            &cookie,
+        )
+        .await;
+    assert!(then.contains("id=\"status\">pending approval"), "{then}");
+    assert!(then.contains("jane@example.com: waiting"), "{then}");
+    assert!(
+        then.contains("Approval policy satisfied (since then)"),
+        "{then}"
+    );
+    let bad = s
+        .get(
+            &format!("/dashboard/requests/{}?as_of=yesterday", s.approved),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let missing = s
+        .get("/dashboard/requests/REQ-20200101-00001", Some(&cookie))
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // The auditor's sign-in and every page she viewed are in the audit trail.
+    project(&s.db.pool).await;
+    let viewed: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT a.event_type, a.resource_identifier FROM audit_logs a JOIN users u ON u.id = a.user_id \
+          WHERE u.email = 'audrey@example.com' AND a.resource_type = 'dashboard' ORDER BY a.timestamp, a.id",
+    )
+    .fetch_all(&s.db.pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(
+        viewed[0],
+        ("dashboard_signed_in".to_owned(), Some("sign-in".to_owned()))
+    );
+    assert!(
+        viewed
+            .iter()
+            .any(|(_, page)| page.as_deref()
+                == Some("/dashboard/requests.csv?status=pending_approval")),
+        "{viewed:?}"
+    );
+    assert!(
+        viewed
+            .iter()
+            .any(|(_, page)| page.as_deref().is_some_and(|p| p.contains("as_of="))),
+        "{viewed:?}"
+    );
+}
+
+#[tokio::test]
+async fn nobody_else_gets_in_and_a_role_taken_away_takes_the_dashboard_with_it() {
+    let s = store().await;
+    // A requester gets no link, and the refusal is audited.
+    let refused = s.commands.dashboard_link(&ctx("john@example.com")).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("approvers, admins and auditors")));
+    // No cookie, a forged one, a download link passed off as a sign-in link.
+    assert_eq!(
+        s.get("/dashboard", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get(
+            "/dashboard",
+            Some("cert_dashboard=eyJ1IjoiYXVkcmV5In0.AAAA")
+        )
+        .await
+        .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = s.get("/dashboard/sign-in/not-a-token", None).await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    // A sign-in link is not a session.
+    let token = s.link("audrey@example.com").await;
+    let token = token.rsplit('/').next().expect("token");
+    assert_eq!(
+        s.get("/dashboard", Some(&format!("cert_dashboard={token}")))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // An approver reads; once only a user, the same session is refused.
+    let cookie = s.session("jane@example.com").await;
+    assert_eq!(
+        s.get("/dashboard", Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+    s.commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("jane@example.com").expect("email"),
+            Role::User,
+        )
+        .await
+        .expect("demoted");
+    // The service learns of the change as every replica does (its directory follows it).
+    project(&s.db.pool).await;
+    crate::helpers::eventually(
+        "the session is refused",
+        std::time::Duration::from_secs(10),
+        || async { s.get("/dashboard", Some(&cookie)).await.status() == StatusCode::FORBIDDEN },
+    )
+    .await;
+    // Nothing here changes anything: every route answers GET only.
+    let post = client()
+        .post(format!("{}/dashboard/requests", s.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// chromedriver, where it is installed: `CHROMEDRIVER` (which CI sets, so there it must
+/// work), else `/usr/bin/chromedriver`; `None`: the browser test has nothing to drive.
+fn chromedriver() -> Option<String> {
+    if let Ok(required) = std::env::var("CHROMEDRIVER") {
+        return Some(required);
+    }
+    std::path::Path::new("/usr/bin/chromedriver")
+        .exists()
+        .then(|| "/usr/bin/chromedriver".to_owned())
+}
+
+/// A chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver(program: &str) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = std::process::Command::new(program)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect(
+            "chromedriver runs (apt-get install chromium chromium-driver; .ci/run installs them)",
+        );
+    let url = format!("http://127.0.0.1:{port}");
+    // Dropped (killed and waited for) on every path from here, a panic included.
+    let driver = Driver { child, url };
+    for _ in 0..250 {
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// Waits until the browser's address contains `part` (a click's page has loaded).
+async fn arrived(browser: &fantoccini::Client, part: &str) {
+    for _ in 0..250 {
+        let url = browser.current_url().await.expect("url");
+        let ready = browser
+            .execute("return document.readyState;", Vec::new())
+            .await
+            .expect("state");
+        if url.as_str().contains(part) && ready == "complete" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the browser did not arrive at {part}");
+}
+
+/// Where the screenshots go (to look at after the run).
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+#[tokio::test]
+async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_exports() {
+    use fantoccini::Locator;
+    let Some(program) = chromedriver() else {
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let s = store().await;
+    let driver = driver(&program).await;
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        serde_json::json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
+        }),
+    );
+    let browser =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a browser session");
+    let shots = screenshot_dir();
+    let shoot = |name: &'static str| {
+        let browser = browser.clone();
+        let path = shots.join(format!("{name}.png"));
+        async move {
+            let png = browser.screenshot().await.expect("screenshot");
+            std::fs::write(&path, png).expect("write screenshot");
+        }
+    };
+
+    // The chat-issued link signs in and lands on the overview, with its chart.
+    let link = s.link("audrey@example.com").await;
+    browser.goto(&link).await.expect("sign in");
+    assert_eq!(
+        browser.current_url().await.expect("url").path(),
+        "/dashboard"
+    );
+    let chart = browser
+        .find(Locator::Id("requests-chart"))
+        .await
+        .expect("the chart");
+    assert!(
+        !chart
+            .find_all(Locator::Css("rect"))
+            .await
+            .expect("bars")
+            .is_empty()
+    );
+    let pending = browser
+        .find(Locator::Id("pending"))
+        .await
+        .expect("pending")
+        .text()
+        .await
+        .expect("text");
+    assert!(pending.contains(&s.waiting), "{pending}");
+    shoot("overview").await;
+
+    // Filter the list by status.
+    browser
+        .find(Locator::LinkText("Requests"))
+        .await
+        .expect("menu")
+        .click()
+        .await
+        .expect("to the list");
+    arrived(&browser, "/dashboard/requests").await;
+    browser
+        .find(Locator::Css("select[name=status]"))
+        .await
+        .expect("status filter")
+        .select_by_value("pending_approval")
+        .await
+        .expect("chosen");
+    browser
+        .find(Locator::Css("form.filters button"))
+        .await
+        .expect("filter")
+        .click()
+        .await
+        .expect("filtered");
+    arrived(&browser, "status=pending_approval").await;
+    let listed = browser
+        .find(Locator::Id("requests"))
+        .await
+        .expect("table")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        listed.contains(&s.waiting) && !listed.contains(&s.approved),
+        "{listed}"
+    );
+    shoot("requests-filtered").await;
+
+    // Open a request, then move the time-travel control to before its approval.
+    browser
+        .goto(&format!("{}/dashboard/requests/{}", s.base, s.approved))
+        .await
+        .expect("request");
+    let now = browser
+        .find(Locator::Id("status"))
+        .await
+        .expect("status")
+        .text()
+        .await
+        .expect("text");
+    assert!(now == "approved" || now == "in progress", "{now}");
+    let control = browser
+        .find(Locator::Css("input[name=as_of]"))
+        .await
+        .expect("the control");
+    let before = s.before_approval.format("%Y-%m-%dT%H:%M:%S").to_string();
+    browser
+        .execute(
+            "arguments[0].value = arguments[1];",
+            vec![
+                serde_json::to_value(&control).expect("element"),
+                before.into(),
+            ],
+        )
+        .await
+        .expect("moved");
+    browser
+        .find(Locator::Css("#time-travel button"))
+        .await
+        .expect("show")
+        .click()
+        .await
+        .expect("travelled");
+    arrived(&browser, "as_of=").await;
+    let then = browser
+        .find(Locator::Id("status"))
+        .await
+        .expect("status")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(then, "pending approval");
+    let story = browser
+        .find(Locator::Id("story"))
+        .await
+        .expect("story")
+        .text()
+        .await
+        .expect("text");
+    assert!(story.contains("(since then)"), "{story}");
+    shoot("request-as-of").await;
+
+    // Export the list as CSV with the browser's own session.
+    browser
+        .goto(&format!("{}/dashboard/requests", s.base))
+        .await
+        .expect("list");
+    let href = browser
+        .find(Locator::Id("export-csv"))
+        .await
+        .expect("the CSV link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("an href");
+    let cookie = browser
+        .get_all_cookies()
+        .await
+        .expect("cookies")
+        .into_iter()
+        .find(|c| c.name() == "cert_dashboard")
+        .expect("the session cookie");
+    assert_eq!(cookie.http_only(), Some(true));
+    let csv = s
+        .page(&href, &format!("cert_dashboard={}", cookie.value()))
+        .await;
+    assert_eq!(csv.lines().count(), 4, "a header and three requests: {csv}");
+
+    // The same link again, and a page without a session, are refused in the browser too.
+    browser.delete_all_cookies().await.expect("signed out");
+    browser.goto(&link).await.expect("again");
+    let refused = browser
+        .find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text");
+    assert!(refused.contains("used already"), "{refused}");
+    browser
+        .goto(&format!("{}/dashboard", s.base))
+        .await
+        .expect("overview");
+    let refused = browser
+        .find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text");
+    assert!(refused.contains("/cert dashboard"), "{refused}");
+    browser.close().await.expect("closed");
+}
