@@ -100,8 +100,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "audit",
-        usage: "QUERY [name=value …]",
-        summary: "run an auditors' named query (no name: list them)",
+        usage: "QUERY [name=value …] | as-of TIME REQ-…",
+        summary: "run an auditors' named query (no name: list them), or see a request as it was at a time",
         role: Some(Role::Auditor),
     },
     CommandSpec {
@@ -190,6 +190,13 @@ pub enum ChatCommand {
     },
     /// `/cert dashboard`.
     Dashboard,
+    /// `/cert audit as-of TIME REQ-…`: a request as it was at an instant.
+    AuditAsOf {
+        /// The instant, as typed.
+        time: String,
+        /// The request number.
+        resource: String,
+    },
     /// `/cert audit [query k=v …]`.
     Audit {
         /// The query name, if any.
@@ -349,6 +356,19 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
         "confirm-revocation" => ChatCommand::ConfirmRevocation {
             certificate: one("the serial number")?,
         },
+        "audit"
+            if args
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case("as-of")) =>
+        {
+            match (args.get(1), args.get(2)) {
+                (Some(time), Some(resource)) if args.len() == 3 => ChatCommand::AuditAsOf {
+                    time: time.clone(),
+                    resource: resource.clone(),
+                },
+                _ => return Err(usage(&name, "say as-of TIME REQ-…")),
+            }
+        }
         "audit" => ChatCommand::Audit {
             query: args.first().cloned(),
             params: pairs("audit", args.get(1..).unwrap_or_default())?,

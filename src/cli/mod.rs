@@ -202,6 +202,14 @@ pub enum ProjectionsCommand {
 pub enum AuditCommand {
     /// Recompute the audit trail's hash chain and report the first row that does not match.
     Verify,
+    /// A request as it was at an instant (folded from its events up to it), and what
+    /// happened to it since.
+    AsOf {
+        /// The instant: 2026-03-01T09:30 (UTC) or RFC 3339 (2026-03-01T10:30:00+01:00).
+        time: String,
+        /// The request number, REQ-YYYYMMDD-XXXXX.
+        resource: String,
+    },
     /// Export audit rows older than the retention period to the artifact store (JSON Lines),
     /// then delete them; create the monthly partitions ahead. `serve` does this every 6 h.
     Archive {
@@ -412,6 +420,34 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                             .unwrap_or_default()
                     ),
                 }
+            })
+            .await
+        }
+        Command::Audit(AuditCommand::AsOf { time, resource }) => {
+            let at = crate::domain::values::parse_instant("time", &time)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let number = crate::domain::values::RequestNumber::parse(&resource)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            with_commands(&config, |commands| async move {
+                let (view, story) = commands.request_as_of(&number, Some(at)).await?;
+                say(&format!("as it was at {}:", at.format("%Y-%m-%d %H:%M:%S UTC")));
+                requests::show(&view);
+                let since: Vec<_> = story.iter().filter(|entry| entry.at > at).collect();
+                if since.is_empty() {
+                    say("nothing happened to it since");
+                } else {
+                    say("since then:");
+                }
+                for entry in since {
+                    say(&format!(
+                        "  {}  {} {}{}",
+                        entry.at.format("%Y-%m-%d %H:%M:%S"),
+                        entry.aggregate_type,
+                        entry.event_type,
+                        entry.by.as_deref().map_or_else(String::new, |by| format!(" by {by}"))
+                    ));
+                }
+                Ok(())
             })
             .await
         }

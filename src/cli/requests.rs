@@ -198,58 +198,7 @@ pub async fn run_request(commands: &Commands, command: RequestCommand) -> Result
             say(&submitted.confirmation());
         }
         RequestCommand::Show { number: text } => {
-            let view = commands.request(&number(&text)?).await?;
-            say(&format!("{}  {}", view.request_number, view.status));
-            say(&format!(
-                "requester: {} ({})",
-                view.requester.email, view.requester.role
-            ));
-            for (actor, part) in view.approval_lines() {
-                say(&format!("approval: {} {part}", actor.email));
-            }
-            match &view.approval_outcome {
-                Some(Outcome::Approved { approvers, at }) => say(&format!(
-                    "approved at {} by {}",
-                    at.format("%Y-%m-%d %H:%M UTC"),
-                    approvers
-                        .iter()
-                        .map(|a| a.email.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Some(Outcome::Rejected { by, reason, at }) => say(&format!(
-                    "rejected at {} by {}: {reason}",
-                    at.format("%Y-%m-%d %H:%M UTC"),
-                    by.email
-                )),
-                Some(Outcome::Withdrawn { at }) => {
-                    say(&format!("withdrawn at {}", at.format("%Y-%m-%d %H:%M UTC")));
-                }
-                None => {}
-            }
-            if let Some((id, status)) = &view.at_ca {
-                say(&format!("at the CA: {id} ({status})"));
-            }
-            for record in &view.validation_records {
-                let created = record.created_in.as_ref().map_or_else(String::new, |zone| {
-                    format!("  (created in Route 53 zone {zone})")
-                });
-                say(&format!(
-                    "DNS record to create for {}: {} {} {}{created}",
-                    record.domain, record.name, record.record_type, record.value
-                ));
-            }
-            if let Some(failure) = &view.failure {
-                say(&format!("failed: {failure}"));
-            }
-            if let Some(certificate) = &view.certificate {
-                say(&format!(
-                    "certificate: serial {} {}, valid until {}",
-                    certificate.serial,
-                    certificate.status,
-                    certificate.valid_to.format("%Y-%m-%d %H:%M UTC")
-                ));
-            }
+            show(&commands.request(&number(&text)?).await?);
         }
         RequestCommand::Approve {
             number: text,
@@ -321,5 +270,60 @@ fn describe(number: &RequestNumber, decision: &Decision) -> String {
             required,
         } => format!("{number}: approval recorded ({approvals} of {required})."),
         Decision::Delegated { to } => format!("{number} delegated to {to}."),
+    }
+}
+
+/// A request as `request show` (and `audit as-of`) prints it.
+pub(super) fn show(view: &crate::commands::RequestView) {
+    say(&format!("{}  {}", view.request_number, view.status));
+    say(&format!(
+        "requester: {} ({})",
+        view.requester.email, view.requester.role
+    ));
+    for (actor, part) in view.approval_lines() {
+        say(&format!("approval: {} {part}", actor.email));
+    }
+    match &view.approval_outcome {
+        Some(Outcome::Approved { approvers, at }) => say(&format!(
+            "approved at {} by {}",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            approvers
+                .iter()
+                .map(|a| a.email.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(Outcome::Rejected { by, reason, at }) => say(&format!(
+            "rejected at {} by {}: {reason}",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            by.email
+        )),
+        Some(Outcome::Withdrawn { at }) => {
+            say(&format!("withdrawn at {}", at.format("%Y-%m-%d %H:%M UTC")));
+        }
+        None => {}
+    }
+    if let Some((id, status)) = &view.at_ca {
+        say(&format!("at the CA: {id} ({status})"));
+    }
+    for record in &view.validation_records {
+        let created = record.created_in.as_ref().map_or_else(String::new, |zone| {
+            format!("  (created in Route 53 zone {zone})")
+        });
+        say(&format!(
+            "DNS record to create for {}: {} {} {}{created}",
+            record.domain, record.name, record.record_type, record.value
+        ));
+    }
+    if let Some(failure) = &view.failure {
+        say(&format!("failed: {failure}"));
+    }
+    if let Some(certificate) = &view.certificate {
+        say(&format!(
+            "certificate: serial {} {}, valid until {}",
+            certificate.serial,
+            certificate.status,
+            certificate.valid_to.format("%Y-%m-%d %H:%M UTC")
+        ));
     }
 }

@@ -12,14 +12,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::chat::outbound::cards::RequestCard;
 use crate::commands::dashboard::{SESSION_HOURS, SignInError};
 use crate::commands::{CommandError, Commands};
 use crate::domain::actor::Actor;
-use crate::domain::values::RequestNumber;
+use crate::domain::values::{RequestNumber, parse_instant};
 use crate::projections::catalog::{Format, QueryResult};
 use crate::projections::reports::{self, Overview, PAGE, RequestFilter};
 
@@ -441,26 +441,6 @@ struct AsOfQuery {
     as_of: Option<String>,
 }
 
-/// An instant as the time-travel control gives it (`2026-03-01T09:30[:00]`, UTC) or as
-/// RFC 3339.
-fn instant(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            [
-                "%Y-%m-%dT%H:%M:%S",
-                "%Y-%m-%dT%H:%M",
-                "%Y-%m-%d %H:%M:%S",
-                "%Y-%m-%d %H:%M",
-            ]
-            .iter()
-            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-            .map(|t| t.and_utc())
-        })
-}
-
 /// An event's name in words: `ApprovalPolicySatisfied` → `Approval policy satisfied`.
 fn in_words(event_type: &str) -> String {
     let mut words = String::new();
@@ -528,16 +508,10 @@ async fn request(
             "That is not a request number.",
         );
     };
-    let as_of = match as_of_text.map(instant) {
+    let as_of = match as_of_text.map(|text| parse_instant("as_of", text)) {
         None => None,
-        Some(Some(at)) => Some(at),
-        Some(None) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Not shown",
-                "Give the time as 2026-03-01T09:30 (UTC).",
-            );
-        }
+        Some(Ok(at)) => Some(at),
+        Some(Err(error)) => return message(StatusCode::BAD_REQUEST, "Not shown", &error.message),
     };
     let commands = &state.commands;
     let (view, story) = match commands.request_as_of(&number, as_of).await {
@@ -596,19 +570,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_time_travel_control_and_rfc_3339_both_name_an_instant() {
-        let at = instant("2026-03-01T09:30").expect("minutes");
-        assert_eq!(at.to_rfc3339(), "2026-03-01T09:30:00+00:00");
-        assert_eq!(
-            instant("2026-03-01T09:30:15"),
-            Some(at + chrono::Duration::seconds(15))
-        );
-        assert_eq!(
-            instant("2026-03-01T10:30:00+01:00"),
-            Some(at),
-            "an offset is honoured"
-        );
-        assert_eq!(instant("yesterday"), None);
+    fn event_names_read_as_words() {
         assert_eq!(
             in_words("ApprovalPolicySatisfied"),
             "Approval policy satisfied"

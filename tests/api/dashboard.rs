@@ -615,3 +615,76 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
     assert!(refused.contains("/cert dashboard"), "{refused}");
     browser.close().await.expect("closed");
 }
+
+#[tokio::test]
+async fn audit_as_of_prints_a_request_as_it_was_and_what_happened_since() {
+    let s = store().await;
+    let run = |args: &[&str]| {
+        let output = crate::helpers::binary()
+            .args(args)
+            .env("DATABASE_URL", s.db.url())
+            .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+            .env("CERT_ASSISTANT_AUTH__ADMINS", "root@example.com")
+            .output()
+            .expect("run");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let at = s.before_approval.to_rfc3339();
+    let (ok, out, err) = run(&["audit", "as-of", &at, &s.approved]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("{}  pending_approval", s.approved)),
+        "{out}"
+    );
+    assert!(out.contains("approval: jane@example.com waiting"), "{out}");
+    assert!(
+        out.contains("since then:")
+            && out.contains("Approval ApprovalPolicySatisfied by jane@example.com"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&["audit", "as-of", "last tuesday", &s.approved]);
+    assert!(!ok && err.contains("2026-03-01T09:30"), "{err}");
+    let long_ago = "2000-01-01T00:00";
+    let (ok, _, err) = run(&["audit", "as-of", long_ago, &s.approved]);
+    assert!(!ok && err.contains("did not exist yet"), "{err}");
+}
+
+#[tokio::test]
+async fn auditors_ask_the_same_in_chat_and_nobody_else_may() {
+    use cert_assistant::chat::command::parse;
+    use cert_assistant::chat::service::ChatService;
+    let s = store().await;
+    let chat = ChatService::new(s.commands.clone());
+    let at = s
+        .before_approval
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let asked = parse(&format!("audit as-of {at} {}", s.approved)).expect("parsed");
+    let reply = chat
+        .handle(&ctx("audrey@example.com"), asked.clone())
+        .await
+        .plain_text();
+    assert!(reply.contains("Status: pending approval"), "{reply}");
+    assert!(
+        reply.contains("Approver: jane@example.com: waiting"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("Since then:")
+            && reply.contains("ApprovalPolicySatisfied by jane@example.com"),
+        "{reply}"
+    );
+    let refused = chat
+        .handle(&ctx("john@example.com"), asked)
+        .await
+        .plain_text();
+    assert!(refused.contains("auditor"), "{refused}");
+    assert!(
+        parse("audit as-of yesterday").is_err(),
+        "a time and a request are needed"
+    );
+}

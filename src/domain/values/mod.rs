@@ -4,6 +4,7 @@
 mod country;
 mod email;
 mod enums;
+mod instant;
 mod names;
 mod request_number;
 mod serial;
@@ -12,6 +13,7 @@ pub use country::Country;
 pub use email::Email;
 pub(crate) use enums::closed_set;
 pub use enums::{CaType, CertificateType, KeyAlgorithm, RevocationReason, ValidityDays};
+pub use instant::parse_instant;
 pub use names::{CommonName, DnsName};
 pub use request_number::RequestNumber;
 pub use serial::SerialNumber;
