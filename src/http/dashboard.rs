@@ -44,6 +44,10 @@ pub fn router(state: DashboardState) -> Router {
         .route("/dashboard/requests.csv", get(export_csv))
         .route("/dashboard/requests.json", get(export_json))
         .route("/dashboard/requests/{number}", get(request))
+        .route("/dashboard/certificates", get(certificates))
+        .route("/dashboard/certificates.csv", get(certificates_csv))
+        .route("/dashboard/certificates.json", get(certificates_json))
+        .route("/dashboard/certificates/{serial}", get(certificate))
         .layer(axum::middleware::map_response(guarded))
         .with_state(state)
 }
@@ -333,6 +337,8 @@ struct RequestsPage {
     filter_text: String,
     query: String,
     result: QueryResult,
+    table_id: &'static str,
+    link_base: &'static str,
     total: i64,
     first: i64,
     last: i64,
@@ -370,6 +376,8 @@ async fn requests(
                 .collect(),
             filter_text: filter.text.clone().unwrap_or_default(),
             query: query.link(None),
+            table_id: "requests",
+            link_base: "/dashboard/requests",
             total,
             first: offset + 1,
             last: offset + shown_rows,
@@ -386,34 +394,20 @@ async fn export(
     query: ListQuery,
     format: Format,
 ) -> Response {
-    let (extension, content_type) = match format {
-        Format::Csv => ("csv", "text/csv; charset=utf-8"),
-        _ => ("json", "application/json"),
-    };
+    let extension = if format == Format::Csv { "csv" } else { "json" };
     let shown = format!("/dashboard/requests.{extension}?{}", query.link(None));
     if let Err(response) = viewer(&state, &headers, &shown).await {
         return response;
     }
-    match reports::requests(
+    let found = reports::requests(
         state.commands.pool(),
         &query.filter(),
         0,
         reports::EXPORT_LIMIT,
     )
-    .await
-    {
-        Ok((result, _)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, content_type.to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"requests.{extension}\""),
-                ),
-            ],
-            result.render(format),
-        )
-            .into_response(),
+    .await;
+    match found {
+        Ok((result, _)) => exported(&result, format, "requests"),
         Err(error) => failed(&CommandError::Internal(error.into())),
     }
 }
@@ -561,6 +555,261 @@ async fn request(
                     since: as_of.is_some_and(|as_of| entry.at > as_of),
                 })
                 .collect(),
+        },
+    )
+}
+
+/// The certificate list's query string.
+#[derive(Debug, Default, Deserialize)]
+struct CertificateQuery {
+    status: Option<String>,
+    expiring: Option<i64>,
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+/// A certificate's statuses, for the filter.
+const CERTIFICATE_STATUSES: [&str; 4] = ["active", "revoked", "expired", "suspended"];
+
+/// The expiry windows offered (days, label): a week to a year; a quarter is 90 days.
+const WINDOWS: [(i64, &str); 7] = [
+    (7, "7 days"),
+    (14, "14 days"),
+    (30, "30 days"),
+    (60, "60 days"),
+    (90, "90 days (a quarter)"),
+    (180, "180 days"),
+    (365, "a year"),
+];
+
+impl CertificateQuery {
+    fn filter(&self) -> reports::CertificateFilter {
+        reports::CertificateFilter {
+            status: self
+                .status
+                .as_deref()
+                .filter(|s| CERTIFICATE_STATUSES.contains(s))
+                .map(str::to_owned),
+            expiring_within_days: self.expiring.filter(|days| (1..=36_500).contains(days)),
+            text: self
+                .q
+                .as_deref()
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
+    fn link(&self, page: Option<i64>) -> String {
+        let filter = self.filter();
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(status) = filter.status {
+            pairs.push(("status", status));
+        }
+        if let Some(days) = filter.expiring_within_days {
+            pairs.push(("expiring", days.to_string()));
+        }
+        if let Some(text) = filter.text {
+            pairs.push(("q", text));
+        }
+        if let Some(page) = page {
+            pairs.push(("page", page.to_string()));
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/certificates.html")]
+struct CertificatesPage {
+    viewer: String,
+    statuses: Vec<(&'static str, bool)>,
+    windows: Vec<(i64, &'static str, bool)>,
+    filter_text: String,
+    query: String,
+    result: QueryResult,
+    table_id: &'static str,
+    link_base: &'static str,
+    total: i64,
+    first: i64,
+    last: i64,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /dashboard/certificates?status=…&expiring=DAYS&q=…&page=…`.
+async fn certificates(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<CertificateQuery>,
+) -> Response {
+    let shown = format!("/dashboard/certificates?{}", query.link(query.page));
+    let viewer = match viewer(&state, &headers, &shown).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let number = query.page.unwrap_or(1).clamp(1, 100_000);
+    let filter = query.filter();
+    let offset = (number - 1) * PAGE;
+    let (result, total) =
+        match reports::certificates(state.commands.pool(), &filter, offset, PAGE).await {
+            Ok(found) => found,
+            Err(error) => return failed(&CommandError::Internal(error.into())),
+        };
+    let shown_rows = i64::try_from(result.rows.len()).unwrap_or(0);
+    page(
+        StatusCode::OK,
+        &CertificatesPage {
+            viewer: viewer.email.to_string(),
+            statuses: CERTIFICATE_STATUSES
+                .iter()
+                .map(|s| (*s, filter.status.as_deref() == Some(*s)))
+                .collect(),
+            windows: WINDOWS
+                .iter()
+                .map(|(days, label)| (*days, *label, filter.expiring_within_days == Some(*days)))
+                .collect(),
+            filter_text: filter.text.clone().unwrap_or_default(),
+            query: query.link(None),
+            table_id: "certificates",
+            link_base: "/dashboard/certificates",
+            total,
+            first: offset + 1,
+            last: offset + shown_rows,
+            previous: (number > 1).then(|| query.link(Some(number - 1))),
+            next: (offset + shown_rows < total).then(|| query.link(Some(number + 1))),
+            result,
+        },
+    )
+}
+
+async fn export_certificates(
+    state: DashboardState,
+    headers: HeaderMap,
+    query: CertificateQuery,
+    format: Format,
+) -> Response {
+    let extension = if format == Format::Csv { "csv" } else { "json" };
+    let shown = format!("/dashboard/certificates.{extension}?{}", query.link(None));
+    if let Err(response) = viewer(&state, &headers, &shown).await {
+        return response;
+    }
+    let found = reports::certificates(
+        state.commands.pool(),
+        &query.filter(),
+        0,
+        reports::EXPORT_LIMIT,
+    )
+    .await;
+    match found {
+        Ok((result, _)) => exported(&result, format, "certificates"),
+        Err(error) => failed(&CommandError::Internal(error.into())),
+    }
+}
+
+/// `GET /dashboard/certificates.csv`: every certificate the filter matches, formula-safe.
+async fn certificates_csv(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<CertificateQuery>,
+) -> Response {
+    export_certificates(state, headers, query, Format::Csv).await
+}
+
+/// `GET /dashboard/certificates.json`.
+async fn certificates_json(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<CertificateQuery>,
+) -> Response {
+    export_certificates(state, headers, query, Format::Json).await
+}
+
+/// Rows as a download in `format`, named after `what`.
+fn exported(result: &QueryResult, format: Format, what: &str) -> Response {
+    let (extension, content_type) = match format {
+        Format::Csv => ("csv", "text/csv; charset=utf-8"),
+        _ => ("json", "application/json"),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{what}.{extension}\""),
+            ),
+        ],
+        result.render(format),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/certificate.html")]
+struct CertificatePage {
+    viewer: String,
+    serial: String,
+    fields: Vec<(&'static str, String)>,
+    request_number: String,
+    intact: bool,
+    rows: Vec<(String, String, String, String)>,
+}
+
+/// `GET /dashboard/certificates/{serial}`: what it says, and its audit rows checked against
+/// the hash chain.
+async fn certificate(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Response {
+    let shown = format!("/dashboard/certificates/{serial}");
+    let viewer = match viewer(&state, &headers, &shown).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let Ok(serial) = crate::domain::values::SerialNumber::parse(&serial) else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "That is not a serial number.",
+        );
+    };
+    let pool = state.commands.pool();
+    let detail = match reports::certificate(pool, serial.as_ref()).await {
+        Ok(Some(detail)) => detail,
+        Ok(None) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such certificate.",
+            );
+        }
+        Err(error) => return failed(&CommandError::Internal(error.into())),
+    };
+    let rows = match crate::projections::audit::resource_rows(pool, detail.id).await {
+        Ok(rows) => rows,
+        Err(error) => return failed(&CommandError::Internal(error)),
+    };
+    page(
+        StatusCode::OK,
+        &CertificatePage {
+            viewer: viewer.email.to_string(),
+            serial: serial.to_string(),
+            intact: rows.iter().all(|row| row.chain.is_ok()),
+            rows: rows
+                .into_iter()
+                .map(|row| {
+                    (
+                        row.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        row.event_type.replace('_', " "),
+                        row.by.unwrap_or_default(),
+                        row.chain.err().unwrap_or_else(|| "vouched for".to_owned()),
+                    )
+                })
+                .collect(),
+            fields: detail.fields,
+            request_number: detail.request_number,
         },
     )
 }

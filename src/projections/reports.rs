@@ -157,15 +157,7 @@ pub async fn requests(
     offset: i64,
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
-    let text = filter.text.as_deref().map(|t| {
-        let t: String = t.trim().chars().take(100).collect();
-        format!(
-            "%{}%",
-            t.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
+    let text = filter.text.as_deref().map(anywhere);
     let rows = sqlx::query(
         "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
                 r.certificate_type, r.recommended_ca_type, \
@@ -217,4 +209,156 @@ pub async fn requests(
         },
         total,
     ))
+}
+
+/// What the certificate list is filtered by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    /// One status (`active`, `revoked`, `expired`), or all.
+    pub status: Option<String>,
+    /// Only those expiring within this many days from now.
+    pub expiring_within_days: Option<i64>,
+    /// A part of the serial, common name or owner's e-mail.
+    pub text: Option<String>,
+}
+
+/// Certificates matching `filter`, soonest expiry first: `limit` after `offset`, and how
+/// many match in all.
+pub async fn certificates(
+    pool: &PgPool,
+    filter: &CertificateFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(QueryResult, i64), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.serial_number, c.common_name, c.status, u.email AS owner, r.request_number, \
+                to_char(c.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS valid_from, \
+                to_char(c.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_to, \
+                c.key_algorithm, count(*) OVER () AS total \
+           FROM certificates c JOIN users u ON u.id = c.user_id \
+           JOIN certificate_requests r ON r.id = c.request_id \
+          WHERE c.deleted_at IS NULL AND ($1::text IS NULL OR c.status = $1) \
+            AND ($2::int IS NULL OR (c.valid_to >= now() \
+                 AND c.valid_to < now() + make_interval(days => $2::int))) \
+            AND ($3::text IS NULL OR c.serial_number ILIKE $3 OR c.common_name ILIKE $3 \
+                 OR u.email ILIKE $3) \
+          ORDER BY c.valid_to, c.serial_number OFFSET $4 LIMIT $5",
+    )
+    .bind(filter.status.as_deref())
+    .bind(
+        filter
+            .expiring_within_days
+            .and_then(|d| i32::try_from(d.clamp(0, 36_500)).ok()),
+    )
+    .bind(filter.text.as_deref().map(anywhere))
+    .bind(offset.max(0))
+    .bind(limit.clamp(1, EXPORT_LIMIT))
+    .fetch_all(pool)
+    .await?;
+    let columns = [
+        "serial_number",
+        "common_name",
+        "status",
+        "owner",
+        "request_number",
+        "valid_from",
+        "valid_to",
+        "key_algorithm",
+    ];
+    let total = rows.first().map_or(Ok(0), |row| row.try_get("total"))?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| row.try_get::<Option<String>, _>(*column))
+                .collect()
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((
+        QueryResult {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows,
+        },
+        total,
+    ))
+}
+
+/// `typed` as a `LIKE` pattern matching it anywhere, its wildcards taken literally.
+fn anywhere(typed: &str) -> String {
+    let typed: String = typed.trim().chars().take(100).collect();
+    format!(
+        "%{}%",
+        typed
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// One certificate as the read model has it, for its page.
+#[derive(Debug, Clone)]
+pub struct CertificateDetail {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Label and value of every field shown.
+    pub fields: Vec<(&'static str, String)>,
+    /// Its request's number.
+    pub request_number: String,
+}
+
+/// The certificate with `serial`, if there is one.
+pub async fn certificate(
+    pool: &PgPool,
+    serial: &str,
+) -> Result<Option<CertificateDetail>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT c.id, c.serial_number, c.common_name, c.subject_dn, c.issuer_dn, \
+                array_to_string(c.subject_alternative_names, ', ') AS sans, \
+                to_char(c.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_from, \
+                to_char(c.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_to, \
+                c.key_algorithm, c.signature_algorithm, c.thumbprint_sha256, c.status, \
+                u.email AS owner, r.request_number, v.reason_code, \
+                to_char(v.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS revoked_at \
+           FROM certificates c JOIN users u ON u.id = c.user_id \
+           JOIN certificate_requests r ON r.id = c.request_id \
+           LEFT JOIN certificate_revocations v ON v.certificate_id = c.id \
+          WHERE c.serial_number = $1 AND c.deleted_at IS NULL",
+    )
+    .bind(serial)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let text = |column: &str| -> Result<String, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<String>, _>(column)?
+            .unwrap_or_default())
+    };
+    let mut fields = vec![
+        ("Serial", text("serial_number")?),
+        ("Common name", text("common_name")?),
+        ("Status", text("status")?),
+        ("Owner", text("owner")?),
+        ("Subject", text("subject_dn")?),
+        ("Issuer", text("issuer_dn")?),
+        ("DNS names", text("sans")?),
+        ("Valid from (UTC)", text("valid_from")?),
+        ("Valid to (UTC)", text("valid_to")?),
+        ("Key", text("key_algorithm")?),
+        ("Signature", text("signature_algorithm")?),
+        ("SHA-256 thumbprint", text("thumbprint_sha256")?),
+    ];
+    if let Some(reason) = row.try_get::<Option<String>, _>("reason_code")? {
+        fields.push((
+            "Revoked (UTC)",
+            format!("{} ({reason})", text("revoked_at")?),
+        ));
+    }
+    Ok(Some(CertificateDetail {
+        id: row.try_get("id")?,
+        request_number: text("request_number")?,
+        fields,
+    }))
 }

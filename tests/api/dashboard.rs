@@ -688,3 +688,77 @@ async fn auditors_ask_the_same_in_chat_and_nobody_else_may() {
         "a time and a request are needed"
     );
 }
+
+#[tokio::test]
+async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_rows_vouched_for() {
+    let s = store().await;
+    // The approved request is issued (90 days), as the saga does.
+    let saga = crate::saga::saga(&s.db).await;
+    crate::saga::feed(&s.db).await;
+    saga.worker.step().await.expect("issued");
+    project(&s.db.pool).await;
+    let serial: String = sqlx::query_scalar("SELECT serial_number FROM certificates")
+        .fetch_one(&s.db.pool)
+        .await
+        .expect("a certificate");
+    let cookie = s.session("audrey@example.com").await;
+
+    let quarter = s.page("/dashboard/certificates?expiring=90", &cookie).await;
+    assert!(
+        quarter.contains(&serial) && quarter.contains("approved.example.com"),
+        "{quarter}"
+    );
+    assert!(quarter.contains("1 certificate(s)"), "{quarter}");
+    let month = s.page("/dashboard/certificates?expiring=30", &cookie).await;
+    assert!(
+        month.contains("0 certificate(s)") && month.contains("None match."),
+        "{month}"
+    );
+    let csv = s
+        .page("/dashboard/certificates.csv?expiring=90", &cookie)
+        .await;
+    assert!(csv.starts_with(
+        "serial_number,common_name,status,owner,request_number,valid_from,valid_to,key_algorithm\n"
+    ));
+    assert!(
+        csv.contains(&format!(
+            "{serial},approved.example.com,active,john@example.com,{}",
+            s.approved
+        )),
+        "{csv}"
+    );
+
+    // Its page: what it says, its request, and its audit rows, each vouched for.
+    let page = s
+        .page(&format!("/dashboard/certificates/{serial}"), &cookie)
+        .await;
+    assert!(page.contains("CN=approved.example.com") || page.contains("approved.example.com"));
+    assert!(page.contains(&format!("/dashboard/requests/{}", s.approved)));
+    assert!(
+        page.contains("certificate issued") && page.contains("vouched for"),
+        "{page}"
+    );
+    assert!(
+        page.contains("matches its entry in the hash chain"),
+        "{page}"
+    );
+    // A row changed behind the chain's back is shown as such.
+    sqlx::query(
+        "UPDATE audit_logs SET action = 'read' WHERE resource_id = \
+           (SELECT id FROM certificates WHERE serial_number = $1)",
+    )
+    .bind(&serial)
+    .execute(&s.db.pool)
+    .await
+    .expect("tamper");
+    let page = s
+        .page(&format!("/dashboard/certificates/{serial}"), &cookie)
+        .await;
+    assert!(
+        page.contains("changed after it was written")
+            && page.contains("do not match the hash chain"),
+        "{page}"
+    );
+    let missing = s.get("/dashboard/certificates/00FF00", Some(&cookie)).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
