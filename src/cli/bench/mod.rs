@@ -16,6 +16,7 @@ use crate::pki::envelope::KeyEncryptionKey;
 mod ack;
 mod append;
 mod clicks;
+mod dashboard;
 mod expiry_scan;
 mod projection_lag;
 mod replay;
@@ -47,6 +48,19 @@ pub enum BenchCommand {
         /// Scrapes to time.
         #[arg(long, default_value_t = 20)]
         scrapes: usize,
+        /// Where to append the results.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+    /// The dashboard's overview and list pages over N certificates, signed in as an
+    /// auditor, against `GET /healthz` of the same service.
+    Dashboard {
+        /// Active certificates (each with its own request).
+        #[arg(long, default_value_t = 100_000)]
+        certificates: u32,
+        /// Views of each page to time.
+        #[arg(long, default_value_t = 20)]
+        pages: usize,
         /// Where to append the results.
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
@@ -130,6 +144,16 @@ pub async fn run(
         } => {
             let scratch = Scratch::create(&server, 12).await?;
             let section = scrape::run(&scratch, certificates, scrapes.max(1)).await;
+            scratch.drop().await?;
+            (out, section?)
+        }
+        BenchCommand::Dashboard {
+            certificates,
+            pages,
+            out,
+        } => {
+            let scratch = Scratch::create(&server, 12).await?;
+            let section = dashboard::run(&scratch, kek, certificates, pages.max(1)).await;
             scratch.drop().await?;
             (out, section?)
         }

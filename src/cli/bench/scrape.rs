@@ -10,8 +10,9 @@ use sqlx::PgPool;
 use super::support::{Running, Scratch, ms, percentile};
 
 /// Fills the read model: `certificates` active certificates and a tenth as many revoked
-/// ones, each with its own request; a thousand owners in five departments.
-async fn seed(pool: &PgPool, certificates: u32) -> anyhow::Result<()> {
+/// ones, each with its own request (made over the last two years, as a store grows); a
+/// thousand owners in five departments.
+pub(super) async fn seed(pool: &PgPool, certificates: u32) -> anyhow::Result<()> {
     let total = i64::from(certificates) + i64::from(certificates / 10);
     sqlx::query(
         "INSERT INTO users (id, email, display_name, department) \
@@ -25,14 +26,15 @@ async fn seed(pool: &PgPool, certificates: u32) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO certificate_requests (id, request_number, user_id, common_name, \
              certificate_type, key_algorithm, validity_period_days, csr_type, csr_content, \
-             business_justification, status) \
+             business_justification, status, created_at) \
          SELECT md5('request' || i)::uuid, \
                 'REQ-' || to_char(date '2026-01-01' + (i / 50000)::int, 'YYYYMMDD') || '-' \
                     || lpad((i % 50000)::text, 5, '0'), \
                 md5('owner' || (1 + i % 1000))::uuid, \
                 'host' || i || '.example.com', \
                 (ARRAY['web_server', 'vpn', 'database', 'email'])[1 + i % 4], \
-                'ECC_P256', 365, 'generated', 'csr', 'benchmark', 'issued' \
+                'ECC_P256', 365, 'generated', 'csr', 'benchmark', 'issued', \
+                now() - (i % 730) * interval '1 day' \
            FROM generate_series(1, $1) AS i",
     )
     .bind(total)
