@@ -273,6 +273,51 @@ async fn overview(State(state): State<DashboardState>, headers: HeaderMap) -> Re
     }
 }
 
+/// What every list page shows: one page of rows, links to the pages around it, and the
+/// query string of its filter (for the exports).
+struct Listing {
+    query: String,
+    result: QueryResult,
+    table_id: &'static str,
+    link_base: &'static str,
+    total: i64,
+    first: i64,
+    last: i64,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+impl Listing {
+    /// Page `number` (from 1) of rows found after `offset`, `total` matching in all;
+    /// `link(page)` is the filter's query string at a page (`None`: no page).
+    fn new(
+        (result, total): (QueryResult, i64),
+        number: i64,
+        offset: i64,
+        link: impl Fn(Option<i64>) -> String,
+        (table_id, link_base): (&'static str, &'static str),
+    ) -> Self {
+        let shown = i64::try_from(result.rows.len()).unwrap_or(0);
+        Self {
+            query: link(None),
+            table_id,
+            link_base,
+            total,
+            first: offset + 1,
+            last: offset + shown,
+            previous: (number > 1).then(|| link(Some(number - 1))),
+            next: (offset + shown < total).then(|| link(Some(number + 1))),
+            result,
+        }
+    }
+}
+
+/// A list's page number from its query string, and the offset of its first row.
+fn page_of(page: Option<i64>) -> (i64, i64) {
+    let number = page.unwrap_or(1).clamp(1, 100_000);
+    (number, (number - 1) * PAGE)
+}
+
 /// The request list's query string.
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
@@ -335,15 +380,7 @@ struct RequestsPage {
     /// Each status, and whether the list is filtered by it.
     statuses: Vec<(&'static str, bool)>,
     filter_text: String,
-    query: String,
-    result: QueryResult,
-    table_id: &'static str,
-    link_base: &'static str,
-    total: i64,
-    first: i64,
-    last: i64,
-    previous: Option<String>,
-    next: Option<String>,
+    list: Listing,
 }
 
 /// `GET /dashboard/requests?status=…&q=…&page=…`.
@@ -357,15 +394,12 @@ async fn requests(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let number = query.page.unwrap_or(1).clamp(1, 100_000);
+    let (number, offset) = page_of(query.page);
     let filter = query.filter();
-    let offset = (number - 1) * PAGE;
-    let (result, total) =
-        match reports::requests(state.commands.pool(), &filter, offset, PAGE).await {
-            Ok(found) => found,
-            Err(error) => return failed(&CommandError::Internal(error.into())),
-        };
-    let shown_rows = i64::try_from(result.rows.len()).unwrap_or(0);
+    let found = match reports::requests(state.commands.pool(), &filter, offset, PAGE).await {
+        Ok(found) => found,
+        Err(error) => return failed(&CommandError::Internal(error.into())),
+    };
     page(
         StatusCode::OK,
         &RequestsPage {
@@ -375,15 +409,13 @@ async fn requests(
                 .map(|s| (*s, filter.status.as_deref() == Some(*s)))
                 .collect(),
             filter_text: filter.text.clone().unwrap_or_default(),
-            query: query.link(None),
-            table_id: "requests",
-            link_base: "/dashboard/requests",
-            total,
-            first: offset + 1,
-            last: offset + shown_rows,
-            previous: (number > 1).then(|| query.link(Some(number - 1))),
-            next: (offset + shown_rows < total).then(|| query.link(Some(number + 1))),
-            result,
+            list: Listing::new(
+                found,
+                number,
+                offset,
+                |page| query.link(page),
+                ("requests", "/dashboard/requests"),
+            ),
         },
     )
 }
@@ -626,15 +658,7 @@ struct CertificatesPage {
     statuses: Vec<(&'static str, bool)>,
     windows: Vec<(i64, &'static str, bool)>,
     filter_text: String,
-    query: String,
-    result: QueryResult,
-    table_id: &'static str,
-    link_base: &'static str,
-    total: i64,
-    first: i64,
-    last: i64,
-    previous: Option<String>,
-    next: Option<String>,
+    list: Listing,
 }
 
 /// `GET /dashboard/certificates?status=…&expiring=DAYS&q=…&page=…`.
@@ -648,15 +672,12 @@ async fn certificates(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let number = query.page.unwrap_or(1).clamp(1, 100_000);
+    let (number, offset) = page_of(query.page);
     let filter = query.filter();
-    let offset = (number - 1) * PAGE;
-    let (result, total) =
-        match reports::certificates(state.commands.pool(), &filter, offset, PAGE).await {
-            Ok(found) => found,
-            Err(error) => return failed(&CommandError::Internal(error.into())),
-        };
-    let shown_rows = i64::try_from(result.rows.len()).unwrap_or(0);
+    let found = match reports::certificates(state.commands.pool(), &filter, offset, PAGE).await {
+        Ok(found) => found,
+        Err(error) => return failed(&CommandError::Internal(error.into())),
+    };
     page(
         StatusCode::OK,
         &CertificatesPage {
@@ -670,15 +691,13 @@ async fn certificates(
                 .map(|(days, label)| (*days, *label, filter.expiring_within_days == Some(*days)))
                 .collect(),
             filter_text: filter.text.clone().unwrap_or_default(),
-            query: query.link(None),
-            table_id: "certificates",
-            link_base: "/dashboard/certificates",
-            total,
-            first: offset + 1,
-            last: offset + shown_rows,
-            previous: (number > 1).then(|| query.link(Some(number - 1))),
-            next: (offset + shown_rows < total).then(|| query.link(Some(number + 1))),
-            result,
+            list: Listing::new(
+                found,
+                number,
+                offset,
+                |page| query.link(page),
+                ("certificates", "/dashboard/certificates"),
+            ),
         },
     )
 }

@@ -154,6 +154,12 @@ pub const EXPORT_LIMIT: i64 = 100_000;
 /// every row of a large store would cost more than the page.
 pub const COUNTED: i64 = 10_000;
 
+/// The requests a filter matches: `$1` a status, `$2` a `LIKE` pattern (each may be NULL).
+const REQUESTS_MATCHING: &str = "FROM certificate_requests r JOIN users u ON u.id = r.user_id \
+    WHERE r.deleted_at IS NULL AND ($1::text IS NULL OR r.status = $1) \
+      AND ($2::text IS NULL OR r.request_number ILIKE $2 OR r.common_name ILIKE $2 \
+           OR u.email ILIKE $2)";
+
 /// Requests matching `filter`, newest first: `limit` of them after `offset`, and how many
 /// match in all.
 pub async fn requests(
@@ -163,19 +169,16 @@ pub async fn requests(
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
     let text = filter.text.as_deref().map(anywhere);
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
                 r.certificate_type, r.recommended_ca_type, \
                 CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END AS overridden, \
                 to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created \
-           FROM certificate_requests r JOIN users u ON u.id = r.user_id \
-          WHERE r.deleted_at IS NULL AND ($1::text IS NULL OR r.status = $1) \
-            AND ($2::text IS NULL OR r.request_number ILIKE $2 OR r.common_name ILIKE $2 \
-                 OR u.email ILIKE $2) \
-          ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4",
-    )
+           {REQUESTS_MATCHING} \
+          ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4"
+    ))
     .bind(filter.status.as_deref())
-    .bind(text)
+    .bind(&text)
     .bind(offset.max(0))
     .bind(limit.clamp(1, EXPORT_LIMIT))
     .fetch_all(pool)
@@ -190,14 +193,11 @@ pub async fn requests(
         "recommendation_overridden",
         "created_utc",
     ];
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM certificate_requests r JOIN users u ON u.id = r.user_id \
-          WHERE r.deleted_at IS NULL AND ($1::text IS NULL OR r.status = $1) \
-            AND ($2::text IS NULL OR r.request_number ILIKE $2 OR r.common_name ILIKE $2 \
-                 OR u.email ILIKE $2) LIMIT $3) matching",
-    )
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT 1 {REQUESTS_MATCHING} LIMIT $3) matching"
+    ))
     .bind(filter.status.as_deref())
-    .bind(filter.text.as_deref().map(anywhere))
+    .bind(&text)
     .bind(COUNTED + 1)
     .fetch_one(pool)
     .await?;
@@ -236,6 +236,16 @@ pub struct CertificateFilter {
     pub text: Option<String>,
 }
 
+/// The certificates a filter matches: `$1` a status, `$2` days to expiry, `$3` a `LIKE`
+/// pattern (each may be NULL).
+const CERTIFICATES_MATCHING: &str = "FROM certificates c JOIN users u ON u.id = c.user_id \
+    JOIN certificate_requests r ON r.id = c.request_id \
+    WHERE c.deleted_at IS NULL AND ($1::text IS NULL OR c.status = $1) \
+      AND ($2::int IS NULL OR (c.valid_to >= now() \
+           AND c.valid_to < now() + make_interval(days => $2::int))) \
+      AND ($3::text IS NULL OR c.serial_number ILIKE $3 OR c.common_name ILIKE $3 \
+           OR u.email ILIKE $3)";
+
 /// Certificates matching `filter`, soonest expiry first: `limit` after `offset`, and how
 /// many match in all.
 pub async fn certificates(
@@ -244,27 +254,21 @@ pub async fn certificates(
     offset: i64,
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
-    let rows = sqlx::query(
+    let within = filter
+        .expiring_within_days
+        .and_then(|d| i32::try_from(d.clamp(0, 36_500)).ok());
+    let text = filter.text.as_deref().map(anywhere);
+    let rows = sqlx::query(&format!(
         "SELECT c.serial_number, c.common_name, c.status, u.email AS owner, r.request_number, \
                 to_char(c.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS valid_from, \
                 to_char(c.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_to, \
                 c.key_algorithm \
-           FROM certificates c JOIN users u ON u.id = c.user_id \
-           JOIN certificate_requests r ON r.id = c.request_id \
-          WHERE c.deleted_at IS NULL AND ($1::text IS NULL OR c.status = $1) \
-            AND ($2::int IS NULL OR (c.valid_to >= now() \
-                 AND c.valid_to < now() + make_interval(days => $2::int))) \
-            AND ($3::text IS NULL OR c.serial_number ILIKE $3 OR c.common_name ILIKE $3 \
-                 OR u.email ILIKE $3) \
-          ORDER BY c.valid_to, c.serial_number OFFSET $4 LIMIT $5",
-    )
+           {CERTIFICATES_MATCHING} \
+          ORDER BY c.valid_to, c.serial_number OFFSET $4 LIMIT $5"
+    ))
     .bind(filter.status.as_deref())
-    .bind(
-        filter
-            .expiring_within_days
-            .and_then(|d| i32::try_from(d.clamp(0, 36_500)).ok()),
-    )
-    .bind(filter.text.as_deref().map(anywhere))
+    .bind(within)
+    .bind(&text)
     .bind(offset.max(0))
     .bind(limit.clamp(1, EXPORT_LIMIT))
     .fetch_all(pool)
@@ -279,21 +283,12 @@ pub async fn certificates(
         "valid_to",
         "key_algorithm",
     ];
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM certificates c JOIN users u ON u.id = c.user_id \
-          WHERE c.deleted_at IS NULL AND ($1::text IS NULL OR c.status = $1) \
-            AND ($2::int IS NULL OR (c.valid_to >= now() \
-                 AND c.valid_to < now() + make_interval(days => $2::int))) \
-            AND ($3::text IS NULL OR c.serial_number ILIKE $3 OR c.common_name ILIKE $3 \
-                 OR u.email ILIKE $3) LIMIT $4) matching",
-    )
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT 1 {CERTIFICATES_MATCHING} LIMIT $4) matching"
+    ))
     .bind(filter.status.as_deref())
-    .bind(
-        filter
-            .expiring_within_days
-            .and_then(|d| i32::try_from(d.clamp(0, 36_500)).ok()),
-    )
-    .bind(filter.text.as_deref().map(anywhere))
+    .bind(within)
+    .bind(&text)
     .bind(COUNTED + 1)
     .fetch_one(pool)
     .await?;
