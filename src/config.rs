@@ -599,6 +599,11 @@ pub struct DatabaseConfig {
     /// use. Unset: the service starts its own private PostgreSQL cluster (see `private`).
     #[serde(default)]
     pub url: Option<SecretString>,
+    /// A read replica's `postgres://` URL (an RDS or Aurora reader endpoint): the dashboard
+    /// and `query` read there. Unset: they read the primary. (Sign-ins, and the events a
+    /// request's story is folded from, stay on the primary.)
+    #[serde(default)]
+    pub read_url: Option<SecretString>,
     /// Largest number of pooled connections (default 10).
     #[serde(
         default = "default_max_connections",
@@ -687,6 +692,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            read_url: None,
             max_connections: default_max_connections(),
             private: PrivatePostgresConfig::default(),
         }

@@ -270,6 +270,9 @@ impl Application {
             }),
             Some(http::dashboard::DashboardState {
                 commands: commands.clone(),
+                reads: crate::db::open_reads(&config.database)
+                    .await?
+                    .unwrap_or_else(|| pool.clone()),
                 secure: public_url(config).starts_with("https://"),
             }),
         );

@@ -519,12 +519,14 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--param takes NAME=VALUE, not {param:?}"))?;
                 values.insert(key.trim().to_owned(), value.to_owned());
             }
+            let reads = db::open_reads(&config.database).await?;
             with_database(&config, |pool| async move {
                 // Catch up first, so the answer includes everything already committed.
                 Projector::new(pool.clone())
                     .catch_up(std::time::Duration::from_secs(10))
                     .await?;
-                let result = query.run(&pool, &values).await?;
+                // A replica, when there is one, answers (it may lag the primary a moment).
+                let result = query.run(reads.as_ref().unwrap_or(&pool), &values).await?;
                 say_raw(&result.render(format));
                 Ok(())
             })

@@ -147,6 +147,19 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// half the round trips of a `/cert status` under load).
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
 
+/// A pool on the read replica of `database.read_url`, when one is set.
+pub async fn open_reads(config: &DatabaseConfig) -> anyhow::Result<Option<PgPool>> {
+    let Some(url) = &config.read_url else {
+        return Ok(None);
+    };
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .context("database.read_url is not a valid PostgreSQL URL")?;
+    let pool = pool(config, options)
+        .await
+        .context("could not connect to the read replica of database.read_url")?;
+    Ok(Some(pool))
+}
+
 async fn pool(config: &DatabaseConfig, options: PgConnectOptions) -> anyhow::Result<PgPool> {
     let options = options.application_name("cert-assistant");
     Ok(PgPoolOptions::new()

@@ -31,6 +31,8 @@ const COOKIE: &str = "cert_dashboard";
 pub struct DashboardState {
     /// The application service.
     pub commands: Commands,
+    /// Where the pages read (a replica's pool, with `database.read_url`; else the primary's).
+    pub reads: sqlx::PgPool,
     /// Whether people reach the service over HTTPS (the cookie is then `Secure`).
     pub secure: bool,
 }
@@ -260,7 +262,7 @@ async fn overview(State(state): State<DashboardState>, headers: HeaderMap) -> Re
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    match reports::overview(state.commands.pool()).await {
+    match reports::overview(&state.reads).await {
         Ok(overview) => page(
             StatusCode::OK,
             &OverviewPage {
@@ -396,7 +398,7 @@ async fn requests(
     };
     let (number, offset) = page_of(query.page);
     let filter = query.filter();
-    let found = match reports::requests(state.commands.pool(), &filter, offset, PAGE).await {
+    let found = match reports::requests(&state.reads, &filter, offset, PAGE).await {
         Ok(found) => found,
         Err(error) => return failed(&CommandError::Internal(error.into())),
     };
@@ -431,13 +433,7 @@ async fn export(
     if let Err(response) = viewer(&state, &headers, &shown).await {
         return response;
     }
-    let found = reports::requests(
-        state.commands.pool(),
-        &query.filter(),
-        0,
-        reports::EXPORT_LIMIT,
-    )
-    .await;
+    let found = reports::requests(&state.reads, &query.filter(), 0, reports::EXPORT_LIMIT).await;
     match found {
         Ok((result, _)) => exported(&result, format, "requests"),
         Err(error) => failed(&CommandError::Internal(error.into())),
@@ -674,7 +670,7 @@ async fn certificates(
     };
     let (number, offset) = page_of(query.page);
     let filter = query.filter();
-    let found = match reports::certificates(state.commands.pool(), &filter, offset, PAGE).await {
+    let found = match reports::certificates(&state.reads, &filter, offset, PAGE).await {
         Ok(found) => found,
         Err(error) => return failed(&CommandError::Internal(error.into())),
     };
@@ -713,13 +709,8 @@ async fn export_certificates(
     if let Err(response) = viewer(&state, &headers, &shown).await {
         return response;
     }
-    let found = reports::certificates(
-        state.commands.pool(),
-        &query.filter(),
-        0,
-        reports::EXPORT_LIMIT,
-    )
-    .await;
+    let found =
+        reports::certificates(&state.reads, &query.filter(), 0, reports::EXPORT_LIMIT).await;
     match found {
         Ok((result, _)) => exported(&result, format, "certificates"),
         Err(error) => failed(&CommandError::Internal(error.into())),
@@ -794,7 +785,7 @@ async fn certificate(
             "That is not a serial number.",
         );
     };
-    let pool = state.commands.pool();
+    let pool = &state.reads;
     let detail = match reports::certificate(pool, serial.as_ref()).await {
         Ok(Some(detail)) => detail,
         Ok(None) => {

@@ -762,3 +762,51 @@ async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_
     let missing = s.get("/dashboard/certificates/00FF00", Some(&cookie)).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn with_a_read_replica_the_pages_read_there_and_sign_ins_stay_on_the_primary() {
+    // Two databases: the primary, and a stand-in for its replica holding a request the
+    // primary does not (a replica that lagged, or a copy): what the pages show says where
+    // they read.
+    let primary = TestDb::new().await;
+    let replica = TestDb::new().await;
+    let on_replica = service(&replica)
+        .submit_request(&ctx("john@example.com"), web_request("replica.example.com"))
+        .await
+        .expect("submitted on the replica");
+    project(&replica.pool).await;
+    let files = test_files();
+    let mut config = test_config(files.path());
+    config.database.read_url = Some(replica.url().into());
+    let (base, _) = serve(&primary.pool, &config).await;
+    let commands = service(&primary);
+    commands
+        .grant_role(
+            &ctx("root@example.com"),
+            &Email::parse("audrey@example.com").expect("email"),
+            Role::Auditor,
+        )
+        .await
+        .expect("auditor");
+    let s = Store {
+        db: primary,
+        base,
+        commands,
+        waiting: String::new(),
+        approved: String::new(),
+        before_approval: chrono::Utc::now(),
+        _files: files,
+    };
+    let cookie = s.session("audrey@example.com").await;
+    let listed = s.page("/dashboard/requests", &cookie).await;
+    assert!(
+        listed.contains(on_replica.request_number.as_ref())
+            && listed.contains("replica.example.com"),
+        "{listed}"
+    );
+    let spent: i64 = sqlx::query_scalar("SELECT count(*) FROM dashboard_sign_ins")
+        .fetch_one(&s.db.pool)
+        .await
+        .expect("sign-ins");
+    assert_eq!(spent, 1, "the sign-in was spent on the primary");
+}
