@@ -50,6 +50,9 @@ pub fn router(state: DashboardState) -> Router {
         .route("/dashboard/certificates.csv", get(certificates_csv))
         .route("/dashboard/certificates.json", get(certificates_json))
         .route("/dashboard/certificates/{serial}", get(certificate))
+        .route("/dashboard/revocations", get(revocations))
+        .route("/dashboard/revocations.csv", get(revocations_csv))
+        .route("/dashboard/revocations.json", get(revocations_json))
         .layer(axum::middleware::map_response(guarded))
         .with_state(state)
 }
@@ -822,6 +825,122 @@ async fn certificate(
             request_number: detail.request_number,
         },
     )
+}
+
+/// The revocation list's query string.
+#[derive(Debug, Default, Deserialize)]
+struct RevocationQuery {
+    reason: Option<String>,
+    page: Option<i64>,
+}
+
+impl RevocationQuery {
+    /// The reason filtered by, when it is one.
+    fn reason(&self) -> Option<crate::domain::values::RevocationReason> {
+        self.reason
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .and_then(|r| crate::domain::values::RevocationReason::parse(r).ok())
+    }
+
+    fn link(&self, page: Option<i64>) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(reason) = self.reason() {
+            pairs.push(("reason", reason.as_str().to_owned()));
+        }
+        if let Some(page) = page {
+            pairs.push(("page", page.to_string()));
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/revocations.html")]
+struct RevocationsPage {
+    viewer: String,
+    reasons: Vec<(&'static str, bool)>,
+    list: Listing,
+}
+
+/// `GET /dashboard/revocations?reason=…&page=…`.
+async fn revocations(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<RevocationQuery>,
+) -> Response {
+    let shown = format!("/dashboard/revocations?{}", query.link(query.page));
+    let viewer = match viewer(&state, &headers, &shown).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let (number, offset) = page_of(query.page);
+    let reason = query.reason();
+    let found = reports::revocations(&state.reads, reason.map(|r| r.as_str()), offset, PAGE).await;
+    let found = match found {
+        Ok(found) => found,
+        Err(error) => return failed(&CommandError::Internal(error.into())),
+    };
+    page(
+        StatusCode::OK,
+        &RevocationsPage {
+            viewer: viewer.email.to_string(),
+            reasons: crate::domain::values::RevocationReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), reason == Some(*r)))
+                .collect(),
+            list: Listing::new(
+                found,
+                number,
+                offset,
+                |page| query.link(page),
+                ("revocations", "/dashboard/certificates"),
+            ),
+        },
+    )
+}
+
+async fn export_revocations(
+    state: DashboardState,
+    headers: HeaderMap,
+    query: RevocationQuery,
+    format: Format,
+) -> Response {
+    let extension = if format == Format::Csv { "csv" } else { "json" };
+    let shown = format!("/dashboard/revocations.{extension}?{}", query.link(None));
+    if let Err(response) = viewer(&state, &headers, &shown).await {
+        return response;
+    }
+    let reason = query.reason();
+    let found = reports::revocations(
+        &state.reads,
+        reason.map(|r| r.as_str()),
+        0,
+        reports::EXPORT_LIMIT,
+    )
+    .await;
+    match found {
+        Ok((result, _)) => exported(&result, format, "revocations"),
+        Err(error) => failed(&CommandError::Internal(error.into())),
+    }
+}
+
+/// `GET /dashboard/revocations.csv`.
+async fn revocations_csv(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<RevocationQuery>,
+) -> Response {
+    export_revocations(state, headers, query, Format::Csv).await
+}
+
+/// `GET /dashboard/revocations.json`.
+async fn revocations_json(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<RevocationQuery>,
+) -> Response {
+    export_revocations(state, headers, query, Format::Json).await
 }
 
 #[cfg(test)]

@@ -388,3 +388,64 @@ pub async fn certificate(
         fields,
     }))
 }
+
+/// The revocations a reason filter matches: `$1` an RFC 5280 reason (or NULL).
+const REVOCATIONS_MATCHING: &str = "FROM certificate_revocations v \
+    JOIN certificates c ON c.id = v.certificate_id JOIN users u ON u.id = v.user_id \
+    LEFT JOIN users a ON a.id = v.approver_id \
+    WHERE ($1::text IS NULL OR v.reason_code = $1)";
+
+/// Revocations, newest first: `limit` after `offset`, with their reason (`reason`, or all),
+/// who asked, who approved, and whether the CA's CRL lists them; and how many match.
+pub async fn revocations(
+    pool: &PgPool,
+    reason: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(QueryResult, i64), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT c.serial_number, c.common_name, v.reason_code, u.email AS revoked_by, \
+                a.email AS approved_by, \
+                to_char(v.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS revoked, \
+                to_char(v.crl_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS in_crl \
+           {REVOCATIONS_MATCHING} \
+          ORDER BY v.revoked_at DESC, c.serial_number OFFSET $2 LIMIT $3"
+    ))
+    .bind(reason)
+    .bind(offset.max(0))
+    .bind(limit.clamp(1, EXPORT_LIMIT))
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT 1 {REVOCATIONS_MATCHING} LIMIT $2) matching"
+    ))
+    .bind(reason)
+    .bind(COUNTED + 1)
+    .fetch_one(pool)
+    .await?;
+    let columns = [
+        "serial_number",
+        "common_name",
+        "reason_code",
+        "revoked_by",
+        "approved_by",
+        "revoked",
+        "in_crl",
+    ];
+    let rows = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| row.try_get::<Option<String>, _>(*column))
+                .collect()
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((
+        QueryResult {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows,
+        },
+        total,
+    ))
+}

@@ -761,6 +761,43 @@ async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_
     );
     let missing = s.get("/dashboard/certificates/00FF00", Some(&cookie)).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Revoked, it is on the revocations list, by reason, with who revoked it.
+    s.commands
+        .revoke(
+            &ctx("root@example.com"),
+            cert_assistant::commands::RevocationForm {
+                certificate: serial.clone(),
+                reason: "key_compromise".to_owned(),
+                text: Some("laptop lost".to_owned()),
+            },
+        )
+        .await
+        .expect("revoked");
+    project(&s.db.pool).await;
+    let revoked = s
+        .page("/dashboard/revocations?reason=key_compromise", &cookie)
+        .await;
+    assert!(
+        revoked.contains(&serial)
+            && revoked.contains("root@example.com")
+            && revoked.contains("1 revocation(s)"),
+        "{revoked}"
+    );
+    let other = s
+        .page("/dashboard/revocations?reason=superseded", &cookie)
+        .await;
+    assert!(other.contains("0 revocation(s)"), "{other}");
+    let csv = s.page("/dashboard/revocations.csv", &cookie).await;
+    assert!(csv.starts_with(
+        "serial_number,common_name,reason_code,revoked_by,approved_by,revoked,in_crl\n"
+    ));
+    assert!(
+        csv.contains(&format!(
+            "{serial},approved.example.com,key_compromise,root@example.com"
+        )),
+        "{csv}"
+    );
 }
 
 #[tokio::test]
