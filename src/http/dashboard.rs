@@ -43,16 +43,34 @@ pub fn router(state: DashboardState) -> Router {
         .route("/dashboard/sign-in/{token}", get(sign_in))
         .route("/dashboard", get(overview))
         .route("/dashboard/requests", get(requests))
-        .route("/dashboard/requests.csv", get(export_csv))
-        .route("/dashboard/requests.json", get(export_json))
+        .route(
+            "/dashboard/requests.csv",
+            get(|s, h, q| export_requests(s, h, q, Format::Csv)),
+        )
+        .route(
+            "/dashboard/requests.json",
+            get(|s, h, q| export_requests(s, h, q, Format::Json)),
+        )
         .route("/dashboard/requests/{number}", get(request))
         .route("/dashboard/certificates", get(certificates))
-        .route("/dashboard/certificates.csv", get(certificates_csv))
-        .route("/dashboard/certificates.json", get(certificates_json))
+        .route(
+            "/dashboard/certificates.csv",
+            get(|s, h, q| export_certificates(s, h, q, Format::Csv)),
+        )
+        .route(
+            "/dashboard/certificates.json",
+            get(|s, h, q| export_certificates(s, h, q, Format::Json)),
+        )
         .route("/dashboard/certificates/{serial}", get(certificate))
         .route("/dashboard/revocations", get(revocations))
-        .route("/dashboard/revocations.csv", get(revocations_csv))
-        .route("/dashboard/revocations.json", get(revocations_json))
+        .route(
+            "/dashboard/revocations.csv",
+            get(|s, h, q| export_revocations(s, h, q, Format::Csv)),
+        )
+        .route(
+            "/dashboard/revocations.json",
+            get(|s, h, q| export_revocations(s, h, q, Format::Json)),
+        )
         .layer(axum::middleware::map_response(guarded))
         .with_state(state)
 }
@@ -425,42 +443,6 @@ async fn requests(
     )
 }
 
-async fn export(
-    state: DashboardState,
-    headers: HeaderMap,
-    query: ListQuery,
-    format: Format,
-) -> Response {
-    let extension = if format == Format::Csv { "csv" } else { "json" };
-    let shown = format!("/dashboard/requests.{extension}?{}", query.link(None));
-    if let Err(response) = viewer(&state, &headers, &shown).await {
-        return response;
-    }
-    let found = reports::requests(&state.reads, &query.filter(), 0, reports::EXPORT_LIMIT).await;
-    match found {
-        Ok((result, _)) => exported(&result, format, "requests"),
-        Err(error) => failed(&CommandError::Internal(error.into())),
-    }
-}
-
-/// `GET /dashboard/requests.csv`: the same rows as the list, every page, formula-safe.
-async fn export_csv(
-    State(state): State<DashboardState>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Response {
-    export(state, headers, query, Format::Csv).await
-}
-
-/// `GET /dashboard/requests.json`.
-async fn export_json(
-    State(state): State<DashboardState>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Response {
-    export(state, headers, query, Format::Json).await
-}
-
 #[derive(Debug, Default, Deserialize)]
 struct AsOfQuery {
     as_of: Option<String>,
@@ -701,63 +683,6 @@ async fn certificates(
     )
 }
 
-async fn export_certificates(
-    state: DashboardState,
-    headers: HeaderMap,
-    query: CertificateQuery,
-    format: Format,
-) -> Response {
-    let extension = if format == Format::Csv { "csv" } else { "json" };
-    let shown = format!("/dashboard/certificates.{extension}?{}", query.link(None));
-    if let Err(response) = viewer(&state, &headers, &shown).await {
-        return response;
-    }
-    let found =
-        reports::certificates(&state.reads, &query.filter(), 0, reports::EXPORT_LIMIT).await;
-    match found {
-        Ok((result, _)) => exported(&result, format, "certificates"),
-        Err(error) => failed(&CommandError::Internal(error.into())),
-    }
-}
-
-/// `GET /dashboard/certificates.csv`: every certificate the filter matches, formula-safe.
-async fn certificates_csv(
-    State(state): State<DashboardState>,
-    headers: HeaderMap,
-    Query(query): Query<CertificateQuery>,
-) -> Response {
-    export_certificates(state, headers, query, Format::Csv).await
-}
-
-/// `GET /dashboard/certificates.json`.
-async fn certificates_json(
-    State(state): State<DashboardState>,
-    headers: HeaderMap,
-    Query(query): Query<CertificateQuery>,
-) -> Response {
-    export_certificates(state, headers, query, Format::Json).await
-}
-
-/// Rows as a download in `format`, named after `what`.
-fn exported(result: &QueryResult, format: Format, what: &str) -> Response {
-    let (extension, content_type) = match format {
-        Format::Csv => ("csv", "text/csv; charset=utf-8"),
-        _ => ("json", "application/json"),
-    };
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{what}.{extension}\""),
-            ),
-        ],
-        result.render(format),
-    )
-        .into_response()
-}
-
 #[derive(Template)]
 #[template(path = "dashboard/certificate.html")]
 struct CertificatePage {
@@ -900,47 +825,97 @@ async fn revocations(
     )
 }
 
-async fn export_revocations(
-    state: DashboardState,
-    headers: HeaderMap,
-    query: RevocationQuery,
+/// `GET /dashboard/LIST.csv|json?…`: every row `rows` finds for the list's filter (`query`),
+/// not one page; CSV cells that would start a spreadsheet formula are made text.
+async fn export(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    (list, query): (&str, String),
     format: Format,
+    rows: impl Future<Output = Result<(QueryResult, i64), sqlx::Error>>,
 ) -> Response {
-    let extension = if format == Format::Csv { "csv" } else { "json" };
-    let shown = format!("/dashboard/revocations.{extension}?{}", query.link(None));
-    if let Err(response) = viewer(&state, &headers, &shown).await {
+    let (extension, content_type) = match format {
+        Format::Csv => ("csv", "text/csv; charset=utf-8"),
+        _ => ("json", "application/json"),
+    };
+    let shown = format!("/dashboard/{list}.{extension}?{query}");
+    if let Err(response) = viewer(state, headers, &shown).await {
         return response;
     }
-    let reason = query.reason();
-    let found = reports::revocations(
-        &state.reads,
-        reason.map(|r| r.as_str()),
-        0,
-        reports::EXPORT_LIMIT,
-    )
-    .await;
-    match found {
-        Ok((result, _)) => exported(&result, format, "revocations"),
+    match rows.await {
+        Ok((result, _)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{list}.{extension}\""),
+                ),
+            ],
+            result.render(format),
+        )
+            .into_response(),
         Err(error) => failed(&CommandError::Internal(error.into())),
     }
 }
 
-/// `GET /dashboard/revocations.csv`.
-async fn revocations_csv(
+async fn export_requests(
     State(state): State<DashboardState>,
     headers: HeaderMap,
-    Query(query): Query<RevocationQuery>,
+    Query(query): Query<ListQuery>,
+    format: Format,
 ) -> Response {
-    export_revocations(state, headers, query, Format::Csv).await
+    let filter = query.filter();
+    let rows = reports::requests(&state.reads, &filter, 0, reports::EXPORT_LIMIT);
+    export(
+        &state,
+        &headers,
+        ("requests", query.link(None)),
+        format,
+        rows,
+    )
+    .await
 }
 
-/// `GET /dashboard/revocations.json`.
-async fn revocations_json(
+async fn export_certificates(
+    State(state): State<DashboardState>,
+    headers: HeaderMap,
+    Query(query): Query<CertificateQuery>,
+    format: Format,
+) -> Response {
+    let filter = query.filter();
+    let rows = reports::certificates(&state.reads, &filter, 0, reports::EXPORT_LIMIT);
+    export(
+        &state,
+        &headers,
+        ("certificates", query.link(None)),
+        format,
+        rows,
+    )
+    .await
+}
+
+async fn export_revocations(
     State(state): State<DashboardState>,
     headers: HeaderMap,
     Query(query): Query<RevocationQuery>,
+    format: Format,
 ) -> Response {
-    export_revocations(state, headers, query, Format::Json).await
+    let reason = query.reason();
+    let rows = reports::revocations(
+        &state.reads,
+        reason.map(|r| r.as_str()),
+        0,
+        reports::EXPORT_LIMIT,
+    );
+    export(
+        &state,
+        &headers,
+        ("revocations", query.link(None)),
+        format,
+        rows,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -171,9 +171,10 @@ pub async fn requests(
     let text = filter.text.as_deref().map(anywhere);
     let rows = sqlx::query(&format!(
         "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
-                r.certificate_type, r.recommended_ca_type, \
-                CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END AS overridden, \
-                to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created \
+                r.certificate_type, r.recommended_ca_type AS recommended_ca, \
+                CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END \
+                    AS recommendation_overridden, \
+                to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created_utc \
            {REQUESTS_MATCHING} \
           ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4"
     ))
@@ -201,28 +202,7 @@ pub async fn requests(
     .bind(COUNTED + 1)
     .fetch_one(pool)
     .await?;
-    let rows = rows
-        .iter()
-        .map(|row| {
-            Ok(vec![
-                row.try_get("request_number")?,
-                row.try_get("common_name")?,
-                row.try_get("status")?,
-                row.try_get("requester")?,
-                row.try_get("certificate_type")?,
-                row.try_get("recommended_ca_type")?,
-                row.try_get("overridden")?,
-                row.try_get("created")?,
-            ])
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    Ok((
-        QueryResult {
-            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-            rows,
-        },
-        total,
-    ))
+    Ok((table(&columns, &rows)?, total))
 }
 
 /// What the certificate list is filtered by.
@@ -292,6 +272,11 @@ pub async fn certificates(
     .bind(COUNTED + 1)
     .fetch_one(pool)
     .await?;
+    Ok((table(&columns, &rows)?, total))
+}
+
+/// `rows` as text, `columns` read by name from each (NULL as `None`).
+fn table(columns: &[&str], rows: &[sqlx::postgres::PgRow]) -> Result<QueryResult, sqlx::Error> {
     let rows = rows
         .iter()
         .map(|row| {
@@ -301,13 +286,10 @@ pub async fn certificates(
                 .collect()
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok((
-        QueryResult {
-            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-            rows,
-        },
-        total,
-    ))
+    Ok(QueryResult {
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        rows,
+    })
 }
 
 /// `typed` as a `LIKE` pattern matching it anywhere, its wildcards taken literally.
@@ -432,20 +414,5 @@ pub async fn revocations(
         "revoked",
         "in_crl",
     ];
-    let rows = rows
-        .iter()
-        .map(|row| {
-            columns
-                .iter()
-                .map(|column| row.try_get::<Option<String>, _>(*column))
-                .collect()
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    Ok((
-        QueryResult {
-            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-            rows,
-        },
-        total,
-    ))
+    Ok((table(&columns, &rows)?, total))
 }

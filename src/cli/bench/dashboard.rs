@@ -4,9 +4,9 @@
 //! (the HTTP round trip and nothing read) and the same queries called directly.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::support::{Running, Scratch, ms, percentile};
+use super::support::{Running, Scratch, latency_row as row};
 use crate::commands::{CommandContext, Commands};
 use crate::domain::actor::{Platform, Role};
 use crate::domain::values::Email;
@@ -85,14 +85,6 @@ pub(super) async fn run(
     queries.sort();
     service.stop().await?;
 
-    let row = |name: &str, times: &[Duration]| {
-        format!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
-            ms(percentile(times, 0.5)),
-            ms(percentile(times, 0.95)),
-            ms(times.last().copied().unwrap_or(Duration::ZERO)),
-        )
-    };
     let mut out = String::new();
     writeln!(
         out,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::support::{Running, Scratch, ms, percentile};
+use super::support::{Running, Scratch, latency_row as row, ms, percentile};
 
 /// Fills the read model: `certificates` active certificates and a tenth as many revoked
 /// ones, each with its own request (made over the last two years, as a store grows); a
@@ -147,14 +147,6 @@ pub(super) async fn run(
     fetched.sort();
     service.stop().await?;
 
-    let row = |name: &str, times: &[Duration]| {
-        format!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
-            ms(percentile(times, 0.5)),
-            ms(percentile(times, 0.95)),
-            ms(times.last().copied().unwrap_or(Duration::ZERO)),
-        )
-    };
     let mut out = String::new();
     writeln!(
         out,

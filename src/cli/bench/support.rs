@@ -96,6 +96,16 @@ impl Scratch {
     }
 }
 
+/// A table row of sorted latencies: `| name | median | p95 | worst |`.
+pub(super) fn latency_row(name: &str, sorted: &[Duration]) -> String {
+    format!(
+        "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.95)),
+        ms(sorted.last().copied().unwrap_or(Duration::ZERO)),
+    )
+}
+
 pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
