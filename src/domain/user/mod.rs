@@ -290,6 +290,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dashboard_view_is_recorded_bounded_and_only_for_those_it_is_for() {
+        let auditor = UserEvent::UserRegistered {
+            user: actor("audrey", Role::Auditor),
+            display_name: None,
+            platform: Platform::Cli,
+            at: at(0),
+        };
+        // A page as long as anyone types it is kept to its first 200 characters.
+        let typed = format!("/dashboard/requests?q={}", "é".repeat(10_000));
+        TestFramework::<User>::with(())
+            .given(vec![auditor])
+            .when_async(UserCommand::ViewDashboard {
+                page: typed.clone(),
+                at: at(1),
+            })
+            .await
+            .then_expect_events(vec![UserEvent::DashboardViewed {
+                user: actor("audrey", Role::Auditor),
+                page: typed.chars().take(MAX_PAGE).collect(),
+                at: at(1),
+            }]);
+        let requester = TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when_async(UserCommand::ViewDashboard {
+                page: "/dashboard".to_owned(),
+                at: at(1),
+            })
+            .await
+            .inspect_result();
+        assert_eq!(requester, Err(UserError::NotForDashboard));
+    }
+
+    #[tokio::test]
     async fn only_admins_grant_and_not_to_themselves() {
         let result = TestFramework::<User>::with(())
             .given(vec![registered()])
