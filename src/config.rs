@@ -589,6 +589,33 @@ pub struct AuthConfig {
     /// environment). Admins then grant roles to others.
     #[serde(default, deserialize_with = "comma_list")]
     pub admins: Vec<String>,
+    /// OpenID Connect sign-in to the dashboard, besides the links `/cert dashboard` hands
+    /// out: the identity provider's issuer URL (Azure AD:
+    /// `https://login.microsoftonline.com/TENANT/v2.0`; Okta: `https://ORG.okta.com`). Its
+    /// discovery document is read on the first sign-in. People sign in as the e-mail address
+    /// the provider vouches for; their role here decides what they see.
+    #[serde(default)]
+    pub oidc_issuer_url: Option<String>,
+    /// The client id registered with the provider (redirect URI:
+    /// `http.public_url` + `/dashboard/oidc/callback`).
+    #[serde(default)]
+    pub oidc_client_id: Option<String>,
+    /// The client secret registered with the provider.
+    #[serde(default)]
+    pub oidc_client_secret: Option<SecretString>,
+    /// What the sign-in button names the provider (default: "your organisation").
+    #[serde(default)]
+    pub oidc_name: Option<String>,
+}
+
+/// Whether `url` is plain HTTP to this machine (a provider run for tests or development).
+fn loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| {
+            url.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        })
 }
 
 /// PostgreSQL settings.
@@ -867,6 +894,27 @@ impl Config {
                 "a multi-tenant Teams bot (no teams.tenant_id) must list the tenants it serves \
                  in teams.allowed_tenants (CERT_ASSISTANT_TEAMS__ALLOWED_TENANTS, \
                  comma-separated tenant ids)"
+                    .to_owned(),
+            );
+        }
+        let oidc = [
+            self.auth.oidc_issuer_url.is_some(),
+            self.auth.oidc_client_id.is_some(),
+            self.auth.oidc_client_secret.is_some(),
+        ];
+        if oidc.contains(&true) && oidc.contains(&false) {
+            problems.push(
+                "OpenID Connect sign-in needs auth.oidc_issuer_url, auth.oidc_client_id and \
+                 auth.oidc_client_secret together (CERT_ASSISTANT_AUTH__OIDC_ISSUER_URL, \
+                 …__OIDC_CLIENT_ID, …__OIDC_CLIENT_SECRET)"
+                    .to_owned(),
+            );
+        }
+        if let Some(url) = &self.auth.oidc_issuer_url
+            && !(url.starts_with("https://") || loopback_http(url))
+        {
+            problems.push(
+                "auth.oidc_issuer_url must be an https:// URL (plain http only on this machine)"
                     .to_owned(),
             );
         }

@@ -7,4 +7,5 @@ pub mod aws;
 pub mod ca;
 pub mod clock;
 pub mod mail;
+pub mod oidc;
 pub mod s3;

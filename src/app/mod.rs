@@ -274,6 +274,8 @@ impl Application {
                     .await?
                     .unwrap_or_else(|| pool.clone()),
                 secure: public_url(config).starts_with("https://"),
+                artifacts: store.clone(),
+                provider: identity_provider(config)?,
             }),
         );
         let public =

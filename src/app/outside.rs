@@ -384,6 +384,34 @@ pub fn public_url(config: &Config) -> String {
         .unwrap_or_else(|| format!("http://{}", config.http.listen))
 }
 
+/// The organisation's identity provider, when `auth.oidc_*` set one up (its discovery
+/// document is read on the first sign-in, not now).
+pub fn identity_provider(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<crate::adapters::oidc::IdentityProvider>>> {
+    let auth = &config.auth;
+    let (Some(issuer), Some(client_id), Some(secret)) = (
+        &auth.oidc_issuer_url,
+        &auth.oidc_client_id,
+        &auth.oidc_client_secret,
+    ) else {
+        return Ok(None);
+    };
+    let redirect = format!(
+        "{}/dashboard/oidc/callback",
+        public_url(config).trim_end_matches('/')
+    );
+    let provider = crate::adapters::oidc::IdentityProvider::new(
+        issuer,
+        client_id,
+        secret.clone(),
+        &redirect,
+        auth.oidc_name.as_deref().unwrap_or("your organisation"),
+    )
+    .context("auth.oidc_issuer_url or the redirect URL is not a URL")?;
+    Ok(Some(std::sync::Arc::new(provider)))
+}
+
 /// Where certificates point for the CRL.
 pub fn crl_url(config: &Config) -> String {
     config

@@ -100,7 +100,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "audit",
-        usage: "QUERY [name=value …] | as-of TIME REQ-…",
+        usage: "QUERY [name=value …] | as-of TIME REQ-…|SERIAL",
         summary: "run an auditors' named query (no name: list them), or see a request as it was at a time",
         role: Some(Role::Auditor),
     },
@@ -190,11 +190,12 @@ pub enum ChatCommand {
     },
     /// `/cert dashboard`.
     Dashboard,
-    /// `/cert audit as-of TIME REQ-…`: a request as it was at an instant.
+    /// `/cert audit as-of TIME REQ-…|SERIAL`: a request or a certificate as it was at an
+    /// instant.
     AuditAsOf {
         /// The instant, as typed.
         time: String,
-        /// The request number.
+        /// The request number or the certificate's serial.
         resource: String,
     },
     /// `/cert audit [query k=v …]`.
@@ -366,7 +367,7 @@ pub fn parse(text: &str) -> Result<ChatCommand, UsageError> {
                     time: time.clone(),
                     resource: resource.clone(),
                 },
-                _ => return Err(usage(&name, "say as-of TIME REQ-…")),
+                _ => return Err(usage(&name, "say as-of TIME REQ-… or as-of TIME SERIAL")),
             }
         }
         "audit" => ChatCommand::Audit {

@@ -249,40 +249,18 @@ impl ChatService {
             ChatCommand::AuditAsOf { time, resource } => {
                 self.require(ctx, &actor, Role::Auditor, "audit").await?;
                 let at = crate::domain::values::parse_instant("time", &time)?;
-                let number = RequestNumber::parse(&resource)?;
-                let (view, story) = self.commands.request_as_of(&number, Some(at)).await?;
-                let mut fields = vec![
-                    ("Status".to_owned(), view.status.as_str().replace('_', " ")),
-                    ("Requester".to_owned(), view.requester.email.to_string()),
-                ];
-                for (who, part) in view.approval_lines() {
-                    fields.push(("Approver".to_owned(), format!("{}: {part}", who.email)));
-                }
-                let since: Vec<String> = story
-                    .iter()
-                    .filter(|entry| entry.at > at)
-                    .map(|entry| {
-                        format!(
-                            "{} {}{}",
-                            entry.at.format("%Y-%m-%d %H:%M:%S"),
-                            entry.event_type,
-                            entry
-                                .by
-                                .as_deref()
-                                .map_or_else(String::new, |by| format!(" by {by}"))
-                        )
-                    })
-                    .collect();
-                let since = if since.is_empty() {
+                let recalled = self.commands.recall(&resource, at).await?;
+                let since = if recalled.since.is_empty() {
                     "Nothing happened to it since.".to_owned()
                 } else {
-                    format!("Since then:\n{}", since.join("\n"))
+                    format!("Since then:\n{}", recalled.since.join("\n"))
                 };
                 Ok(Reply::text(format!(
-                    "*{number}* as it was at {}",
+                    "*{}* as it was at {}",
+                    recalled.what,
                     at.format("%Y-%m-%d %H:%M:%S UTC")
                 ))
-                .with(Block::Fields(fields))
+                .with(Block::Fields(recalled.facts))
                 .with(Block::Code(since)))
             }
             ChatCommand::Audit { query, params } => {

@@ -202,12 +202,13 @@ pub enum ProjectionsCommand {
 pub enum AuditCommand {
     /// Recompute the audit trail's hash chain and report the first row that does not match.
     Verify,
-    /// A request as it was at an instant (folded from its events up to it), and what
-    /// happened to it since.
+    /// A request or a certificate as it was at an instant (folded from its events up to
+    /// it), and what happened to it since.
     AsOf {
-        /// The instant: 2026-03-01T09:30 (UTC) or RFC 3339 (2026-03-01T10:30:00+01:00).
+        /// The instant: 2026-03-01T09:30 (UTC), 2026-03-01 (its midnight, UTC) or RFC 3339
+        /// (2026-03-01T10:30:00+01:00).
         time: String,
-        /// The request number, REQ-YYYYMMDD-XXXXX.
+        /// A request number (REQ-YYYYMMDD-XXXXX) or a certificate's serial.
         resource: String,
     },
     /// Export audit rows older than the retention period to the artifact store (JSON Lines),
@@ -426,26 +427,23 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::AsOf { time, resource }) => {
             let at = crate::domain::values::parse_instant("time", &time)
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            let number = crate::domain::values::RequestNumber::parse(&resource)
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             with_commands(&config, |commands| async move {
-                let (view, story) = commands.request_as_of(&number, Some(at)).await?;
-                say(&format!("as it was at {}:", at.format("%Y-%m-%d %H:%M:%S UTC")));
-                requests::show(&view);
-                let since: Vec<_> = story.iter().filter(|entry| entry.at > at).collect();
-                if since.is_empty() {
+                let recalled = commands.recall(&resource, at).await?;
+                say(&format!(
+                    "{} as it was at {}:",
+                    recalled.what,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+                for (label, value) in &recalled.facts {
+                    say(&format!("  {label}: {value}"));
+                }
+                if recalled.since.is_empty() {
                     say("nothing happened to it since");
                 } else {
                     say("since then:");
                 }
-                for entry in since {
-                    say(&format!(
-                        "  {}  {} {}{}",
-                        entry.at.format("%Y-%m-%d %H:%M:%S"),
-                        entry.aggregate_type,
-                        entry.event_type,
-                        entry.by.as_deref().map_or_else(String::new, |by| format!(" by {by}"))
-                    ));
+                for line in &recalled.since {
+                    say(&format!("  {line}"));
                 }
                 Ok(())
             })

@@ -31,8 +31,40 @@ struct Claims {
     e: i64,
 }
 
+/// A sign-in through the organisation's identity provider, under way: what the browser
+/// carries (signed) from the redirect to the provider until it comes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSignIn {
+    /// The `state` sent to the provider (it must come back unchanged).
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Expiry (Unix seconds).
+    e: i64,
+}
+
+/// Something signed that expires.
+trait Expiring {
+    fn expiry(&self) -> i64;
+}
+
+impl Expiring for Claims {
+    fn expiry(&self) -> i64 {
+        self.e
+    }
+}
+
+impl Expiring for ProviderSignIn {
+    fn expiry(&self) -> i64 {
+        self.e
+    }
+}
+
 const SIGN_IN: &str = "dashboard-sign-in";
 const SESSION: &str = "dashboard-session";
+const PROVIDER_SIGN_IN: &str = "dashboard-provider-sign-in";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Why a link or session was not accepted.
@@ -55,6 +87,8 @@ pub enum SignInError {
 /// A session, as its cookie carries it.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Whose it is.
+    pub email: Email,
     /// The cookie's value.
     pub token: String,
     /// When it ends.
@@ -62,7 +96,7 @@ pub struct Session {
 }
 
 impl Commands {
-    fn sign(&self, purpose: &str, claims: &Claims) -> Result<String, CommandError> {
+    fn sign(&self, purpose: &str, claims: &impl Serialize) -> Result<String, CommandError> {
         let payload = serde_json::to_vec(claims).map_err(CommandError::internal)?;
         let tag = self
             .inner
@@ -71,12 +105,12 @@ impl Commands {
         Ok(format!("{}.{}", B64.encode(&payload), B64.encode(tag)))
     }
 
-    fn verified(
+    fn verified<T: serde::de::DeserializeOwned + Expiring>(
         &self,
         purpose: &str,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<Claims, SignInError> {
+    ) -> Result<T, SignInError> {
         let (payload, tag) = token.split_once('.').ok_or(SignInError::Forged)?;
         let payload = B64.decode(payload).map_err(|_| SignInError::Forged)?;
         let tag = B64.decode(tag).map_err(|_| SignInError::Forged)?;
@@ -84,8 +118,8 @@ impl Commands {
         if !self.inner.kek.verify_link(&signed, &tag) {
             return Err(SignInError::Forged);
         }
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| SignInError::Forged)?;
-        if now.timestamp() > claims.e {
+        let claims: T = serde_json::from_slice(&payload).map_err(|_| SignInError::Forged)?;
+        if now.timestamp() > claims.expiry() {
             return Err(SignInError::Expired);
         }
         Ok(claims)
@@ -119,7 +153,7 @@ impl Commands {
 
     /// Spends a sign-in link: a session for its person, and the sign-in on their record.
     pub async fn sign_in(&self, token: &str, now: DateTime<Utc>) -> Result<Session, SignInError> {
-        let claims = self.verified(SIGN_IN, token, now)?;
+        let claims: Claims = self.verified(SIGN_IN, token, now)?;
         let spent = sqlx::query(
             "INSERT INTO dashboard_sign_ins (id, expires_at) VALUES ($1, to_timestamp($2)) \
              ON CONFLICT DO NOTHING",
@@ -135,20 +169,68 @@ impl Commands {
         if spent.rows_affected() == 0 {
             return Err(SignInError::Used);
         }
-        let viewer = self.dashboard_viewer_of(&claims.u).await?;
+        self.open_session(&claims.u, now).await
+    }
+
+    /// A session for `email`, as the organisation's identity provider vouched for them
+    /// (an ID token verified by the caller), and the sign-in on their record.
+    pub async fn sign_in_vouched(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<Session, SignInError> {
+        self.open_session(email.as_ref(), now).await
+    }
+
+    async fn open_session(&self, email: &str, now: DateTime<Utc>) -> Result<Session, SignInError> {
+        let viewer = self.dashboard_viewer_of(email).await?;
         self.record_view(&viewer, "sign-in").await;
         let expires = now + chrono::Duration::hours(SESSION_HOURS);
         let token = self
             .sign(
                 SESSION,
                 &Claims {
-                    u: claims.u,
+                    u: viewer.email.to_string(),
                     n: Uuid::new_v4(),
                     e: expires.timestamp(),
                 },
             )
             .map_err(|_| SignInError::Forged)?;
-        Ok(Session { token, expires })
+        Ok(Session {
+            email: viewer.email,
+            token,
+            expires,
+        })
+    }
+
+    /// A provider sign-in's `state`, `nonce` and PKCE `verifier`, signed for the browser to
+    /// carry; good for as long as a sign-in link.
+    pub fn seal_provider_sign_in(
+        &self,
+        state: String,
+        nonce: String,
+        verifier: String,
+        now: DateTime<Utc>,
+    ) -> Result<String, CommandError> {
+        self.sign(
+            PROVIDER_SIGN_IN,
+            &ProviderSignIn {
+                state,
+                nonce,
+                verifier,
+                e: (now + chrono::Duration::minutes(LINK_MINUTES)).timestamp(),
+            },
+        )
+    }
+
+    /// What [`Commands::seal_provider_sign_in`] sealed, if this service sealed it and it is
+    /// still good.
+    pub fn open_provider_sign_in(
+        &self,
+        sealed: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ProviderSignIn, SignInError> {
+        self.verified(PROVIDER_SIGN_IN, sealed, now)
     }
 
     /// The person a session cookie belongs to, with their role as it is now.
@@ -157,7 +239,7 @@ impl Commands {
         session: &str,
         now: DateTime<Utc>,
     ) -> Result<Actor, SignInError> {
-        let claims = self.verified(SESSION, session, now)?;
+        let claims: Claims = self.verified(SESSION, session, now)?;
         self.dashboard_viewer_of(&claims.u).await
     }
 

@@ -12,6 +12,7 @@ pub mod dashboard;
 mod directory;
 mod downloads;
 mod errors;
+mod history;
 pub mod numbers;
 pub mod people;
 mod policy;
@@ -31,6 +32,7 @@ use sqlx::PgPool;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+pub use crate::eventstore::StoryEntry;
 pub use approvals::Decision;
 pub use certificates::{Revocation, RevocationForm};
 pub use downloads::{
@@ -38,6 +40,7 @@ pub use downloads::{
     file_name,
 };
 pub use errors::CommandError;
+pub use history::{CertificateAsOf, Recalled};
 pub use policy::{PublicRequests, Settings};
 pub use requests::{CertificateSummary, RequestForm, RequestView, SubmittedRequest};
 

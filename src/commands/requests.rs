@@ -600,23 +600,6 @@ impl Commands {
         RequestView::from_state(number, state).ok_or_else(missing)
     }
 
-    /// The request as it was at `as_of` (folded from its events up to then; `None`: now),
-    /// and its whole story, for the dashboard's time travel.
-    pub async fn request_as_of(
-        &self,
-        number: &RequestNumber,
-        as_of: Option<DateTime<Utc>>,
-    ) -> Result<(RequestView, Vec<crate::eventstore::StoryEntry>), CommandError> {
-        let missing = || CommandError::NotFound(format!("there is no request {number}"));
-        let (state, story) = crate::eventstore::request_story(self.pool(), number.as_ref(), as_of)
-            .await?
-            .ok_or_else(missing)?;
-        let view = RequestView::from_state(number, state).ok_or_else(|| {
-            CommandError::NotFound(format!("{number} did not exist yet at that time"))
-        })?;
-        Ok((view, story))
-    }
-
     /// The request as `ctx`'s person may see it: its requester, the approvers asked to decide
     /// on it, admins and auditors. Anyone else is refused (and the attempt audited), so
     /// request numbers, which are sequential, cannot be walked to learn who asked for what.

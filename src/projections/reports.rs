@@ -416,3 +416,100 @@ pub async fn revocations(
     ];
     Ok((table(&columns, &rows)?, total))
 }
+
+/// What the audit trail is filtered by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// One category (`authentication`, `authorization`, `request`, `approval`,
+    /// `certificate`, `system`), or all.
+    pub category: Option<String>,
+    /// `success` or `failure` (refusals), or both.
+    pub result: Option<String>,
+    /// A part of who acted (e-mail), what happened (event type) or which resource (request
+    /// number, serial, e-mail, setting).
+    pub text: Option<String>,
+    /// From this instant on.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The audit rows a filter matches: `$1` a category, `$2` a result, `$3` a `LIKE` pattern,
+/// `$4`..`$5` a time range (each may be NULL).
+const AUDIT_MATCHING: &str = "FROM audit_logs a \
+    WHERE ($1::text IS NULL OR a.event_category = $1) AND ($2::text IS NULL OR a.result = $2) \
+      AND ($3::text IS NULL OR a.user_email ILIKE $3 OR a.event_type ILIKE $3 \
+           OR a.resource_identifier ILIKE $3) \
+      AND ($4::timestamptz IS NULL OR a.\"timestamp\" >= $4) \
+      AND ($5::timestamptz IS NULL OR a.\"timestamp\" < $5)";
+
+/// The audit trail, newest first: `limit` rows after `offset` matching `filter`, each with
+/// whether the hash chain vouches for it; and how many match.
+pub async fn audit_trail(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(QueryResult, i64), sqlx::Error> {
+    use super::audit::{VOUCHING_COLUMNS, VOUCHING_JOINS, vouched};
+    let text = filter.text.as_deref().map(anywhere);
+    let rows = sqlx::query(&format!(
+        "SELECT to_char(a.\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS at_utc, \
+                a.event_type, a.event_category AS category, a.action, a.result, \
+                a.user_email AS who, a.user_role AS role, a.metadata ->> 'platform' AS platform, \
+                a.resource_type, a.resource_identifier, a.error_message, {VOUCHING_COLUMNS} \
+           FROM ({PAGE_OF_ROWS}) page \
+           JOIN audit_logs a ON a.id = page.id AND a.\"timestamp\" = page.\"timestamp\" \
+           {VOUCHING_JOINS} \
+          ORDER BY a.\"timestamp\" DESC, a.id DESC",
+        PAGE_OF_ROWS = format_args!(
+            "SELECT a.id, a.\"timestamp\" {AUDIT_MATCHING} \
+              ORDER BY a.\"timestamp\" DESC, a.id DESC OFFSET $6 LIMIT $7"
+        ),
+    ))
+    .bind(filter.category.as_deref())
+    .bind(filter.result.as_deref())
+    .bind(&text)
+    .bind(filter.from)
+    .bind(filter.until)
+    .bind(offset.max(0))
+    .bind(limit.clamp(1, EXPORT_LIMIT))
+    .fetch_all(pool)
+    .await?;
+    let columns = [
+        "at_utc",
+        "event_type",
+        "category",
+        "action",
+        "result",
+        "who",
+        "role",
+        "platform",
+        "resource_type",
+        "resource_identifier",
+        "error_message",
+    ];
+    // Whether the chain vouches for the row, beside its result.
+    const VERDICT_AT: usize = 5;
+    let mut result = table(&columns, &rows)?;
+    result.columns.insert(VERDICT_AT, "hash_chain".to_owned());
+    for (cells, row) in result.rows.iter_mut().zip(&rows) {
+        let verdict = vouched(row)?.err();
+        cells.insert(
+            VERDICT_AT,
+            Some(verdict.unwrap_or_else(|| "vouched for".to_owned())),
+        );
+    }
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT 1 {AUDIT_MATCHING} LIMIT $6) matching"
+    ))
+    .bind(filter.category.as_deref())
+    .bind(filter.result.as_deref())
+    .bind(&text)
+    .bind(filter.from)
+    .bind(filter.until)
+    .bind(COUNTED + 1)
+    .fetch_one(pool)
+    .await?;
+    Ok((result, total))
+}

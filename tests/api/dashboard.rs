@@ -8,7 +8,7 @@ use cert_assistant::commands::Commands;
 use cert_assistant::domain::actor::Role;
 use cert_assistant::domain::values::Email;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, SET_COOKIE};
 
 use crate::fixtures::{approver, ctx, service, web_request};
 use crate::helpers::{TestDb, project, serve, test_config, test_files};
@@ -22,13 +22,15 @@ struct Store {
     approved: String,
     /// Just before the approved request was approved.
     before_approval: chrono::DateTime<chrono::Utc>,
+    /// The service's own workers, stepped by the test.
+    workers: cert_assistant::app::Workers,
     _files: tempfile::TempDir,
 }
 
 async fn store() -> Store {
     let db = TestDb::new().await;
     let files = test_files();
-    let (base, _) = serve(&db.pool, &test_config(files.path())).await;
+    let (base, workers) = serve(&db.pool, &test_config(files.path())).await;
     let commands = service(&db);
     let jane = approver(&commands, "jane@example.com").await;
     commands
@@ -72,8 +74,21 @@ async fn store() -> Store {
         approved: numbers[0].to_string(),
         waiting: numbers[2].to_string(),
         before_approval,
+        workers,
         _files: files,
     }
+}
+
+/// The session cookie a sign-in's answer sets (its whole `Set-Cookie` line).
+fn session_cookie(answer: &reqwest::Response) -> String {
+    answer
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|cookie| cookie.starts_with("cert_dashboard="))
+        .expect("a session cookie")
+        .to_owned()
 }
 
 /// A client that follows no redirects, so the sign-in's answer can be read.
@@ -101,12 +116,12 @@ impl Store {
             .send()
             .await
             .expect("sign in");
-        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
-        let cookie = answer.headers()[SET_COOKIE]
-            .to_str()
-            .expect("cookie")
-            .to_owned();
-        cookie.split(';').next().expect("name=value").to_owned()
+        assert_eq!(answer.status(), StatusCode::OK);
+        session_cookie(&answer)
+            .split(';')
+            .next()
+            .expect("name=value")
+            .to_owned()
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
@@ -128,16 +143,13 @@ impl Store {
 async fn an_auditor_signs_in_once_by_link_and_reads_every_page_and_each_view_is_audited() {
     let s = store().await;
 
-    // The link works once, sets a strict session cookie, and goes to the overview.
+    // The link works once, sets a strict session cookie, and goes on to the overview from a
+    // page of its own (a strict cookie is not sent on a redirect from the chat's site).
     let link = s.link("audrey@example.com").await;
     let first = client().get(&link).send().await.expect("sign in");
-    assert_eq!(first.status(), StatusCode::SEE_OTHER);
-    assert_eq!(first.headers()[LOCATION], "/dashboard");
+    assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.headers()["referrer-policy"], "no-referrer");
-    let set = first.headers()[SET_COOKIE]
-        .to_str()
-        .expect("cookie")
-        .to_owned();
+    let set = session_cookie(&first);
     for attribute in [
         "HttpOnly",
         "SameSite=Strict",
@@ -149,6 +161,12 @@ async fn an_auditor_signs_in_once_by_link_and_reads_every_page_and_each_view_is_
     assert!(
         !set.contains("Secure"),
         "served over plain HTTP here: {set}"
+    );
+    let landing = first.text().await.expect("html");
+    assert!(
+        landing.contains(r#"http-equiv="refresh" content="0; url=/dashboard""#)
+            && landing.contains("signed in as audrey@example.com"),
+        "{landing}"
     );
     let again = client().get(&link).send().await.expect("again");
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
@@ -405,6 +423,22 @@ async fn arrived(browser: &fantoccini::Client, part: &str) {
     panic!("the browser did not arrive at {part}");
 }
 
+/// Waits until the browser shows the page at exactly `path`.
+async fn arrived_at(browser: &fantoccini::Client, path: &str) {
+    for _ in 0..250 {
+        let url = browser.current_url().await.expect("url");
+        let ready = browser
+            .execute("return document.readyState;", Vec::new())
+            .await
+            .expect("state");
+        if url.path() == path && ready == "complete" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the browser did not arrive at {path}");
+}
+
 /// Where the screenshots go (to look at after the run).
 fn screenshot_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
@@ -448,10 +482,7 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
     // The chat-issued link signs in and lands on the overview, with its chart.
     let link = s.link("audrey@example.com").await;
     browser.goto(&link).await.expect("sign in");
-    assert_eq!(
-        browser.current_url().await.expect("url").path(),
-        "/dashboard"
-    );
+    arrived_at(&browser, "/dashboard").await;
     let chart = browser
         .find(Locator::Id("requests-chart"))
         .await
@@ -590,6 +621,24 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
         .await;
     assert_eq!(csv.lines().count(), 4, "a header and three requests: {csv}");
 
+    // The audit trail, filtered to approvals: every row vouched for by the hash chain.
+    browser
+        .goto(&format!("{}/dashboard/audit?category=approval", s.base))
+        .await
+        .expect("the audit trail");
+    let trail = browser
+        .find(Locator::Id("audit"))
+        .await
+        .expect("the trail")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        trail.contains("approval_granted") && trail.contains("vouched for"),
+        "{trail}"
+    );
+    shoot("audit-trail").await;
+
     // The same link again, and a page without a session, are refused in the browser too.
     browser.delete_all_cookies().await.expect("signed out");
     browser.goto(&link).await.expect("again");
@@ -616,31 +665,43 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
     browser.close().await.expect("closed");
 }
 
+/// Runs the binary against the store: whether it succeeded, its output and its errors.
+fn cli(s: &Store, args: &[&str]) -> (bool, String, String) {
+    let output = crate::helpers::binary()
+        .args(args)
+        .env("DATABASE_URL", s.db.url())
+        .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
+        .env("CERT_ASSISTANT_AUTH__ADMINS", "root@example.com")
+        .output()
+        .expect("run");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `path` with `?name=value`, the value encoded.
+fn with_query(path: &str, name: &str, value: &str) -> String {
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string([(name, value)]).expect("query")
+    )
+}
+
 #[tokio::test]
 async fn audit_as_of_prints_a_request_as_it_was_and_what_happened_since() {
     let s = store().await;
-    let run = |args: &[&str]| {
-        let output = crate::helpers::binary()
-            .args(args)
-            .env("DATABASE_URL", s.db.url())
-            .env("CERT_ASSISTANT_KEYS__ENCRYPTION_KEY", crate::fixtures::KEK)
-            .env("CERT_ASSISTANT_AUTH__ADMINS", "root@example.com")
-            .output()
-            .expect("run");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| cli(&s, args);
     let at = s.before_approval.to_rfc3339();
     let (ok, out, err) = run(&["audit", "as-of", &at, &s.approved]);
     assert!(ok, "{err}");
     assert!(
-        out.contains(&format!("{}  pending_approval", s.approved)),
+        out.contains(&format!("{} as it was at", s.approved))
+            && out.contains("Status: pending approval"),
         "{out}"
     );
-    assert!(out.contains("approval: jane@example.com waiting"), "{out}");
+    assert!(out.contains("Approver: jane@example.com: waiting"), "{out}");
     assert!(
         out.contains("since then:")
             && out.contains("Approval ApprovalPolicySatisfied by jane@example.com"),
@@ -692,10 +753,9 @@ async fn auditors_ask_the_same_in_chat_and_nobody_else_may() {
 #[tokio::test]
 async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_rows_vouched_for() {
     let s = store().await;
-    // The approved request is issued (90 days), as the saga does.
-    let saga = crate::saga::saga(&s.db).await;
+    // The approved request is issued (90 days) by the service's saga.
     crate::saga::feed(&s.db).await;
-    saga.worker.step().await.expect("issued");
+    s.workers.issuance.step().await.expect("issued");
     project(&s.db.pool).await;
     let serial: String = sqlx::query_scalar("SELECT serial_number FROM certificates")
         .fetch_one(&s.db.pool)
@@ -762,6 +822,53 @@ async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_
     let missing = s.get("/dashboard/certificates/00FF00", Some(&cookie)).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
+    // Its certificate and chain download from its page (an auditor may; an approver who is
+    // not its owner may not), each download recorded.
+    let pem = s
+        .get(
+            &format!("/dashboard/certificates/{serial}/certificate.pem"),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(pem.status(), StatusCode::OK);
+    assert!(
+        pem.headers()["content-disposition"]
+            .to_str()
+            .expect("header")
+            .starts_with("attachment"),
+    );
+    assert!(
+        pem.text()
+            .await
+            .expect("pem")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let chain = s
+        .page(
+            &format!("/dashboard/certificates/{serial}/chain.pem"),
+            &cookie,
+        )
+        .await;
+    assert!(chain.contains("-----BEGIN CERTIFICATE-----"), "{chain}");
+    let key = s
+        .get(
+            &format!("/dashboard/certificates/{serial}/key.pem"),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(key.status(), StatusCode::NOT_FOUND, "no private key here");
+    let jane = s.session("jane@example.com").await;
+    let refused = s
+        .get(
+            &format!("/dashboard/certificates/{serial}/certificate.pem"),
+            Some(&jane),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before_revocation = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
     // Revoked, it is on the revocations list, by reason, with who revoked it.
     s.commands
         .revoke(
@@ -798,6 +905,151 @@ async fn certificates_expiring_this_quarter_are_listed_exported_and_their_audit_
         )),
         "{csv}"
     );
+
+    // Time travel on its page: now revoked; just before, active, downloaded once (a chain is
+    // not counted), and the
+    // revocation is what happened since; before its approval, not issued, and its approver
+    // still to decide.
+    let path = format!("/dashboard/certificates/{serial}");
+    let now = s.page(&path, &cookie).await;
+    assert!(now.contains(r#"id="status">revoked"#), "{now}");
+    assert!(now.contains("key_compromise") && now.contains("jane@example.com: approved"));
+    let at = before_revocation
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let then = s.page(&with_query(&path, "as_of", &at), &cookie).await;
+    assert!(then.contains(r#"id="status">active"#), "{then}");
+    assert!(
+        then.contains("<dt>Downloads</dt><dd>1</dd>")
+            && then.contains("Certificate revoked (since then)")
+            && !then.contains("Certificate issued (since then)"),
+        "{then}"
+    );
+    let at = s
+        .before_approval
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let earlier = s.page(&with_query(&path, "as_of", &at), &cookie).await;
+    assert!(
+        earlier.contains("Not issued yet at that time")
+            && earlier.contains("jane@example.com: waiting")
+            && earlier.contains("Certificate issued (since then)"),
+        "{earlier}"
+    );
+    let bad = s
+        .get(&with_query(&path, "as_of", "soon"), Some(&cookie))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // The same from the command line, by serial.
+    let (ok, out, err) = cli(
+        &s,
+        &["audit", "as-of", &before_revocation.to_rfc3339(), &serial],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("certificate {serial} as it was at"))
+            && out.contains("Status: active")
+            && out.contains("Approver: jane@example.com: approved")
+            && out.contains("Certificate CertificateRevoked by root@example.com"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_filtered_exported_and_vouched_for_and_only_auditors_and_admins_read_it()
+{
+    let s = store().await;
+    let cookie = s.session("audrey@example.com").await;
+    let all = s.page("/dashboard/audit", &cookie).await;
+    assert!(
+        all.contains("approval_granted")
+            && all.contains("request_created")
+            && all.contains("jane@example.com")
+            && all.contains("vouched for"),
+        "{all}"
+    );
+
+    // By category and who: jane's approvals only.
+    let query = "category=approval&q=jane%40example.com";
+    let janes = s.page(&format!("/dashboard/audit?{query}"), &cookie).await;
+    assert!(
+        janes.contains("approval_granted") && !janes.contains("request_created"),
+        "{janes}"
+    );
+    let csv = s
+        .page(&format!("/dashboard/audit.csv?{query}"), &cookie)
+        .await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "at_utc,event_type,category,action,result,hash_chain,who,role,platform,\
+             resource_type,resource_identifier,error_message"
+        )
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty(), "{csv}");
+    for row in &rows {
+        assert!(
+            row.contains(",approval,")
+                && row.contains("jane@example.com")
+                && row.contains(",success,vouched for,"),
+            "{row}"
+        );
+    }
+    let json: serde_json::Value = s
+        .get(&format!("/dashboard/audit.json?{query}"), Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(rows.len()), "{json}");
+    assert_eq!(json[0]["category"], "approval", "{json}");
+
+    // By time: before the approval there was none; from far ahead, nothing.
+    let until = s.before_approval.to_rfc3339();
+    let before = s
+        .page(&with_query("/dashboard/audit", "until", &until), &cookie)
+        .await;
+    assert!(
+        before.contains("request_created") && !before.contains("approval_granted"),
+        "{before}"
+    );
+    let ahead = s.page("/dashboard/audit?from=2999-01-01", &cookie).await;
+    assert!(ahead.contains("0 audit row(s)"), "{ahead}");
+    let bad = s.get("/dashboard/audit?from=someday", Some(&cookie)).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // A row changed behind the chain's back is shown as such.
+    sqlx::query("UPDATE audit_logs SET result = 'partial' WHERE event_type = 'approval_granted'")
+        .execute(&s.db.pool)
+        .await
+        .expect("tamper");
+    let tampered = s.page("/dashboard/audit?result=partial", &cookie).await;
+    assert!(
+        tampered.contains("changed after it was written"),
+        "{tampered}"
+    );
+
+    // An approver sees the requests, not the audit trail; nobody unsigned sees anything.
+    let jane = s.session("jane@example.com").await;
+    for path in [
+        "/dashboard/audit",
+        "/dashboard/audit.csv",
+        "/dashboard/audit.json?from=x",
+    ] {
+        assert_eq!(
+            s.get(path, Some(&jane)).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            s.get(path, None).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -815,7 +1067,7 @@ async fn with_a_read_replica_the_pages_read_there_and_sign_ins_stay_on_the_prima
     let files = test_files();
     let mut config = test_config(files.path());
     config.database.read_url = Some(replica.url().into());
-    let (base, _) = serve(&primary.pool, &config).await;
+    let (base, workers) = serve(&primary.pool, &config).await;
     let commands = service(&primary);
     commands
         .grant_role(
@@ -832,6 +1084,7 @@ async fn with_a_read_replica_the_pages_read_there_and_sign_ins_stay_on_the_prima
         waiting: String::new(),
         approved: String::new(),
         before_approval: chrono::Utc::now(),
+        workers,
         _files: files,
     };
     let cookie = s.session("audrey@example.com").await;

@@ -24,6 +24,7 @@ mod jobs;
 mod keys;
 mod metrics;
 mod names;
+mod oidc;
 mod projections;
 mod renewal;
 mod restart;

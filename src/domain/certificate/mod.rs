@@ -491,7 +491,6 @@ impl Certificate {
             .is_some_and(|s| s.has_private_key && !s.private_key_destroyed)
     }
 
-    /// The owner, once issued.
     /// Whether `by` may download `artifact` now: the private key only by its owner, only
     /// if it was generated here, once, while the certificate is active and the key not
     /// destroyed; the certificate and chain by the owner, admins and auditors. Asked before
@@ -548,8 +547,19 @@ impl Certificate {
         Ok(())
     }
 
+    /// The owner, once issued.
     pub fn owner(&self) -> Option<&Actor> {
         self.state.as_ref().map(|s| &s.owner)
+    }
+
+    /// Downloads so far.
+    pub fn download_count(&self) -> u32 {
+        self.state.as_ref().map_or(0, |s| s.download_count)
+    }
+
+    /// When it was revoked, if it was.
+    pub fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.state.as_ref().and_then(|s| s.revoked_at)
     }
 
     /// Thresholds already reminded of.

@@ -1,6 +1,6 @@
 //! An instant as people type it: RFC 3339 (`2026-03-01T10:30:00+01:00`), or a date and time
 //! in UTC as a browser's date-time control gives it (`2026-03-01T09:30`, with or without
-//! seconds, `T` or a space).
+//! seconds, `T` or a space), or a day alone (its midnight, UTC).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -22,6 +22,11 @@ pub fn parse_instant(field: &'static str, text: &str) -> Result<DateTime<Utc>, V
             .iter()
             .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
             .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
         })
         .ok_or_else(|| {
             ValueError::new(
@@ -47,6 +52,11 @@ mod tests {
             parse_instant("as_of", "2026-03-01T10:30:00+01:00"),
             Ok(at),
             "an offset is honoured"
+        );
+        assert_eq!(
+            parse_instant("as_of", "2026-03-01").map(|t| t.to_rfc3339()),
+            Ok("2026-03-01T00:00:00+00:00".to_owned()),
+            "a day is its midnight"
         );
         assert!(parse_instant("as_of", "yesterday").is_err_and(|e| e.field == "as_of"));
     }

@@ -450,42 +450,52 @@ pub struct VouchedRow {
     pub chain: Result<(), String>,
 }
 
-/// The audit rows about `resource_id`, oldest first, each checked against the hash chain:
-/// its content hashed with its entry's previous hash gives its entry's hash, and that
-/// previous hash is the hash of the entry before (an entry whose predecessor was archived
-/// links to nothing left to check).
+/// The columns that check an audit row `a` against the hash chain (`position`, `matches`,
+/// `links`), with [`VOUCHING_JOINS`] after its `FROM audit_logs a`: its content hashed with
+/// its entry's previous hash gives its entry's hash, and that previous hash is the hash of
+/// the entry before (an entry whose predecessor was archived links to nothing left to
+/// check). [`vouched`] reads them.
+pub(crate) const VOUCHING_COLUMNS: &str = "c.position, \
+    c.hash = sha256(c.prev_hash || convert_to(audit_log_content(a), 'UTF8')) AS matches, \
+    p.hash IS NOT DISTINCT FROM c.prev_hash \
+      OR (p.position IS NULL AND c.position = (SELECT min(position) FROM audit_log_chain)) \
+      AS links";
+
+/// The joins [`VOUCHING_COLUMNS`] reads.
+pub(crate) const VOUCHING_JOINS: &str = "LEFT JOIN audit_log_chain c ON c.audit_id = a.id \
+    LEFT JOIN audit_log_chain p ON p.position = c.position - 1";
+
+/// Whether the chain vouches for a row read with [`VOUCHING_COLUMNS`]: `Ok`, or what is
+/// wrong.
+pub(crate) fn vouched(row: &sqlx::postgres::PgRow) -> Result<Result<(), String>, sqlx::Error> {
+    let position: Option<i64> = row.try_get("position")?;
+    let matches: Option<bool> = row.try_get("matches")?;
+    let links: Option<bool> = row.try_get("links")?;
+    Ok(match (position, matches, links) {
+        (None, _, _) => Err("not in the chain".to_owned()),
+        (_, Some(false), _) => Err("changed after it was written".to_owned()),
+        (_, _, Some(false)) => Err("does not link to the entry before it".to_owned()),
+        _ => Ok(()),
+    })
+}
+
+/// The audit rows about `resource_id`, oldest first, each checked against the hash chain.
 pub async fn resource_rows(pool: &PgPool, resource_id: Uuid) -> anyhow::Result<Vec<VouchedRow>> {
-    let rows = sqlx::query(
-        "SELECT a.\"timestamp\" AS at, a.event_type, u.email, c.position, \
-                c.hash = sha256(c.prev_hash || convert_to(audit_log_content(a), 'UTF8')) AS matches, \
-                p.hash IS NOT DISTINCT FROM c.prev_hash \
-                  OR (p.position IS NULL AND c.position = (SELECT min(position) FROM audit_log_chain)) \
-                  AS links \
-           FROM audit_logs a \
-           LEFT JOIN users u ON u.id = a.user_id \
-           LEFT JOIN audit_log_chain c ON c.audit_id = a.id \
-           LEFT JOIN audit_log_chain p ON p.position = c.position - 1 \
-          WHERE a.resource_id = $1 ORDER BY a.\"timestamp\", c.position",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT a.\"timestamp\" AS at, a.event_type, u.email, {VOUCHING_COLUMNS} \
+           FROM audit_logs a LEFT JOIN users u ON u.id = a.user_id {VOUCHING_JOINS} \
+          WHERE a.resource_id = $1 ORDER BY a.\"timestamp\", c.position"
+    ))
     .bind(resource_id)
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {
-            let position: Option<i64> = row.try_get("position")?;
-            let matches: Option<bool> = row.try_get("matches")?;
-            let links: Option<bool> = row.try_get("links")?;
-            let chain = match (position, matches, links) {
-                (None, _, _) => Err("not in the chain".to_owned()),
-                (_, Some(false), _) => Err("changed after it was written".to_owned()),
-                (_, _, Some(false)) => Err("does not link to the entry before it".to_owned()),
-                _ => Ok(()),
-            };
             Ok(VouchedRow {
                 at: row.try_get("at")?,
                 event_type: row.try_get("event_type")?,
                 by: row.try_get("email")?,
-                chain,
+                chain: vouched(row)?,
             })
         })
         .collect()
