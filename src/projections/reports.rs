@@ -425,8 +425,9 @@ pub struct AuditFilter {
     pub category: Option<String>,
     /// `success` or `failure` (refusals), or both.
     pub result: Option<String>,
-    /// A part of who acted (e-mail), what happened (event type) or which resource (request
-    /// number, serial, e-mail, setting).
+    /// Who acted (e-mail), what happened (event type) or which resource (request number,
+    /// serial, e-mail, setting): a whole e-mail address, request number or serial names it
+    /// exactly; anything else is a part of one.
     pub text: Option<String>,
     /// From this instant on.
     pub from: Option<DateTime<Utc>>,
@@ -435,13 +436,32 @@ pub struct AuditFilter {
 }
 
 /// The audit rows a filter matches: `$1` a category, `$2` a result, `$3` a `LIKE` pattern,
-/// `$4`..`$5` a time range (each may be NULL).
+/// `$4`..`$5` a time range, `$6` a whole identifier (each may be NULL).
 const AUDIT_MATCHING: &str = "FROM audit_logs a \
     WHERE ($1::text IS NULL OR a.event_category = $1) AND ($2::text IS NULL OR a.result = $2) \
       AND ($3::text IS NULL OR a.user_email ILIKE $3 OR a.event_type ILIKE $3 \
            OR a.resource_identifier ILIKE $3) \
       AND ($4::timestamptz IS NULL OR a.\"timestamp\" >= $4) \
-      AND ($5::timestamptz IS NULL OR a.\"timestamp\" < $5)";
+      AND ($5::timestamptz IS NULL OR a.\"timestamp\" < $5) \
+      AND ($6::text IS NULL OR lower(a.user_email) = $6 OR a.resource_identifier = $6)";
+
+/// The identifier `typed` names whole, as the audit rows hold it: an e-mail address, a
+/// request number, or a serial of 16 hexadecimal digits or more. Such a filter is matched
+/// through the trail's indexes; anything else is a substring, which reads the whole trail.
+fn whole_identifier(typed: &str) -> Option<String> {
+    use crate::domain::values::{Email, RequestNumber, SerialNumber};
+    let typed = typed.trim();
+    if let Ok(email) = Email::parse(typed) {
+        return Some(email.to_string().to_lowercase());
+    }
+    if let Ok(number) = RequestNumber::parse(typed) {
+        return Some(number.to_string());
+    }
+    SerialNumber::parse(typed)
+        .ok()
+        .map(|serial| serial.to_string())
+        .filter(|serial| serial.len() >= 16)
+}
 
 /// The audit trail, newest first: `limit` rows after `offset` matching `filter`, each with
 /// whether the hash chain vouches for it; and how many match.
@@ -452,7 +472,11 @@ pub async fn audit_trail(
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
     use super::audit::{VOUCHING_COLUMNS, VOUCHING_JOINS, vouched};
-    let text = filter.text.as_deref().map(anywhere);
+    let exact = filter.text.as_deref().and_then(whole_identifier);
+    let text = match exact {
+        Some(_) => None,
+        None => filter.text.as_deref().map(anywhere),
+    };
     let rows = sqlx::query(&format!(
         "SELECT to_char(a.\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS at_utc, \
                 a.event_type, a.event_category AS category, a.action, a.result, \
@@ -464,7 +488,7 @@ pub async fn audit_trail(
           ORDER BY a.\"timestamp\" DESC, a.id DESC",
         PAGE_OF_ROWS = format_args!(
             "SELECT a.id, a.\"timestamp\" {AUDIT_MATCHING} \
-              ORDER BY a.\"timestamp\" DESC, a.id DESC OFFSET $6 LIMIT $7"
+              ORDER BY a.\"timestamp\" DESC, a.id DESC OFFSET $7 LIMIT $8"
         ),
     ))
     .bind(filter.category.as_deref())
@@ -472,6 +496,7 @@ pub async fn audit_trail(
     .bind(&text)
     .bind(filter.from)
     .bind(filter.until)
+    .bind(&exact)
     .bind(offset.max(0))
     .bind(limit.clamp(1, EXPORT_LIMIT))
     .fetch_all(pool)
@@ -501,15 +526,40 @@ pub async fn audit_trail(
         );
     }
     let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM (SELECT 1 {AUDIT_MATCHING} LIMIT $6) matching"
+        "SELECT count(*) FROM (SELECT 1 {AUDIT_MATCHING} LIMIT $7) matching"
     ))
     .bind(filter.category.as_deref())
     .bind(filter.result.as_deref())
     .bind(&text)
     .bind(filter.from)
     .bind(filter.until)
+    .bind(&exact)
     .bind(COUNTED + 1)
     .fetch_one(pool)
     .await?;
     Ok((result, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_identifier_is_matched_exactly_and_a_part_of_one_as_a_substring() {
+        assert_eq!(
+            whole_identifier(" Jane@Example.com "),
+            Some("jane@example.com".to_owned())
+        );
+        assert_eq!(
+            whole_identifier("REQ-20261208-00001"),
+            Some("REQ-20261208-00001".to_owned())
+        );
+        assert_eq!(
+            whole_identifier("61:dd:ac:b2:a8:2f:f9:12:02:9a"),
+            Some("61DDACB2A82FF912029A".to_owned())
+        );
+        for part in ["jane", "approval", "REQ-2026", "abc", "61DD"] {
+            assert_eq!(whole_identifier(part), None, "{part}");
+        }
+    }
 }

@@ -1007,6 +1007,15 @@ async fn the_audit_trail_is_filtered_exported_and_vouched_for_and_only_auditors_
     assert_eq!(json.as_array().map(Vec::len), Some(rows.len()), "{json}");
     assert_eq!(json[0]["category"], "approval", "{json}");
 
+    // A whole address is matched as one (through an index), whatever its case.
+    let shouted = s
+        .page(
+            "/dashboard/audit.csv?category=approval&q=Jane%40EXAMPLE.com",
+            &cookie,
+        )
+        .await;
+    assert_eq!(shouted, csv, "the same rows");
+
     // By time: before the approval there was none; from far ahead, nothing.
     let until = s.before_approval.to_rfc3339();
     let before = s
@@ -1030,6 +1039,32 @@ async fn the_audit_trail_is_filtered_exported_and_vouched_for_and_only_auditors_
     assert!(
         tampered.contains("changed after it was written"),
         "{tampered}"
+    );
+
+    // Past the 10,000 rows a list counts, a full page still leads on.
+    sqlx::query(
+        "INSERT INTO audit_logs (event_type, event_category, action, result, \"timestamp\") \
+         SELECT 'bulk_row', 'system', 'create', 'success', now() - i * interval '1 ms' \
+           FROM generate_series(1, 10060) i",
+    )
+    .execute(&s.db.pool)
+    .await
+    .expect("bulk rows");
+    let far = s
+        .page("/dashboard/audit?q=bulk_row&page=201", &cookie)
+        .await;
+    assert!(
+        far.contains("More than 10,000")
+            && far.contains("10001–10050")
+            && far.contains("next-page"),
+        "{far}"
+    );
+    let last = s
+        .page("/dashboard/audit?q=bulk_row&page=202", &cookie)
+        .await;
+    assert!(
+        last.contains("10051–10060") && !last.contains("next-page"),
+        "{last}"
     );
 
     // An approver sees the requests, not the audit trail; nobody unsigned sees anything.

@@ -11,7 +11,7 @@ use super::{DashboardState, NotShown, failed, viewer};
 use crate::commands::CommandError;
 use crate::domain::actor::Actor;
 use crate::projections::catalog::{Format, QueryResult};
-use crate::projections::reports::{EXPORT_LIMIT, PAGE};
+use crate::projections::reports::{COUNTED, EXPORT_LIMIT, PAGE};
 
 /// Rows a list found, and how many match in all.
 pub(super) type Found = Result<(QueryResult, i64), sqlx::Error>;
@@ -79,7 +79,9 @@ pub(super) async fn listing<Q: Filtered>(
         first: offset + 1,
         last: offset + shown,
         previous: (number > 1).then(|| query.link(Some(number - 1))),
-        next: (offset + shown < total).then(|| query.link(Some(number + 1))),
+        // Past the counted matches a full page may have more after it.
+        next: (offset + shown < total || (total > COUNTED && shown == PAGE))
+            .then(|| query.link(Some(number + 1))),
         result,
     };
     Ok((viewer, listing))
