@@ -108,6 +108,13 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A one-time sign-in link to the dashboard (as `/cert dashboard` answers in chat), for
+    /// an approver, admin or auditor; valid 10 minutes.
+    Dashboard {
+        /// Whose link (their e-mail).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: String,
+    },
     /// ADCS Web Enrollment, as configured (`adcs.*`).
     #[command(subcommand)]
     Adcs(AdcsCommand),
@@ -141,6 +148,7 @@ impl Command {
             Self::Projections(_) => "projections",
             Self::Jobs(_) => "jobs",
             Self::Audit(_) => "audit",
+            Self::Dashboard { .. } => "dashboard",
             Self::Adcs(_) => "adcs",
             Self::Query { .. } => "query",
         })
@@ -613,6 +621,25 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("could not write {}", out.display()))?;
             let _ = writeln!(std::io::stdout().lock(), "Wrote {}.", out.display());
             Ok(())
+        }
+        Command::Dashboard { actor } => {
+            let email = crate::domain::values::Email::parse(&actor)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let base = app::public_url(&config);
+            with_commands(&config, |commands| async move {
+                let ctx = crate::commands::CommandContext::new(
+                    email,
+                    crate::domain::actor::Platform::Cli,
+                );
+                let token = commands.dashboard_link(&ctx).await?;
+                say(&format!(
+                    "{}/dashboard/sign-in/{token}",
+                    base.trim_end_matches('/')
+                ));
+                say("(valid 10 minutes, once; keep it to yourself)");
+                Ok(())
+            })
+            .await
         }
         Command::User(command) => {
             with_commands(&config, |commands| async move {

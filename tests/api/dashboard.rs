@@ -707,6 +707,24 @@ async fn audit_as_of_prints_a_request_as_it_was_and_what_happened_since() {
             && out.contains("Approval ApprovalPolicySatisfied by jane@example.com"),
         "{out}"
     );
+    // Without chat, the command line hands out the sign-in link.
+    let (ok, out, err) = run(&["dashboard", "--as", "audrey@example.com"]);
+    assert!(ok, "{err}");
+    let token = out
+        .lines()
+        .find_map(|line| line.split("/dashboard/sign-in/").nth(1))
+        .expect("a sign-in link");
+    let signed_in = client()
+        .get(format!("{}/dashboard/sign-in/{token}", s.base))
+        .send()
+        .await
+        .expect("signed in");
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let (ok, _, err) = run(&["dashboard", "--as", "john@example.com"]);
+    assert!(
+        !ok && err.contains("approvers, admins and auditors"),
+        "{err}"
+    );
     let (ok, _, err) = run(&["audit", "as-of", "last tuesday", &s.approved]);
     assert!(!ok && err.contains("2026-03-01T09:30"), "{err}");
     let long_ago = "2000-01-01T00:00";
