@@ -1025,6 +1025,14 @@ async fn the_audit_trail_is_filtered_exported_and_vouched_for_and_only_auditors_
     assert_eq!(json.as_array().map(Vec::len), Some(rows.len()), "{json}");
     assert_eq!(json[0]["category"], "approval", "{json}");
 
+    // Who looked: the auditor's own views are rows too, once projected.
+    project(&s.db.pool).await;
+    let views = s.page("/dashboard/audit?category=access", &cookie).await;
+    assert!(
+        views.contains("dashboard_viewed") && views.contains("/dashboard/audit"),
+        "{views}"
+    );
+
     // A whole address is matched as one (through an index), whatever its case.
     let shouted = s
         .page(

@@ -26,8 +26,9 @@ pub(super) struct AuditQuery {
     page: Option<i64>,
 }
 
-/// The categories of the documented schema.
-const CATEGORIES: [&str; 6] = [
+/// The categories of the documented schema, and `access` (who viewed the dashboard).
+const CATEGORIES: [&str; 7] = [
+    "access",
     "authentication",
     "authorization",
     "request",
