@@ -360,7 +360,7 @@ async fn nobody_else_gets_in_and_a_role_taken_away_takes_the_dashboard_with_it()
 
 /// chromedriver, where it is installed: `CHROMEDRIVER` (which CI sets, so there it must
 /// work), else `/usr/bin/chromedriver`; `None`: the browser test has nothing to drive.
-fn chromedriver() -> Option<String> {
+pub(crate) fn chromedriver() -> Option<String> {
     if let Ok(required) = std::env::var("CHROMEDRIVER") {
         return Some(required);
     }
@@ -370,7 +370,7 @@ fn chromedriver() -> Option<String> {
 }
 
 /// A chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
     url: String,
 }
@@ -424,7 +424,7 @@ async fn arrived(browser: &fantoccini::Client, part: &str) {
 }
 
 /// Waits until the browser shows the page at exactly `path`.
-async fn arrived_at(browser: &fantoccini::Client, path: &str) {
+pub(crate) async fn arrived_at(browser: &fantoccini::Client, path: &str) {
     for _ in 0..250 {
         let url = browser.current_url().await.expect("url");
         let ready = browser
@@ -439,22 +439,10 @@ async fn arrived_at(browser: &fantoccini::Client, path: &str) {
     panic!("the browser did not arrive at {path}");
 }
 
-/// Where the screenshots go (to look at after the run).
-fn screenshot_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir
-}
-
-#[tokio::test]
-async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_exports() {
-    use fantoccini::Locator;
-    let Some(program) = chromedriver() else {
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
-        return;
-    };
-    let s = store().await;
-    let driver = driver(&program).await;
+/// A headless chromium driven through `program` (chromedriver); the driver stops when its
+/// half is dropped.
+pub(crate) async fn browser(program: &str) -> (Driver, fantoccini::Client) {
+    let driver = driver(program).await;
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -469,6 +457,25 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
             .connect(&driver.url)
             .await
             .expect("a browser session");
+    (driver, browser)
+}
+
+/// Where the screenshots go (to look at after the run).
+pub(crate) fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+#[tokio::test]
+async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_exports() {
+    use fantoccini::Locator;
+    let Some(program) = chromedriver() else {
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let s = store().await;
+    let (_driver, browser) = browser(&program).await;
     let shots = screenshot_dir();
     let shoot = |name: &'static str| {
         let browser = browser.clone();

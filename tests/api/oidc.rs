@@ -294,3 +294,54 @@ async fn an_auditor_signs_in_through_the_identity_provider_and_nothing_else_gets
 async fn get_text(answer: reqwest::Response) -> String {
     answer.text().await.expect("text")
 }
+
+#[tokio::test]
+async fn in_a_real_browser_the_sign_in_page_leads_through_the_provider_to_the_overview() {
+    use fantoccini::Locator;
+    let Some(program) = crate::dashboard::chromedriver() else {
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let s = signing().await;
+    let (_driver, browser) = crate::dashboard::browser(&program).await;
+    let shots = crate::dashboard::screenshot_dir();
+
+    browser
+        .goto(&format!("{}/dashboard", s.base))
+        .await
+        .expect("the dashboard");
+    browser
+        .find(Locator::Id("go-on"))
+        .await
+        .expect("the provider's link")
+        .click()
+        .await
+        .expect("to the provider");
+    let sub = browser
+        .wait()
+        .for_element(Locator::Css("input[name=sub]"))
+        .await
+        .expect("the provider's form");
+    sub.send_keys("audrey@example.com").await.expect("typed");
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join("oidc-provider.png"), png).expect("write screenshot");
+    browser
+        .find(Locator::XPath("//button[normalize-space()='Authorize']"))
+        .await
+        .expect("the Authorize button")
+        .click()
+        .await
+        .expect("authorized");
+    crate::dashboard::arrived_at(&browser, "/dashboard").await;
+    let header = browser
+        .find(Locator::Css("header"))
+        .await
+        .expect("the header")
+        .text()
+        .await
+        .expect("text");
+    assert!(header.contains("audrey@example.com"), "{header}");
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join("oidc-signed-in.png"), png).expect("write screenshot");
+    browser.close().await.expect("closed");
+}
