@@ -4,7 +4,8 @@
 //! paged, as rows any format can render ([`QueryResult`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, PgPool, Row};
 
 use super::catalog::QueryResult;
 
@@ -169,20 +170,25 @@ pub async fn requests(
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
     let text = filter.text.as_deref().map(anywhere);
-    let rows = sqlx::query(&format!(
-        "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
-                r.certificate_type, r.recommended_ca_type AS recommended_ca, \
-                CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END \
-                    AS recommendation_overridden, \
-                to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created_utc \
-           {REQUESTS_MATCHING} \
-          ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4"
-    ))
-    .bind(filter.status.as_deref())
-    .bind(&text)
-    .bind(offset.max(0))
-    .bind(limit.clamp(1, EXPORT_LIMIT))
-    .fetch_all(pool)
+    let bound = arguments(|a| {
+        a.add(filter.status.as_deref())?;
+        a.add(&text)
+    })?;
+    let (rows, total) = paged(
+        pool,
+        &format!(
+            "SELECT r.request_number, r.common_name, r.status, u.email AS requester, \
+                    r.certificate_type, r.recommended_ca_type AS recommended_ca, \
+                    CASE WHEN r.override_requested THEN 'yes' ELSE 'no' END \
+                        AS recommendation_overridden, \
+                    to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS created_utc \
+               {REQUESTS_MATCHING} \
+              ORDER BY r.created_at DESC, r.request_number DESC OFFSET $3 LIMIT $4"
+        ),
+        REQUESTS_MATCHING,
+        bound,
+        (offset, limit),
+    )
     .await?;
     let columns = [
         "request_number",
@@ -194,14 +200,6 @@ pub async fn requests(
         "recommendation_overridden",
         "created_utc",
     ];
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM (SELECT 1 {REQUESTS_MATCHING} LIMIT $3) matching"
-    ))
-    .bind(filter.status.as_deref())
-    .bind(&text)
-    .bind(COUNTED + 1)
-    .fetch_one(pool)
-    .await?;
     Ok((table(&columns, &rows)?, total))
 }
 
@@ -238,20 +236,26 @@ pub async fn certificates(
         .expiring_within_days
         .and_then(|d| i32::try_from(d.clamp(0, 36_500)).ok());
     let text = filter.text.as_deref().map(anywhere);
-    let rows = sqlx::query(&format!(
-        "SELECT c.serial_number, c.common_name, c.status, u.email AS owner, r.request_number, \
-                to_char(c.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS valid_from, \
-                to_char(c.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_to, \
-                c.key_algorithm \
-           {CERTIFICATES_MATCHING} \
-          ORDER BY c.valid_to, c.serial_number OFFSET $4 LIMIT $5"
-    ))
-    .bind(filter.status.as_deref())
-    .bind(within)
-    .bind(&text)
-    .bind(offset.max(0))
-    .bind(limit.clamp(1, EXPORT_LIMIT))
-    .fetch_all(pool)
+    let bound = arguments(|a| {
+        a.add(filter.status.as_deref())?;
+        a.add(within)?;
+        a.add(&text)
+    })?;
+    let (rows, total) = paged(
+        pool,
+        &format!(
+            "SELECT c.serial_number, c.common_name, c.status, u.email AS owner, \
+                    r.request_number, \
+                    to_char(c.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS valid_from, \
+                    to_char(c.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS valid_to, \
+                    c.key_algorithm \
+               {CERTIFICATES_MATCHING} \
+              ORDER BY c.valid_to, c.serial_number OFFSET $4 LIMIT $5"
+        ),
+        CERTIFICATES_MATCHING,
+        bound,
+        (offset, limit),
+    )
     .await?;
     let columns = [
         "serial_number",
@@ -263,20 +267,47 @@ pub async fn certificates(
         "valid_to",
         "key_algorithm",
     ];
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM (SELECT 1 {CERTIFICATES_MATCHING} LIMIT $4) matching"
-    ))
-    .bind(filter.status.as_deref())
-    .bind(within)
-    .bind(&text)
-    .bind(COUNTED + 1)
-    .fetch_one(pool)
-    .await?;
     Ok((table(&columns, &rows)?, total))
 }
 
+/// A list filter's parameters, `$1` onwards, bound once for its page and its count.
+fn arguments(
+    add: impl FnOnce(&mut PgArguments) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<PgArguments, sqlx::Error> {
+    let mut arguments = PgArguments::default();
+    add(&mut arguments).map_err(sqlx::Error::Encode)?;
+    Ok(arguments)
+}
+
+/// One page of the rows a list's filter matches, and how many match (counted up to
+/// [`COUNTED`] + 1: a list says "more than 10,000" past it). `filter` holds the filter's
+/// `N` parameters, `$1` to `$N`; `page` selects the rows, taking the offset as `$N+1` and
+/// the limit as `$N+2`; `matching` is the `FROM … WHERE …` the count reads.
+async fn paged(
+    pool: &PgPool,
+    page: &str,
+    matching: &str,
+    filter: PgArguments,
+    (offset, limit): (i64, i64),
+) -> Result<(Vec<PgRow>, i64), sqlx::Error> {
+    let after = filter.len() + 1;
+    let mut arguments = filter.clone();
+    arguments
+        .add(offset.max(0))
+        .and_then(|()| arguments.add(limit.clamp(1, EXPORT_LIMIT)))
+        .map_err(sqlx::Error::Encode)?;
+    let rows = sqlx::query_with(page, arguments).fetch_all(pool).await?;
+    let mut arguments = filter;
+    arguments.add(COUNTED + 1).map_err(sqlx::Error::Encode)?;
+    let count = format!("SELECT count(*) FROM (SELECT 1 {matching} LIMIT ${after}) matching");
+    let total = sqlx::query_scalar_with(&count, arguments)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
 /// `rows` as text, `columns` read by name from each (NULL as `None`).
-fn table(columns: &[&str], rows: &[sqlx::postgres::PgRow]) -> Result<QueryResult, sqlx::Error> {
+fn table(columns: &[&str], rows: &[PgRow]) -> Result<QueryResult, sqlx::Error> {
     let rows = rows
         .iter()
         .map(|row| {
@@ -385,25 +416,20 @@ pub async fn revocations(
     offset: i64,
     limit: i64,
 ) -> Result<(QueryResult, i64), sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT c.serial_number, c.common_name, v.reason_code, u.email AS revoked_by, \
-                a.email AS approved_by, \
-                to_char(v.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS revoked, \
-                to_char(v.crl_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS in_crl \
-           {REVOCATIONS_MATCHING} \
-          ORDER BY v.revoked_at DESC, c.serial_number OFFSET $2 LIMIT $3"
-    ))
-    .bind(reason)
-    .bind(offset.max(0))
-    .bind(limit.clamp(1, EXPORT_LIMIT))
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM (SELECT 1 {REVOCATIONS_MATCHING} LIMIT $2) matching"
-    ))
-    .bind(reason)
-    .bind(COUNTED + 1)
-    .fetch_one(pool)
+    let (rows, total) = paged(
+        pool,
+        &format!(
+            "SELECT c.serial_number, c.common_name, v.reason_code, u.email AS revoked_by, \
+                    a.email AS approved_by, \
+                    to_char(v.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS revoked, \
+                    to_char(v.crl_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS in_crl \
+               {REVOCATIONS_MATCHING} \
+              ORDER BY v.revoked_at DESC, c.serial_number OFFSET $2 LIMIT $3"
+        ),
+        REVOCATIONS_MATCHING,
+        arguments(|a| a.add(reason))?,
+        (offset, limit),
+    )
     .await?;
     let columns = [
         "serial_number",
@@ -477,29 +503,36 @@ pub async fn audit_trail(
         Some(_) => None,
         None => filter.text.as_deref().map(anywhere),
     };
-    let rows = sqlx::query(&format!(
-        "SELECT to_char(a.\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS at_utc, \
-                a.event_type, a.event_category AS category, a.action, a.result, \
-                a.user_email AS who, a.user_role AS role, a.metadata ->> 'platform' AS platform, \
-                a.resource_type, a.resource_identifier, a.error_message, {VOUCHING_COLUMNS} \
-           FROM ({PAGE_OF_ROWS}) page \
-           JOIN audit_logs a ON a.id = page.id AND a.\"timestamp\" = page.\"timestamp\" \
-           {VOUCHING_JOINS} \
-          ORDER BY a.\"timestamp\" DESC, a.id DESC",
-        PAGE_OF_ROWS = format_args!(
-            "SELECT a.id, a.\"timestamp\" {AUDIT_MATCHING} \
-              ORDER BY a.\"timestamp\" DESC, a.id DESC OFFSET $7 LIMIT $8"
+    let bound = arguments(|a| {
+        a.add(filter.category.as_deref())?;
+        a.add(filter.result.as_deref())?;
+        a.add(&text)?;
+        a.add(filter.from)?;
+        a.add(filter.until)?;
+        a.add(&exact)
+    })?;
+    let (rows, total) = paged(
+        pool,
+        &format!(
+            "SELECT to_char(a.\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
+                        AS at_utc, \
+                    a.event_type, a.event_category AS category, a.action, a.result, \
+                    a.user_email AS who, a.user_role AS role, \
+                    a.metadata ->> 'platform' AS platform, \
+                    a.resource_type, a.resource_identifier, a.error_message, {VOUCHING_COLUMNS} \
+               FROM ({PAGE_OF_ROWS}) page \
+               JOIN audit_logs a ON a.id = page.id AND a.\"timestamp\" = page.\"timestamp\" \
+               {VOUCHING_JOINS} \
+              ORDER BY a.\"timestamp\" DESC, a.id DESC",
+            PAGE_OF_ROWS = format_args!(
+                "SELECT a.id, a.\"timestamp\" {AUDIT_MATCHING} \
+                  ORDER BY a.\"timestamp\" DESC, a.id DESC OFFSET $7 LIMIT $8"
+            ),
         ),
-    ))
-    .bind(filter.category.as_deref())
-    .bind(filter.result.as_deref())
-    .bind(&text)
-    .bind(filter.from)
-    .bind(filter.until)
-    .bind(&exact)
-    .bind(offset.max(0))
-    .bind(limit.clamp(1, EXPORT_LIMIT))
-    .fetch_all(pool)
+        AUDIT_MATCHING,
+        bound,
+        (offset, limit),
+    )
     .await?;
     let columns = [
         "at_utc",
@@ -525,18 +558,6 @@ pub async fn audit_trail(
             Some(verdict.unwrap_or_else(|| "vouched for".to_owned())),
         );
     }
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM (SELECT 1 {AUDIT_MATCHING} LIMIT $7) matching"
-    ))
-    .bind(filter.category.as_deref())
-    .bind(filter.result.as_deref())
-    .bind(&text)
-    .bind(filter.from)
-    .bind(filter.until)
-    .bind(&exact)
-    .bind(COUNTED + 1)
-    .fetch_one(pool)
-    .await?;
     Ok((result, total))
 }
 
