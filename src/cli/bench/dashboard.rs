@@ -6,10 +6,9 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use super::support::{Running, Scratch, latency_row as row};
-use crate::commands::{CommandContext, Commands};
-use crate::domain::actor::{Platform, Role};
-use crate::domain::values::Email;
+use super::support::{Running, Scratch, latency_row as row, person};
+use crate::commands::Commands;
+use crate::domain::actor::Role;
 use crate::pki::envelope::KeyEncryptionKey;
 
 pub(super) async fn run(
@@ -27,15 +26,11 @@ pub(super) async fn run(
     config.auth.admins = vec!["root@example.com".to_owned()];
     let service = Running::start(config, &scratch.pool).await?;
     let commands = Commands::new(scratch.pool.clone(), kek, &["root@example.com".to_owned()]);
-    let auditor = Email::parse("auditor@example.com").map_err(|e| anyhow::anyhow!(e.message))?;
-    let root = CommandContext::new(
-        Email::parse("root@example.com").map_err(|e| anyhow::anyhow!(e.message))?,
-        Platform::Cli,
-    );
-    commands.grant_role(&root, &auditor, Role::Auditor).await?;
-    let token = commands
-        .dashboard_link(&CommandContext::new(auditor, Platform::Cli))
+    let auditor = person("auditor@example.com")?;
+    commands
+        .grant_role(&person("root@example.com")?, &auditor.email, Role::Auditor)
         .await?;
+    let token = commands.dashboard_link(&auditor).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -46,11 +41,13 @@ pub(super) async fn run(
         .await?;
     let cookie = signed_in
         .headers()
-        .get(reqwest::header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|cookie| cookie.starts_with("cert_dashboard="))
         .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("the sign-in set no cookie"))?;
+        .ok_or_else(|| anyhow::anyhow!("the sign-in set no session cookie"))?;
 
     let time = |path: &'static str| {
         let http = http.clone();
@@ -97,28 +94,16 @@ pub(super) async fn run(
     )?;
     writeln!(out, "| what | median | p95 | worst |")?;
     writeln!(out, "|---|---|---|---|")?;
-    writeln!(
-        out,
-        "{}",
-        row("`GET /dashboard` (the overview), signed in", &overview)
-    )?;
-    writeln!(
-        out,
-        "{}",
-        row(
-            "`GET /dashboard/certificates?expiring=90` (first page of 50)",
-            &quarter
-        )
-    )?;
-    writeln!(
-        out,
-        "{}",
-        row(
-            "`GET /dashboard/requests?status=issued` (first page of 50)",
-            &requests
-        )
-    )?;
     for (what, times) in [
+        ("`GET /dashboard` (the overview), signed in", &overview),
+        (
+            "`GET /dashboard/certificates?expiring=90` (first page of 50)",
+            &quarter,
+        ),
+        (
+            "`GET /dashboard/requests?status=issued` (first page of 50)",
+            &requests,
+        ),
         ("`GET /dashboard/audit` (first page of 50)", &trail),
         (
             "`GET /dashboard/audit?category=certificate&result=failure` (1 row in 100)",
@@ -132,19 +117,11 @@ pub(super) async fn run(
             "`GET /dashboard/audit?q=user7@example` (a part of one: the whole trail is read)",
             &part,
         ),
+        ("of the overview: its queries, called directly", &queries),
+        ("baseline: `GET /healthz` of the same service", &health),
     ] {
         writeln!(out, "{}", row(what, times))?;
     }
-    writeln!(
-        out,
-        "{}",
-        row("of the overview: its queries, called directly", &queries)
-    )?;
-    writeln!(
-        out,
-        "{}",
-        row("baseline: `GET /healthz` of the same service", &health)
-    )?;
     writeln!(
         out,
         "\nEach page's session is checked and its view recorded as an auditor's (an event). \

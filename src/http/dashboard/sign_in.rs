@@ -78,9 +78,25 @@ struct SignedIn {
     until: String,
 }
 
+/// Sets the cookie `name=value` on `response`: HttpOnly, limited to `path`, with
+/// `same_site`, for `seconds` (0: removed), and Secure when people come over HTTPS.
+fn set_cookie(
+    state: &DashboardState,
+    response: &mut Response,
+    (name, value): (&str, &str),
+    (path, same_site, seconds): (&str, &str, i64),
+) {
+    let secure = if state.secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={seconds}{secure}"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
 /// The answer to a sign-in: the session cookie, and a page that goes on to the overview.
 fn signed_in(state: &DashboardState, session: &Session) -> Response {
-    let secure = if state.secure { "; Secure" } else { "" };
     let mut response = page(
         StatusCode::OK,
         &SignedIn {
@@ -88,20 +104,20 @@ fn signed_in(state: &DashboardState, session: &Session) -> Response {
             until: session.expires.format("%Y-%m-%d %H:%M").to_string(),
         },
     );
-    for cookie in [
-        format!(
-            "{COOKIE}={}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            session.token,
-            SESSION_HOURS * 3600
-        ),
-        format!(
-            "{PROVIDER_COOKIE}=; Path=/dashboard/oidc; HttpOnly; SameSite=Lax; Max-Age=0{secure}"
-        ),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    let session_cookie = (COOKIE, session.token.as_str());
+    set_cookie(
+        state,
+        &mut response,
+        session_cookie,
+        ("/dashboard", "Strict", SESSION_HOURS * 3600),
+    );
+    let under_way = (PROVIDER_COOKIE, "");
+    set_cookie(
+        state,
+        &mut response,
+        under_way,
+        ("/dashboard/oidc", "Lax", 0),
+    );
     response
 }
 
@@ -143,15 +159,13 @@ pub(super) async fn through_provider(State(state): State<DashboardState>) -> Res
             "The sign-in could not be started.",
         );
     };
-    let secure = if state.secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{PROVIDER_COOKIE}={sealed}; Path=/dashboard/oidc; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        LINK_MINUTES * 60
-    );
     let mut response = Redirect::to(&started.url).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    set_cookie(
+        &state,
+        &mut response,
+        (PROVIDER_COOKIE, &sealed),
+        ("/dashboard/oidc", "Lax", LINK_MINUTES * 60),
+    );
     response
 }
 
