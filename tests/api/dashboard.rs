@@ -92,7 +92,7 @@ fn session_cookie(answer: &reqwest::Response) -> String {
 }
 
 /// A client that follows no redirects, so the sign-in's answer can be read.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

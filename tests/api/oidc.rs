@@ -9,6 +9,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
+use crate::dashboard::client;
 use crate::fixtures::{ctx, service};
 use crate::helpers::{TestDb, serve, test_config, test_files};
 use cert_assistant::domain::actor::Role;
@@ -65,13 +66,6 @@ async fn provider() -> Provider {
     let _ = child.kill();
     let _ = child.wait();
     panic!("oidc-provider-mock did not start");
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 /// The `name=value` of the cookie `name` an answer sets.
