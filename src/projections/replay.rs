@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
-use super::audit::ChainTip;
+use super::audit::fresh::FreshTrail;
+use super::audit::{ChainTip, Destination};
 use super::projector::READ_MODEL;
 use super::read_model;
 use crate::feed::{self, FeedConsumer, StoredEvent};
@@ -35,7 +36,9 @@ impl ReplayReport {
 
 /// Empties the projected tables and applies every event again, all in one transaction that
 /// deletes rather than truncates: readers keep reading the old rows (MVCC) and see the new
-/// ones whole when it commits, nobody waits for a table lock, and a failure changes nothing.
+/// ones whole when it commits, and a failure changes nothing. The audit rows, most of the
+/// work, are written into a fresh copy of `audit_logs` without indexes, which replaces the
+/// live partitions at the end ([`FreshTrail`]); readers wait only for that swap.
 /// The live projector's lease is held throughout, so it skips its turns rather than races,
 /// and catches up from the replay's checkpoint afterwards. `system_config` keeps its rows
 /// (they are seeded by migrations); configuration events are applied on top again.
@@ -48,10 +51,15 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
         .await
         .context("taking the projector's lease")?;
     read_model::begin(&mut tx).await?;
+    let trail = FreshTrail::create(&mut tx)
+        .await
+        .context("preparing the rebuilt audit trail")?;
     sqlx::query("UPDATE system_config SET updated_by = NULL WHERE updated_by IS NOT NULL")
         .execute(&mut *tx)
         .await?;
-    // Children first, so no foreign key is ever left dangling.
+    // Children first, so no foreign key is ever left dangling. The old audit rows go with
+    // their partitions at the swap, but they name users, so they are deleted first too
+    // (that marks them gone for this transaction only; it touches no index).
     for table in [
         "audit_log_chain",
         "audit_logs",
@@ -95,6 +103,10 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     .bind(i64::try_from(events).unwrap_or(i64::MAX))
     .execute(&mut *tx)
     .await?;
+    trail
+        .swap(&mut tx)
+        .await
+        .context("swapping in the rebuilt audit trail")?;
     tx.commit().await?;
     Ok(ReplayReport {
         events,
@@ -145,7 +157,7 @@ impl FeedConsumer for Rebuild {
         // Moved only when the batch applied: a batch rolled back to its savepoint leaves
         // the chain where it was.
         let mut tip = self.tip();
-        read_model::apply_batch_continuing(conn, events, &mut tip).await?;
+        read_model::apply_batch_continuing(conn, events, &mut tip, Destination::Fresh).await?;
         if let Ok(mut shared) = self.tip.lock() {
             *shared = tip;
         }

@@ -2,6 +2,7 @@
 //! that any later change to a row, or a removed row, is detected by [`verify`].
 
 mod content;
+pub(crate) mod fresh;
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
@@ -294,52 +295,74 @@ impl AuditRow {
     }
 }
 
-/// Writes `rows` and appends those that were new to the hash chain, in their order: one
-/// insert of the rows, one read of the chain's last hash, one insert of the chain entries,
-/// however many rows there are. The hashes are computed here, over the same text that
-/// `audit_log_content` gives in SQL (which `verify` recomputes).
+/// The table a batch's audit rows go into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// `audit_logs`, where a row written before is skipped by its key.
+    Live,
+    /// A rebuild's fresh copy ([`fresh`]), which has no key yet: the rebuild applies each
+    /// event once, so every row is new.
+    Fresh,
+}
+
+impl Destination {
+    /// The insert of a batch's rows, as columns, returning the ids written.
+    fn insert(self) -> String {
+        let (table, on_conflict) = match self {
+            Self::Live => ("audit_logs", "ON CONFLICT (id, \"timestamp\") DO NOTHING"),
+            Self::Fresh => (fresh::TABLE, ""),
+        };
+        format!(
+            "INSERT INTO {table} (id, event_type, event_category, severity, user_id, \
+                 user_email, user_role, ip_address, user_agent, session_id, resource_type, \
+                 resource_id, resource_identifier, action, result, error_message, metadata, \
+                 \"timestamp\") \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
+                         $6::text[], $7::text[], $8::inet[], $9::text[], $10::text[], \
+                         $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], \
+                         $16::text[], $17::jsonb[], $18::timestamptz[]) \
+             {on_conflict} RETURNING id"
+        )
+    }
+}
+
+/// Writes `rows` into `destination` and appends those that were new to the hash chain, in
+/// their order: one insert of the rows, one read of the chain's last hash, one insert of
+/// the chain entries, however many rows there are. The hashes are computed here, over the
+/// same text that `audit_log_content` gives in SQL (which `verify` recomputes).
 pub(crate) async fn append(
     conn: &mut PgConnection,
     rows: &[AuditRow],
     tip: &mut ChainTip,
+    destination: Destination,
 ) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let column = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let written: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO audit_logs (id, event_type, event_category, severity, user_id, \
-             user_email, user_role, ip_address, user_agent, session_id, resource_type, \
-             resource_id, resource_identifier, action, result, error_message, metadata, \
-             \"timestamp\") \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], \
-                     $6::text[], $7::text[], $8::inet[], $9::text[], $10::text[], \
-                     $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], \
-                     $16::text[], $17::jsonb[], $18::timestamptz[]) \
-         ON CONFLICT (id, \"timestamp\") DO NOTHING \
-         RETURNING id",
-    )
-    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind(column(|r| Some(r.entry.event_type.clone())))
-    .bind(column(|r| Some(r.entry.category.to_owned())))
-    .bind(column(|r| Some(r.entry.severity.to_owned())))
-    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind(column(|r| r.email.clone()))
-    .bind(column(|r| r.role.clone()))
-    .bind(column(|r| r.ip_address.clone()))
-    .bind(column(|r| r.user_agent.clone()))
-    .bind(column(|r| r.session_id.clone()))
-    .bind(column(|r| Some(r.entry.resource_type.to_owned())))
-    .bind(rows.iter().map(|r| r.entry.resource_id).collect::<Vec<_>>())
-    .bind(column(|r| r.entry.resource_identifier.clone()))
-    .bind(column(|r| Some(r.entry.action.clone())))
-    .bind(column(|r| Some(r.entry.result.to_owned())))
-    .bind(column(|r| r.entry.error_message.clone()))
-    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await
-    .context("writing the audit rows")?;
+    let insert = destination.insert();
+    let written: Vec<Uuid> = sqlx::query_scalar(&insert)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(column(|r| Some(r.entry.event_type.clone())))
+        .bind(column(|r| Some(r.entry.category.to_owned())))
+        .bind(column(|r| Some(r.entry.severity.to_owned())))
+        .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+        .bind(column(|r| r.email.clone()))
+        .bind(column(|r| r.role.clone()))
+        .bind(column(|r| r.ip_address.clone()))
+        .bind(column(|r| r.user_agent.clone()))
+        .bind(column(|r| r.session_id.clone()))
+        .bind(column(|r| Some(r.entry.resource_type.to_owned())))
+        .bind(rows.iter().map(|r| r.entry.resource_id).collect::<Vec<_>>())
+        .bind(column(|r| r.entry.resource_identifier.clone()))
+        .bind(column(|r| Some(r.entry.action.clone())))
+        .bind(column(|r| Some(r.entry.result.to_owned())))
+        .bind(column(|r| r.entry.error_message.clone()))
+        .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .context("writing the audit rows")?;
     if written.is_empty() {
         return Ok(());
     }

@@ -29,7 +29,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use self::table::Table;
-use super::audit::{self, AuditEntry, AuditRow, ChainTip};
+use super::audit::{self, AuditEntry, AuditRow, ChainTip, Destination};
 use crate::feed::{DomainEvent, StoredEvent};
 
 /// Namespace of derived row ids (approvals, answers, revocations, private keys).
@@ -158,14 +158,16 @@ pub(crate) async fn apply_batch(
     conn: &mut PgConnection,
     events: &[StoredEvent],
 ) -> anyhow::Result<()> {
-    apply_batch_continuing(conn, events, &mut ChainTip::unknown()).await
+    apply_batch_continuing(conn, events, &mut ChainTip::unknown(), Destination::Live).await
 }
 
-/// [`apply_batch`], continuing the audit chain from `tip` (and moving it).
+/// [`apply_batch`], writing the audit rows into `destination` and continuing their chain
+/// from `tip` (and moving it).
 pub(crate) async fn apply_batch_continuing(
     conn: &mut PgConnection,
     events: &[StoredEvent],
     tip: &mut ChainTip,
+    destination: Destination,
 ) -> anyhow::Result<()> {
     let mut positions = positions::Positions::load(conn, events).await?;
     let mut decoded = Vec::with_capacity(events.len());
@@ -205,7 +207,7 @@ pub(crate) async fn apply_batch_continuing(
     };
     rows.write(conn).await?;
     positions.save(conn).await?;
-    audit::append(conn, &audit_rows, tip).await
+    audit::append(conn, &audit_rows, tip, destination).await
 }
 
 fn describe(event: &StoredEvent) -> String {
