@@ -83,18 +83,24 @@ pub async fn apply_or_park<C: FeedConsumer>(
     events: &[StoredEvent],
     parked: &mut HashSet<Stream>,
 ) -> anyhow::Result<()> {
-    let live: Vec<StoredEvent> = events
-        .iter()
-        .filter(|event| !parked.contains(&event.stream()))
-        .cloned()
-        .collect();
+    // Copied only when something is parked: usually nothing is.
+    let live: std::borrow::Cow<'_, [StoredEvent]> = if parked.is_empty() {
+        events.into()
+    } else {
+        events
+            .iter()
+            .filter(|event| !parked.contains(&event.stream()))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into()
+    };
     let Err(error) = try_apply(consumer, conn, &live).await else {
         return Ok(());
     };
     if is_transient(&error) {
         return Err(error);
     }
-    for event in &live {
+    for event in live.iter() {
         if parked.contains(&event.stream()) {
             continue;
         }

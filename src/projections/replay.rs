@@ -38,7 +38,8 @@ impl ReplayReport {
 /// deletes rather than truncates: readers keep reading the old rows (MVCC) and see the new
 /// ones whole when it commits, and a failure changes nothing. The audit rows, most of the
 /// work, are written into a fresh copy of `audit_logs` without indexes, which replaces the
-/// live partitions at the end ([`FreshTrail`]); readers wait only for that swap.
+/// live partitions at the end ([`FreshTrail`]), as does their chain; readers wait only
+/// for that swap.
 /// The live projector's lease is held throughout, so it skips its turns rather than races,
 /// and catches up from the replay's checkpoint afterwards. `system_config` keeps its rows
 /// (they are seeded by migrations); configuration events are applied on top again.
@@ -61,7 +62,6 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
     // their partitions at the swap, but they name users, so they are deleted first too
     // (that marks them gone for this transaction only; it touches no index).
     for table in [
-        "audit_log_chain",
         "audit_logs",
         "private_keys",
         "acm_certificates",
@@ -116,7 +116,7 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
 }
 
 /// The read model during a rebuild: one transaction throughout, so the end of the audit
-/// chain (emptied above) is carried from batch to batch rather than looked up.
+/// chain (a fresh copy, empty at first) is carried from batch to batch rather than looked up.
 #[derive(Debug, Clone)]
 struct Rebuild {
     tip: std::sync::Arc<std::sync::Mutex<ChainTip>>,

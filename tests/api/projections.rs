@@ -583,14 +583,19 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_row_for_row() {
     }
 }
 
-/// What the catalog says `audit_logs` is made of: its partitions and their bounds, every
-/// index of it and of its partitions (with which parent index each is attached to, and
-/// whether it is valid), and every constraint on them.
+/// What the catalog says the audit trail is made of: `audit_logs`' partitions and their
+/// bounds, every index of it, of its partitions (with which parent index each is attached
+/// to, and whether it is valid) and of `audit_log_chain`, every constraint on them, and the
+/// grants.
 async fn audit_trail_shape(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
         "WITH tables AS ( \
              SELECT 'audit_logs'::regclass AS oid \
+             UNION ALL SELECT 'audit_log_chain'::regclass \
              UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent = 'audit_logs'::regclass) \
+         SELECT 'grants ' || c.oid::regclass || ' ' || coalesce(c.relacl::text, '') \
+           FROM tables t JOIN pg_class c ON c.oid = t.oid \
+         UNION ALL \
          SELECT 'partition ' || c.relnamespace::regnamespace || '.' || c.relname || ' ' \
                 || coalesce(pg_get_expr(c.relpartbound, c.oid), '') \
            FROM tables t JOIN pg_class c ON c.oid = t.oid \
@@ -631,7 +636,14 @@ async fn a_replay_swaps_in_an_audit_trail_of_the_same_shape_which_the_projector_
                 .any(|line| line.contains("idx_audit_logs_metadata"))
             && shape
                 .iter()
-                .any(|line| line.contains("audit_logs_user_id_fkey")),
+                .any(|line| line.contains("audit_logs_user_id_fkey"))
+            && shape
+                .iter()
+                .any(|line| line.contains("idx_audit_log_chain_audit"))
+            && shape.iter().any(|line| {
+                line.starts_with("grants audit_log_chain ")
+                    && line.contains("cert_assistant_auditor=r")
+            }),
         "the live trail is partitioned, indexed and keyed: {shape:#?}"
     );
     let before = snapshot(&db.pool).await;

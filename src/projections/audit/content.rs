@@ -48,24 +48,34 @@ pub(super) fn write_jsonb(value: &Value, out: &mut String) {
     }
 }
 
-/// A string as PostgreSQL's `escape_json` writes it.
+/// A string as PostgreSQL's `escape_json` writes it. Runs of characters that need no escape
+/// (every one but ASCII controls, `"` and `\`) are copied whole.
 pub(super) fn write_string(text: &str, out: &mut String) {
+    out.reserve(text.len() + 2);
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut copied = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            byte if byte < 0x20 => "",
+            _ => continue,
+        };
+        // `at` is an ASCII byte, so a character boundary.
+        out.push_str(&text[copied..at]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escape);
         }
+        copied = at + 1;
     }
+    out.push_str(&text[copied..]);
     out.push('"');
 }
 

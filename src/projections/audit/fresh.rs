@@ -1,50 +1,55 @@
 //! A rebuild's audit trail, written beside the live one and swapped in at the end.
 //!
-//! An `audit_logs` row costs most of its insert in the table's documented indexes (eleven,
-//! a GIN index on `metadata` among them): a rebuild that wrote every row through them spent
-//! half its time there. So a rebuild writes its rows into a fresh copy of the partitioned
-//! table, in the schema `cert_rebuild`: the same columns, defaults, checks and partitions,
-//! with no index and no key. At the end ([`FreshTrail::swap`]) the copy gets the live
-//! table's keys and indexes, each built once over all its rows, and its partitions replace
-//! the live ones, names and all.
+//! An audit row costs most of its insert in the indexes of `audit_logs` (eleven, a GIN index
+//! on `metadata` among them) and of `audit_log_chain`: a rebuild that wrote every row
+//! through them spent half its time there. So a rebuild writes the trail into fresh copies
+//! of both tables, in the schema `cert_rebuild`: the same columns, defaults, checks and
+//! partitions, with no index and no key. At the end ([`FreshTrail::swap`]) the copies get
+//! the live tables' keys and indexes, each built once over all its rows, and take the live
+//! ones' places, names, partitions and grants included.
 //!
-//! Readers keep reading the live partitions while the copy is built, and wait only for the
-//! swap itself, which is catalog work: the indexes are built, and every partition carries a
-//! check of its bounds (so attaching it needs no scan), before it takes the table's lock.
+//! Readers keep reading the live trail while the copy is built, and wait only for the swap
+//! itself, which is catalog work: the indexes are built, and every partition carries a
+//! check of its bounds (so attaching it needs no scan), before it takes the tables' locks.
 //! Everything happens in the rebuild's transaction: a failure leaves no trace.
 
 use anyhow::Context;
 use sqlx::PgConnection;
 
-/// The schema of the fresh copy; it exists only inside a rebuild's transaction.
+/// The schema of the fresh copies; it exists only inside a rebuild's transaction.
 const SCHEMA: &str = "cert_rebuild";
 
-/// The table a rebuild's audit rows are inserted into.
-pub(crate) const TABLE: &str = "cert_rebuild.audit_logs";
+/// The copy of `audit_logs` a rebuild inserts its audit rows into.
+pub(crate) const LOGS: &str = "cert_rebuild.audit_logs";
+
+/// The copy of `audit_log_chain` a rebuild inserts its chain entries into.
+pub(crate) const CHAIN: &str = "cert_rebuild.audit_log_chain";
 
 /// The check that carries a fresh partition's bounds until it is attached.
 const BOUND_CHECK: &str = "cert_rebuild_bounds";
 
-/// The fresh copy of `audit_logs` during a rebuild: its partitions, by name and bounds.
+/// The fresh copies of the trail during a rebuild.
 #[derive(Debug)]
 pub(crate) struct FreshTrail {
-    /// (name, `FOR VALUES …` or `DEFAULT`), the default partition last.
+    /// The partitions of `audit_logs` (name, `FOR VALUES …` or `DEFAULT`), the default last.
     partitions: Vec<(String, String)>,
 }
 
 impl FreshTrail {
-    /// Creates the empty copy, one partition for each live one. Takes what keeps the live
-    /// table's shape still until the swap: the lock that partitions are created under, and
-    /// a table lock that lets readers in but no writer (the live projector is held off by
-    /// its lease already; the archive job waits).
+    /// Creates the empty copies, one partition for each live one. Takes what keeps the live
+    /// tables' shape still until the swap: the lock that partitions are created under, and
+    /// table locks that let readers in but no writer (the live projector is held off by its
+    /// lease already; the archive job waits).
     pub(crate) async fn create(conn: &mut PgConnection) -> anyhow::Result<Self> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cert-assistant audit partitions'))")
             .execute(&mut *conn)
             .await?;
-        sqlx::query("LOCK TABLE public.audit_logs IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *conn)
-            .await
-            .context("locking audit_logs against writers")?;
+        sqlx::query(
+            "LOCK TABLE public.audit_logs, public.audit_log_chain IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .execute(&mut *conn)
+        .await
+        .context("locking the audit trail against writers")?;
         let key: String =
             sqlx::query_scalar("SELECT pg_get_partkeydef('public.audit_logs'::regclass)")
                 .fetch_one(&mut *conn)
@@ -52,8 +57,12 @@ impl FreshTrail {
         for statement in [
             format!("CREATE SCHEMA {SCHEMA}"),
             format!(
-                "CREATE TABLE {TABLE} (LIKE public.audit_logs INCLUDING DEFAULTS \
+                "CREATE TABLE {LOGS} (LIKE public.audit_logs INCLUDING DEFAULTS \
                  INCLUDING CONSTRAINTS) PARTITION BY {key}"
+            ),
+            format!(
+                "CREATE TABLE {CHAIN} (LIKE public.audit_log_chain INCLUDING DEFAULTS \
+                 INCLUDING CONSTRAINTS)"
             ),
         ] {
             sqlx::query(&statement).execute(&mut *conn).await?;
@@ -68,7 +77,7 @@ impl FreshTrail {
         .await?;
         for (name, bounds) in &partitions {
             sqlx::query(&format!(
-                "CREATE TABLE {SCHEMA}.{} PARTITION OF {TABLE} {bounds}",
+                "CREATE TABLE {SCHEMA}.{} PARTITION OF {LOGS} {bounds}",
                 ident(name)
             ))
             .execute(&mut *conn)
@@ -78,14 +87,25 @@ impl FreshTrail {
         Ok(Self { partitions })
     }
 
-    /// Gives the copy the live table's keys and indexes, then puts its partitions in place
-    /// of the live ones (whose rows the rebuild has deleted).
+    /// Gives the copies the live tables' keys and indexes, then puts them in place of the
+    /// live ones (whose rows the rebuild has deleted).
     pub(crate) async fn swap(self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        for statement in index_statements(conn).await? {
+        // Each index is built by sorting all its rows at once; the GIN index on `metadata`
+        // takes three times as long in the server's default 64 MB as in 256 MB. A server
+        // configured with more keeps its own.
+        sqlx::query(
+            "SELECT set_config('maintenance_work_mem', '256MB', true) FROM pg_settings \
+              WHERE name = 'maintenance_work_mem' AND setting::bigint < 262144",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let mut statements = index_statements(conn, "audit_logs", LOGS).await?;
+        statements.extend(index_statements(conn, "audit_log_chain", CHAIN).await?);
+        for statement in statements {
             sqlx::query(&statement)
                 .execute(&mut *conn)
                 .await
-                .with_context(|| format!("building the fresh audit trail's index: {statement}"))?;
+                .with_context(|| format!("indexing the rebuilt audit trail: {statement}"))?;
         }
         for (name, _) in &self.partitions {
             let bounds: Option<String> =
@@ -103,15 +123,15 @@ impl FreshTrail {
                 .with_context(|| format!("checking the bounds of {name}"))?;
             }
         }
+        let grants = grant_statements(conn, "audit_log_chain").await?;
 
-        // From here readers of audit_logs wait, until the rebuild commits.
+        // From here readers of the trail wait, until the rebuild commits.
+        let mut swap = Vec::new();
         for (name, _) in &self.partitions {
-            sqlx::query(&format!(
-                "ALTER TABLE {TABLE} DETACH PARTITION {SCHEMA}.{}",
+            swap.push(format!(
+                "ALTER TABLE {LOGS} DETACH PARTITION {SCHEMA}.{}",
                 ident(name)
-            ))
-            .execute(&mut *conn)
-            .await?;
+            ));
         }
         let live: Vec<String> = sqlx::query_scalar(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -119,72 +139,97 @@ impl FreshTrail {
         )
         .fetch_all(&mut *conn)
         .await?;
-        for name in &live {
-            sqlx::query(&format!("DROP TABLE public.{}", ident(name)))
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("dropping the replaced partition {name}"))?;
-        }
+        swap.extend(
+            live.iter()
+                .map(|name| format!("DROP TABLE public.{}", ident(name))),
+        );
         for (name, bounds) in &self.partitions {
             let name = ident(name);
-            for statement in [
+            swap.extend([
                 format!("ALTER TABLE {SCHEMA}.{name} SET SCHEMA public"),
                 format!("ALTER TABLE public.audit_logs ATTACH PARTITION public.{name} {bounds}"),
                 format!("ALTER TABLE public.{name} DROP CONSTRAINT IF EXISTS {BOUND_CHECK}"),
-            ] {
-                sqlx::query(&statement)
-                    .execute(&mut *conn)
-                    .await
-                    .with_context(|| format!("swapping in the rebuilt audit trail: {statement}"))?;
-            }
+            ]);
         }
-        sqlx::query(&format!("DROP SCHEMA {SCHEMA} CASCADE"))
-            .execute(&mut *conn)
-            .await?;
+        swap.extend([
+            "DROP TABLE public.audit_log_chain".to_owned(),
+            format!("ALTER TABLE {CHAIN} SET SCHEMA public"),
+        ]);
+        swap.extend(grants);
+        swap.push(format!("DROP SCHEMA {SCHEMA} CASCADE"));
+        for statement in swap {
+            sqlx::query(&statement)
+                .execute(&mut *conn)
+                .await
+                .with_context(|| format!("swapping in the rebuilt audit trail: {statement}"))?;
+        }
         Ok(())
     }
 }
 
-/// The statements that give the copy the live table's keys (primary, unique, foreign) and
-/// indexes, read from the catalog: whatever a migration adds, a rebuild carries over.
-async fn index_statements(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+/// The statements that give `copy` the keys (primary, unique, foreign) and indexes of the
+/// live `table`, read from the catalog: whatever a migration adds, a rebuild carries over.
+async fn index_statements(
+    conn: &mut PgConnection,
+    table: &str,
+    copy: &str,
+) -> anyhow::Result<Vec<String>> {
+    let live = format!("public.{table}");
     let constraints: Vec<(String, String)> = sqlx::query_as(
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
-          WHERE conrelid = 'public.audit_logs'::regclass AND contype IN ('p', 'u', 'x', 'f') \
+          WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'x', 'f') \
           ORDER BY contype = 'f', conname",
     )
+    .bind(&live)
     .fetch_all(&mut *conn)
     .await?;
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
-          WHERE i.indrelid = 'public.audit_logs'::regclass \
+          WHERE i.indrelid = $1::regclass \
             AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
                              WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid) \
           ORDER BY i.indexrelid",
     )
+    .bind(&live)
     .fetch_all(&mut *conn)
     .await?;
     let mut statements: Vec<String> = constraints
         .into_iter()
         .map(|(name, definition)| {
             format!(
-                "ALTER TABLE {TABLE} ADD CONSTRAINT {} {definition}",
+                "ALTER TABLE {copy} ADD CONSTRAINT {} {definition}",
                 ident(&name)
             )
         })
         .collect();
     for definition in indexes {
-        // `CREATE INDEX name ON ONLY public.audit_logs USING …`: the same index on the copy
+        // `CREATE INDEX name ON [ONLY] public.table USING …`: the same index on the copy
         // (and, without ONLY, on each of its partitions), named alike in its own schema.
-        let on_copy =
-            definition.replacen(" ON ONLY public.audit_logs ", &format!(" ON {TABLE} "), 1);
-        anyhow::ensure!(
-            on_copy != definition,
-            "cannot carry the audit_logs index over to a rebuild: {definition}"
-        );
+        let on_copy = [" ON ONLY ", " ON "].iter().find_map(|on| {
+            let pattern = format!("{on}{live} ");
+            definition
+                .contains(&pattern)
+                .then(|| definition.replacen(&pattern, &format!(" ON {copy} "), 1))
+        });
+        let on_copy = on_copy.with_context(|| {
+            format!("cannot carry the {table} index over to a rebuild: {definition}")
+        })?;
         statements.push(on_copy);
     }
     Ok(statements)
+}
+
+/// The grants on the live `table`, as statements that give them to the copy that replaces it.
+async fn grant_statements(conn: &mut PgConnection, table: &str) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT format('GRANT %s ON public.%I TO %s', a.privilege_type, $1, \
+                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END) \
+           FROM pg_class c, aclexplode(c.relacl) a \
+          WHERE c.oid = format('public.%I', $1)::regclass",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// `name` quoted as an SQL identifier.

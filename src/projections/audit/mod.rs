@@ -288,7 +288,9 @@ impl AuditRow {
         content::write_jsonb(&self.metadata, out);
         out.push_str(", ");
         content::write_string(
-            &self.timestamp.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            &self
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             out,
         );
         out.push(']');
@@ -306,11 +308,19 @@ pub(crate) enum Destination {
 }
 
 impl Destination {
+    /// The table of the chain entries.
+    fn chain(self) -> &'static str {
+        match self {
+            Self::Live => "audit_log_chain",
+            Self::Fresh => fresh::CHAIN,
+        }
+    }
+
     /// The insert of a batch's rows, as columns, returning the ids written.
     fn insert(self) -> String {
         let (table, on_conflict) = match self {
             Self::Live => ("audit_logs", "ON CONFLICT (id, \"timestamp\") DO NOTHING"),
-            Self::Fresh => (fresh::TABLE, ""),
+            Self::Fresh => (fresh::LOGS, ""),
         };
         format!(
             "INSERT INTO {table} (id, event_type, event_category, severity, user_id, \
@@ -339,26 +349,28 @@ pub(crate) async fn append(
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    // Bound by reference: a batch's rows are not copied to be sent.
+    let column =
+        |f: for<'r> fn(&'r AuditRow) -> Option<&'r str>| rows.iter().map(f).collect::<Vec<_>>();
     let insert = destination.insert();
     let written: Vec<Uuid> = sqlx::query_scalar(&insert)
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(column(|r| Some(r.entry.event_type.clone())))
-        .bind(column(|r| Some(r.entry.category.to_owned())))
-        .bind(column(|r| Some(r.entry.severity.to_owned())))
+        .bind(column(|r| Some(&r.entry.event_type)))
+        .bind(column(|r| Some(r.entry.category)))
+        .bind(column(|r| Some(r.entry.severity)))
         .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-        .bind(column(|r| r.email.clone()))
-        .bind(column(|r| r.role.clone()))
-        .bind(column(|r| r.ip_address.clone()))
-        .bind(column(|r| r.user_agent.clone()))
-        .bind(column(|r| r.session_id.clone()))
-        .bind(column(|r| Some(r.entry.resource_type.to_owned())))
+        .bind(column(|r| r.email.as_deref()))
+        .bind(column(|r| r.role.as_deref()))
+        .bind(column(|r| r.ip_address.as_deref()))
+        .bind(column(|r| r.user_agent.as_deref()))
+        .bind(column(|r| r.session_id.as_deref()))
+        .bind(column(|r| Some(r.entry.resource_type)))
         .bind(rows.iter().map(|r| r.entry.resource_id).collect::<Vec<_>>())
-        .bind(column(|r| r.entry.resource_identifier.clone()))
-        .bind(column(|r| Some(r.entry.action.clone())))
-        .bind(column(|r| Some(r.entry.result.to_owned())))
-        .bind(column(|r| r.entry.error_message.clone()))
-        .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+        .bind(column(|r| r.entry.resource_identifier.as_deref()))
+        .bind(column(|r| Some(&r.entry.action)))
+        .bind(column(|r| Some(r.entry.result)))
+        .bind(column(|r| r.entry.error_message.as_deref()))
+        .bind(rows.iter().map(|r| &r.metadata).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await
@@ -396,10 +408,11 @@ pub(crate) async fn append(
             .push(std::mem::replace(&mut hash, next.clone()));
         chain.hashes.push(next);
     }
-    sqlx::query(
-        "INSERT INTO audit_log_chain (position, audit_id, audit_timestamp, prev_hash, hash) \
+    sqlx::query(&format!(
+        "INSERT INTO {} (position, audit_id, audit_timestamp, prev_hash, hash) \
          SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::bytea[], $5::bytea[])",
-    )
+        destination.chain()
+    ))
     .bind(&chain.positions)
     .bind(&chain.ids)
     .bind(&chain.timestamps)

@@ -46,7 +46,7 @@ const MAX_LOAD_ROUNDS: usize = 4;
 /// Binds one array per named field of the changed rows, in order (`unnest($1::…[], …)`).
 macro_rules! bind_columns {
     ($query:expr, $changed:expr, $($field:ident),+ $(,)?) => {
-        $query$(.bind($changed.iter().map(|(_, row)| row.$field.clone()).collect::<Vec<_>>()))+
+        $query$(.bind($changed.iter().map(|(_, row)| &row.$field).collect::<Vec<_>>()))+
     };
 }
 pub(crate) use bind_columns;
