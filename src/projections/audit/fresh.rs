@@ -90,15 +90,6 @@ impl FreshTrail {
     /// Gives the copies the live tables' keys and indexes, then puts them in place of the
     /// live ones (whose rows the rebuild has deleted).
     pub(crate) async fn swap(self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        // Each index is built by sorting all its rows at once; the GIN index on `metadata`
-        // takes three times as long in the server's default 64 MB as in 256 MB. A server
-        // configured with more keeps its own.
-        sqlx::query(
-            "SELECT set_config('maintenance_work_mem', '256MB', true) FROM pg_settings \
-              WHERE name = 'maintenance_work_mem' AND setting::bigint < 262144",
-        )
-        .execute(&mut *conn)
-        .await?;
         let mut statements = index_statements(conn, "audit_logs", LOGS).await?;
         statements.extend(index_statements(conn, "audit_log_chain", CHAIN).await?);
         for statement in statements {
