@@ -701,6 +701,34 @@ async fn a_replay_swaps_in_an_audit_trail_of_the_same_shape_which_the_projector_
 }
 
 #[tokio::test]
+async fn a_replay_that_could_not_carry_a_trigger_over_refuses_and_changes_nothing() {
+    let db = TestDb::new().await;
+    history(&db).await;
+    catch_up(&db.pool).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION chain_noticed() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RETURN NEW; END $$; \
+         CREATE TRIGGER chain_noticed AFTER INSERT ON audit_log_chain \
+             FOR EACH ROW EXECUTE FUNCTION chain_noticed();",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("a trigger an operator added");
+    let before = snapshot(&db.pool).await;
+    let shape = audit_trail_shape(&db.pool).await;
+
+    let error = replay::replay(&db.pool, 50)
+        .await
+        .expect_err("the rebuilt chain would lose the trigger");
+    assert!(
+        format!("{error:#}").contains("audit_log_chain has the trigger chain_noticed"),
+        "{error:#}"
+    );
+    assert_eq!(snapshot(&db.pool).await, before);
+    assert_eq!(audit_trail_shape(&db.pool).await, shape);
+}
+
+#[tokio::test]
 async fn events_read_again_change_nothing_and_the_chain_stays_whole() {
     let db = TestDb::new().await;
     history(&db).await;

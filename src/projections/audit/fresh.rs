@@ -50,6 +50,26 @@ impl FreshTrail {
         .execute(&mut *conn)
         .await
         .context("locking the audit trail against writers")?;
+        // What the swap cannot carry over must not be lost without a word.
+        let uncarried: Vec<String> = sqlx::query_scalar(
+            "SELECT t.tgrelid::regclass || ' has the trigger ' || t.tgname FROM pg_trigger t \
+              WHERE NOT t.tgisinternal AND (t.tgrelid IN ('public.audit_logs'::regclass, \
+                    'public.audit_log_chain'::regclass) OR t.tgrelid IN (SELECT inhrelid \
+                    FROM pg_inherits WHERE inhparent = 'public.audit_logs'::regclass)) \
+             UNION ALL \
+             SELECT p.polrelid::regclass || ' has the row policy ' || p.polname FROM pg_policy p \
+              WHERE p.polrelid IN ('public.audit_logs'::regclass, 'public.audit_log_chain'::regclass) \
+             UNION ALL \
+             SELECT 'audit_log_chain has column privileges' FROM pg_attribute \
+              WHERE attrelid = 'public.audit_log_chain'::regclass AND attacl IS NOT NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        anyhow::ensure!(
+            uncarried.is_empty(),
+            "a rebuild would not carry these over to the rebuilt audit trail: {}",
+            uncarried.join("; ")
+        );
         let key: String =
             sqlx::query_scalar("SELECT pg_get_partkeydef('public.audit_logs'::regclass)")
                 .fetch_one(&mut *conn)
@@ -213,8 +233,9 @@ async fn index_statements(
 /// The grants on the live `table`, as statements that give them to the copy that replaces it.
 async fn grant_statements(conn: &mut PgConnection, table: &str) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT format('GRANT %s ON public.%I TO %s', a.privilege_type, $1, \
-                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END) \
+        "SELECT format('GRANT %s ON public.%I TO %s%s', a.privilege_type, $1, \
+                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, \
+                       CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
            FROM pg_class c, aclexplode(c.relacl) a \
           WHERE c.oid = format('public.%I', $1)::regclass",
     )
