@@ -114,16 +114,24 @@ pub(super) fn lines(story: Vec<StoryEntry>, as_of: Option<DateTime<Utc>>) -> Vec
 
 /// An event's name in words: `ApprovalPolicySatisfied` → `Approval policy satisfied`.
 fn in_words(event_type: &str) -> String {
-    let mut words = String::new();
-    for (n, c) in event_type.chars().enumerate() {
-        if c.is_uppercase() && n > 0 {
-            words.push(' ');
-            words.extend(c.to_lowercase());
-        } else {
-            words.push(c);
+    let mut words: Vec<String> = Vec::new();
+    for c in event_type.chars() {
+        match words.last_mut() {
+            Some(word) if !c.is_uppercase() => word.push(c),
+            _ => words.push(c.to_string()),
         }
     }
     words
+        .iter()
+        .enumerate()
+        .map(|(n, word)| match word.as_str() {
+            // Initialisms read as letters, wherever they stand.
+            "Ca" | "Acm" | "Csr" | "Dns" => word.to_uppercase(),
+            _ if n > 0 => word.to_lowercase(),
+            _ => word.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -135,6 +143,11 @@ mod tests {
         assert_eq!(
             in_words("ApprovalPolicySatisfied"),
             "Approval policy satisfied"
+        );
+        assert_eq!(in_words("CaRequestRecorded"), "CA request recorded");
+        assert_eq!(
+            in_words("CertificateRenewedAtCa"),
+            "Certificate renewed at CA"
         );
     }
 }
