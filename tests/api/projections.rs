@@ -24,6 +24,17 @@ async fn catch_up(pool: &PgPool) -> usize {
         .expect("the projector catches up")
 }
 
+/// Moves the read model's checkpoint back to the start: every event comes again.
+async fn rewind(pool: &PgPool) {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET last_tx_id = '0'::xid8, last_global_seq = 0 \
+          WHERE name = 'read_model'",
+    )
+    .execute(pool)
+    .await
+    .expect("rewind");
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
 }
@@ -659,13 +670,7 @@ async fn a_replay_swaps_in_an_audit_trail_of_the_same_shape_which_the_projector_
 
     // The swapped-in partitions are the live trail now: every event read again is skipped
     // by its key, the chain verifies, and new events land in them.
-    sqlx::query(
-        "UPDATE projector_checkpoints SET last_tx_id = '0'::xid8, last_global_seq = 0 \
-          WHERE name = 'read_model'",
-    )
-    .execute(&db.pool)
-    .await
-    .expect("rewind");
+    rewind(&db.pool).await;
     catch_up(&db.pool).await;
     assert_eq!(
         snapshot(&db.pool).await["audit_logs"],
@@ -737,13 +742,7 @@ async fn events_read_again_change_nothing_and_the_chain_stays_whole() {
 
     // Rewind the checkpoint: every event comes again, in batches that mix applied events
     // with each other, and the position guard must skip all of them.
-    sqlx::query(
-        "UPDATE projector_checkpoints SET last_tx_id = '0'::xid8, last_global_seq = 0 \
-          WHERE name = 'read_model'",
-    )
-    .execute(&db.pool)
-    .await
-    .expect("rewind");
+    rewind(&db.pool).await;
     let reread = Projector::new(db.pool.clone())
         .with_batch_size(7)
         .catch_up(std::time::Duration::from_secs(30))

@@ -74,19 +74,22 @@ impl FreshTrail {
             sqlx::query_scalar("SELECT pg_get_partkeydef('public.audit_logs'::regclass)")
                 .fetch_one(&mut *conn)
                 .await?;
-        for statement in [
-            format!("CREATE SCHEMA {SCHEMA}"),
-            format!(
-                "CREATE TABLE {LOGS} (LIKE public.audit_logs INCLUDING DEFAULTS \
-                 INCLUDING CONSTRAINTS) PARTITION BY {key}"
-            ),
-            format!(
-                "CREATE TABLE {CHAIN} (LIKE public.audit_log_chain INCLUDING DEFAULTS \
-                 INCLUDING CONSTRAINTS)"
-            ),
-        ] {
-            sqlx::query(&statement).execute(&mut *conn).await?;
-        }
+        run(
+            conn,
+            "creating the fresh audit trail",
+            [
+                format!("CREATE SCHEMA {SCHEMA}"),
+                format!(
+                    "CREATE TABLE {LOGS} (LIKE public.audit_logs INCLUDING DEFAULTS \
+                     INCLUDING CONSTRAINTS) PARTITION BY {key}"
+                ),
+                format!(
+                    "CREATE TABLE {CHAIN} (LIKE public.audit_log_chain INCLUDING DEFAULTS \
+                     INCLUDING CONSTRAINTS)"
+                ),
+            ],
+        )
+        .await?;
         let partitions: Vec<(String, String)> = sqlx::query_as(
             "SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid) \
                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -95,15 +98,17 @@ impl FreshTrail {
         )
         .fetch_all(&mut *conn)
         .await?;
-        for (name, bounds) in &partitions {
-            sqlx::query(&format!(
-                "CREATE TABLE {SCHEMA}.{} PARTITION OF {LOGS} {bounds}",
-                ident(name)
-            ))
-            .execute(&mut *conn)
-            .await
-            .with_context(|| format!("creating the fresh partition {name}"))?;
-        }
+        run(
+            conn,
+            "creating a fresh partition",
+            partitions.iter().map(|(name, bounds)| {
+                format!(
+                    "CREATE TABLE {SCHEMA}.{} PARTITION OF {LOGS} {bounds}",
+                    ident(name)
+                )
+            }),
+        )
+        .await?;
         Ok(Self { partitions })
     }
 
@@ -112,28 +117,19 @@ impl FreshTrail {
     pub(crate) async fn swap(self, conn: &mut PgConnection) -> anyhow::Result<()> {
         let mut statements = index_statements(conn, "audit_logs", LOGS).await?;
         statements.extend(index_statements(conn, "audit_log_chain", CHAIN).await?);
-        for statement in statements {
-            sqlx::query(&statement)
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("indexing the rebuilt audit trail: {statement}"))?;
-        }
-        for (name, _) in &self.partitions {
-            let bounds: Option<String> =
-                sqlx::query_scalar("SELECT pg_get_partition_constraintdef(to_regclass($1))")
-                    .bind(format!("{SCHEMA}.{}", ident(name)))
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if let Some(bounds) = bounds {
-                sqlx::query(&format!(
-                    "ALTER TABLE {SCHEMA}.{} ADD CONSTRAINT {BOUND_CHECK} CHECK ({bounds})",
-                    ident(name)
-                ))
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("checking the bounds of {name}"))?;
-            }
-        }
+        run(conn, "indexing the rebuilt audit trail", statements).await?;
+        let checks: Vec<String> = sqlx::query_scalar(
+            "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%s)', i.inhrelid::regclass, \
+                           $2::text, pg_get_partition_constraintdef(i.inhrelid)) \
+               FROM pg_inherits i \
+              WHERE i.inhparent = $1::regclass \
+                AND pg_get_partition_constraintdef(i.inhrelid) IS NOT NULL",
+        )
+        .bind(LOGS)
+        .bind(BOUND_CHECK)
+        .fetch_all(&mut *conn)
+        .await?;
+        run(conn, "checking the bounds of a fresh partition", checks).await?;
         let grants = grant_statements(conn, "audit_log_chain").await?;
 
         // From here readers of the trail wait, until the rebuild commits.
@@ -168,14 +164,23 @@ impl FreshTrail {
         ]);
         swap.extend(grants);
         swap.push(format!("DROP SCHEMA {SCHEMA} CASCADE"));
-        for statement in swap {
-            sqlx::query(&statement)
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("swapping in the rebuilt audit trail: {statement}"))?;
-        }
-        Ok(())
+        run(conn, "swapping in the rebuilt audit trail", swap).await
     }
+}
+
+/// Runs `statements` in order; an error says what they were for, and which one failed.
+async fn run(
+    conn: &mut PgConnection,
+    what: &str,
+    statements: impl IntoIterator<Item = String>,
+) -> anyhow::Result<()> {
+    for statement in statements {
+        sqlx::query(&statement)
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("{what}: {statement}"))?;
+    }
+    Ok(())
 }
 
 /// The statements that give `copy` the keys (primary, unique, foreign) and indexes of the
