@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
-use super::audit::fresh::FreshTrail;
+use super::audit::fresh::{self, FreshTrail};
 use super::audit::{ChainTip, Destination};
 use super::projector::READ_MODEL;
 use super::read_model;
@@ -45,6 +45,7 @@ impl ReplayReport {
 /// (they are seeded by migrations); configuration events are applied on top again.
 pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
+    fresh::drop_retired(pool).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT 1 FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
         .bind(READ_MODEL)
@@ -108,6 +109,7 @@ pub async fn replay(pool: &PgPool, batch_size: i64) -> anyhow::Result<ReplayRepo
         .await
         .context("swapping in the rebuilt audit trail")?;
     tx.commit().await?;
+    fresh::drop_retired(pool).await?;
     Ok(ReplayReport {
         events,
         elapsed: started.elapsed(),

@@ -622,7 +622,7 @@ async fn audit_trail_shape(pool: &PgPool) -> Vec<String> {
                 || k.conislocal || ' ' || pg_get_constraintdef(k.oid) \
            FROM tables t JOIN pg_constraint k ON k.conrelid = t.oid \
          UNION ALL \
-         SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname = 'cert_rebuild' \
+         SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname IN ('cert_rebuild', 'cert_retired') \
          ORDER BY 1",
     )
     .fetch_all(pool)

@@ -6,7 +6,8 @@
 //! of both tables, in the schema `cert_rebuild`: the same columns, defaults, checks and
 //! partitions, with no index and no key. At the end ([`FreshTrail::swap`]) the copies get
 //! the live tables' keys and indexes, each built once over all its rows, and take the live
-//! ones' places, names, partitions and grants included.
+//! ones' places, names, partitions and grants included. The replaced tables are dropped
+//! after the rebuild commits ([`drop_retired`]).
 //!
 //! Readers keep reading the live trail while the copy is built, and wait only for the swap
 //! itself, which is catalog work: the indexes are built, and every partition carries a
@@ -24,6 +25,11 @@ pub(crate) const LOGS: &str = "cert_rebuild.audit_logs";
 
 /// The copy of `audit_log_chain` a rebuild inserts its chain entries into.
 pub(crate) const CHAIN: &str = "cert_rebuild.audit_log_chain";
+
+/// Where the replaced tables wait, after the swap, to be dropped in a transaction of their
+/// own: dropping them in the swap would unlink their files (gigabytes, for a large trail)
+/// before the rebuild's locks are released, with every reader of the trail waiting.
+const RETIRED: &str = "cert_retired";
 
 /// The check that carries a fresh partition's bounds until it is attached.
 const BOUND_CHECK: &str = "cert_rebuild_bounds";
@@ -113,7 +119,8 @@ impl FreshTrail {
     }
 
     /// Gives the copies the live tables' keys and indexes, then puts them in place of the
-    /// live ones (whose rows the rebuild has deleted).
+    /// live ones (whose rows the rebuild has deleted), which move to a schema of their own
+    /// for [`drop_retired`].
     pub(crate) async fn swap(self, conn: &mut PgConnection) -> anyhow::Result<()> {
         let mut statements = index_statements(conn, "audit_logs", LOGS).await?;
         statements.extend(index_statements(conn, "audit_log_chain", CHAIN).await?);
@@ -146,10 +153,14 @@ impl FreshTrail {
         )
         .fetch_all(&mut *conn)
         .await?;
-        swap.extend(
-            live.iter()
-                .map(|name| format!("DROP TABLE public.{}", ident(name))),
-        );
+        swap.push(format!("CREATE SCHEMA {RETIRED}"));
+        for name in &live {
+            let name = ident(name);
+            swap.extend([
+                format!("ALTER TABLE public.audit_logs DETACH PARTITION public.{name}"),
+                format!("ALTER TABLE public.{name} SET SCHEMA {RETIRED}"),
+            ]);
+        }
         for (name, bounds) in &self.partitions {
             let name = ident(name);
             swap.extend([
@@ -159,13 +170,23 @@ impl FreshTrail {
             ]);
         }
         swap.extend([
-            "DROP TABLE public.audit_log_chain".to_owned(),
+            format!("ALTER TABLE public.audit_log_chain SET SCHEMA {RETIRED}"),
             format!("ALTER TABLE {CHAIN} SET SCHEMA public"),
         ]);
         swap.extend(grants);
         swap.push(format!("DROP SCHEMA {SCHEMA} CASCADE"));
         run(conn, "swapping in the rebuilt audit trail", swap).await
     }
+}
+
+/// Drops the tables a rebuild replaced, once it has committed (or, should that not have
+/// happened, before the next one). Nobody reads them: they are out of the trail.
+pub(crate) async fn drop_retired(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {RETIRED} CASCADE"))
+        .execute(pool)
+        .await
+        .context("dropping the audit tables a rebuild replaced")?;
+    Ok(())
 }
 
 /// Runs `statements` in order; an error says what they were for, and which one failed.
