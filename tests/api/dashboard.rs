@@ -10,7 +10,7 @@ use cert_assistant::domain::values::Email;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 
-use crate::fixtures::{approver, ctx, service, web_request};
+use crate::fixtures::{approver, ctx, granted, service, web_request};
 use crate::helpers::{TestDb, project, serve, test_config, test_files};
 
 /// A store with three requests (one approved, one rejected, one waiting) and an auditor.
@@ -33,14 +33,7 @@ async fn store() -> Store {
     let (base, workers) = serve(&db.pool, &test_config(files.path())).await;
     let commands = service(&db);
     let jane = approver(&commands, "jane@example.com").await;
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("audrey@example.com").expect("email"),
-            Role::Auditor,
-        )
-        .await
-        .expect("auditor");
+    granted(&commands, "audrey@example.com", Role::Auditor).await;
     let john = ctx("john@example.com");
     let mut numbers = Vec::new();
     for cn in [
@@ -460,6 +453,21 @@ pub(crate) async fn browser(program: &str) -> (Driver, fantoccini::Client) {
     (driver, browser)
 }
 
+/// The text of the first element `locator` finds on the browser's page (`what` it is).
+pub(crate) async fn text_of(
+    browser: &fantoccini::Client,
+    locator: fantoccini::Locator<'_>,
+    what: &str,
+) -> String {
+    browser
+        .find(locator)
+        .await
+        .expect(what)
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Where the screenshots go (to look at after the run).
 pub(crate) fn screenshot_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
@@ -501,13 +509,7 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
             .expect("bars")
             .is_empty()
     );
-    let pending = browser
-        .find(Locator::Id("pending"))
-        .await
-        .expect("pending")
-        .text()
-        .await
-        .expect("text");
+    let pending = text_of(&browser, Locator::Id("pending"), "pending").await;
     assert!(pending.contains(&s.waiting), "{pending}");
     shoot("overview").await;
 
@@ -535,13 +537,7 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
         .await
         .expect("filtered");
     arrived(&browser, "status=pending_approval").await;
-    let listed = browser
-        .find(Locator::Id("requests"))
-        .await
-        .expect("table")
-        .text()
-        .await
-        .expect("text");
+    let listed = text_of(&browser, Locator::Id("requests"), "table").await;
     assert!(
         listed.contains(&s.waiting) && !listed.contains(&s.approved),
         "{listed}"
@@ -553,13 +549,7 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
         .goto(&format!("{}/dashboard/requests/{}", s.base, s.approved))
         .await
         .expect("request");
-    let now = browser
-        .find(Locator::Id("status"))
-        .await
-        .expect("status")
-        .text()
-        .await
-        .expect("text");
+    let now = text_of(&browser, Locator::Id("status"), "status").await;
     assert!(now == "approved" || now == "in progress", "{now}");
     let control = browser
         .find(Locator::Css("input[name=as_of]"))
@@ -584,21 +574,9 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
         .await
         .expect("travelled");
     arrived(&browser, "as_of=").await;
-    let then = browser
-        .find(Locator::Id("status"))
-        .await
-        .expect("status")
-        .text()
-        .await
-        .expect("text");
+    let then = text_of(&browser, Locator::Id("status"), "status").await;
     assert_eq!(then, "pending approval");
-    let story = browser
-        .find(Locator::Id("story"))
-        .await
-        .expect("story")
-        .text()
-        .await
-        .expect("text");
+    let story = text_of(&browser, Locator::Id("story"), "story").await;
     assert!(story.contains("(since then)"), "{story}");
     shoot("request-as-of").await;
 
@@ -633,13 +611,7 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
         .goto(&format!("{}/dashboard/audit?category=approval", s.base))
         .await
         .expect("the audit trail");
-    let trail = browser
-        .find(Locator::Id("audit"))
-        .await
-        .expect("the trail")
-        .text()
-        .await
-        .expect("text");
+    let trail = text_of(&browser, Locator::Id("audit"), "the trail").await;
     assert!(
         trail.contains("approval_granted") && trail.contains("vouched for"),
         "{trail}"
@@ -649,25 +621,13 @@ async fn in_a_real_browser_an_auditor_signs_in_filters_travels_in_time_and_expor
     // The same link again, and a page without a session, are refused in the browser too.
     browser.delete_all_cookies().await.expect("signed out");
     browser.goto(&link).await.expect("again");
-    let refused = browser
-        .find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text");
+    let refused = text_of(&browser, Locator::Css("body"), "body").await;
     assert!(refused.contains("used already"), "{refused}");
     browser
         .goto(&format!("{}/dashboard", s.base))
         .await
         .expect("overview");
-    let refused = browser
-        .find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text");
+    let refused = text_of(&browser, Locator::Css("body"), "body").await;
     assert!(refused.contains("/cert dashboard"), "{refused}");
     browser.close().await.expect("closed");
 }
@@ -1137,14 +1097,7 @@ async fn with_a_read_replica_the_pages_read_there_and_sign_ins_stay_on_the_prima
     config.database.read_url = Some(replica.url().into());
     let (base, workers) = serve(&primary.pool, &config).await;
     let commands = service(&primary);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("audrey@example.com").expect("email"),
-            Role::Auditor,
-        )
-        .await
-        .expect("auditor");
+    granted(&commands, "audrey@example.com", Role::Auditor).await;
     let s = Store {
         db: primary,
         base,

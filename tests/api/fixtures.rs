@@ -39,11 +39,16 @@ pub fn web_request(cn: &str) -> RequestForm {
 }
 
 pub async fn approver(commands: &Commands, email: &str) -> CommandContext {
+    granted(commands, email, Role::Approver).await
+}
+
+/// `email` given `role` by the root admin; returns their context.
+pub async fn granted(commands: &Commands, email: &str, role: Role) -> CommandContext {
     commands
         .grant_role(
             &ctx("root@example.com"),
             &Email::parse(email).expect("email"),
-            Role::Approver,
+            role,
         )
         .await
         .expect("grant");

@@ -9,11 +9,10 @@
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
-use crate::dashboard::client;
-use crate::fixtures::{ctx, service};
+use crate::dashboard::{client, text_of};
+use crate::fixtures::{granted, service};
 use crate::helpers::{TestDb, serve, test_config, test_files};
 use cert_assistant::domain::actor::Role;
-use cert_assistant::domain::values::Email;
 
 /// The provider, stopped when dropped.
 struct Provider {
@@ -117,14 +116,7 @@ async fn signing() -> Signing {
     config.validate().expect("a valid configuration");
     let (base, _) = serve(&db.pool, &config).await;
     let commands = service(&db);
-    commands
-        .grant_role(
-            &ctx("root@example.com"),
-            &Email::parse("audrey@example.com").expect("email"),
-            Role::Auditor,
-        )
-        .await
-        .expect("auditor");
+    granted(&commands, "audrey@example.com", Role::Auditor).await;
     Signing {
         base,
         provider,
@@ -327,13 +319,7 @@ async fn in_a_real_browser_the_sign_in_page_leads_through_the_provider_to_the_ov
         .await
         .expect("authorized");
     crate::dashboard::arrived_at(&browser, "/dashboard").await;
-    let header = browser
-        .find(Locator::Css("header"))
-        .await
-        .expect("the header")
-        .text()
-        .await
-        .expect("text");
+    let header = text_of(&browser, Locator::Css("header"), "the header").await;
     assert!(header.contains("audrey@example.com"), "{header}");
     let png = browser.screenshot().await.expect("screenshot");
     std::fs::write(shots.join("oidc-signed-in.png"), png).expect("write screenshot");
